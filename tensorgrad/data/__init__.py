@@ -1,0 +1,14 @@
+"""Data for tensorgrad, in plain numpy: CIFAR-10 loading and splits, mini-batches, augmentation.
+
+Nothing here depends on the Tensor engine: everything takes and yields numpy arrays.
+"""
+from .augment import (ColorJitter, Compose, GaussianBlur, GaussianNoise, Normalize,
+                      RandomHorizontalFlip, RandomTranslation, Transform, standardize)
+from .cifar10 import CIFAR10Splits, ensure_cifar10, find_cifar10, load_cifar10, read_batch
+from .loader import DataLoader
+
+__all__ = [
+    "CIFAR10Splits", "ColorJitter", "Compose", "DataLoader", "GaussianBlur", "GaussianNoise",
+    "Normalize", "RandomHorizontalFlip", "RandomTranslation", "Transform", "ensure_cifar10",
+    "find_cifar10", "load_cifar10", "read_batch", "standardize",
+]

@@ -1,0 +1,105 @@
+"""How an operation is defined: `Op` for the built-in primitives, `Function` for users' custom ops.
+
+A primitive pairs a forward on numpy arrays with one vector-Jacobian product per input, written
+once against an array namespace `xp`: plain numpy in an ordinary backward, tensorgrad itself under
+`create_graph=True`, so every gradient is itself differentiable at no cost to first-order speed.
+"""
+from . import tensor as _t
+
+__all__ = ["Op", "Function", "FunctionCtx"]
+
+
+class Op:
+    """A differentiable primitive: `forward(*arrays, **params)` and its vjps.
+
+    Each vjp has the signature ``vjp(xp, g, out, *inputs, **params)`` and returns the gradient for
+    its input (any shape that broadcasts to the input: the engine sums it back). `out` is the
+    op's output and `inputs` its inputs: arrays in an ordinary backward, Tensors under
+    create_graph. With ``variadic=True`` there is a single vjp that also receives ``argnum=i``.
+    """
+
+    __slots__ = ("name", "forward", "vjps", "variadic")
+
+    def __init__(self, name, forward, *vjps, variadic=False):
+        self.name = name
+        self.forward = forward
+        self.vjps = vjps
+        self.variadic = variadic
+
+    def __call__(self, *args, **params):
+        return _t.apply(self, args, params)
+
+    def __repr__(self):
+        return f"Op({self.name})"
+
+
+class FunctionCtx:
+    """The `ctx` of a custom Function: stash what backward needs (`save_for_backward`)."""
+
+    def __init__(self):
+        self.saved_tensors = ()
+        self.needs_input_grad = ()
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tensors
+
+
+class Function:
+    """Base class for custom differentiable ops, used like `torch.autograd.Function`.
+
+    Subclass it with static methods ``forward(ctx, *inputs)`` (inputs arrive as Tensors, computed
+    without recording a graph; return a Tensor or an array) and ``backward(ctx, grad_output)``
+    (return one gradient per input, None where there is none). Call it as ``MyOp.apply(*inputs)``.
+    Under `create_graph`, backward runs with grad recording on, so if it is written with Tensor ops
+    the custom op supports higher-order derivatives too.
+    """
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("a Function subclass must define forward(ctx, *inputs)")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("a Function subclass must define backward(ctx, grad_output)")
+
+    @classmethod
+    def apply(cls, *args):
+        ctx = FunctionCtx()
+        ctx.needs_input_grad = tuple(isinstance(a, _t.Tensor) and a.requires_grad for a in args)
+        wrapped = [_t.Tensor(a) if _is_array(a) else a for a in args]
+        with _t.no_grad():
+            out = cls.forward(ctx, *wrapped)
+        out = out.data if isinstance(out, _t.Tensor) else out
+        op = Op(cls.__name__, None, _function_vjp(cls, ctx, len(args)), variadic=True)
+        return _t.attach(op, args, out)
+
+
+def _is_array(a):
+    return hasattr(a, "__array__") and not isinstance(a, _t.Tensor)
+
+
+def _function_vjp(cls, ctx, n_inputs):
+    """Adapt a Function's all-inputs backward to the engine's per-input vjp calls (run once)."""
+    cache = [None, None]  # [the grad_output last seen, the gradients backward returned for it]
+
+    def vjp(xp, g, out, *inputs, argnum):
+        if cache[0] is not g:
+            create_graph = isinstance(g, _t.Tensor)
+            g_t = g if create_graph else _t.Tensor(g)
+            with _t.set_grad_enabled(create_graph):
+                grads = cls.backward(ctx, g_t)
+            if not isinstance(grads, tuple):
+                grads = (grads,)
+            if len(grads) != n_inputs:
+                raise RuntimeError(f"{cls.__name__}.backward returned {len(grads)} gradients "
+                                   f"for {n_inputs} inputs")
+            cache[:] = [g, grads]
+        gi = cache[1][argnum]
+        if gi is None:
+            raise RuntimeError(f"{cls.__name__}.backward returned None for input {argnum}, "
+                               f"which requires grad")
+        if isinstance(g, _t.Tensor):
+            return gi if isinstance(gi, _t.Tensor) else _t.Tensor(gi)
+        return gi.data if isinstance(gi, _t.Tensor) else gi
+
+    return vjp

@@ -1,0 +1,53 @@
+"""Small helpers the op modules share: array access, non-differentiable results, axis arguments."""
+import numpy as np
+
+from ..function import Op
+from ..tensor import Tensor
+
+__all__ = ["Op", "Tensor", "data_of", "nondiff", "normalize_axis", "reduced_shape"]
+
+
+def data_of(x):
+    """The array behind a Tensor, or the value itself (numbers, arrays)."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def nondiff(fn, *args, **kwargs):
+    """Apply a numpy function whose result carries no gradient (comparisons, sign, ...)."""
+    out = fn(*[data_of(a) for a in args], **kwargs)
+    return Tensor._wrap(out if out.__class__ is np.ndarray else np.asarray(out))
+
+
+def normalize_axis(name, ndim, axis=None, dim=None):
+    """numpy `axis=` or PyTorch `dim=` (int, tuple or None) as a sorted tuple of axes, or None."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{name}: pass axis= or dim=, not both")
+        axis = dim
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -max(ndim, 1) <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+            raise ValueError(f"{name}: axis {a} is out of range for a tensor with {ndim} dims")
+        out.append(int(a) % max(ndim, 1))
+    if ndim == 0:
+        return None
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}: repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+def reduced_shape(shape, axis):
+    """`shape` with the reduced axes kept as size 1 (how to re-expand a reduction's gradient)."""
+    if axis is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axis else s for i, s in enumerate(shape))
+
+
+def keep(name, keepdims, keepdim):
+    """numpy `keepdims=` or PyTorch `keepdim=`."""
+    if keepdim is not None:
+        return bool(keepdim)
+    return bool(keepdims)

@@ -1,0 +1,134 @@
+"""Elementwise ops: arithmetic, activations, maximum/minimum/where/clip, comparisons.
+
+Each primitive is one `Op(name, forward, vjp_for_input_0, vjp_for_input_1, ...)` line: the
+forward runs on numpy arrays and each vjp maps the output gradient `g` to its input's gradient,
+written against the array namespace `xp` (see tensorgrad/xp.py). Broadcasting is undone by the
+engine, so the vjps below read like the calculus.
+"""
+import numpy as np
+from scipy.special import expit
+
+from ._base import Op, nondiff
+
+# ---- arithmetic -------------------------------------------------------------------------------
+add = Op("add", np.add,
+         lambda xp, g, out, a, b: g,
+         lambda xp, g, out, a, b: g)
+sub = Op("sub", np.subtract,
+         lambda xp, g, out, a, b: g,
+         lambda xp, g, out, a, b: -g)
+mul = Op("mul", np.multiply,
+         lambda xp, g, out, a, b: g * b,
+         lambda xp, g, out, a, b: g * a)
+div = Op("div", np.true_divide,
+         lambda xp, g, out, a, b: g / b,
+         lambda xp, g, out, a, b: -g * out / b)
+pow = Op("pow", np.power,
+         lambda xp, g, out, a, b: g * b * a ** (b - 1),
+         lambda xp, g, out, a, b: g * out * xp.log(xp.where(a > 0, a, 1)))
+neg = Op("neg", np.negative,
+         lambda xp, g, out, x: -g)
+
+# ---- unary functions ----------------------------------------------------------------------------
+exp = Op("exp", np.exp,
+         lambda xp, g, out, x: g * out)
+log = Op("log", np.log,
+         lambda xp, g, out, x: g / x)
+sqrt = Op("sqrt", np.sqrt,
+          lambda xp, g, out, x: g / (out * 2))
+abs = Op("abs", np.abs,
+         lambda xp, g, out, x: g * xp.sign(x))
+tanh = Op("tanh", np.tanh,
+          lambda xp, g, out, x: g * (1 - out * out))
+sigmoid = Op("sigmoid", expit,
+             lambda xp, g, out, x: g * out * (1 - out))
+relu = Op("relu", lambda x: np.maximum(x, 0),
+          lambda xp, g, out, x: xp.where(x > 0, g, 0))
+leaky_relu = Op("leaky_relu",
+                lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
+                lambda xp, g, out, x, negative_slope=0.01: xp.where(x > 0, g, g * negative_slope))
+elu = Op("elu",
+         lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
+         lambda xp, g, out, x, alpha=1.0: xp.where(x > 0, g, g * (out + alpha)))
+
+# ---- selections ---------------------------------------------------------------------------------
+# ties split the gradient evenly between the two inputs, as PyTorch does
+maximum = Op("maximum", np.maximum,
+             lambda xp, g, out, a, b: xp.where(a > b, g, xp.where(a == b, g / 2, 0)),
+             lambda xp, g, out, a, b: xp.where(b > a, g, xp.where(a == b, g / 2, 0)))
+minimum = Op("minimum", np.minimum,
+             lambda xp, g, out, a, b: xp.where(a < b, g, xp.where(a == b, g / 2, 0)),
+             lambda xp, g, out, a, b: xp.where(b < a, g, xp.where(a == b, g / 2, 0)))
+where = Op("where", np.where,
+           None,  # the condition is boolean: never differentiable
+           lambda xp, g, out, c, a, b: xp.where(c, g, 0),
+           lambda xp, g, out, c, a, b: xp.where(c, 0, g))
+
+
+def _inside(x, lo, hi):
+    if lo is None:
+        return x <= hi
+    if hi is None:
+        return x >= lo
+    return (x >= lo) & (x <= hi)
+
+
+# x inside [lo, hi] (boundaries included) passes its gradient, as torch.clamp does
+clip = Op("clip", lambda x, lo, hi: np.clip(x, lo, hi),
+          lambda xp, g, out, x, lo, hi: xp.where(_inside(x, lo, hi), g, 0),
+          lambda xp, g, out, x, lo, hi: xp.where(x < lo, g, 0),
+          lambda xp, g, out, x, lo, hi: xp.where(x > hi, g, 0))
+
+
+# ---- non-differentiable -------------------------------------------------------------------------
+def sign(x):
+    """Elementwise sign (its derivative is zero almost everywhere, so it records no graph)."""
+    return nondiff(np.sign, x)
+
+
+def equal(a, b):
+    return nondiff(np.equal, a, b)
+
+
+def not_equal(a, b):
+    return nondiff(np.not_equal, a, b)
+
+
+def less(a, b):
+    return nondiff(np.less, a, b)
+
+
+def less_equal(a, b):
+    return nondiff(np.less_equal, a, b)
+
+
+def greater(a, b):
+    return nondiff(np.greater, a, b)
+
+
+def greater_equal(a, b):
+    return nondiff(np.greater_equal, a, b)
+
+
+def logical_and(a, b):
+    return nondiff(np.logical_and, a, b)
+
+
+def logical_or(a, b):
+    return nondiff(np.logical_or, a, b)
+
+
+def logical_xor(a, b):
+    return nondiff(np.logical_xor, a, b)
+
+
+def logical_not(a):
+    return nondiff(np.logical_not, a)
+
+
+def isfinite(a):
+    return nondiff(np.isfinite, a)
+
+
+def isnan(a):
+    return nondiff(np.isnan, a)

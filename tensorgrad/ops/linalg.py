@@ -1,0 +1,71 @@
+"""Matrix products: `matmul` (1-D, 2-D and batched N-D, numpy's rules) and `linear` (x W^T + b).
+
+For C = A B the gradients are dA = dC B^T and dB = A^T dC; 1-D operands are promoted to
+matrices and the batch dimensions that broadcasting added are summed back by the engine.
+"""
+import numpy as np
+
+from ._base import Op
+
+
+def _matmul_vjp_a(xp, g, out, a, b):
+    if a.ndim == 1 and b.ndim == 1:        # inner product: g is a scalar
+        return g * b
+    if b.ndim == 1:                         # (..., m, k) @ (k,) -> (..., m)
+        return xp.expand_dims(g, -1) * b
+    if a.ndim == 1:                         # (k,) @ (..., k, n) -> (..., n)
+        return xp.squeeze(xp.matmul(b, xp.expand_dims(g, -1)), -1)
+    return xp.matmul(g, xp.swapaxes(b, -1, -2))
+
+
+def _matmul_vjp_b(xp, g, out, a, b):
+    if a.ndim == 1 and b.ndim == 1:
+        return g * a
+    if a.ndim == 1:                         # (k,) @ (..., k, n): dB = a^T g, outer product
+        return xp.expand_dims(a, -1) * xp.expand_dims(g, -2)
+    if b.ndim == 1:                         # (..., m, k) @ (k,): dB = A^T g, summed over batch
+        return xp.squeeze(xp.matmul(xp.swapaxes(a, -1, -2), xp.expand_dims(g, -1)), -1)
+    return xp.matmul(xp.swapaxes(a, -1, -2), g)
+
+
+_matmul = Op("matmul", np.matmul, _matmul_vjp_a, _matmul_vjp_b)
+
+
+def _linear_forward(x, weight, bias):
+    out = np.matmul(x, weight.T)
+    if bias is not None:
+        out += bias  # the product is a fresh array: add the bias in place
+    return out
+
+
+def _linear_vjp_weight(xp, g, out, x, weight, bias):
+    if x.ndim == 1:
+        return xp.expand_dims(g, -1) * x
+    if x.ndim > 2:  # fold the leading dims into one batch
+        g = xp.reshape(g, (-1, g.shape[-1]))
+        x = xp.reshape(x, (-1, x.shape[-1]))
+    return xp.matmul(xp.swapaxes(g, 0, 1), x)
+
+
+_linear = Op("linear", _linear_forward,
+             lambda xp, g, out, x, weight, bias: xp.matmul(g, weight),
+             _linear_vjp_weight,
+             lambda xp, g, out, x, weight, bias: g)  # the engine sums over the batch
+
+
+def matmul(a, b):
+    """Matrix product with numpy's rules (1-D vectors, 2-D matrices, batched N-D)."""
+    sa, sb = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+    if len(sa) == 0 or len(sb) == 0:
+        raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes "
+                         f"{sa} and {sb} (use * for scalars)")
+    return _matmul(a, b)
+
+
+def linear(x, weight, bias=None):
+    """y = x W^T + b with PyTorch's layout: weight (out_features, in_features), bias (out,)."""
+    sx, sw = np.shape(getattr(x, "data", x)), np.shape(getattr(weight, "data", weight))
+    if len(sw) != 2 or len(sx) < 1 or sx[-1] != sw[1]:
+        raise ValueError(f"linear: input of shape {sx} does not match weight of shape {sw} "
+                         f"(expected input (..., {sw[1] if len(sw) == 2 else '?'}))")
+    return _linear(x, weight, bias)

@@ -1,0 +1,180 @@
+"""Reductions (sum mean var std max min logsumexp) and softmax / log_softmax over an axis.
+
+Axes arrive normalised (a sorted tuple, or None for all): a vjp re-expands `g` to the reduced
+shape with size-1 axes and lets broadcasting carry it back over the input.
+"""
+import math
+
+import numpy as np
+
+from ._base import Op, data_of, keep, normalize_axis, reduced_shape
+
+
+def _count(shape, axis):
+    return math.prod(shape) if axis is None else math.prod(shape[a] for a in axis)
+
+
+def _expand(xp, g, x, axis, keepdims):
+    """`g` of a reduction over `axis` reshaped so it broadcasts against the input `x`."""
+    return g if keepdims else xp.reshape(g, reduced_shape(x.shape, axis))
+
+
+_sum = Op("sum",
+          lambda x, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims),
+          lambda xp, g, out, x, axis, keepdims:
+              xp.broadcast_to(_expand(xp, g, x, axis, keepdims), x.shape))
+
+_mean = Op("mean",
+           lambda x, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims)
+           / _count(x.shape, axis),
+           lambda xp, g, out, x, axis, keepdims:
+               xp.broadcast_to(_expand(xp, g, x, axis, keepdims) / _count(x.shape, axis), x.shape))
+
+
+def _var_forward(x, axis, keepdims, ddof):
+    n = _count(x.shape, axis)
+    d = x - np.add.reduce(x, axis=axis, keepdims=True) / n
+    return np.add.reduce(d * d, axis=axis, keepdims=keepdims) / (n - ddof)
+
+
+_var = Op("var", _var_forward,
+          lambda xp, g, out, x, axis, keepdims, ddof:
+              _expand(xp, g, x, axis, keepdims) * (x - xp.mean(x, axis, keepdims=True))
+              * (2 / (_count(x.shape, axis) - ddof)))
+
+
+def _extreme_vjp(xp, g, out, x, axis, keepdims):
+    """Gradient of max/min: to the arg-extremes, split evenly between ties (as torch.amax)."""
+    hit = x == _expand(xp, out, x, axis, keepdims)
+    count = xp.astype(xp.sum(hit, axis, keepdims=True), x.dtype)
+    return xp.where(hit, _expand(xp, g, x, axis, keepdims) / count, 0)
+
+
+_max = Op("max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims), _extreme_vjp)
+_min = Op("min", lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims), _extreme_vjp)
+
+
+def _logsumexp_forward(x, axis, keepdims):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.add.reduce(np.exp(x - m), axis=axis, keepdims=True)) + m
+    if keepdims:
+        return out
+    return out.reshape(() if axis is None else
+                       tuple(s for i, s in enumerate(x.shape) if i not in axis))
+
+
+_logsumexp = Op("logsumexp", _logsumexp_forward,
+                lambda xp, g, out, x, axis, keepdims:
+                    _expand(xp, g, x, axis, keepdims)
+                    * xp.exp(x - _expand(xp, out, x, axis, keepdims)))
+
+
+def _softmax_forward(x, axis):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e /= np.add.reduce(e, axis=axis, keepdims=True)
+    return e
+
+
+def _log_softmax_forward(x, axis):
+    z = x - np.max(x, axis=axis, keepdims=True)
+    return z - np.log(np.add.reduce(np.exp(z), axis=axis, keepdims=True))
+
+
+_softmax = Op("softmax", _softmax_forward,
+              lambda xp, g, out, x, axis: out * (g - xp.sum(g * out, axis, keepdims=True)))
+_log_softmax = Op("log_softmax", _log_softmax_forward,
+                  lambda xp, g, out, x, axis: g - xp.exp(out) * xp.sum(g, axis, keepdims=True))
+
+
+# ---- public functions ---------------------------------------------------------------------------
+def _ndim(x):
+    return np.ndim(data_of(x))
+
+
+def sum(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Sum over `axis` (int, tuple or None = all); PyTorch's dim=/keepdim= also accepted."""
+    return _sum(x, axis=normalize_axis("sum", _ndim(x), axis, dim),
+                keepdims=keep("sum", keepdims, keepdim))
+
+
+def mean(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Arithmetic mean over `axis`."""
+    return _mean(x, axis=normalize_axis("mean", _ndim(x), axis, dim),
+                 keepdims=keep("mean", keepdims, keepdim))
+
+
+def _ddof(name, ddof, correction, unbiased):
+    if correction is not None:
+        return int(correction)
+    if unbiased is not None:
+        return 1 if unbiased else 0
+    return int(ddof)
+
+
+def var(x, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, correction=None,
+        unbiased=None):
+    """Variance over `axis`; numpy's population variance by default (ddof=0).
+
+    PyTorch's `correction=` (or `unbiased=True`, i.e. ddof=1) is accepted too.
+    """
+    axis = normalize_axis("var", _ndim(x), axis, dim)
+    ddof = _ddof("var", ddof, correction, unbiased)
+    n = _count(np.shape(data_of(x)), axis)
+    if n - ddof <= 0:
+        raise ValueError(f"var: {n} element(s) along axis {axis} with ddof={ddof}: the variance "
+                         f"is undefined (shape {np.shape(data_of(x))})")
+    return _var(x, axis=axis, keepdims=keep("var", keepdims, keepdim), ddof=ddof)
+
+
+def std(x, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, correction=None,
+        unbiased=None):
+    """Standard deviation: sqrt(var(...)), same arguments as `var`."""
+    from .elementwise import sqrt
+    return sqrt(var(x, axis, keepdims, ddof, dim=dim, keepdim=keepdim, correction=correction,
+                    unbiased=unbiased))
+
+
+def _check_nonempty(name, x, axis):
+    shape = np.shape(data_of(x))
+    if _count(shape, axis) == 0:
+        raise ValueError(f"{name}: reduction over an empty axis (shape {shape}, axis {axis})")
+
+
+def max(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Largest value over `axis` (values only, like numpy's max / torch.amax)."""
+    axis = normalize_axis("max", _ndim(x), axis, dim)
+    _check_nonempty("max", x, axis)
+    return _max(x, axis=axis, keepdims=keep("max", keepdims, keepdim))
+
+
+def min(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Smallest value over `axis` (values only)."""
+    axis = normalize_axis("min", _ndim(x), axis, dim)
+    _check_nonempty("min", x, axis)
+    return _min(x, axis=axis, keepdims=keep("min", keepdims, keepdim))
+
+
+def logsumexp(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """log(sum(exp(x))) over `axis`, stable for large inputs."""
+    return _logsumexp(x, axis=normalize_axis("logsumexp", _ndim(x), axis, dim),
+                      keepdims=keep("logsumexp", keepdims, keepdim))
+
+
+def _one_axis(name, x, axis, dim):
+    ax = normalize_axis(name, _ndim(x), axis if dim is None else None, dim)
+    if ax is None or len(ax) != 1:
+        raise ValueError(f"{name}: needs exactly one axis, got {axis if dim is None else dim}")
+    return ax[0]
+
+
+def softmax(x, axis=-1, *, dim=None):
+    """exp(x) / sum(exp(x)) along one axis (default the last), computed stably."""
+    return _softmax(x, axis=_one_axis("softmax", x, axis, dim))
+
+
+def log_softmax(x, axis=-1, *, dim=None):
+    """x - logsumexp(x) along one axis (default the last), computed stably."""
+    return _log_softmax(x, axis=_one_axis("log_softmax", x, axis, dim))
+
+

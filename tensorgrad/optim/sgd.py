@@ -1,0 +1,98 @@
+"""Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay.
+
+Update rule (exactly ``torch.optim.SGD``), with ``g`` the gradient (negated if ``maximize``)::
+
+    g = g + weight_decay * p
+    b = g                                   (first step)
+    b = momentum * b + (1 - dampening) * g  (later steps)
+    g = g + momentum * b  if nesterov  else  b
+    p = p - lr * g
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """Mini-batch SGD; ``lr`` is required (the course's eta).  See the module docstring."""
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict],
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _check_hyperparameters(self, group: dict[str, Any], where: str) -> None:
+        self._require(group["lr"] >= 0.0, "lr", group["lr"], where, "must be >= 0")
+        self._require(group["momentum"] >= 0.0, "momentum", group["momentum"], where, "must be >= 0")
+        self._require(
+            group["weight_decay"] >= 0.0, "weight_decay", group["weight_decay"], where, "must be >= 0"
+        )
+        if group["nesterov"]:
+            self._require(
+                group["momentum"] > 0 and group["dampening"] == 0,
+                "nesterov",
+                True,
+                where,
+                "Nesterov momentum requires momentum > 0 and dampening == 0",
+            )
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        lr = float(group["lr"])
+        momentum = float(group["momentum"])
+        dampening = float(group["dampening"])
+        weight_decay = float(group["weight_decay"])
+        nesterov = group["nesterov"]
+        maximize = group["maximize"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            data = p.data
+            g = p.grad.data
+            if weight_decay != 0.0:
+                decayed = data * weight_decay
+                if maximize:
+                    decayed -= g
+                else:
+                    decayed += g
+                g = decayed
+            elif maximize:
+                g = -g
+
+            if momentum != 0.0:
+                state = self.state.setdefault(p, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = np.array(g, dtype=data.dtype, copy=True)
+                else:
+                    buf *= momentum
+                    buf += g if dampening == 0.0 else (1.0 - dampening) * g
+                if nesterov:
+                    look_ahead = buf * momentum
+                    look_ahead += g
+                    g = look_ahead
+                else:
+                    g = buf
+
+            data -= lr * g

@@ -1,0 +1,477 @@
+"""The Tensor, grad mode, and the reverse-mode graph walk (`backward`, `grad`).
+
+A Tensor wraps a numpy array. An op whose inputs require grad records itself on its output
+(`_op`, `_parents`, the input arrays and the op's parameters); backward walks that graph
+iteratively from the output, calling each op's vjps only for inputs on a path to a tensor that
+asked for a gradient.
+"""
+import numpy as np
+
+__all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+           "grad", "GraphFreedError"]
+
+_FLOAT_KINDS = "f"  # gradients exist for real floating point dtypes only
+_grad_enabled = True
+
+
+class GraphFreedError(RuntimeError):
+    """Backward through a graph whose saved values were freed by an earlier backward."""
+
+
+# ------------------------------------------------------------------------------------------------
+# grad mode
+class set_grad_enabled:
+    """Context manager (and decorator) that turns graph recording on or off."""
+
+    def __init__(self, mode):
+        self.mode = bool(mode)
+        self.prev = []
+
+    def __enter__(self):
+        global _grad_enabled
+        self.prev.append(_grad_enabled)
+        _grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.prev.pop()
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__(self.mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """Nothing computed inside records a graph (context manager or decorator), as in PyTorch."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Turn graph recording back on inside a `no_grad` block."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+# ------------------------------------------------------------------------------------------------
+# the Tensor
+def _to_array(data, dtype):
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
+        arr = np.asarray(data, dtype=dtype)
+    else:  # python scalars, lists: floats default to float32, as in PyTorch
+        arr = np.asarray(data, dtype=dtype)
+        if dtype is None and arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    `.data` is the numpy array; `.grad` is filled by `backward()` for leaves that require grad.
+    """
+
+    __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray * Tensor -> Tensor
+    __array_priority__ = 1000
+
+    # class-level defaults keep op outputs cheap: a result that needs no graph sets only `data`
+    grad = None
+    requires_grad = False
+    _op = None          # the Op that produced this tensor (None for leaves)
+    _parents = None     # the op's inputs (Tensors or constants) as passed
+    _raw = None         # the same inputs as arrays, for an ordinary backward
+    _kw = None          # the op's parameters (axis, shape, ...)
+    _g = None           # gradient being accumulated during a backward
+    _retains_grad = False
+    name = None
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        self.data = _to_array(data, dtype)
+        if requires_grad:
+            self.requires_grad_(True)
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
+            raise TypeError(f"only floating point tensors can require gradients, "
+                            f"got dtype {self.data.dtype} (shape {self.data.shape}); "
+                            f"convert with .astype(np.float32) or .astype(np.float64) first")
+        if not requires_grad and self._op is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use .detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    # ---- array-like attributes
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def is_leaf(self):
+        return self._op is None
+
+    @property
+    def grad_fn(self):
+        return self._op
+
+    def numel(self):
+        return self.data.size
+
+    def dim(self):
+        return self.data.ndim
+
+    def numpy(self):
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): only a tensor with one element can be converted to a "
+                             f"Python scalar, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self):
+        """The same data, cut from the graph (shares memory, as in PyTorch)."""
+        return Tensor._wrap(self.data)
+
+    def clone(self):
+        from . import ops
+        return ops.astype(self, self.dtype, copy=True)
+
+    def retain_grad(self):
+        """Keep `.grad` on this non-leaf tensor after backward."""
+        self._retains_grad = True
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous")
+        return bool(self.data)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    __hash__ = object.__hash__  # == is elementwise, identity stays hashable
+
+    def __repr__(self):
+        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4,
+                               threshold=50, edgeitems=3)
+        extra = ""
+        if self.data.dtype != np.float32:
+            extra += f", dtype={self.data.dtype}"
+        if self._op is not None:
+            extra += f", grad_fn={self._op.name}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    @staticmethod
+    def _wrap(data):
+        """A new leaf around an existing ndarray, with no checks (internal fast path)."""
+        t = _new_tensor(Tensor)
+        t.data = data
+        return t
+
+    # ---- autodiff
+    def backward(self, gradient=None, retain_graph=False, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad."""
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad and has no graph "
+                               "(did an input have requires_grad=True? was it built under "
+                               "no_grad()?)")
+        _backward([self], [gradient], targets=inputs, retain_graph=retain_graph or create_graph,
+                  create_graph=create_graph, accumulate=True)
+
+
+_new_tensor = object.__new__
+
+
+def tensor(data, requires_grad=False, dtype=None):
+    """Create a leaf Tensor. Python floats/lists become float32; numpy arrays keep their dtype."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# recording ops
+def apply(op, args, kw):
+    """Run `op` on its inputs' arrays and, if any input requires grad, record it on the output."""
+    raw = []
+    rg = False
+    for a in args:
+        if isinstance(a, Tensor):
+            raw.append(a.data)
+            if a.requires_grad:
+                rg = True
+        else:
+            raw.append(a)
+    try:
+        out = op.forward(*raw, **kw)
+    except Exception as e:
+        raise _op_error(op, args, e) from e
+    if out.__class__ is not np.ndarray:
+        out = np.asarray(out)
+    t = _new_tensor(Tensor)
+    t.data = out
+    if rg and _grad_enabled:
+        if out.dtype.kind not in _FLOAT_KINDS:
+            return t
+        t.requires_grad = True
+        t._op = op
+        t._parents = args
+        t._raw = raw
+        t._kw = kw
+    return t
+
+
+def attach(op, args, out):
+    """Wrap an already-computed output, recording `op` if needed (used by custom Functions)."""
+    out = np.asarray(out)
+    t = Tensor._wrap(out)
+    if _grad_enabled and any(isinstance(a, Tensor) and a.requires_grad for a in args):
+        t.requires_grad = True
+        t._op = op
+        t._parents = args
+        t._raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        t._kw = {}
+    return t
+
+
+def _describe(a):
+    if isinstance(a, Tensor):
+        return f"Tensor shape {a.shape} {a.dtype}"
+    if isinstance(a, np.ndarray):
+        return f"ndarray shape {a.shape} {a.dtype}"
+    return f"{type(a).__name__} {a!r}" if np.isscalar(a) or a is None else type(a).__name__
+
+
+def _op_error(op, args, e):
+    """Re-raise an op's failure with the op's name and its operands' shapes and dtypes."""
+    operands = ", ".join(_describe(a) for a in args)
+    msg = f"{op.name}: {e} [operands: {operands}]"
+    try:
+        return type(e)(msg)
+    except Exception:
+        return RuntimeError(msg)
+
+
+# ------------------------------------------------------------------------------------------------
+# the graph walk
+def _toposort(roots):
+    """Nodes (non-leaf tensors that require grad) reachable from roots, inputs before outputs."""
+    order = []
+    seen = set()
+    stack = [(r, False) for r in roots if r._op is not None]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        parents = t._parents
+        if parents is None:
+            raise GraphFreedError(
+                f"trying to backward through the graph a second time (at op '{t._op.name}', "
+                f"shape {t.shape}): its saved values were freed by the first backward; "
+                f"pass retain_graph=True to the first backward if you need to go through it again")
+        stack.append((t, True))
+        for p in parents:
+            if isinstance(p, Tensor) and p._op is not None and p.requires_grad \
+                    and id(p) not in seen:
+                stack.append((p, False))
+    return order
+
+
+def _numpy_ns():
+    from .xp import numpy_ns
+    return numpy_ns
+
+
+def _tensor_ns():
+    from . import ops
+    return ops
+
+
+def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate):
+    """Core of `Tensor.backward` and `grad`.
+
+    accumulate=True (backward): add gradients into `.grad` of the leaves that require grad (only
+    those in `targets` if given) and of non-leaves that `retain_grad()`. accumulate=False (grad):
+    return {id(target): gradient} for the targets and touch no `.grad`.
+    """
+    xp = _tensor_ns() if create_graph else _numpy_ns()
+    tids = None if targets is None else {id(t) for t in targets}
+    results = {}
+    owned = set()  # arrays already handed to a .grad: two leaves never share one buffer
+
+    def deliver(t, g):
+        if not accumulate:
+            if id(t) in tids:
+                prev = results.get(id(t))
+                results[id(t)] = g if prev is None else prev + g
+            return
+        if tids is not None and id(t) not in tids and not t._retains_grad:
+            return
+        if create_graph:
+            g = g if isinstance(g, Tensor) else Tensor._wrap(g)
+            t.grad = g if t.grad is None else t.grad + g
+            return
+        if id(g) in owned or g.base is not None or not g.flags.writeable:
+            g = np.array(g)  # a view, a broadcast, or a buffer another leaf already holds
+        owned.add(id(g))
+        t.grad = Tensor._wrap(g) if t.grad is None else Tensor._wrap(t.grad.data + g)
+
+    for r, g in zip(roots, grad_roots):
+        if g is None:
+            if r.data.size != 1:
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs; "
+                                   f"this output has shape {r.shape}: pass gradient= (backward) "
+                                   f"or grad_outputs= (grad)")
+            g = np.ones_like(r.data)
+        elif isinstance(g, Tensor):
+            g = g if create_graph else g.data
+        else:
+            g = np.array(g, dtype=r.dtype)
+        if g.shape != r.shape:
+            raise RuntimeError(f"gradient shape {g.shape} does not match the output shape "
+                               f"{r.shape}")
+        if create_graph and not isinstance(g, Tensor):
+            g = Tensor._wrap(g)
+        if r._op is None:  # a root that is itself a leaf
+            deliver(r, g)
+        else:
+            r._g = g if r._g is None else r._g + g
+
+    order = _toposort(roots)
+    needed = None
+    if targets is not None:  # only walk the paths that lead to a requested input
+        needed = set()
+        for t in order:
+            for p in t._parents:
+                if isinstance(p, Tensor) and (id(p) in tids or id(p) in needed):
+                    needed.add(id(t))
+                    break
+    with set_grad_enabled(create_graph):
+        for t in reversed(order):
+            g = t._g
+            t._g = None
+            if g is not None and (t._retains_grad or (tids is not None and id(t) in tids)):
+                deliver(t, g)
+            if g is None or (needed is not None and id(t) not in needed):
+                if not retain_graph:
+                    _free(t)
+                continue
+            op = t._op
+            parents = t._parents
+            if create_graph:
+                args, out = parents, t
+            else:
+                args, out = t._raw, t.data
+            kw = t._kw
+            for i, p in enumerate(parents):
+                if not (isinstance(p, Tensor) and p.requires_grad):
+                    continue
+                leaf = p._op is None
+                if needed is not None and not (id(p) in needed or id(p) in tids):
+                    continue
+                if op.variadic:
+                    gi = op.vjps[0](xp, g, out, *args, argnum=i, **kw)
+                else:
+                    gi = op.vjps[i](xp, g, out, *args, **kw)
+                if gi.shape != p.data.shape:
+                    gi = xp.sum_to(gi, p.data.shape)
+                if gi.dtype != p.data.dtype:
+                    gi = xp.astype(gi, p.data.dtype)
+                if leaf:
+                    deliver(p, gi)
+                else:
+                    p._g = gi if p._g is None else p._g + gi
+            if not retain_graph:
+                _free(t)
+    return results
+
+
+def _free(t):
+    t._parents = None
+    t._raw = None
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of `outputs` with respect to `inputs`, returned as a tuple (PyTorch's grad).
+
+    With create_graph=True the returned gradients carry a graph themselves, so they can be
+    differentiated again (grad of grad, Hessian-vector products, gradient penalties).
+    """
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor) or not x.requires_grad:
+            raise RuntimeError(f"grad: input {i} does not require grad")
+    for i, o in enumerate(outputs):
+        if not o.requires_grad:
+            raise RuntimeError(f"grad: output {i} does not require grad and has no graph")
+    if retain_graph is None:
+        retain_graph = create_graph
+    results = _backward(outputs, grad_outputs, targets=inputs, retain_graph=retain_graph,
+                        create_graph=create_graph, accumulate=False)
+    out = []
+    for i, x in enumerate(inputs):
+        g = results.get(id(x))
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(f"grad: input {i} (shape {x.shape}) was not used in the graph "
+                                   f"of the outputs; pass allow_unused=True to get None for it")
+            out.append(None)
+        else:
+            out.append(g if isinstance(g, Tensor) else Tensor._wrap(g))
+    return tuple(out)

@@ -1,0 +1,70 @@
+"""The array namespace gradients are written against in an ordinary (first-order) backward.
+
+Every vjp calls `xp.<name>(...)`. Here `xp` is this thin layer over numpy (fast, no graph); under
+`create_graph=True` it is `tensorgrad.ops`, whose functions have the same names and signatures,
+so the same gradient code builds a differentiable graph. A new helper goes in both places.
+"""
+from types import SimpleNamespace
+
+import numpy as np
+
+
+def _sum(a, axis=None, keepdims=False):
+    return np.add.reduce(a, axis=axis, keepdims=keepdims)
+
+
+def _mean(a, axis=None, keepdims=False):
+    return np.mean(a, axis=axis, keepdims=keepdims)
+
+
+def sum_to(g, shape):
+    """Sum `g` down to `shape` (undo numpy broadcasting): the adjoint of broadcast_to."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
+    if axes:
+        g = np.add.reduce(g, axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def is_basic_index(idx):
+    """True when `idx` uses only ints, slices, None and Ellipsis (no element is selected twice)."""
+    items = idx if isinstance(idx, tuple) else (idx,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice))
+               for i in items)
+
+
+def unindex(g, idx, shape):
+    """Scatter-add `g` into zeros of `shape` at `idx`: the adjoint of `x[idx]`.
+
+    Repeated integer indices accumulate (np.add.at); basic indices and boolean masks, which
+    never select an element twice, use a plain assignment.
+    """
+    out = np.zeros(shape, dtype=g.dtype)
+    if is_basic_index(idx) or _is_mask(idx):
+        out[idx] = g
+    else:
+        np.add.at(out, idx, g)
+    return out
+
+
+def _is_mask(idx):
+    return isinstance(idx, np.ndarray) and idx.dtype == np.bool_
+
+
+def astype(a, dtype):
+    return a.astype(dtype)
+
+
+def getitem(a, idx):
+    return a[idx]
+
+
+numpy_ns = SimpleNamespace(
+    sum=_sum, mean=_mean, sum_to=sum_to, unindex=unindex, astype=astype, getitem=getitem,
+    exp=np.exp, log=np.log, sign=np.sign, where=np.where, matmul=np.matmul,
+    reshape=np.reshape, transpose=np.transpose, swapaxes=np.swapaxes,
+    broadcast_to=np.broadcast_to, expand_dims=np.expand_dims, squeeze=np.squeeze,
+)
