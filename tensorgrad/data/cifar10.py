@@ -36,9 +36,9 @@ DEFAULT_ROOT = "~/.cache/tensorgrad"
 
 HOW_TO_PROVIDE = (
     "To provide the files, either download cifar-10-python.tar.gz from "
-    "https://www.cs.toronto.edu/~kriz/cifar.html and unpack it there, or build them from the "
-    "bundled JPEG copy with `python ../shared/data/make_cifar10.py DIR` (run from the repository) "
-    f"and then set {ENV_VAR}=DIR or pass root=DIR (DIR or DIR/{FOLDER} both work)."
+    "https://www.cs.toronto.edu/~kriz/cifar.html and unpack it into the root above, or build "
+    "them from the bundled JPEG copy with `python ../shared/data/make_cifar10.py DIR` (run from "
+    f"the repository) and then set {ENV_VAR}=DIR or pass root=DIR (DIR or DIR/{FOLDER} both work)."
 )
 
 
@@ -119,7 +119,8 @@ def _unpickle(path: Path) -> dict:
     except OSError:
         raise
     except Exception as exc:  # a damaged pickle can fail in many ways; all mean the same here
-        raise ValueError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}); "
+        raise ValueError(f"{path} is truncated or corrupt, or not a CIFAR-10 file "
+                         f"({type(exc).__name__}: {exc}); "
                          f"delete it and provide the files again. {HOW_TO_PROVIDE}") from exc
     if not isinstance(obj, dict):
         raise ValueError(f"{path} holds a {type(obj).__name__}, not the dict of a CIFAR-10 file")

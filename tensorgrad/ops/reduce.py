@@ -162,6 +162,9 @@ def logsumexp(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
 
 
 def _one_axis(name, x, axis, dim):
+    if _ndim(x) == 0:  # a 0-d input has one element: axis 0 / -1 mean "all" (as in PyTorch)
+        normalize_axis(name, 0, axis if dim is None else None, dim)
+        return None
     ax = normalize_axis(name, _ndim(x), axis if dim is None else None, dim)
     if ax is None or len(ax) != 1:
         raise ValueError(f"{name}: needs exactly one axis, got {axis if dim is None else dim}")

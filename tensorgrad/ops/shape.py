@@ -54,20 +54,21 @@ def _shape_arg(shape):
     return tuple(int(s) for s in shape)
 
 
-def reshape(x, *shape):
-    """Same data in a new shape (one dimension may be -1); accepts a tuple or separate sizes."""
-    shape = _shape_arg(shape)
+def reshape(x, *shape, **kwargs):
+    """Same data in a new shape (one dimension may be -1); a tuple, separate sizes or shape=."""
+    shape = _shape_arg(shape or (kwargs.pop("shape"),))
     old = _shape_of(x)
     if shape == old:
         return x if isinstance(x, Tensor) else Tensor(x)
     return _reshape(x, shape=shape)
 
 
-def transpose(x, *axes):
+def transpose(x, *axes, **kwargs):
     """Permute the axes (numpy semantics: all axes, reversed when none are given).
 
     For PyTorch's two-axis swap use `swapaxes(x, a, b)`; `permute` is an alias.
     """
+    axes = axes or (kwargs.pop("axes", None),)
     nd = len(_shape_of(x))
     axes = _shape_arg(axes) if axes and axes != (None,) else tuple(range(nd))[::-1]
     if sorted(a % nd if nd else a for a in axes) != list(range(nd)):
@@ -225,6 +226,8 @@ def pad(x, pad_width, mode="constant", value=0.0, *, constant_values=None):
     if constant_values is not None:
         value = constant_values
     nd = len(_shape_of(x))
+    if nd == 0:
+        return x if isinstance(x, Tensor) else Tensor(x)
     pw = np.broadcast_to(np.asarray(pad_width, dtype=int), (nd, 2))
     pw = tuple((int(a), int(b)) for a, b in pw)
     if any(a < 0 or b < 0 for a, b in pw):

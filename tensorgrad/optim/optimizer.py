@@ -21,41 +21,12 @@ adaptive rescaling (PyTorch's convention), so the decay is rescaled per coordina
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable
 from typing import Any, Callable
 
 import numpy as np
 
 from ..tensor import Tensor
-
-
-class ParamState(MutableMapping):
-    """Per-parameter state dicts keyed by parameter identity (``opt.state[p]``).
-
-    Keyed by ``id(p)`` rather than by hashing the Tensor, since a Tensor's ``==`` is
-    elementwise; the parameter itself is kept alongside so its id cannot be reused.
-    """
-
-    def __init__(self) -> None:
-        self._items: dict[int, tuple[Tensor, dict]] = {}
-
-    def __getitem__(self, param: Tensor) -> dict:
-        return self._items[id(param)][1]
-
-    def __setitem__(self, param: Tensor, state: dict) -> None:
-        self._items[id(param)] = (param, state)
-
-    def __delitem__(self, param: Tensor) -> None:
-        del self._items[id(param)]
-
-    def __contains__(self, param: object) -> bool:
-        return id(param) in self._items
-
-    def __iter__(self) -> Iterator[Tensor]:
-        return (param for param, _ in self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 def _copy_value(value: Any) -> Any:
@@ -85,7 +56,7 @@ class Optimizer:
             )
         self._check_hyperparameters(defaults, "the defaults")
         self.defaults = dict(defaults)
-        self.state = ParamState()
+        self.state: dict[Tensor, dict[str, Any]] = {}  # Tensors hash by identity
         self.param_groups: list[dict[str, Any]] = []
         groups = list(params)
         if not groups:
@@ -235,7 +206,7 @@ class Optimizer:
             for index, p in zip(saved["params"], group["params"]):
                 params_by_index[int(index)] = p
 
-        new_state = ParamState()
+        new_state: dict[Tensor, dict[str, Any]] = {}
         for index, saved_state in state_dict["state"].items():
             if int(index) not in params_by_index:
                 raise ValueError(f"{name}.load_state_dict: state for unknown parameter index {index}")

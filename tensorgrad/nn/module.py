@@ -1,0 +1,486 @@
+"""`Module` and `Parameter` with PyTorch's conventions, and the containers `Sequential`, `ModuleList`.
+
+Assigning a Parameter or a Module to an attribute registers it; `register_buffer` adds state that
+is saved but not trained (batch-norm running statistics). Registered objects also live in the
+instance `__dict__`, so `self.weight` in a forward is an ordinary (fast) attribute lookup.
+
+`state_dict()` maps dotted names to *copies* of the arrays (numpy ndarrays, unlike PyTorch's
+tensors sharing storage), so a saved snapshot never changes when training continues. A module
+holding other state (Dropout's random generator) returns it from `get_extra_state()`; it appears
+in the state dict under `<name>._extra_state`, as in PyTorch.
+"""
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from ..tensor import Tensor
+
+__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "IncompatibleKeys"]
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+_EXTRA = "_extra_state"
+
+
+class Parameter(Tensor):
+    """A Tensor that is a trainable parameter of a Module: it requires grad (float data only).
+
+    Wraps the given array without copying (a Tensor's array is shared, as in PyTorch).
+    """
+
+    def __init__(self, data=None, requires_grad=True):
+        if data is None:
+            data = np.empty(0, dtype=np.float32)
+        super().__init__(data)
+        if self.data.dtype.kind != "f":
+            raise TypeError(f"Parameter: data must be floating point, got dtype "
+                            f"{self.data.dtype} (shape {self.data.shape})")
+        self.requires_grad_(requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+
+def _as_buffer(name, value):
+    if value is None or isinstance(value, Tensor):
+        return value
+    if isinstance(value, (np.ndarray, np.generic, int, float, bool)):
+        return Tensor(np.asarray(value))
+    raise TypeError(f"buffer '{name}': expected a Tensor, an ndarray or None, "
+                    f"got {type(value).__name__}")
+
+
+def _as_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"to(): expected a floating dtype such as np.float32 or 'float64', got "
+                        f"{dtype!r} (tensorgrad has no devices)") from None
+    if dt.kind != "f":
+        raise TypeError(f"to(): parameters must stay floating point, got dtype {dt}")
+    return dt
+
+
+class Module:
+    """Base class of every layer and model: subclass it, assign sub-modules and Parameters as
+    attributes in `__init__`, and define `forward`. Calling the module calls `forward`."""
+
+    training = True
+
+    def __init__(self):
+        d = self.__dict__
+        d["_parameters"] = OrderedDict()
+        d["_buffers"] = OrderedDict()
+        d["_non_persistent"] = set()
+        d["_modules"] = OrderedDict()
+        d["training"] = True
+
+    # ---- registration ---------------------------------------------------------------------------
+    def _registries(self, what):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"cannot assign {what} before Module.__init__() call "
+                                 f"(call super().__init__() first in {type(self).__name__})")
+        return self._parameters, self._buffers, self._modules
+
+    def __setattr__(self, name, value):
+        if isinstance(value, Parameter):
+            params, buffers, modules = self._registries("parameters")
+            self._forget(name)
+            params[name] = value
+        elif isinstance(value, Module):
+            params, buffers, modules = self._registries("modules")
+            self._forget(name)
+            modules[name] = value
+        elif "_parameters" in self.__dict__ and name in self._parameters:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' of "
+                                f"{type(self).__name__} (a Parameter or None expected)")
+            self._parameters[name] = None
+        elif "_modules" in self.__dict__ and name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as child module '{name}' "
+                                f"of {type(self).__name__} (a Module or None expected)")
+            self._modules[name] = None
+        elif "_buffers" in self.__dict__ and name in self._buffers:
+            value = _as_buffer(name, value)
+            self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    def _forget(self, name):
+        for reg in (self._parameters, self._buffers, self._modules):
+            reg.pop(name, None)
+        self._non_persistent.discard(name)
+
+    def __delattr__(self, name):
+        if "_parameters" in self.__dict__:
+            self._forget(name)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        """Add a parameter (or None, a declared-but-absent parameter such as a missing bias)."""
+        _check_name(self, name)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter('{name}'): expected a Parameter or None, got "
+                            f"{type(param).__name__}")
+        self._registries("parameters")
+        self._forget(name)
+        self._parameters[name] = param
+        object.__setattr__(self, name, param)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Add a buffer: state that is not trained (running statistics). Saved in the state dict
+        unless persistent=False; converted by to()/double()/float() when floating point."""
+        _check_name(self, name)
+        self._registries("buffers")
+        self._forget(name)
+        tensor = _as_buffer(name, tensor)
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent.add(name)
+        object.__setattr__(self, name, tensor)
+
+    def add_module(self, name, module):
+        """Register a child module under `name` (what attribute assignment does)."""
+        _check_name(self, name)
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module('{name}'): expected a Module or None, got "
+                            f"{type(module).__name__}")
+        self._registries("modules")
+        self._forget(name)
+        self._modules[name] = module
+        object.__setattr__(self, name, module)
+
+    register_module = add_module
+
+    # ---- traversal ------------------------------------------------------------------------------
+    def named_modules(self, memo=None, prefix=""):
+        """(dotted name, module) for this module and every descendant, each once."""
+        if memo is None:
+            memo = set()
+        if id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        seen = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def _named_members(self, registry, prefix, recurse):
+        seen = set()
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mod_prefix, m in modules:
+            for name, t in getattr(m, registry).items():
+                if t is None or id(t) in seen:
+                    continue
+                seen.add(id(t))
+                yield (f"{mod_prefix}.{name}" if mod_prefix else name), t
+
+    def named_parameters(self, prefix="", recurse=True):
+        """(dotted name, Parameter) pairs in registration order, shared parameters once."""
+        return self._named_members("_parameters", prefix, recurse)
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix="", recurse=True):
+        return self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def apply(self, fn):
+        """Call fn(module) on every child (recursively) then on self; returns self."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # ---- modes and gradients --------------------------------------------------------------------
+    def train(self, mode=True):
+        """Set training mode (batch statistics, dropout active) on self and all descendants."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"train(): mode must be a bool, got {mode!r}")
+        for m in self.modules():
+            m.__dict__["training"] = mode
+        return self
+
+    def eval(self):
+        """Evaluation mode: batch norm uses its running statistics, dropout is the identity."""
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        """Turn gradient tracking of every parameter on or off (freeze a model); returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients: set `.grad` to None (PyTorch's default) or zero it in place."""
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+    # ---- dtype ----------------------------------------------------------------------------------
+    def to(self, dtype):
+        """Convert floating parameters and buffers (and their grads) to `dtype` in place.
+
+        Parameter objects keep their identity, so an optimizer built before still holds them.
+        """
+        dt = _as_dtype(dtype)
+        for p in self.parameters():
+            p.data = p.data.astype(dt, copy=False)
+            if p.grad is not None:
+                p.grad = Tensor(p.grad.data.astype(dt, copy=False))
+        for b in self.buffers():
+            if b.data.dtype.kind == "f":
+                b.data = b.data.astype(dt, copy=False)
+        return self
+
+    def double(self):
+        """float64 parameters and buffers (for finite-difference gradient checks)."""
+        return self.to(np.float64)
+
+    def float(self):
+        """float32 parameters and buffers (the default)."""
+        return self.to(np.float32)
+
+    # ---- state ----------------------------------------------------------------------------------
+    def get_extra_state(self):
+        """Extra state to save beside parameters and buffers; override together with
+        set_extra_state (return an ndarray so the state dict can go to a .npz file)."""
+        raise NotImplementedError
+
+    def set_extra_state(self, state):
+        raise NotImplementedError
+
+    def _has_extra_state(self):
+        return type(self).get_extra_state is not Module.get_extra_state
+
+    def _state_entries(self):
+        """(dotted key, owning module, kind, local name) for everything the state dict holds."""
+        for prefix, m in self.named_modules():
+            pre = f"{prefix}." if prefix else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    yield pre + name, m, "parameter", name
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent:
+                    yield pre + name, m, "buffer", name
+            if m._has_extra_state():
+                yield pre + _EXTRA, m, "extra", _EXTRA
+
+    def state_dict(self, keep_vars=False):
+        """OrderedDict of dotted name -> copy of the array, for parameters, persistent buffers and
+        extra state (keep_vars=True gives the Parameter / buffer Tensors themselves)."""
+        out = OrderedDict()
+        for key, m, kind, name in self._state_entries():
+            if kind == "extra":
+                out[key] = m.get_extra_state()
+            else:
+                t = getattr(m, name)
+                out[key] = t if keep_vars else t.data.copy()
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays from `state_dict` into the parameters and buffers, in place.
+
+        Values are cast to each parameter's dtype (as PyTorch's copy_). A shape mismatch is
+        always an error; missing or unexpected keys are an error when strict, otherwise they
+        are returned as (missing_keys, unexpected_keys). Nothing is changed if an error is raised.
+        """
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"load_state_dict: expected a dict of name -> array, got "
+                            f"{type(state_dict).__name__}")
+        entries = list(self._state_entries())
+        expected = {key for key, *_ in entries}
+        missing = [key for key, *_ in entries if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in expected]
+        errors = []
+        if strict and unexpected:
+            errors.append("unexpected key(s) in state_dict: " + ", ".join(map(repr, unexpected)))
+        if strict and missing:
+            errors.append("missing key(s) in state_dict: " + ", ".join(map(repr, missing)))
+        plan = []
+        for key, m, kind, name in entries:
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            if kind == "extra":
+                plan.append((m, kind, name, value))
+                continue
+            arr = np.asarray(value.data if isinstance(value, Tensor) else value)
+            target = getattr(m, name).data
+            if arr.shape != target.shape:
+                errors.append(f"size mismatch for '{key}': the state dict has shape {arr.shape}, "
+                              f"the model has shape {target.shape}")
+            elif not np.can_cast(arr.dtype, target.dtype, casting="same_kind"):
+                errors.append(f"dtype mismatch for '{key}': cannot copy {arr.dtype} into "
+                              f"{target.dtype}")
+            else:
+                plan.append((m, kind, name, arr))
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                               + "\n\t".join(errors))
+        for m, kind, name, value in plan:
+            if kind == "extra":
+                m.set_extra_state(value)
+            else:
+                np.copyto(getattr(m, name).data, value, casting="same_kind")
+        return IncompatibleKeys(missing, unexpected)
+
+    def save(self, path):
+        """Write `state_dict()` to a .npz file at exactly `path` (see tensorgrad.save)."""
+        from ..serialization import save
+        save(self, path)
+
+    def load(self, path, strict=True):
+        """Load a state dict saved with `save` / tensorgrad.save into this module; returns self."""
+        from ..serialization import load
+        self.load_state_dict(load(path), strict=strict)
+        return self
+
+    # ---- calling and printing -------------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self):
+        """The text inside this module's parentheses in its repr (override in layers)."""
+        return ""
+
+    def __repr__(self):
+        lines = []
+        extra = self.extra_repr()
+        if extra:
+            lines = extra.split("\n")
+        for name, m in self._modules.items():
+            body = repr(m).replace("\n", "\n  ")
+            lines.append(f"({name}): {body}")
+        if not lines:
+            return f"{type(self).__name__}()"
+        if len(lines) == 1 and not self._modules:
+            return f"{type(self).__name__}({lines[0]})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _check_name(module, name):
+    if not isinstance(name, str) or not name or "." in name:
+        raise KeyError(f"{type(module).__name__}: invalid name {name!r} (a non-empty string "
+                       f"without '.')")
+    if hasattr(type(module), name) and name not in module.__dict__:
+        raise KeyError(f"{type(module).__name__}: name '{name}' is already a class attribute")
+
+
+class Sequential(Module):
+    """Modules applied in order: `Sequential(Linear(4, 3), ReLU())`; indexable, len, iter."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                if not isinstance(m, Module):
+                    raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, "
+                                    f"not a Module")
+                self.add_module(str(i), m)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx):
+        mods = list(self._modules.items())
+        if isinstance(idx, slice):
+            return Sequential(OrderedDict(mods[idx]))
+        return mods[_index(self, idx)][1]
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+
+def _index(container, idx):
+    n = len(container)
+    if not isinstance(idx, (int, np.integer)):
+        raise TypeError(f"{type(container).__name__} indices must be integers or slices, "
+                        f"not {type(idx).__name__}")
+    if not -n <= idx < n:
+        raise IndexError(f"{type(container).__name__} index {idx} is out of range "
+                         f"(length {n})")
+    return int(idx) % n
+
+
+class ModuleList(Module):
+    """A list of sub-modules that registers them (so their parameters are found); no forward."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        self.extend(modules)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx):
+        mods = list(self._modules.values())
+        if isinstance(idx, slice):
+            return ModuleList(mods[idx])
+        return mods[_index(self, idx)]
+
+    def __setitem__(self, idx, module):
+        self.add_module(str(_index(self, idx)), module)
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index, module):
+        mods = list(self._modules.values())
+        mods.insert(index, module)
+        for name in list(self._modules):
+            self._forget(name)
+            object.__delattr__(self, name)
+        for m in mods:
+            self.append(m)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleList has no forward(): iterate over it in yours")

@@ -1,0 +1,193 @@
+"""Properties of the graph walk: backward, grad, accumulation, no_grad, detach, higher order."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tensorgrad as tg
+from tensorgrad import Op
+from tensorgrad.testing import arrays, broadcastable_shapes, shapes, tensors
+
+
+@given(tensors())
+def test_gradient_of_sum_is_ones(x):
+    x.sum().backward()
+    assert x.grad.shape == x.shape and np.all(x.grad.data == 1)
+
+
+@given(tensors(shapes(min_dims=1)), st.floats(-3, 3), st.floats(-3, 3), st.data())
+def test_backward_is_linear_in_grad(x, a, b, data):
+    y = (x * x).tanh() * 3
+    g1 = data.draw(arrays(x.shape))
+    g2 = data.draw(arrays(x.shape))
+    (d1,) = tg.grad(y, x, g1, retain_graph=True)
+    (d2,) = tg.grad(y, x, g2, retain_graph=True)
+    (d12,) = tg.grad(y, x, a * g1 + b * g2)
+    np.testing.assert_allclose(d12.data, a * d1.data + b * d2.data, rtol=1e-10, atol=1e-10)
+
+
+@given(tensors())
+def test_gradients_accumulate_across_backward_calls(x):
+    (x * 2).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.data, np.full(x.shape, 5.0))
+
+
+def test_no_grad_records_nothing_and_works_as_decorator():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    with tg.no_grad():
+        y = (x * 2).exp().sum()
+    assert not y.requires_grad and y.grad_fn is None
+
+    @tg.no_grad()
+    def f(t):
+        return t * t
+    assert not f(x).requires_grad
+    assert (x * x).requires_grad  # recording is back on
+    with tg.no_grad():
+        with tg.enable_grad():
+            assert (x * x).requires_grad
+
+
+def test_detach_cuts_the_graph():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * x
+    z = (y.detach() * x).sum()  # d/dx = y (treated as a constant)
+    z.backward()
+    np.testing.assert_allclose(x.grad.data, [1.0, 4.0])
+    assert np.shares_memory(y.detach().data, y.data)
+
+
+@given(broadcastable_shapes(2))
+def test_broadcast_gradients_equal_explicit_broadcast_to(shapes2):
+    sa, sb = shapes2
+    a = tg.tensor(np.random.default_rng(0).standard_normal(sa), requires_grad=True)
+    b = tg.tensor(np.random.default_rng(1).standard_normal(sb), requires_grad=True)
+    out_shape = np.broadcast_shapes(sa, sb)
+    (a * b).sin() if False else None
+    ga, gb = tg.grad((a * b).tanh().sum(), [a, b])
+    a2 = tg.broadcast_to(a, out_shape)
+    b2 = tg.broadcast_to(b, out_shape)
+    ea, eb = tg.grad((a2 * b2).tanh().sum(), [a, b])
+    np.testing.assert_allclose(ga.data, ea.data, rtol=1e-12)
+    np.testing.assert_allclose(gb.data, eb.data, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fn", [lambda z: tg.softmax(z, axis=1), lambda z: tg.log_softmax(z, 1),
+                                lambda z: tg.logsumexp(z, axis=1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_family_stays_finite_for_huge_logits(fn, dtype):
+    z = tg.tensor(np.array([[1e4, -1e4, 0.0], [1e4, 1e4, -1e4]], dtype=dtype), requires_grad=True)
+    out = fn(z)
+    assert np.all(np.isfinite(out.data))
+    (out * tg.tensor(np.arange(out.data.size, dtype=dtype).reshape(out.shape))).sum().backward()
+    assert np.all(np.isfinite(z.grad.data))
+
+
+def test_deep_chain_of_100000_ops_does_not_recurse():
+    x = tg.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_no_work_for_inputs_that_do_not_require_grad():
+    calls = []
+    probe = Op("probe", np.multiply,
+               lambda xp, g, out, a, b: calls.append("a") or g * b,
+               lambda xp, g, out, a, b: calls.append("b") or g * a)
+    x = tg.tensor(np.ones((3, 2)))                     # an input batch: no grad
+    w = tg.tensor(np.ones((3, 2)), requires_grad=True)
+    probe(x, w).sum().backward()
+    assert calls == ["b"]
+    # a branch that leads to no tensor requiring grad records no graph at all
+    assert probe(x, x).grad_fn is None
+
+
+def test_grad_only_walks_paths_to_the_requested_inputs():
+    calls = []
+    probe = Op("probe", np.multiply,
+               lambda xp, g, out, a, b: calls.append("a") or g * b,
+               lambda xp, g, out, a, b: calls.append("b") or g * a)
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([3.0, 4.0], requires_grad=True)
+    (ga,) = tg.grad(probe(a, b).sum(), [a])
+    assert calls == ["a"] and a.grad is None and b.grad is None
+    np.testing.assert_allclose(ga.data, [3.0, 4.0])
+
+
+def test_backward_twice_without_retain_graph_is_a_clear_error():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x.exp() * 2).sum()
+    y.backward()
+    with pytest.raises(tg.GraphFreedError, match="second time"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x.exp() * 2).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.data, 4 * np.exp([1.0, 2.0]), rtol=1e-6)
+
+
+def test_nonscalar_backward_needs_a_gradient():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="scalar outputs"):
+        (x * 2).backward()
+    (x * 2).backward(np.array([1.0, 10.0], dtype=np.float32))
+    np.testing.assert_allclose(x.grad.data, [2.0, 20.0])
+
+
+def test_leaves_never_share_a_gradient_buffer():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([1.0, 2.0], requires_grad=True)
+    g = np.array([1.0, 1.0], dtype=np.float32)
+    (a + b).backward(g)
+    a.grad.data *= 5
+    assert np.all(b.grad.data == 1) and np.all(g == 1)
+
+
+def test_hessian_vector_product():
+    x = tg.tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
+    v = np.array([0.3, 1.0, -2.0])
+    (g,) = tg.grad((x ** 3).sum(), x, create_graph=True)
+    (hv,) = tg.grad(g, x, v)
+    np.testing.assert_allclose(hv.data, 6 * x.data * v)
+
+
+def test_gradient_penalty_trains_through_the_gradient():
+    w = tg.tensor(np.array([[0.5, -1.0], [2.0, 0.1]]), requires_grad=True)
+    x = tg.tensor(np.array([[1.0, 2.0], [-1.0, 0.5]]), requires_grad=True)
+    out = (x @ w).tanh().sum()
+    (gx,) = tg.grad(out, x, create_graph=True)
+    penalty = (gx * gx).sum()
+    penalty.backward()
+    assert w.grad is not None
+    tg.gradcheck(lambda w: (tg.grad((x @ w).tanh().sum(), x, create_graph=True)[0] ** 2).sum(),
+                 [w])
+
+
+def test_grad_allow_unused():
+    a = tg.tensor([1.0], requires_grad=True)
+    b = tg.tensor([1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="not used"):
+        tg.grad((a * 2).sum(), [a, b])
+    ga, gb = tg.grad((a * 2).sum(), [a, b], allow_unused=True)
+    assert gb is None and ga.item() == 2
+
+
+def test_gradient_dtype_follows_the_leaf():
+    w = tg.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    (w * np.float64(2.0)).sum().backward()  # the product promotes to float64
+    assert w.grad.dtype == np.float32
+
+
+def test_retain_grad_on_a_non_leaf():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    y.retain_grad()
+    (y * y).sum().backward()
+    np.testing.assert_allclose(y.grad.data, 2 * y.data)

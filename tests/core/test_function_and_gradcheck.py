@@ -1,0 +1,88 @@
+"""Custom Functions, the gradient checker (strictness, kinks, modes) and the testing kit."""
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+import tensorgrad as tg
+from tensorgrad.testing import assert_op_gradients, tensors
+
+
+class Cube(tg.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.data ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x * x  # Tensor ops: differentiable again under create_graph
+
+
+class WrongCube(Cube):
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x
+
+
+def test_custom_function_gradchecks_and_gradgradchecks():
+    assert_op_gradients(Cube.apply, tensors())
+
+
+def test_custom_function_in_a_graph():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    (Cube.apply(x * 2) + x).sum().backward()
+    np.testing.assert_allclose(x.grad.data, 24 * np.array([1.0, 4.0]) + 1)
+
+
+def test_gradcheck_reports_a_wrong_gradient_precisely():
+    x = tg.tensor(np.array([0.5, 2.0]), requires_grad=True)
+    with pytest.raises(tg.GradcheckError, match=r"input 0.*index \(0,\).*analytic.*numeric"):
+        tg.gradcheck(WrongCube.apply, [x])
+    assert tg.gradcheck(WrongCube.apply, [x], raise_exception=False) is False
+
+
+def test_the_testing_kit_catches_a_wrong_op():
+    with pytest.raises(tg.GradcheckError):
+        assert_op_gradients(WrongCube.apply, tensors(low=0.5, high=2.0), max_examples=5)
+
+
+def test_gradcheck_refuses_float32():
+    with pytest.raises(TypeError, match="float64"):
+        tg.gradcheck(tg.exp, [tg.tensor([1.0], requires_grad=True)])
+
+
+def test_gradcheck_says_kink_instead_of_failing():
+    x = tg.tensor(np.array([0.0, 1.0]), requires_grad=True)
+    with pytest.raises(tg.NondifferentiableError, match="kink"):
+        tg.gradcheck(tg.relu, [x])
+
+
+def test_random_direction_mode_for_large_inputs():
+    x = tg.tensor(np.random.default_rng(0).standard_normal(50), requires_grad=True)
+    assert tg.gradcheck(lambda t: (t.tanh() * t).sum(), [x], max_full=10)
+    with pytest.raises(tg.GradcheckError, match="random direction"):
+        tg.gradcheck(lambda t: WrongCube.apply(t).sum(), [x], max_full=10)
+
+
+def test_gradgradcheck_catches_a_backward_that_is_not_differentiable():
+    class Detached(Cube):
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 3 * x.detach() * x.detach()
+    x = tg.tensor(np.array([0.5, 1.5]), requires_grad=True)
+    tg.gradcheck(Detached.apply, [x])
+    with pytest.raises(tg.GradcheckError):
+        tg.gradgradcheck(Detached.apply, [x])
+
+
+def test_gradient_errors_table():
+    w = tg.tensor(np.array([[0.3, -0.2], [0.1, 0.4]]), requires_grad=True)
+    b = tg.tensor(np.array([0.1, -0.1]), requires_grad=True)
+    x = np.array([[1.0, 2.0], [0.5, -1.0]])
+    rows = tg.gradient_errors(lambda w, b: tg.linear(x, w, b).tanh().sum(), [w, b],
+                              names=["W", "b"])
+    assert [r["name"] for r in rows] == ["W", "b"]
+    assert all(r["max_rel_error"] < 1e-6 for r in rows)

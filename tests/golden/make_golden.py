@@ -1,0 +1,414 @@
+"""Write PyTorch reference values ("goldens") as small .npz files next to this script.
+
+Run ``python tests/golden/make_golden.py [out_dir]`` (needs torch; tensorgrad never does).
+Inputs come from ``numpy.random.default_rng(SEED)`` (a fresh generator per file) and are
+saved in the files too, so the output is deterministic; ``tests/golden/test_golden_fresh.py`` regenerates and compares.
+All arrays are float64 unless noted.  Every file also holds ``torch_version`` (str) and
+``seed`` (int).
+
+optimizers.npz -- parameters after each of 5 steps, for each optimizer and option set
+    cases       JSON str: {case: {"optimizer": "SGD"|"Adagrad"|"RMSprop"|"Adam"|"AdamW",
+                "kwargs": {...}, "groups": [{...}, {...}] (optional: per-group options for
+                [p0] and [p1]; without it one group holds [p0, p1]), "dtype": "float64"|"float32"}}
+    p0_init (3,), p1_init (2, 2)    initial parameters
+    g0 (5, 3), g1 (5, 2, 2)         gradient of p0 / p1 at each step
+    p1_grad_missing (5,) bool       steps where p1.grad is None (p1 must be skipped)
+    {case}__p0 (6, 3), {case}__p1 (6, 2, 2)   row 0 = initial, row k = after k steps
+                                              (float32 for float32 cases)
+
+schedulers.npz -- learning rates per scheduler step
+    cases       JSON str: {case: {"scheduler": name in torch.optim.lr_scheduler, "kwargs": {...},
+                "optimizer": "SGD"|"Adam", "optimizer_kwargs": {...}, "group_lrs": [lr per group],
+                "steps": n}}  (one parameter per group)
+    {case}__lr (n+1, groups)        row 0 = after construction, row k = after k step() calls
+    {case}__momentum (n+1, groups)  only for cycle_momentum cases: group "momentum" (SGD)
+                                    or betas[0] (Adam)
+
+batchnorm1d.npz -- torch.nn.BatchNorm1d(4, eps=1e-5, momentum=0.1) on (N=6, C=4) inputs
+    x (3, 6, 4)        three training batches; x[0] is the one whose gradients are stored
+    weight, bias (4,)  affine parameters (set before the first batch)
+    dy (6, 4)          upstream gradient of the output for x[0]
+    y (6, 4)           training-mode output for x[0] (normalized with the biased batch variance)
+    dx (6, 4), dweight (4,), dbias (4,)   gradients of sum(y * dy)
+    running_mean (3, 4), running_var (3, 4)   row k = after batch k+1 (starts 0 and 1;
+                       running_var uses the UNBIASED batch variance, as PyTorch does)
+    x_eval (5, 4), y_eval (5, 4)   eval-mode output after the 3 batches
+    eps, momentum      scalars
+
+cross_entropy.npz -- torch.nn.functional.cross_entropy(logits, target, ...)
+    logits (5, 4), large_logits (5, 4) (entries ~1e4)
+    labels (5,) int64, soft_targets (5, 4) (rows are probability vectors)
+    upstream_none (5,)  upstream gradient used for reduction='none'
+    label_smoothing     0.1
+    {src}_{target}_{smooth}_{reduction}__loss and __grad, where src in {"logits", "large"},
+        target in {"labels", "soft"}, smooth in {"plain" (0.0), "smooth" (label_smoothing)},
+        reduction in {"mean", "sum", "none"}; __loss is a scalar ((5,) for 'none'); __grad is
+        d loss / d logits for mean/sum and d (loss . upstream_none) / d logits for 'none'
+
+softmax.npz -- softmax and log_softmax of fixed logits
+    logits (5, 4)      row 3 is shifted by +1e4 and row 4 has a -1e4 entry (stability checks)
+    upstream (5, 4)    upstream gradient
+    {fn}_axis{a} (5, 4) and {fn}_axis{a}__grad (5, 4) for fn in {"softmax", "log_softmax"},
+        a in {0, 1}; __grad = d sum(out * upstream) / d logits
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SEED = 20240611
+HERE = Path(__file__).resolve().parent
+
+OPTIMIZER_CASES = {
+    "sgd": {"optimizer": "SGD", "kwargs": {"lr": 0.1}},
+    "sgd_momentum": {"optimizer": "SGD", "kwargs": {"lr": 0.1, "momentum": 0.9}},
+    "sgd_dampening": {"optimizer": "SGD", "kwargs": {"lr": 0.1, "momentum": 0.9, "dampening": 0.3}},
+    "sgd_nesterov": {"optimizer": "SGD", "kwargs": {"lr": 0.1, "momentum": 0.8, "nesterov": True}},
+    "sgd_weight_decay": {"optimizer": "SGD", "kwargs": {"lr": 0.1, "weight_decay": 0.2}},
+    "sgd_all_maximize": {
+        "optimizer": "SGD",
+        "kwargs": {"lr": 0.05, "momentum": 0.7, "dampening": 0.1, "weight_decay": 0.3, "maximize": True},
+    },
+    "sgd_groups": {
+        "optimizer": "SGD",
+        "kwargs": {"lr": 0.1},
+        "groups": [{"lr": 0.01, "weight_decay": 0.1}, {"momentum": 0.5}],
+    },
+    "sgd_float32": {"optimizer": "SGD", "kwargs": {"lr": 0.1, "momentum": 0.9}, "dtype": "float32"},
+    "adagrad": {"optimizer": "Adagrad", "kwargs": {"lr": 0.1}},
+    "adagrad_lr_decay": {"optimizer": "Adagrad", "kwargs": {"lr": 0.1, "lr_decay": 0.5}},
+    "adagrad_wd_initial": {
+        "optimizer": "Adagrad",
+        "kwargs": {"lr": 0.1, "weight_decay": 0.2, "initial_accumulator_value": 0.1, "eps": 1e-3},
+    },
+    "adagrad_maximize": {"optimizer": "Adagrad", "kwargs": {"lr": 0.1, "maximize": True}},
+    "adagrad_float32": {"optimizer": "Adagrad", "kwargs": {"lr": 0.1}, "dtype": "float32"},
+    "rmsprop": {"optimizer": "RMSprop", "kwargs": {"lr": 0.01}},
+    "rmsprop_momentum": {"optimizer": "RMSprop", "kwargs": {"lr": 0.01, "momentum": 0.9, "alpha": 0.9}},
+    "rmsprop_centered": {"optimizer": "RMSprop", "kwargs": {"lr": 0.01, "centered": True}},
+    "rmsprop_centered_momentum_wd": {
+        "optimizer": "RMSprop",
+        "kwargs": {"lr": 0.01, "centered": True, "momentum": 0.5, "weight_decay": 0.1, "eps": 1e-4},
+    },
+    "rmsprop_maximize": {"optimizer": "RMSprop", "kwargs": {"lr": 0.01, "maximize": True}},
+    "adam": {"optimizer": "Adam", "kwargs": {"lr": 0.1}},
+    "adam_amsgrad": {"optimizer": "Adam", "kwargs": {"lr": 0.1, "amsgrad": True}},
+    "adam_weight_decay": {"optimizer": "Adam", "kwargs": {"lr": 0.1, "weight_decay": 0.2}},
+    "adam_betas_eps": {"optimizer": "Adam", "kwargs": {"lr": 0.1, "betas": [0.5, 0.9], "eps": 1e-2}},
+    "adam_maximize": {"optimizer": "Adam", "kwargs": {"lr": 0.1, "maximize": True, "amsgrad": True}},
+    "adam_groups": {
+        "optimizer": "Adam",
+        "kwargs": {"lr": 0.1},
+        "groups": [{"lr": 0.01}, {"betas": [0.8, 0.99], "weight_decay": 0.1}],
+    },
+    "adam_float32": {"optimizer": "Adam", "kwargs": {"lr": 0.1}, "dtype": "float32"},
+    "adamw": {"optimizer": "AdamW", "kwargs": {"lr": 0.1}},
+    "adamw_weight_decay_amsgrad": {
+        "optimizer": "AdamW",
+        "kwargs": {"lr": 0.1, "weight_decay": 0.5, "amsgrad": True},
+    },
+}
+
+SCHEDULER_CASES = {
+    "cyclic_triangular": {
+        "scheduler": "CyclicLR",
+        "kwargs": {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 5, "mode": "triangular"},
+        "steps": 20,
+    },
+    "cyclic_triangular2": {
+        "scheduler": "CyclicLR",
+        "kwargs": {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 5, "mode": "triangular2"},
+        "steps": 20,
+    },
+    "cyclic_exp_range": {
+        "scheduler": "CyclicLR",
+        "kwargs": {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 5, "mode": "exp_range", "gamma": 0.9},
+        "steps": 20,
+    },
+    "cyclic_asymmetric": {
+        "scheduler": "CyclicLR",
+        "kwargs": {"base_lr": 0.001, "max_lr": 0.01, "step_size_up": 3, "step_size_down": 5},
+        "steps": 16,
+    },
+    "cyclic_groups": {
+        "scheduler": "CyclicLR",
+        "kwargs": {"base_lr": [0.01, 0.001], "max_lr": [0.1, 0.05], "step_size_up": 4, "mode": "triangular2"},
+        "group_lrs": [0.5, 0.5],
+        "steps": 16,
+    },
+    "cyclic_momentum_sgd": {
+        "scheduler": "CyclicLR",
+        "kwargs": {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 4, "cycle_momentum": True},
+        "optimizer_kwargs": {"lr": 0.1, "momentum": 0.9},
+        "steps": 16,
+    },
+    "cyclic_momentum_adam": {
+        "scheduler": "CyclicLR",
+        "kwargs": {
+            "base_lr": 0.01,
+            "max_lr": 0.1,
+            "step_size_up": 4,
+            "mode": "exp_range",
+            "gamma": 0.95,
+            "cycle_momentum": True,
+            "base_momentum": 0.7,
+            "max_momentum": 0.95,
+        },
+        "optimizer": "Adam",
+        "steps": 16,
+    },
+    "steplr": {"scheduler": "StepLR", "kwargs": {"step_size": 3, "gamma": 0.5}, "steps": 10},
+    "cosine": {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": 10, "eta_min": 0.001}, "steps": 25},
+    "constantlr": {"scheduler": "ConstantLR", "kwargs": {"factor": 0.5, "total_iters": 4}, "steps": 8},
+    "onecycle_cos": {
+        "scheduler": "OneCycleLR",
+        "kwargs": {"max_lr": 0.1, "total_steps": 20, "cycle_momentum": False},
+        "steps": 19,
+    },
+    "onecycle_linear": {
+        "scheduler": "OneCycleLR",
+        "kwargs": {"max_lr": 0.1, "total_steps": 20, "anneal_strategy": "linear", "cycle_momentum": False},
+        "steps": 19,
+    },
+    "onecycle_three_phase": {
+        "scheduler": "OneCycleLR",
+        "kwargs": {"max_lr": 0.1, "total_steps": 20, "three_phase": True, "cycle_momentum": False},
+        "steps": 19,
+    },
+    "onecycle_epochs": {
+        "scheduler": "OneCycleLR",
+        "kwargs": {
+            "max_lr": [0.1, 0.2],
+            "epochs": 4,
+            "steps_per_epoch": 5,
+            "pct_start": 0.25,
+            "div_factor": 10.0,
+            "final_div_factor": 100.0,
+            "cycle_momentum": False,
+        },
+        "group_lrs": [0.1, 0.1],
+        "steps": 19,
+    },
+    "onecycle_momentum_sgd": {
+        "scheduler": "OneCycleLR",
+        "kwargs": {"max_lr": 0.1, "total_steps": 20, "cycle_momentum": True},
+        "optimizer_kwargs": {"lr": 0.1, "momentum": 0.9},
+        "steps": 19,
+    },
+    "onecycle_momentum_adam": {
+        "scheduler": "OneCycleLR",
+        "kwargs": {"max_lr": 0.1, "total_steps": 20, "three_phase": True, "cycle_momentum": True},
+        "optimizer": "Adam",
+        "steps": 19,
+    },
+}
+
+
+def _header() -> dict[str, np.ndarray]:
+    return {"torch_version": np.array(torch.__version__), "seed": np.array(SEED)}
+
+
+def make_optimizers() -> dict[str, np.ndarray]:
+    """Run each optimizer case in torch on the same parameters and gradient sequence."""
+    rng = np.random.default_rng(SEED)
+    p0_init = rng.standard_normal(3)
+    p1_init = rng.standard_normal((2, 2))
+    scales = np.array([2.0, 1.5, 0.2, 0.1, 1.0])  # shrinking gradients make amsgrad's max matter
+    g0 = rng.standard_normal((5, 3)) * scales[:, None]
+    g1 = rng.standard_normal((5, 2, 2)) * scales[:, None, None]
+    p1_grad_missing = np.array([False, False, True, False, False])
+    out = {
+        **_header(),
+        "cases": np.array(json.dumps(OPTIMIZER_CASES, sort_keys=True)),
+        "p0_init": p0_init,
+        "p1_init": p1_init,
+        "g0": g0,
+        "g1": g1,
+        "p1_grad_missing": p1_grad_missing,
+    }
+    for name, case in OPTIMIZER_CASES.items():
+        dtype = getattr(torch, case.get("dtype", "float64"))
+        p0 = torch.tensor(p0_init, dtype=dtype, requires_grad=True)
+        p1 = torch.tensor(p1_init, dtype=dtype, requires_grad=True)
+        kwargs = dict(case["kwargs"])
+        if "betas" in kwargs:
+            kwargs["betas"] = tuple(kwargs["betas"])
+        if "groups" in case:
+            groups = [dict(case["groups"][0], params=[p0]), dict(case["groups"][1], params=[p1])]
+            for group in groups:
+                if "betas" in group:
+                    group["betas"] = tuple(group["betas"])
+        else:
+            groups = [p0, p1]
+        opt = getattr(torch.optim, case["optimizer"])(groups, foreach=False, **kwargs)
+        history0, history1 = [p0.detach().numpy().copy()], [p1.detach().numpy().copy()]
+        for k in range(5):
+            opt.zero_grad(set_to_none=True)
+            p0.grad = torch.tensor(g0[k], dtype=dtype)
+            if not p1_grad_missing[k]:
+                p1.grad = torch.tensor(g1[k], dtype=dtype)
+            opt.step()
+            history0.append(p0.detach().numpy().copy())
+            history1.append(p1.detach().numpy().copy())
+        out[f"{name}__p0"] = np.stack(history0)
+        out[f"{name}__p1"] = np.stack(history1)
+    return out
+
+
+def make_schedulers() -> dict[str, np.ndarray]:
+    """Record the lr (and cycled momentum) of each scheduler case after every step."""
+    out = {**_header(), "cases": np.array(json.dumps(SCHEDULER_CASES, sort_keys=True))}
+    for name, case in SCHEDULER_CASES.items():
+        group_lrs = case.get("group_lrs", [0.1])
+        params = [torch.zeros(1, requires_grad=True) for _ in group_lrs]
+        groups = [{"params": [p], "lr": lr} for p, lr in zip(params, group_lrs)]
+        opt_name = case.get("optimizer", "SGD")
+        opt = getattr(torch.optim, opt_name)(groups, **case.get("optimizer_kwargs", {"lr": 0.1}))
+        sched = getattr(torch.optim.lr_scheduler, case["scheduler"])(opt, **case["kwargs"])
+        cycles_momentum = case["kwargs"].get("cycle_momentum", False)
+
+        def momentum_now():
+            if opt_name == "Adam":
+                return [group["betas"][0] for group in opt.param_groups]
+            return [group["momentum"] for group in opt.param_groups]
+
+        lrs, momentums = [sched.get_last_lr()], [momentum_now()]
+        for _ in range(case["steps"]):
+            opt.step()  # no gradients: a no-op that keeps torch's call-order check quiet
+            sched.step()
+            lrs.append(sched.get_last_lr())
+            momentums.append(momentum_now())
+        out[f"{name}__lr"] = np.array(lrs, dtype=np.float64)
+        if cycles_momentum:
+            out[f"{name}__momentum"] = np.array(momentums, dtype=np.float64)
+    return out
+
+
+def make_batchnorm1d() -> dict[str, np.ndarray]:
+    """BatchNorm1d forward/backward in training mode, running statistics, eval output."""
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((3, 6, 4)) * np.array([1.0, 2.0, 0.5, 3.0]) + np.array([0.5, -1.0, 2.0, 0.0])
+    weight = rng.uniform(0.5, 1.5, 4)
+    bias = rng.standard_normal(4)
+    dy = rng.standard_normal((6, 4))
+    x_eval = rng.standard_normal((5, 4)) * 2.0
+    bn = torch.nn.BatchNorm1d(4, eps=1e-5, momentum=0.1).double()
+    with torch.no_grad():
+        bn.weight.copy_(torch.from_numpy(weight))
+        bn.bias.copy_(torch.from_numpy(bias))
+    bn.train()
+    x0 = torch.tensor(x[0], requires_grad=True)
+    y = bn(x0)
+    (y * torch.from_numpy(dy)).sum().backward()
+    running_mean, running_var = [bn.running_mean.numpy().copy()], [bn.running_var.numpy().copy()]
+    with torch.no_grad():
+        for batch in x[1:]:
+            bn(torch.from_numpy(batch))
+            running_mean.append(bn.running_mean.numpy().copy())
+            running_var.append(bn.running_var.numpy().copy())
+        bn.eval()
+        y_eval = bn(torch.from_numpy(x_eval))
+    return {
+        **_header(),
+        "x": x,
+        "weight": weight,
+        "bias": bias,
+        "dy": dy,
+        "y": y.detach().numpy(),
+        "dx": x0.grad.numpy(),
+        "dweight": bn.weight.grad.numpy(),
+        "dbias": bn.bias.grad.numpy(),
+        "running_mean": np.stack(running_mean),
+        "running_var": np.stack(running_var),
+        "x_eval": x_eval,
+        "y_eval": y_eval.numpy(),
+        "eps": np.array(1e-5),
+        "momentum": np.array(0.1),
+    }
+
+
+def make_cross_entropy() -> dict[str, np.ndarray]:
+    """cross_entropy values and logit gradients for hard/soft targets, smoothing, reductions."""
+    rng = np.random.default_rng(SEED)
+    logits = rng.standard_normal((5, 4)) * 3.0
+    large_logits = rng.standard_normal((5, 4)) * 1e4
+    labels = rng.integers(0, 4, 5)
+    soft = rng.uniform(0.0, 1.0, (5, 4)) ** 2
+    soft_targets = soft / soft.sum(axis=1, keepdims=True)
+    upstream_none = rng.standard_normal(5)
+    label_smoothing = 0.1
+    out = {
+        **_header(),
+        "logits": logits,
+        "large_logits": large_logits,
+        "labels": labels.astype(np.int64),
+        "soft_targets": soft_targets,
+        "upstream_none": upstream_none,
+        "label_smoothing": np.array(label_smoothing),
+    }
+    targets = {"labels": torch.from_numpy(labels.astype(np.int64)), "soft": torch.from_numpy(soft_targets)}
+    for src, values in (("logits", logits), ("large", large_logits)):
+        for target_name, target in targets.items():
+            for smooth_name, smoothing in (("plain", 0.0), ("smooth", label_smoothing)):
+                for reduction in ("mean", "sum", "none"):
+                    z = torch.tensor(values, requires_grad=True)
+                    loss = torch.nn.functional.cross_entropy(
+                        z, target, reduction=reduction, label_smoothing=smoothing
+                    )
+                    if reduction == "none":
+                        (loss * torch.from_numpy(upstream_none)).sum().backward()
+                    else:
+                        loss.backward()
+                    key = f"{src}_{target_name}_{smooth_name}_{reduction}"
+                    out[f"{key}__loss"] = loss.detach().numpy()
+                    out[f"{key}__grad"] = z.grad.numpy()
+    return out
+
+
+def make_softmax() -> dict[str, np.ndarray]:
+    """softmax / log_softmax along both axes, with a shifted row and a very negative entry."""
+    rng = np.random.default_rng(SEED)
+    logits = rng.standard_normal((5, 4)) * 2.0
+    logits[3] += 1e4
+    logits[4, 1] = -1e4
+    upstream = rng.standard_normal((5, 4))
+    out = {**_header(), "logits": logits, "upstream": upstream}
+    for fn_name in ("softmax", "log_softmax"):
+        fn = getattr(torch, fn_name)
+        for axis in (0, 1):
+            z = torch.tensor(logits, requires_grad=True)
+            y = fn(z, dim=axis)
+            (y * torch.from_numpy(upstream)).sum().backward()
+            out[f"{fn_name}_axis{axis}"] = y.detach().numpy()
+            out[f"{fn_name}_axis{axis}__grad"] = z.grad.numpy()
+    return out
+
+
+def main(out_dir: Path | str = HERE) -> list[Path]:
+    """Write all golden files into ``out_dir``; return their paths."""
+    torch.set_num_threads(1)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    contents = {
+        "optimizers.npz": make_optimizers(),
+        "schedulers.npz": make_schedulers(),
+        "batchnorm1d.npz": make_batchnorm1d(),
+        "cross_entropy.npz": make_cross_entropy(),
+        "softmax.npz": make_softmax(),
+    }
+    paths = []
+    for filename, arrays in contents.items():
+        path = out_dir / filename
+        np.savez_compressed(path, **arrays)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    for written in main(sys.argv[1] if len(sys.argv) > 1 else HERE):
+        print(written)

@@ -1,0 +1,226 @@
+"""One property-test entry per public differentiable op: the op and how to draw its inputs.
+
+test_op_gradients.py runs gradcheck and gradgradcheck over every entry; test_completeness.py
+fails if an op of the public list (tensorgrad.DIFFERENTIABLE) has no entry here.
+"""
+import numpy as np
+from hypothesis import strategies as st
+
+import tensorgrad as tg
+from tensorgrad.testing import axes, broadcastable_tensors, shapes, tensors
+
+
+def _one_axis(x):
+    return st.integers(-max(x.ndim, 1), max(x.ndim, 1) - 1)
+
+
+def _nonscalar(min_dims=1, max_dims=3):
+    return shapes(min_dims=min_dims, max_dims=max_dims)
+
+
+def _reshape_target(x):
+    n = x.data.size
+    divs = [d for d in range(1, n + 1) if n % d == 0]
+    return st.sampled_from(divs).map(lambda d: (d, -1) if n else (0,))
+
+
+def _perm(x):
+    return st.permutations(range(x.ndim)).map(tuple)
+
+
+def _two_axes(x):
+    return st.tuples(st.integers(0, x.ndim - 1), st.integers(0, x.ndim - 1))
+
+
+def _broadcast_target(x):
+    return st.tuples(st.integers(1, 3), st.integers(1, 2)).map(
+        lambda extra: extra[:1] + tuple(extra[1] if s == 1 else s for s in x.shape))
+
+
+def _squeeze_axis(x):
+    ones = [i for i, s in enumerate(x.shape) if s == 1]
+    return st.one_of(st.none(), st.sampled_from(ones)) if ones else st.none()
+
+
+def _index(x):
+    """Slices, ints, None, Ellipsis, boolean masks, integer arrays with repeats."""
+    if x.ndim == 0:
+        return st.sampled_from([(), None, Ellipsis])
+    n0 = x.shape[0]
+    return st.one_of(
+        st.integers(-n0, n0 - 1),
+        st.tuples(st.integers(0, n0 - 1), st.just(None)),
+        st.builds(slice, st.integers(0, n0), st.integers(0, n0) | st.none(),
+                  st.sampled_from([1, 2, -1])),
+        st.lists(st.integers(-n0, n0 - 1), min_size=1, max_size=6).map(np.array),  # repeats
+        st.lists(st.booleans(), min_size=n0, max_size=n0).map(np.array),            # mask
+        st.just((Ellipsis, None)),
+    )
+
+
+def _pad_width(x):
+    return st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=x.ndim,
+                    max_size=x.ndim).map(tuple)
+
+
+def _sum_to_case():
+    @st.composite
+    def draw(draw):
+        small = draw(shapes(max_dims=2))
+        lead = draw(st.lists(st.integers(1, 3), max_size=2))
+        big = tuple(lead) + tuple(draw(st.integers(1, 3)) if s == 1 else s for s in small)
+        return (draw(tensors(big)), small)
+    return draw()
+
+
+def _unindex_case():
+    @st.composite
+    def draw(draw):
+        shape = draw(shapes(min_dims=1, max_dims=3))
+        x = np.zeros(shape)
+        idx = draw(_index(tg.tensor(x)))
+        g = draw(tensors(x[idx].shape))
+        return (g, idx, shape)
+    return draw()
+
+
+def _matmul_pair():
+    """1-D, 2-D and batched N-D operands with broadcasting batch dims."""
+    @st.composite
+    def draw(draw):
+        m, k, n = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        kind = draw(st.sampled_from(["vv", "mv", "vm", "mm", "bmm", "bcast", "vb", "bv"]))
+        b1 = (draw(st.integers(1, 2)),)
+        shapes_ = {"vv": ((k,), (k,)), "mv": ((m, k), (k,)), "vm": ((k,), (k, n)),
+                   "mm": ((m, k), (k, n)), "bmm": (b1 + (m, k), b1 + (k, n)),
+                   "bcast": ((2, 1, m, k), (3, k, n)), "vb": ((k,), (2, k, n)),
+                   "bv": ((2, m, k), (k,))}[kind]
+        return tuple(draw(tensors(s)) for s in shapes_)
+    return draw()
+
+
+def _linear_args():
+    @st.composite
+    def draw(draw):
+        lead = draw(st.lists(st.integers(1, 3), min_size=0, max_size=2))
+        fin, fout = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        x = draw(tensors(tuple(lead) + (fin,)))
+        w = draw(tensors((fout, fin)))
+        b = draw(st.one_of(st.none(), tensors((fout,))))
+        return (x, w, b)
+    return draw()
+
+
+def _where_args():
+    @st.composite
+    def draw(draw):
+        a, b, c = draw(broadcastable_tensors(3))
+        return (tg.tensor(c.data > 0), a, b)
+    return draw()
+
+
+def _separated_pair():
+    """Two broadcastable tensors with |a - b| >= 0.1 everywhere (max/min ties are kinks)."""
+    return broadcastable_tensors(2).map(
+        lambda ab: (ab[0], tg.tensor(ab[1].data + np.where(
+            ab[1].data >= ab[0].data, 0.1, -0.1), requires_grad=True)))
+
+
+def _concat_args():
+    @st.composite
+    def draw(draw):
+        shape = draw(shapes(min_dims=1, max_dims=3))
+        axis = draw(st.integers(0, len(shape) - 1))
+        k = draw(st.integers(1, 3))
+        xs = []
+        for _ in range(k):
+            s = list(shape)
+            s[axis] = draw(st.integers(1, 3))
+            xs.append(draw(tensors(tuple(s))))
+        return tuple(xs) + (axis,)
+    return draw()
+
+
+def _stack_args():
+    @st.composite
+    def draw(draw):
+        shape = draw(shapes(max_dims=2))
+        xs = tuple(draw(tensors(shape)) for _ in range(draw(st.integers(1, 3))))
+        return xs + (draw(st.integers(-(len(shape) + 1), len(shape))),)
+    return draw()
+
+
+def _clip_bounds(x):
+    return st.sampled_from([(-1.05, 1.05), (None, 0.55), (-0.45, None)])
+
+
+T = tensors
+POS = dict(low=0.3, high=3.0)
+CASES = {
+    "add": dict(fn=tg.add, inputs=[broadcastable_tensors(2)]),
+    "sub": dict(fn=tg.sub, inputs=[broadcastable_tensors(2)]),
+    "mul": dict(fn=tg.mul, inputs=[broadcastable_tensors(2)]),
+    "div": dict(fn=tg.div, inputs=[broadcastable_tensors(2, low=0.5, high=2.0)]),
+    "pow": dict(fn=tg.pow, inputs=[broadcastable_tensors(2, low=0.5, high=2.0)]),
+    "matmul": dict(fn=tg.matmul, inputs=[_matmul_pair()]),
+    "linear": dict(fn=tg.linear, inputs=[_linear_args()]),
+    "neg": dict(fn=tg.neg, inputs=[T()]),
+    "exp": dict(fn=tg.exp, inputs=[T()]),
+    "log": dict(fn=tg.log, inputs=[T(**POS)]),
+    "sqrt": dict(fn=tg.sqrt, inputs=[T(**POS)]),
+    "abs": dict(fn=tg.abs, inputs=[T(avoid=(0,))]),
+    "tanh": dict(fn=tg.tanh, inputs=[T()]),
+    "sigmoid": dict(fn=tg.sigmoid, inputs=[T()]),
+    "relu": dict(fn=tg.relu, inputs=[T(avoid=(0,))]),
+    "leaky_relu": dict(fn=tg.leaky_relu, inputs=[T(avoid=(0,))],
+                       params=dict(negative_slope=st.sampled_from([0.01, 0.2]))),
+    "elu": dict(fn=tg.elu, inputs=[T(avoid=(0,))], params=dict(alpha=st.sampled_from([0.01, 1.0]))),
+    "maximum": dict(fn=tg.maximum, inputs=[_separated_pair()]),
+    "minimum": dict(fn=tg.minimum, inputs=[_separated_pair()]),
+    "where": dict(fn=tg.where, inputs=[_where_args()]),
+    "clip": dict(fn=lambda x, bounds: tg.clip(x, *bounds),
+                 inputs=[T(avoid=(-1.05, 1.05, 0.55, -0.45))], params=dict(bounds=_clip_bounds)),
+    "sum": dict(fn=tg.sum, inputs=[T()], params=dict(axis=lambda x: axes(x.ndim),
+                                                     keepdims=st.booleans())),
+    "mean": dict(fn=tg.mean, inputs=[T()], params=dict(axis=lambda x: axes(x.ndim),
+                                                       keepdims=st.booleans())),
+    "var": dict(fn=tg.var, inputs=[T(_nonscalar(), distinct=True, low=-3, high=3)],
+                params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans(),
+                            ddof=st.just(0))),
+    "std": dict(fn=tg.std, inputs=[T(shapes(min_dims=1, min_side=2), distinct=True, low=-4,
+                                     high=4)],
+                params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans(),
+                            ddof=st.sampled_from([0, 1]))),
+    "max": dict(fn=tg.max, inputs=[T(distinct=True, low=-4, high=4)],
+                params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans())),
+    "min": dict(fn=tg.min, inputs=[T(distinct=True, low=-4, high=4)],
+                params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans())),
+    "logsumexp": dict(fn=tg.logsumexp, inputs=[T()],
+                      params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans())),
+    "softmax": dict(fn=tg.softmax, inputs=[T()], params=dict(axis=_one_axis)),
+    "log_softmax": dict(fn=tg.log_softmax, inputs=[T()], params=dict(axis=_one_axis)),
+    "reshape": dict(fn=tg.reshape, inputs=[T()], params=dict(shape=_reshape_target)),
+    "transpose": dict(fn=tg.transpose, inputs=[T()], params=dict(axes=_perm)),
+    "permute": dict(fn=lambda x, axes: x.permute(*axes), inputs=[T()], params=dict(axes=_perm)),
+    "swapaxes": dict(fn=lambda x, ab: tg.swapaxes(x, *ab), inputs=[T(_nonscalar())],
+                     params=dict(ab=_two_axes)),
+    "matrix_transpose": dict(fn=lambda x: x.mT, inputs=[T(_nonscalar(2, 4))]),
+    "flatten": dict(fn=tg.flatten, inputs=[T()]),
+    "broadcast_to": dict(fn=tg.broadcast_to, inputs=[T()],
+                         params=dict(shape=_broadcast_target)),
+    "expand": dict(fn=lambda x, shape: x.expand(*shape), inputs=[T()],
+                   params=dict(shape=_broadcast_target)),
+    "sum_to": dict(fn=tg.sum_to, inputs=[_sum_to_case()]),
+    "squeeze": dict(fn=tg.squeeze, inputs=[T()], params=dict(axis=_squeeze_axis)),
+    "unsqueeze": dict(fn=tg.unsqueeze, inputs=[T()],
+                      params=dict(axis=lambda x: st.integers(-(x.ndim + 1), x.ndim))),
+    "expand_dims": dict(fn=tg.expand_dims, inputs=[T()],
+                        params=dict(axis=lambda x: st.integers(0, x.ndim))),
+    "getitem": dict(fn=lambda x, idx: x[idx], inputs=[T()], params=dict(idx=_index)),
+    "unindex": dict(fn=tg.unindex, inputs=[_unindex_case()]),
+    "concatenate": dict(fn=lambda *a: tg.concatenate(a[:-1], axis=a[-1]), inputs=[_concat_args()]),
+    "stack": dict(fn=lambda *a: tg.stack(a[:-1], axis=a[-1]), inputs=[_stack_args()]),
+    "pad": dict(fn=tg.pad, inputs=[T()], params=dict(pad_width=_pad_width)),
+    "astype": dict(fn=lambda x: tg.astype(x * 1.5, np.float32).astype(np.float64),
+                   inputs=[T()], eps=1e-2, atol=1e-4, rtol=1e-4),  # linear: a big eps is exact
+}

@@ -1,0 +1,31 @@
+"""No op can be added untested: the issue's public op list, the registry and the cases agree."""
+import tensorgrad as tg
+
+from .op_cases import CASES
+
+# the ops the core issue lists (composites such as var, softmax, logsumexp, indexing, pad included)
+REQUIRED = """add sub mul div pow matmul neg exp log sqrt abs tanh sigmoid relu leaky_relu elu
+maximum minimum where clip sum mean var std max min logsumexp softmax log_softmax reshape
+transpose permute matrix_transpose flatten broadcast_to expand squeeze unsqueeze getitem
+concatenate stack pad""".split()
+
+
+def test_required_ops_are_registered():
+    missing = [n for n in REQUIRED if n not in tg.DIFFERENTIABLE]
+    assert not missing, f"ops of the public list missing from tg.DIFFERENTIABLE: {missing}"
+
+
+def test_every_registered_op_has_a_property_case():
+    missing = sorted(set(tg.DIFFERENTIABLE) - set(CASES))
+    assert not missing, f"ops without an entry in tests/ops/op_cases.py: {missing}"
+
+
+def test_every_op_is_a_function_and_method():
+    for name in ["exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "sum", "mean", "var",
+                 "std", "max", "min", "logsumexp", "softmax", "log_softmax", "reshape",
+                 "transpose", "permute", "flatten", "squeeze", "unsqueeze", "clip", "clamp",
+                 "maximum", "minimum", "broadcast_to", "expand"]:
+        assert callable(getattr(tg, name, None)) or name in ("permute", "expand")
+        assert hasattr(tg.Tensor, name), name
+    for alias, canonical in [("cat", "concatenate"), ("clamp", "clip")]:
+        assert getattr(tg, alias) is getattr(tg, canonical)
