@@ -72,7 +72,8 @@ def time_updates(step_fn: Callable[[np.ndarray, np.ndarray, float], float], x: n
     if not 1 <= batch_size <= n:
         raise ValueError(f"time_updates: batch_size {batch_size} not in [1, {n}]")
     if n_updates < 1 or warmup < 0:
-        raise ValueError(f"time_updates: need n_updates >= 1, warmup >= 0, got {n_updates}, {warmup}")
+        raise ValueError(f"time_updates: need n_updates >= 1 and warmup >= 0, "
+                         f"got {n_updates} and {warmup}")
     rng = np.random.default_rng(seed)
     per_epoch = n // batch_size
     xb = np.empty((batch_size, x.shape[1]), dtype=x.dtype)
@@ -175,7 +176,8 @@ class NumpyMLP:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"NumpyMLP: dtype must be float32 or float64, got {self.dtype}")
-        self.sizes, self.lam, self.momentum, self.eps = sizes, float(lam), float(momentum), float(eps)
+        self.sizes, self.lam = sizes, float(lam)
+        self.momentum, self.eps = float(momentum), float(eps)
         shapes = list(zip(sizes[:-1], sizes[1:]))
         self._w_flat = np.empty(sum(i * o for i, o in shapes), self.dtype)
         self.W = _carve(self._w_flat, shapes)
@@ -212,6 +214,9 @@ class NumpyMLP:
         if n < 2 or not isinstance(y, np.ndarray) or y.shape != (n,) or y.dtype.kind not in "iu":
             raise ValueError(f"NumpyMLP.train_step: need a batch of >= 2 rows and integer labels "
                              f"of shape ({n},), got x {x.shape}, y {getattr(y, 'shape', y)}")
+        if y.min() < 0 or y.max() >= self.sizes[-1]:
+            raise ValueError(f"NumpyMLP.train_step: labels must lie in [0, {self.sizes[-1]}), "
+                             f"got values from {y.min()} to {y.max()}")
         buf = self._buf
         if buf is None or buf.ones_row.shape[1] != n:
             buf = self._buf = _Buffers(self.sizes, n, self.dtype, self.momentum)
@@ -302,7 +307,8 @@ class NumpyMLP:
             h = h @ W + b
             if l < len(self.W) - 1:
                 istd = 1 / np.sqrt(self.running_var[l] + self.dtype.type(self.eps))
-                h = np.maximum((h - self.running_mean[l]) * (istd * self.gamma[l]) + self.beta[l], 0)
+                h = (h - self.running_mean[l]) * (istd * self.gamma[l]) + self.beta[l]
+                h = np.maximum(h, 0)
         return h
 
     def predict(self, x: np.ndarray) -> np.ndarray:

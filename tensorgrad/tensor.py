@@ -5,6 +5,8 @@ A Tensor wraps a numpy array. An op whose inputs require grad records itself on 
 iteratively from the output, calling each op's vjps only for inputs on a path to a tensor that
 asked for a gradient.
 """
+import itertools
+
 import numpy as np
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
@@ -98,6 +100,7 @@ class Tensor:
     _kw = None          # the op's parameters (axis, shape, ...)
     _g = None           # gradient being accumulated during a backward
     _retains_grad = False
+    _seq = 0
     name = None
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -225,6 +228,7 @@ class Tensor:
 
 
 _new_tensor = object.__new__
+_next_seq = itertools.count().__next__  # creation order of recorded nodes = a topological order
 
 
 def tensor(data, requires_grad=False, dtype=None):
@@ -261,6 +265,7 @@ def apply(op, args, kw):
         t._parents = args
         t._raw = raw
         t._kw = kw
+        t._seq = _next_seq()
     return t
 
 
@@ -274,6 +279,7 @@ def attach(op, args, out):
         t._parents = args
         t._raw = [a.data if isinstance(a, Tensor) else a for a in args]
         t._kw = {}
+        t._seq = _next_seq()
     return t
 
 
@@ -297,16 +303,14 @@ def _op_error(op, args, e):
 
 # ------------------------------------------------------------------------------------------------
 # the graph walk
-def _toposort(roots):
-    """Nodes (non-leaf tensors that require grad) reachable from roots, inputs before outputs."""
-    order = []
+def _graph(roots):
+    """The recorded nodes reachable from `roots`, in creation order (a topological order:
+    every op's output is created after its inputs), so reversed it is the backward order."""
+    nodes = []
     seen = set()
-    stack = [(r, False) for r in roots if r._op is not None]
+    stack = [r for r in roots if r._op is not None]
     while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
+        t = stack.pop()
         if id(t) in seen:
             continue
         seen.add(id(t))
@@ -316,22 +320,28 @@ def _toposort(roots):
                 f"trying to backward through the graph a second time (at op '{t._op.name}', "
                 f"shape {t.shape}): its saved values were freed by the first backward; "
                 f"pass retain_graph=True to the first backward if you need to go through it again")
-        stack.append((t, True))
+        nodes.append(t)
         for p in parents:
-            if isinstance(p, Tensor) and p._op is not None and p.requires_grad \
-                    and id(p) not in seen:
-                stack.append((p, False))
-    return order
+            if isinstance(p, Tensor) and p._op is not None and id(p) not in seen:
+                stack.append(p)
+    nodes.sort(key=_seq_of)
+    return nodes
 
 
-def _numpy_ns():
-    from .xp import numpy_ns
-    return numpy_ns
+def _seq_of(t):
+    return t._seq
 
 
-def _tensor_ns():
-    from . import ops
-    return ops
+_xp = {}
+
+
+def _namespace(create_graph):
+    """numpy for an ordinary backward, tensorgrad's own ops under create_graph (see xp.py)."""
+    if not _xp:
+        from . import ops
+        from .xp import numpy_ns
+        _xp[False], _xp[True] = numpy_ns, ops
+    return _xp[create_graph]
 
 
 def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate):
@@ -341,10 +351,11 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     those in `targets` if given) and of non-leaves that `retain_grad()`. accumulate=False (grad):
     return {id(target): gradient} for the targets and touch no `.grad`.
     """
-    xp = _tensor_ns() if create_graph else _numpy_ns()
+    xp = _namespace(create_graph)
     tids = None if targets is None else {id(t) for t in targets}
     results = {}
     owned = set()  # arrays already handed to a .grad: two leaves never share one buffer
+    plain = accumulate and tids is None and not create_graph  # the common training case
 
     def deliver(t, g):
         if not accumulate:
@@ -359,7 +370,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             t.grad = g if t.grad is None else t.grad + g
             return
         if id(g) in owned or g.base is not None or not g.flags.writeable:
-            g = np.array(g)  # a view, a broadcast, or a buffer another leaf already holds
+            g = g.copy()  # a view, a broadcast, or a buffer another leaf already holds
         owned.add(id(g))
         t.grad = Tensor._wrap(g) if t.grad is None else Tensor._wrap(t.grad.data + g)
 
@@ -373,35 +384,39 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         elif isinstance(g, Tensor):
             g = g if create_graph else g.data
         else:
-            g = np.array(g, dtype=r.dtype)
+            g = np.asarray(g, dtype=r.dtype)
         if g.shape != r.shape:
             raise RuntimeError(f"gradient shape {g.shape} does not match the output shape "
                                f"{r.shape}")
         if create_graph and not isinstance(g, Tensor):
             g = Tensor._wrap(g)
+        owned.add(id(g))  # the caller's array: a leaf gets a copy, never the array itself
         if r._op is None:  # a root that is itself a leaf
             deliver(r, g)
         else:
             r._g = g if r._g is None else r._g + g
 
-    order = _toposort(roots)
+    nodes = _graph(roots)
     needed = None
-    if targets is not None:  # only walk the paths that lead to a requested input
+    if tids is not None:  # only walk the paths that lead to a requested input
         needed = set()
-        for t in order:
+        for t in nodes:
             for p in t._parents:
                 if isinstance(p, Tensor) and (id(p) in tids or id(p) in needed):
                     needed.add(id(t))
                     break
-    with set_grad_enabled(create_graph):
-        for t in reversed(order):
+    mode = set_grad_enabled(True) if create_graph else None
+    if mode is not None:
+        mode.__enter__()
+    try:
+        for t in reversed(nodes):
             g = t._g
             t._g = None
             if g is not None and (t._retains_grad or (tids is not None and id(t) in tids)):
                 deliver(t, g)
             if g is None or (needed is not None and id(t) not in needed):
                 if not retain_graph:
-                    _free(t)
+                    t._parents = t._raw = None
                 continue
             op = t._op
             parents = t._parents
@@ -410,6 +425,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             else:
                 args, out = t._raw, t.data
             kw = t._kw
+            vjps = op.vjps
             for i, p in enumerate(parents):
                 if not (isinstance(p, Tensor) and p.requires_grad):
                     continue
@@ -417,25 +433,28 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 if needed is not None and not (id(p) in needed or id(p) in tids):
                     continue
                 if op.variadic:
-                    gi = op.vjps[0](xp, g, out, *args, argnum=i, **kw)
+                    gi = vjps[0](xp, g, out, *args, argnum=i, **kw)
                 else:
-                    gi = op.vjps[i](xp, g, out, *args, **kw)
-                if gi.shape != p.data.shape:
-                    gi = xp.sum_to(gi, p.data.shape)
-                if gi.dtype != p.data.dtype:
-                    gi = xp.astype(gi, p.data.dtype)
-                if leaf:
-                    deliver(p, gi)
-                else:
+                    gi = vjps[i](xp, g, out, *args, **kw)
+                pdata = p.data
+                if gi.shape != pdata.shape:
+                    gi = xp.sum_to(gi, pdata.shape)
+                if gi.dtype != pdata.dtype:
+                    gi = xp.astype(gi, pdata.dtype)
+                if not leaf:
                     p._g = gi if p._g is None else p._g + gi
+                elif plain and p.grad is None and gi.base is None and id(gi) not in owned \
+                        and gi.flags.writeable:
+                    owned.add(id(gi))  # fast path: a fresh array becomes the leaf's .grad
+                    p.grad = Tensor._wrap(gi)
+                else:
+                    deliver(p, gi)
             if not retain_graph:
-                _free(t)
+                t._parents = t._raw = None
+    finally:
+        if mode is not None:
+            mode.__exit__(None, None, None)
     return results
-
-
-def _free(t):
-    t._parents = None
-    t._raw = None
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

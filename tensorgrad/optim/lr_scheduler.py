@@ -384,8 +384,8 @@ class OneCycleLR(LRScheduler):
             raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
         self.anneal_strategy = anneal_strategy
 
-        # Phases as (last update of the phase, start value, end value); values name the
-        # lr ("initial", "max", "min") and momentum ("max", "base") endpoints.
+        # Each phase: (its last update, lr from, lr to, momentum from, momentum to), naming the
+        # lr endpoints "initial"/"max"/"min" and the momentum endpoints "max"/"base".
         last = self.total_steps - 1
         if three_phase:
             self._phases = [

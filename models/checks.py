@@ -1,0 +1,68 @@
+"""Whole-network gradient check of the course's MLP (study S1): one row per parameter.
+
+    rows = mlp_gradient_table([20, 15, 10], batch_norm=True)
+    print(format_gradient_table(rows))
+"""
+import copy
+
+import numpy as np
+
+import tensorgrad as tg
+from tensorgrad import nn
+from tensorgrad.nn import functional as F
+
+from .mlp import MLP
+
+__all__ = ["mlp_gradient_table", "format_gradient_table", "REL_TOL", "ABS_TOL_VANISHING"]
+
+REL_TOL = 1e-6             # target for every parameter: max relative error below this
+ABS_TOL_VANISHING = 1e-8   # ... or, where the true gradient is zero, max absolute error below this
+
+
+def mlp_gradient_table(layers_dims, batch_norm, n=10, lam=0.01, seed=0, eps=1e-6, **mlp_kwargs):
+    """Compare analytic and centred-difference gradients of cost = cross_entropy + lam * L2 for a
+    float64 MLP(layers_dims, batch_norm) in training mode on n random samples (all from `seed`).
+
+    Returns one dict per parameter (in model order): name (course name: W1, b1, gamma1, beta1,
+    ...), param (dotted name), shape, max_rel_error, max_abs_error, max_abs_grad, vanishing
+    (True for a bias feeding a batch norm, whose true gradient is 0) and ok (max_rel_error <
+    REL_TOL, or max_abs_error < ABS_TOL_VANISHING for a vanishing gradient).
+    """
+    if mlp_kwargs.get("dropout", 0.0):
+        raise ValueError("mlp_gradient_table: dropout makes the cost random; check without it")
+    model = copy.deepcopy(MLP(layers_dims, batch_norm=batch_norm, seed=seed, **mlp_kwargs))
+    model.double().train()
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, layers_dims[0]))
+    y = rng.integers(0, layers_dims[-1], size=n)
+    named = list(model.named_parameters())
+    params = [p for _, p in named]
+
+    def cost(*_):
+        return F.cross_entropy(model(x), y) + lam * nn.l2_penalty(model)
+
+    course = model.course_names()
+    rows = tg.gradient_errors(cost, params, names=[course[name] for name, _ in named], eps=eps)
+    layers = list(model)
+    for row, (name, _) in zip(rows, named):
+        index, kind = name.split(".")
+        i = int(index)
+        feeds_bn = (kind == "bias" and isinstance(layers[i], nn.Linear) and i + 1 < len(layers)
+                    and isinstance(layers[i + 1], nn.BatchNorm1d))
+        row["param"] = name
+        row["vanishing"] = feeds_bn
+        row["ok"] = (row["max_abs_error"] < ABS_TOL_VANISHING if feeds_bn
+                     else row["max_rel_error"] < REL_TOL)
+    return rows
+
+
+def format_gradient_table(rows):
+    """The rows as a Markdown table (parameter, shape, max relative / absolute error, status)."""
+    out = ["| parameter | shape | max rel. error | max abs. error | max abs. grad | ok |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        note = " (vanishing: abs. error checked)" if r["vanishing"] else ""
+        out.append(f"| {r['name']} | {'x'.join(map(str, r['shape']))} | {r['max_rel_error']:.2e} "
+                   f"| {r['max_abs_error']:.2e} | {r['max_abs_grad']:.2e} | "
+                   f"{'yes' if r['ok'] else 'NO'}{note} |")
+    return "\n".join(out)

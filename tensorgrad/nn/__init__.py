@@ -1,0 +1,16 @@
+"""Neural-network building blocks with PyTorch's names: Module, Parameter, layers, containers.
+
+    from tensorgrad import nn
+    import tensorgrad.nn.functional as F
+    model = nn.Sequential(nn.Linear(3072, 50), nn.BatchNorm1d(50), nn.ReLU(), nn.Linear(50, 10))
+    loss = F.cross_entropy(model(x), y) + lam * nn.l2_penalty(model)
+"""
+from . import functional, init
+from .layers import (ELU, BatchNorm1d, Dropout, Flatten, Identity, LeakyReLU, Linear, ReLU,
+                     Sigmoid, Tanh)
+from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
+from .regularization import l2_param_groups, l2_penalty, l2_weights
+
+__all__ = ["Module", "Parameter", "Sequential", "ModuleList", "IncompatibleKeys", "Linear",
+           "BatchNorm1d", "Dropout", "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Identity",
+           "Flatten", "functional", "init", "l2_penalty", "l2_weights", "l2_param_groups"]

@@ -1,0 +1,171 @@
+"""Stateless layer functions with PyTorch's names (`import tensorgrad.nn.functional as F`).
+
+Everything here is a composition of tensorgrad ops (no hand-written backward), kept to as few
+ops as possible because each op costs Python overhead on small batches.
+"""
+import numpy as np
+
+from ..creation import as_generator
+from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh
+from ..ops import mean as _mean, var as _var
+from ..tensor import Tensor
+
+__all__ = ["linear", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softmax", "log_softmax",
+           "cross_entropy", "nll_loss", "batch_norm", "dropout"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _data(x):
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _check_logits(x, who, reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    shape = np.shape(_data(x))
+    if len(shape) != 2:
+        raise ValueError(f"{who}: expected input of shape (N, C), got shape {shape}")
+    return shape
+
+
+def _labels(target, shape, who):
+    """Integer class labels as an int array of shape (N,), range-checked."""
+    y = _data(target)
+    n, c = shape
+    if y.shape != (n,):
+        raise ValueError(f"{who}: integer targets must have shape ({n},) for input of shape "
+                         f"{shape}, got {y.shape}")
+    if n and (y.min() < 0 or y.max() >= c):
+        bad = y[(y < 0) | (y >= c)][0]
+        raise IndexError(f"{who}: target label {bad} is out of range for {c} classes")
+    return y
+
+
+def _pick(logp, y, reduction):
+    """-logp[i, y_i], reduced: the negative log-likelihood of integer labels."""
+    n = logp.shape[0]
+    picked = logp[np.arange(n), y]
+    if reduction == "none":
+        return -picked
+    total = picked.sum()
+    return total * (-1.0 / n) if reduction == "mean" else -total
+
+
+def nll_loss(input, target, *, reduction="mean"):
+    """Negative log-likelihood of integer labels given log-probabilities of shape (N, C)."""
+    shape = _check_logits(input, "nll_loss", reduction)
+    y = _data(target)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold integer class labels, got dtype {y.dtype}")
+    return _pick(input, _labels(y, shape, "nll_loss"), reduction)
+
+
+def cross_entropy(input, target, *, reduction="mean", label_smoothing=0.0):
+    """Softmax cross-entropy of logits (N, C), as torch.nn.functional.cross_entropy.
+
+    `target` is either integer class labels (N,) or class probabilities (N, C) (one-hot or soft,
+    float). log_softmax makes it stable for huge logits; its gradient is (softmax - target) / N
+    for reduction='mean'. With label_smoothing=e the target becomes (1 - e) * target + e / C.
+    """
+    n, c = _check_logits(input, "cross_entropy", reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
+                         f"{label_smoothing}")
+    t = target.data if isinstance(target, Tensor) and not target.requires_grad else target
+    t_shape = np.shape(_data(t))
+    dtype = _data(input).dtype
+    logp = log_softmax(input, axis=1)
+    if np.result_type(_data(t)).kind in "iu":
+        y = _labels(t, (n, c), "cross_entropy")
+        if label_smoothing == 0.0:
+            return _pick(logp, y, reduction)
+        soft = np.full((n, c), label_smoothing / c, dtype=dtype)
+        soft[np.arange(n), y] += 1.0 - label_smoothing
+    elif t_shape == (n, c):
+        soft = t if isinstance(t, Tensor) else np.asarray(t, dtype=dtype)
+        if label_smoothing:
+            soft = soft * (1.0 - label_smoothing) + label_smoothing / c
+    else:
+        raise ValueError(f"cross_entropy: target must be integer labels of shape ({n},) or "
+                         f"float class probabilities of shape ({n}, {c}); got shape {t_shape} "
+                         f"dtype {np.result_type(_data(t))}")
+    if reduction == "none":
+        return -(logp * soft).sum(axis=1)
+    total = (logp * soft).sum()
+    return total * (-1.0 / n) if reduction == "mean" else -total
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalisation over the batch axis of (N, C) (or N and L of (N, C, L)) input.
+
+    training=True: normalise with the batch mean and biased (population) variance; if running
+    statistics are given (arrays or Tensors), update them in place with
+    r = (1 - momentum) * r + momentum * s, using the UNBIASED batch variance, as PyTorch does.
+    training=False: normalise with running_mean / running_var.
+    The output is (x - mean) * (weight / sqrt(var + eps)) + bias.
+    """
+    x = _data(input)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got "
+                         f"{x.shape}")
+    c = x.shape[1]
+    for name, v in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if v is not None and np.shape(_data(v)) != (c,):
+            raise ValueError(f"batch_norm: {name} has shape {np.shape(_data(v))}, expected "
+                             f"({c},) for input of shape {x.shape}")
+    axes = 0 if x.ndim == 2 else (0, 2)
+    wide = x.ndim == 3  # per-channel vectors must broadcast as (C, 1)
+    if training:
+        count = x.size // c
+        if count < 2:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when "
+                             f"training, got input of shape {x.shape}")
+        mu = _mean(input, axis=axes, keepdims=wide)
+        var = _var(input, axis=axes, keepdims=wide)
+        if running_mean is not None:
+            rm = _data(running_mean)
+            rm *= 1.0 - momentum
+            rm += momentum * mu.data.reshape(c)
+        if running_var is not None:
+            rv = _data(running_var)
+            rv *= 1.0 - momentum
+            rv += (momentum * count / (count - 1)) * var.data.reshape(c)
+        inv = (var + eps) ** -0.5
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: training=False needs running_mean and running_var")
+        mu = _data(running_mean)
+        inv = (_data(running_var) + eps) ** -0.5
+        if wide:
+            mu, inv = mu.reshape(c, 1), inv.reshape(c, 1)
+    if weight is not None:
+        inv = (weight.reshape(c, 1) if wide else weight) * inv
+    out = (input - mu) * inv
+    if bias is not None:
+        out = out + (bias.reshape(c, 1) if wide else bias)
+    return out
+
+
+def dropout(input, p=0.5, training=True, generator=None):
+    """Zero each element with probability p and scale the kept ones by 1 / (1 - p) (inverted
+    dropout, as PyTorch); identity when not training. `generator`: numpy Generator or seed
+    (None draws from a fresh, unseeded one)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p (the probability of dropping) must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    x = _data(input)
+    return input * dropout_mask(x.shape, p, x.dtype, as_generator(generator))
+
+
+def dropout_mask(shape, p, dtype, rng):
+    """Array of 0 (probability p) and 1 / (1 - p), of `dtype`, drawn from the Generator `rng`."""
+    dtype = np.dtype(dtype)
+    if p >= 1.0:
+        return np.zeros(shape, dtype=dtype)
+    draw = rng.random(shape, dtype=dtype if dtype in (np.float32, np.float64) else np.float64)
+    keep = draw >= p
+    return np.multiply(keep, dtype.type(1.0 / (1.0 - p)), dtype=dtype)

@@ -1,0 +1,247 @@
+"""Layers: Linear, BatchNorm1d, Dropout, the activations, Identity and Flatten (PyTorch's names).
+
+Every forward is a short composition of tensorgrad ops; see `functional.py` for the maths.
+"""
+import json
+
+import numpy as np
+
+from .. import ops
+from ..creation import as_generator
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+__all__ = ["Linear", "BatchNorm1d", "Dropout", "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid",
+           "Identity", "Flatten"]
+
+
+def _float_dtype(dtype, who):
+    dt = np.dtype(np.float32 if dtype is None else dtype)
+    if dt.kind != "f":
+        raise TypeError(f"{who}: dtype must be floating point, got {dt}")
+    return dt
+
+
+def _positive_int(value, name, who):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{who}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class Linear(Module):
+    """y = x W^T + b, weight of shape (out_features, in_features) as in PyTorch, computed by the
+    engine's single fused `linear` op.
+
+    Initialisation differs from PyTorch's uniform default on purpose: the weight is He normal,
+    N(0, 2 / in_features) (`init.kaiming_normal_`), which the course uses, and the bias is zero.
+    `seed` is an int or a numpy Generator (None: fresh randomness).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, seed=None, dtype=None):
+        super().__init__()
+        self.in_features = _positive_int(in_features, "in_features", "Linear")
+        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        dt = _float_dtype(dtype, "Linear")
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dt))
+        if bias:
+            self.bias = Parameter(np.zeros(self.out_features, dtype=dt))
+        else:
+            self.register_parameter("bias", None)
+        init.kaiming_normal_(self.weight, generator=as_generator(seed))
+
+    def forward(self, x):
+        return ops.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class BatchNorm1d(Module):
+    """Batch normalisation of (N, C) or (N, C, L) input, with PyTorch's semantics.
+
+    Training: normalise with the batch mean and biased variance; update `running_mean` and
+    `running_var` (with the unbiased variance) as r = (1 - momentum) * r + momentum * batch
+    (the course's "keep 0.9 of the old average" is momentum=0.1; momentum=None is a cumulative
+    average) and count `num_batches_tracked`. Eval: normalise with the running statistics.
+    Learnable `weight` (gamma, init 1) and `bias` (beta, init 0) when affine.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=None):
+        super().__init__()
+        self.num_features = c = _positive_int(num_features, "num_features", "BatchNorm1d")
+        if eps <= 0:
+            raise ValueError(f"BatchNorm1d: eps must be > 0, got {eps}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1] or None, got {momentum}")
+        self.eps, self.momentum = float(eps), momentum
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        dt = _float_dtype(dtype, "BatchNorm1d")
+        if affine:
+            self.weight = Parameter(np.ones(c, dtype=dt))
+            self.bias = Parameter(np.zeros(c, dtype=dt))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(c, dtype=dt))
+            self.register_buffer("running_var", np.ones(c, dtype=dt))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def forward(self, x):
+        shape = np.shape(x.data if isinstance(x, Tensor) else x)
+        if len(shape) not in (2, 3) or shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm1d({self.num_features}): expected input of shape "
+                             f"(N, {self.num_features}) or (N, {self.num_features}, L), "
+                             f"got {shape}")
+        momentum = self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if momentum is None:  # cumulative moving average
+                momentum = 1.0 / float(self.num_batches_tracked.data)
+        # without running statistics, batch statistics are used in eval mode too (as PyTorch)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            self.training or not self.track_running_stats,
+                            0.0 if momentum is None else momentum, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability p (PyTorch's meaning:
+    the course's "keep probability 0.9" is Dropout(0.1)) and scale the rest by 1 / (1 - p);
+    the identity in eval mode.
+
+    Masks come from the layer's own numpy Generator (`seed`: int or Generator). Its state is
+    part of the module's state dict under `<name>._extra_state` (PyTorch's extra-state hook;
+    a 0-d string array holding the bit generator state as JSON), so saving and loading a model
+    checkpoint also restores the exact sequence of future masks.
+    """
+
+    def __init__(self, p=0.5, seed=None):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p (the probability of dropping) must be in [0, 1], "
+                             f"got {p}")
+        self.p = float(p)
+        self.generator = as_generator(seed)
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        data = x.data if isinstance(x, Tensor) else np.asarray(x)
+        return x * F.dropout_mask(data.shape, self.p, data.dtype, self.generator)
+
+    def get_extra_state(self):
+        return np.array(json.dumps(self.generator.bit_generator.state, default=_jsonable))
+
+    def set_extra_state(self, state):
+        if isinstance(state, np.ndarray):
+            state = state.item()
+        if isinstance(state, (str, bytes)):
+            state = json.loads(state)
+        if not isinstance(state, dict) or "bit_generator" not in state:
+            raise ValueError(f"Dropout.set_extra_state: expected a numpy bit generator state, "
+                             f"got {type(state).__name__}")
+        kind = state["bit_generator"]
+        if type(self.generator.bit_generator).__name__ != kind:
+            bit_generator = getattr(np.random, kind, None)
+            if bit_generator is None:
+                raise ValueError(f"Dropout.set_extra_state: unknown bit generator {kind!r}")
+            self.generator = np.random.Generator(bit_generator())
+        self.generator.bit_generator.state = state
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.ndarray):  # MT19937 keeps its key as an array
+        return obj.tolist()
+    if isinstance(obj, np.integer):
+        return int(obj)
+    raise TypeError(f"Dropout: cannot store {type(obj).__name__} in the generator state")
+
+
+class ReLU(Module):
+    """max(x, 0)."""
+
+    def forward(self, x):
+        return ops.relu(x)
+
+
+class LeakyReLU(Module):
+    """x for x > 0, negative_slope * x otherwise."""
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        return ops.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Module):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x):
+        return ops.elu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return ops.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return ops.sigmoid(x)
+
+
+class Identity(Module):
+    """Returns its input (a placeholder layer); ignores constructor arguments, as in PyTorch."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class Flatten(Module):
+    """Merge dimensions start_dim..end_dim (by default all but the batch dimension)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return ops.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
