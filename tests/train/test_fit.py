@@ -1,0 +1,101 @@
+"""fit: measurements, callbacks, NaN stop, and bitwise-exact resume from a mid-epoch checkpoint."""
+import numpy as np
+import pytest
+
+from models.mlp import MLP
+from tensorgrad.data import Compose, DataLoader, GaussianNoise, RandomHorizontalFlip
+from tensorgrad.optim import SGD
+from tensorgrad.optim.lr_scheduler import CyclicLR
+from tensorgrad.train import StopTraining, TrainingDiverged, evaluate, fit
+
+
+def _data(n=300, d=12, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, d)).astype(np.float32)
+    y = (x[:, :3].argmax(1)).astype(np.int64)
+    return x, y
+
+
+def _setup(seed=0, dropout=0.2, lr=0.05):
+    x, y = _data()
+    model = MLP([12, 16, 16, 3], dropout=dropout, seed=seed)
+    opt = SGD(model.parameters(), lr=lr)
+    sched = CyclicLR(opt, base_lr=1e-3, max_lr=lr, step_size_up=5)
+    loader = DataLoader((x, y), batch_size=32, seed=seed)
+    # flip/noise on 12 features: viewed as 3 channels of 2x2 "images"
+    augment = Compose([RandomHorizontalFlip(0.5, seed=seed + 1), GaussianNoise(0.1, seed=seed + 2)])
+    return model, opt, sched, loader, augment, (x[:100], y[:100])
+
+
+def test_fit_records_lr_per_update_and_metrics_per_measurement():
+    model, opt, sched, loader, _, val = _setup()
+    h = fit(model, opt, loader, val_data=val, epochs=2, scheduler=sched, l2=1e-3, progress=False)
+    assert len(h.lr) == 2 * len(loader) == h.steps[-1]
+    assert h.lr[0] == pytest.approx(1e-3) and max(h.lr) == pytest.approx(0.05)
+    assert h.steps[0] == 1  # a cycle of 10 updates -> a measurement every update
+    for k in ["train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc"]:
+        assert len(h.metrics[k]) == len(h.steps)
+    assert all(c > l for c, l in zip(h.metrics["train_cost"], h.metrics["train_loss"]))
+
+
+def test_resume_after_interruption_mid_epoch_is_bitwise_identical(tmp_path):
+    model, opt, sched, loader, aug, val = _setup()
+    ref = fit(model, opt, loader, val_data=val, epochs=3, scheduler=sched, augment=aug, l2=1e-3,
+              progress=False, measure_every=4)
+    ref_state = {k: v.copy() for k, v in model.state_dict().items() if isinstance(v, np.ndarray)}
+
+    ckpt = str(tmp_path / "run.ckpt")
+    model, opt, sched, loader, aug, val = _setup()
+
+    def crash(step, metrics):
+        if step == 16:  # mid-epoch (10 batches per epoch), right after a checkpoint
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, opt, loader, val_data=val, epochs=3, scheduler=sched, augment=aug, l2=1e-3,
+            progress=False, measure_every=4, checkpoint=ckpt, checkpoint_every=4,
+            callbacks=[crash])
+    # a new process would rebuild everything from scratch, then resume from the file
+    model, opt, sched, loader, aug, val = _setup(seed=0)
+    for p in model.parameters():
+        p.data[...] = 0  # make sure nothing comes from the fresh objects
+    h = fit(model, opt, loader, val_data=val, epochs=3, scheduler=sched, augment=aug, l2=1e-3,
+            progress=False, measure_every=4, checkpoint=ckpt, checkpoint_every=4)
+    for k, v in ref_state.items():
+        np.testing.assert_array_equal(model.state_dict()[k], v, err_msg=k)
+    assert h.lr == ref.lr and h.steps == ref.steps and h.metrics == ref.metrics
+    ref_opt, new_opt = opt.state_dict(), opt.state_dict()
+    assert ref_opt.keys() == new_opt.keys()
+
+
+def test_fit_stops_on_nan_naming_the_update():
+    x, y = _data()
+    x[100:] = np.nan  # batches 4 and later (in order) carry a NaN: the loss becomes NaN there
+    model = MLP([12, 16, 3], batch_norm=False, seed=0)
+    opt = SGD(model.parameters(), lr=0.01)
+    loader = DataLoader((x, y), batch_size=25, shuffle=False)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match="update 5 "):
+        fit(model, opt, loader, epochs=2, progress=False)
+
+
+def test_a_callback_can_stop_training():
+    model, opt, sched, loader, _, val = _setup()
+    seen = []
+
+    def pruner(step, metrics):
+        seen.append(step)
+        if step >= 3:
+            raise StopTraining
+    h = fit(model, opt, loader, val_data=val, epochs=5, scheduler=sched, measure_every=1,
+            callbacks=[pruner], progress=False)
+    assert h.stopped_early and h.steps[-1] == 3 and seen == [1, 2, 3]
+    h = fit(model, opt, loader, epochs=5, measure_every=2, callbacks=[lambda s, m: s >= 4],
+            progress=False)
+    assert h.stopped_early and h.steps[-1] == 4
+
+
+def test_evaluate_uses_eval_mode_and_restores_it():
+    model, *_ , val = _setup()
+    model.train()
+    a = evaluate(model, *val, batch_size=7)
+    b = evaluate(model, *val, batch_size=100)
+    assert model.training and a["acc"] == b["acc"] and a["loss"] == pytest.approx(b["loss"])
