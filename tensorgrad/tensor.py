@@ -354,10 +354,15 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     xp = _namespace(create_graph)
     tids = None if targets is None else {id(t) for t in targets}
     results = {}
-    owned = set()  # arrays already handed to a .grad: two leaves never share one buffer
-    plain = accumulate and tids is None and not create_graph  # the common training case
+    owned = set()  # ids of .grad arrays this walk allocated (safe to accumulate into in place)
 
-    def deliver(t, g):
+    def deliver(t, g, upstream=None):
+        """Hand a finished gradient to `t`: into results (grad) or into t.grad (backward).
+
+        `g` may alias `upstream` (the gradient flowing into the op that produced it: add, reshape
+        and friends pass it through) and then must be copied before a leaf keeps it. A fresh
+        array the walk computed is owned: kept as is, and later arrivals add into it in place.
+        """
         if not accumulate:
             if id(t) in tids:
                 prev = results.get(id(t))
@@ -369,10 +374,17 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             g = g if isinstance(g, Tensor) else Tensor._wrap(g)
             t.grad = g if t.grad is None else t.grad + g
             return
-        if id(g) in owned or g.base is not None or not g.flags.writeable:
-            g = g.copy()  # a view, a broadcast, or a buffer another leaf already holds
-        owned.add(id(g))
-        t.grad = Tensor._wrap(g) if t.grad is None else Tensor._wrap(t.grad.data + g)
+        current = t.grad
+        if current is not None and id(current.data) in owned:
+            current.data += g  # our own buffer from this walk: accumulate in place
+            return
+        if current is not None:
+            t.grad = Tensor._wrap(current.data + g)
+        else:
+            if upstream is None or not g.flags.writeable or np.may_share_memory(g, upstream):
+                g = g.copy()  # the caller's array, a broadcast, or a pass-through of one
+            t.grad = Tensor._wrap(g)
+        owned.add(id(t.grad.data))
 
     for r, g in zip(roots, grad_roots):
         if g is None:
@@ -390,8 +402,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                                f"{r.shape}")
         if create_graph and not isinstance(g, Tensor):
             g = Tensor._wrap(g)
-        owned.add(id(g))  # the caller's array: a leaf gets a copy, never the array itself
-        if r._op is None:  # a root that is itself a leaf
+        if r._op is None:  # a root that is itself a leaf: gets a copy, never the caller's array
             deliver(r, g)
         else:
             r._g = g if r._g is None else r._g + g
@@ -413,7 +424,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             g = t._g
             t._g = None
             if g is not None and (t._retains_grad or (tids is not None and id(t) in tids)):
-                deliver(t, g)
+                deliver(t, g)  # (no upstream given: always copied)
             if g is None or (needed is not None and id(t) not in needed):
                 if not retain_graph:
                     t._parents = t._raw = None
@@ -443,12 +454,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     gi = xp.astype(gi, pdata.dtype)
                 if not leaf:
                     p._g = gi if p._g is None else p._g + gi
-                elif plain and p.grad is None and gi.base is None and id(gi) not in owned \
-                        and gi.flags.writeable:
-                    owned.add(id(gi))  # fast path: a fresh array becomes the leaf's .grad
-                    p.grad = Tensor._wrap(gi)
                 else:
-                    deliver(p, gi)
+                    deliver(p, gi, g)
             if not retain_graph:
                 t._parents = t._raw = None
     finally:

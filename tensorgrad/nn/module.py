@@ -85,11 +85,11 @@ class Module:
     def __setattr__(self, name, value):
         if isinstance(value, Parameter):
             params, buffers, modules = self._registries("parameters")
-            self._forget(name)
+            self._forget(name, keep=params)
             params[name] = value
         elif isinstance(value, Module):
             params, buffers, modules = self._registries("modules")
-            self._forget(name)
+            self._forget(name, keep=modules)
             modules[name] = value
         elif "_parameters" in self.__dict__ and name in self._parameters:
             if value is not None:
@@ -106,10 +106,13 @@ class Module:
             self._buffers[name] = value
         object.__setattr__(self, name, value)
 
-    def _forget(self, name):
+    def _forget(self, name, keep=None):
+        """Drop `name` from the registries (but `keep`, where re-assigning keeps its place)."""
         for reg in (self._parameters, self._buffers, self._modules):
-            reg.pop(name, None)
-        self._non_persistent.discard(name)
+            if reg is not keep:
+                reg.pop(name, None)
+        if keep is not self._buffers:
+            self._non_persistent.discard(name)
 
     def __delattr__(self, name):
         if "_parameters" in self.__dict__:
@@ -462,7 +465,7 @@ class ModuleList(Module):
         return mods[_index(self, idx)]
 
     def __setitem__(self, idx, module):
-        self.add_module(str(_index(self, idx)), module)
+        setattr(self, str(_index(self, idx)), module)
 
     def append(self, module):
         self.add_module(str(len(self)), module)

@@ -164,6 +164,8 @@ CASES = {
     "pow": dict(fn=tg.pow, inputs=[broadcastable_tensors(2, low=0.5, high=2.0)]),
     "matmul": dict(fn=tg.matmul, inputs=[_matmul_pair()]),
     "linear": dict(fn=tg.linear, inputs=[_linear_args()]),
+    "square": dict(fn=tg.square, inputs=[T()]),
+    "pow_int2": dict(fn=lambda x: x ** 2, inputs=[T()]),
     "neg": dict(fn=tg.neg, inputs=[T()]),
     "exp": dict(fn=tg.exp, inputs=[T()]),
     "log": dict(fn=tg.log, inputs=[T(**POS)]),
