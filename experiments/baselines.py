@@ -148,6 +148,7 @@ class _Buffers:
         for blk in _carve(self.stats_coef, [(2, d) for d in hidden]):
             blk[0], blk[1] = momentum, momentum * n / (n - 1)  # unbiased running variance
         self.stats_tmp = np.empty_like(self.stats)
+        self.zero = np.zeros((), dtype)  # a 0-d array skips the scalar conversion on every call
         self.ones_row = np.ones((1, n), dtype)  # column sums as one small matmul
         self.avg_row = np.full((1, n), 1.0 / n, dtype)  # column means likewise
         self.zmax = np.empty((n, 1), dtype)
@@ -240,7 +241,7 @@ class NumpyMLP:
             h = buf.h[k]
             np.multiply(s, scale, out=h)  # gamma * x_hat = (gamma * istd) * s_c
             np.add(h, self.beta[k], out=h)
-            np.maximum(h, 0, out=h)
+            np.maximum(h, buf.zero, out=h)
             np.add(buf.mean[k], self.b[k], out=buf.mean[k])
         # running = (1 - momentum) * running + momentum * [mean, unbiased var], all layers at once
         np.multiply(self._running, 1.0 - self.momentum, out=self._running)
@@ -277,7 +278,7 @@ class NumpyMLP:
             g_k, g_s, s_c = buf.gx[k][0], buf.gx[k][1], buf.s[k]
             istd, scale, scale_n, u = buf.istd[k], buf.scale[k], buf.scale_n[k], buf.u[k]
             np.matmul(g, self.W[l].T, out=g_k)  # gradient w.r.t. h_k
-            np.greater(buf.h[k], 0, out=buf.mask[k])
+            np.greater(buf.h[k], buf.zero, out=buf.mask[k])
             np.multiply(g_k, buf.mask[k], out=g_k)  # ReLU backward
             # Batch-norm backward with x_hat = istd * s_c: [d beta, d gamma] are the column sums
             # of [g, g * x_hat], and ds = gamma * istd * (g - mean(g) - x_hat * mean(g * x_hat)).

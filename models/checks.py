@@ -67,7 +67,7 @@ def mlp_gradient_table(layers_dims, batch_norm, n=10, lam=0.01, seed=0, eps=1e-5
     return rows
 
 
-def _away_from_kinks(model, rng, shape, tries=1000):
+def _away_from_kinks(model, rng, shape, tries=100):
     """Standard normal samples whose activation inputs all lie at least KINK_MARGIN from 0."""
     for _ in range(tries):
         x = rng.standard_normal(shape)
@@ -80,7 +80,8 @@ def _away_from_kinks(model, rng, shape, tries=1000):
         if margin >= KINK_MARGIN:
             return x
     raise RuntimeError(f"mlp_gradient_table: no sample batch of shape {shape} kept every "
-                       f"activation input {KINK_MARGIN} away from 0 in {tries} draws")
+                       f"activation input {KINK_MARGIN} away from 0 in {tries} draws (is a "
+                       f"whole layer dead, feeding exact zeros on? try another seed)")
 
 
 _ACTIVATION_TYPES = (nn.ReLU, nn.LeakyReLU, nn.ELU)

@@ -16,15 +16,20 @@ class Op:
     its input (any shape that broadcasts to the input: the engine sums it back). `out` is the
     op's output and `inputs` its inputs: arrays in an ordinary backward, Tensors under
     create_graph. With ``variadic=True`` there is a single vjp that also receives ``argnum=i``.
+
+    ``elementwise=True`` promises that the vjps are correct for any `g` that merely broadcasts
+    to the output's shape: the engine then hands them the compact gradient a reduction produced
+    (a scalar for `loss.sum()`) instead of materialising it, which saves full-size passes.
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic")
+    __slots__ = ("name", "forward", "vjps", "variadic", "elementwise")
 
-    def __init__(self, name, forward, *vjps, variadic=False):
+    def __init__(self, name, forward, *vjps, variadic=False, elementwise=False):
         self.name = name
         self.forward = forward
         self.vjps = vjps
         self.variadic = variadic
+        self.elementwise = elementwise
 
     def __call__(self, *args, **params):
         return _t.apply(self, args, params)

@@ -363,6 +363,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         and friends pass it through) and then must be copied before a leaf keeps it. A fresh
         array the walk computed is owned: kept as is, and later arrivals add into it in place.
         """
+        if g.shape != t.data.shape:  # a compact gradient becomes full-size at delivery
+            g = xp.broadcast_to(g, t.data.shape)
         if not accumulate:
             if id(t) in tids:
                 prev = results.get(id(t))
@@ -435,6 +437,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 args, out = parents, t
             else:
                 args, out = t._raw, t.data
+            if g.shape != t.data.shape and not op.elementwise:
+                g = xp.broadcast_to(g, t.data.shape)  # a compact gradient meets a shape op
             kw = t._kw
             vjps = op.vjps
             for i, p in enumerate(parents):
@@ -448,8 +452,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 else:
                     gi = vjps[i](xp, g, out, *args, **kw)
                 pdata = p.data
-                if gi.shape != pdata.shape:
-                    gi = xp.sum_to(gi, pdata.shape)
+                if gi.shape != pdata.shape:  # undo broadcasting (compact axes may stay)
+                    gi = xp.reduce_to(gi, pdata.shape)
                 if gi.dtype != pdata.dtype:
                     gi = xp.astype(gi, pdata.dtype)
                 if not leaf:

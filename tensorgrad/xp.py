@@ -14,7 +14,26 @@ def _sum(a, axis=None, keepdims=False):
 
 
 def _mean(a, axis=None, keepdims=False):
-    return np.mean(a, axis=axis, keepdims=keepdims)
+    n = a.size if axis is None else np.prod([a.shape[i] for i in np.atleast_1d(axis)])
+    return np.add.reduce(a, axis=axis, keepdims=keepdims) / int(n)
+
+
+def reduce_to(g, shape):
+    """Sum `g` over the axes where it is larger than `shape`; axes where it is smaller (a
+    compact gradient) stay as they are, so the result broadcasts to `shape`."""
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
+    if not axes:
+        return g
+    g = np.add.reduce(g, axis=axes, keepdims=True)
+    return g.reshape(g.shape[lead:]) if lead else g
+
+
+def _expand_dims(a, axis):
+    shape = list(a.shape)
+    shape.insert(axis if axis >= 0 else len(shape) + 1 + axis, 1)
+    return a.reshape(shape)
 
 
 def sum_to(g, shape):
@@ -62,9 +81,14 @@ def getitem(a, idx):
     return a[idx]
 
 
+# methods instead of numpy's Python-level wrappers (np.reshape, np.transpose, ...): same result,
+# a fraction of the call overhead on the small arrays of a mini-batch
 numpy_ns = SimpleNamespace(
-    sum=_sum, mean=_mean, sum_to=sum_to, unindex=unindex, astype=astype, getitem=getitem,
-    exp=np.exp, log=np.log, sign=np.sign, where=np.where, matmul=np.matmul,
-    reshape=np.reshape, transpose=np.transpose, swapaxes=np.swapaxes,
-    broadcast_to=np.broadcast_to, expand_dims=np.expand_dims, squeeze=np.squeeze,
+    sum=_sum, mean=_mean, sum_to=sum_to, reduce_to=reduce_to, unindex=unindex, astype=astype,
+    getitem=getitem, exp=np.exp, log=np.log, sign=np.sign, where=np.where, matmul=np.matmul,
+    reshape=lambda a, shape: a.reshape(shape),
+    transpose=lambda a, axes=None: a.transpose(axes),
+    swapaxes=lambda a, i, j: a.swapaxes(i, j),
+    broadcast_to=np.broadcast_to, expand_dims=_expand_dims,
+    squeeze=lambda a, axis=None: a.squeeze(axis),
 )

@@ -8,12 +8,14 @@ function here, and give it an entry in tests/ops/op_cases.py (a test fails until
 from .elementwise import (abs, add, clip, div, elu, equal, exp, greater, greater_equal, isfinite,
                           isnan, leaky_relu as _leaky_relu, elu as _elu, less, less_equal, log,
                           logical_and, logical_not, logical_or, logical_xor, maximum, minimum,
-                          mul, neg, not_equal, pow, relu, sigmoid, sign, sqrt, square, sub, tanh,
+                          mul, neg, not_equal, pow, relu, rsqrt, sigmoid, sign, sqrt, square, sub,
+                          tanh,
                           where)
 from .linalg import linear, matmul
 from .reduce import (log_softmax, logsumexp, max, mean, min, softmax, std, sum, var)
 from .shape import (astype, broadcast_to, cat, concatenate, expand, expand_dims, flatten,
-                    getitem, matrix_transpose, pad, permute, reshape, squeeze, stack, sum_to,
+                    getitem, matrix_transpose, pad, permute, reduce_to, reshape, squeeze, stack,
+                    sum_to,
                     swapaxes, transpose, unindex, unsqueeze)
 from ._base import Tensor, data_of
 
@@ -51,7 +53,7 @@ clamp = clip
 # The public op list: each name is property-tested (gradcheck + gradgradcheck) by
 # tests/ops/test_op_gradients.py, and a completeness test keeps this list and the cases in step.
 DIFFERENTIABLE = {
-    "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "square": square, "matmul": matmul, "neg": neg,
+    "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "square": square, "rsqrt": rsqrt, "matmul": matmul, "neg": neg,
     "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "tanh": tanh, "sigmoid": sigmoid,
     "relu": relu, "leaky_relu": leaky_relu, "elu": elu,
     "maximum": maximum, "minimum": minimum, "where": where, "clip": clip,
@@ -98,7 +100,7 @@ def _install_tensor_methods():
     T.__invert__ = logical_not
     T.__getitem__ = getitem
 
-    for name in ("exp", "log", "sqrt", "square", "abs", "tanh", "sigmoid", "relu", "leaky_relu", "elu",
+    for name in ("exp", "log", "sqrt", "square", "rsqrt", "abs", "tanh", "sigmoid", "relu", "leaky_relu", "elu",
                  "sum", "mean", "var", "std", "max", "min", "logsumexp", "softmax",
                  "log_softmax", "maximum", "minimum", "clip", "clamp", "reshape", "transpose",
                  "permute", "swapaxes", "flatten", "broadcast_to", "expand", "squeeze",

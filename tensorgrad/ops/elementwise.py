@@ -8,7 +8,12 @@ engine, so the vjps below read like the calculus.
 import numpy as np
 from scipy.special import expit
 
-from ._base import Op, nondiff
+from functools import partial
+
+from ._base import Op as _Op, nondiff
+
+# every op here maps g elementwise, so it accepts a gradient that only broadcasts to its output
+Op = partial(_Op, elementwise=True)
 
 # ---- arithmetic -------------------------------------------------------------------------------
 add = Op("add", np.add,
@@ -27,16 +32,24 @@ _pow = Op("pow", np.power,
          lambda xp, g, out, a, b: g * b * a ** (b - 1),
          lambda xp, g, out, a, b: g * out * xp.log(xp.where(a > 0, a, 1)))
 square = Op("square", np.square,
-            lambda xp, g, out, x: g * 2 * x)
+            lambda xp, g, out, x: x * (g * 2))
+rsqrt = Op("rsqrt", lambda x: 1 / np.sqrt(x),
+           lambda xp, g, out, x: g * -0.5 * out / x)
 neg = Op("neg", np.negative,
          lambda xp, g, out, x: -g)
 
 
 
 def pow(a, b):
-    """a ** b elementwise; `x ** 2` takes the cheaper `square` primitive."""
-    if b.__class__ is int and b == 2:
-        return square(a)
+    """a ** b elementwise; the exponents 2, 0.5 and -0.5 take the faster primitives square,
+    sqrt and rsqrt (numpy's general power is several times slower)."""
+    if b.__class__ is int or b.__class__ is float:
+        if b == 2:
+            return square(a)
+        if b == 0.5:
+            return sqrt(a)
+        if b == -0.5:
+            return rsqrt(a)
     return _pow(a, b)
 
 
@@ -54,7 +67,7 @@ tanh = Op("tanh", np.tanh,
 sigmoid = Op("sigmoid", expit,
              lambda xp, g, out, x: g * out * (1 - out))
 relu = Op("relu", lambda x: np.maximum(x, 0),
-          lambda xp, g, out, x: xp.where(x > 0, g, 0))
+          lambda xp, g, out, x: g * (x > 0))
 leaky_relu = Op("leaky_relu",
                 lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
                 lambda xp, g, out, x, negative_slope=0.01: xp.where(x > 0, g, g * negative_slope))

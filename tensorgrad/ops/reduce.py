@@ -19,16 +19,17 @@ def _expand(xp, g, x, axis, keepdims):
     return g if keepdims else xp.reshape(g, reduced_shape(x.shape, axis))
 
 
+# The gradients of sum and mean stay compact (g with size-1 axes where x was reduced): the
+# engine broadcasts them only where an op needs a full-size gradient.
 _sum = Op("sum",
           lambda x, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims),
-          lambda xp, g, out, x, axis, keepdims:
-              xp.broadcast_to(_expand(xp, g, x, axis, keepdims), x.shape))
+          lambda xp, g, out, x, axis, keepdims: _expand(xp, g, x, axis, keepdims))
 
 _mean = Op("mean",
            lambda x, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims)
            / _count(x.shape, axis),
            lambda xp, g, out, x, axis, keepdims:
-               xp.broadcast_to(_expand(xp, g, x, axis, keepdims) / _count(x.shape, axis), x.shape))
+               _expand(xp, g, x, axis, keepdims) / _count(x.shape, axis))
 
 
 def _var_forward(x, axis, keepdims, ddof):

@@ -121,6 +121,15 @@ def sum_to(x, shape):
     return _sum_to(x, shape=shape)
 
 
+def reduce_to(x, shape):
+    """Sum `x` over the axes where it is larger than `shape` (broadcast axes), keeping axes
+    where it is smaller: the result broadcasts to `shape` (the engine's unbroadcast step)."""
+    xs = _shape_of(x)
+    lead = len(xs) - len(shape)
+    target = tuple(1 if s == 1 else d for s, d in zip(shape, xs[lead:]))
+    return sum_to(x, target)
+
+
 def squeeze(x, axis=None, *, dim=None):
     """Remove size-1 axes (all of them, or the given ones)."""
     shape = _shape_of(x)

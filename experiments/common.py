@@ -1,0 +1,414 @@
+"""What every study script shares: command-line flags, data loading, one training run, outputs.
+
+A study script builds its parser with `study_parser`, loads data with `load_data`, trains each
+configuration with `train_run` (course recipe: plain SGD + triangular CyclicLR, L2 through
+fit(l2=...), test accuracy from evaluate()), and ends with `finish`, which writes results.json
+(config, command line, seed, versions, wall time, numbers) and table.md and prints both paths.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import tensorgrad
+from models.mlp import MLP
+from tensorgrad import nn
+from tensorgrad.data import DataLoader, find_cifar10, load_cifar10, standardize
+from tensorgrad.data.cifar10 import ENV_VAR, resolve_root
+from tensorgrad.optim import SGD
+from tensorgrad.optim.lr_scheduler import CyclicLR
+from tensorgrad.train import TrainingDiverged, evaluate, fit
+
+EXPERIMENTS = Path(__file__).resolve().parent
+RESULTS_ROOT = EXPERIMENTS / "results"                            # committed full-run results
+QUICK_ROOT = Path(tempfile.gettempdir()) / "tensorgrad-quick"    # --quick never writes in the repo
+
+# --quick: at most this many images per part, and this n_s (so a run is a few dozen updates)
+QUICK_TRAIN, QUICK_VAL, QUICK_TEST, QUICK_N_S = 400, 100, 100, 5
+
+# The common recipe of STUDIES.md
+RECIPE = dict(batch_size=100, eta_min=1e-5, eta_max=1e-1, bn_eps=1e-5, bn_momentum=0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def study_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """The flags every study takes: --data, --out, --seed, --quick, --no-progress."""
+    p = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=None,
+                   help=f"folder holding cifar-10-batches-py (or that folder itself); default "
+                        f"${ENV_VAR}, else ~/.cache/tensorgrad")
+    p.add_argument("--out", default=None,
+                   help=f"output folder; default experiments/results/{name}/ "
+                        f"({QUICK_ROOT}/{name}/ with --quick)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, shuffling and draws")
+    p.add_argument("--quick", action="store_true",
+                   help=f"tiny run for tests: at most {QUICK_TRAIN}/{QUICK_VAL}/{QUICK_TEST} "
+                        f"train/val/test images, n_s={QUICK_N_S}")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar during training")
+    return p
+
+
+def add_recipe_args(p: argparse.ArgumentParser, **defaults) -> None:
+    """Training flags with the course's defaults (override per study with keyword arguments)."""
+    d = {**RECIPE, **defaults}
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    p.add_argument("--eta-min", type=float, default=d["eta_min"], help="CyclicLR base_lr")
+    p.add_argument("--eta-max", type=float, default=d["eta_max"], help="CyclicLR max_lr")
+    p.add_argument("--bn-eps", type=float, default=d["bn_eps"])
+    p.add_argument("--bn-momentum", type=float, default=d["bn_momentum"],
+                   help="running-average update weight (PyTorch's; course keep-factor 0.9)")
+    for flag in ("n_s", "cycles", "lam"):
+        if flag in d:
+            kind = float if flag == "lam" else int
+            p.add_argument(f"--{flag.replace('_', '-')}", type=kind, default=d[flag],
+                           help={"n_s": "CyclicLR step_size_up (updates per half cycle)",
+                                 "cycles": "number of cycles (2 n_s updates each)",
+                                 "lam": "L2 coefficient lambda"}[flag])
+
+
+def bn_choice(value):
+    """--bn / --no-bn / neither -> the list of batch-norm settings to run."""
+    return [True, False] if value is None else [bool(value)]
+
+
+def output_dir(args, name: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    return (QUICK_ROOT if args.quick else RESULTS_ROOT) / name
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Data:
+    """Standardised splits (float32 x, int64 y): train, val (None for split 'c') and test."""
+    train: tuple
+    val: tuple | None
+    test: tuple
+    folder: str
+    split: str
+
+    def sizes(self) -> dict:
+        return {k: (None if v is None else len(v[1]))
+                for k, v in (("train", self.train), ("val", self.val), ("test", self.test))}
+
+
+_cache: dict = {}
+
+
+def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
+    """CIFAR-10 in the given split, standardised with the training part's mean and std.
+
+    With args.quick the parts are cut to QUICK_TRAIN / QUICK_VAL / QUICK_TEST images, and split
+    'b' takes its validation images from the end of the training batches, at most a fifth of
+    them, so a tiny dataset in the real format (fewer images per file) works too. The last
+    loaded split is cached, so a study running several configurations loads it once.
+    """
+    key = (os.fspath(resolve_root(args.data)), split, n_val, args.quick)
+    if key in _cache:
+        return _cache[key]
+    _cache.clear()  # one split in memory at a time: the full data is ~0.6 GB per copy
+    if args.quick:
+        raw = load_cifar10(args.data, split="a" if split == "a" else "c")
+        (x, y), test = raw.train, raw.test
+        if split == "a":
+            train, val = (x[:QUICK_TRAIN], y[:QUICK_TRAIN]), tuple(a[:QUICK_VAL] for a in raw.val)
+        elif split == "b":
+            n_v = max(1, min(QUICK_VAL, n_val, len(y) // 5))
+            train = (x[:min(QUICK_TRAIN, len(y) - n_v)], y[:min(QUICK_TRAIN, len(y) - n_v)])
+            val = (x[len(y) - n_v:], y[len(y) - n_v:])
+        else:
+            train, val = (x[:QUICK_TRAIN], y[:QUICK_TRAIN]), None
+        test = (test[0][:QUICK_TEST], test[1][:QUICK_TEST])
+    else:
+        raw = load_cifar10(args.data, split=split, n_val=n_val)
+        train, val, test = raw.train, raw.val, raw.test
+    del raw
+    xs = standardize(train[0], None if val is None else val[0], test[0])
+    folder = os.fspath(find_cifar10(args.data) or resolve_root(args.data))
+    data = Data(train=(xs[0], train[1]), val=None if val is None else (xs[1], val[1]),
+                test=(xs[2], test[1]), folder=folder, split=split)
+    _cache[key] = data
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# One training run
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class RunConfig:
+    """One training configuration. With constant_lr set, SGD runs `epochs` epochs at that lr;
+    otherwise CyclicLR(eta_min, eta_max, n_s) runs 2 * n_s * cycles updates."""
+    dims: list
+    batch_norm: bool = True
+    lam: float = 0.005
+    n_s: int = 2250
+    cycles: int = 2
+    batch_size: int = RECIPE["batch_size"]
+    eta_min: float = RECIPE["eta_min"]
+    eta_max: float = RECIPE["eta_max"]
+    init: str = "he"
+    init_std: float | None = None
+    seed: int = 0
+    bn_eps: float = RECIPE["bn_eps"]
+    bn_momentum: float = RECIPE["bn_momentum"]
+    constant_lr: float | None = None
+    epochs: int | None = None
+    measure_every: int | None = None
+
+    @classmethod
+    def from_args(cls, args, dims, **overrides):
+        """A config from the recipe flags in args (those present), then overrides."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in vars(args).items() if k in names}
+        values.update(seed=args.seed, **overrides)
+        return cls(dims=list(dims), **values)
+
+
+def build_model(cfg: RunConfig) -> MLP:
+    """The course MLP of cfg, with cfg's batch-norm eps and momentum."""
+    model = MLP(cfg.dims, batch_norm=cfg.batch_norm, init=cfg.init, init_std=cfg.init_std,
+                seed=cfg.seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.eps, m.momentum = float(cfg.bn_eps), cfg.bn_momentum
+    return model
+
+
+def train_run(cfg: RunConfig, data: Data, label: str = "", progress: bool = True) -> dict:
+    """Train cfg on data.train (measuring on train and val), then evaluate on data.test.
+
+    Returns {'label', 'config', 'updates', 'epochs', 'final': {train_/val_/test_ acc, loss,
+    cost}, 'history': History.to_dict(), 'diverged', 'wall_time'}; a run whose loss becomes
+    NaN keeps the measurements made before and is marked diverged.
+    """
+    t0 = time.perf_counter()
+    model = build_model(cfg)
+    loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
+    if cfg.constant_lr is not None:
+        if not cfg.epochs:
+            raise ValueError(f"train_run: constant_lr={cfg.constant_lr} needs epochs")
+        optimizer, scheduler = SGD(model.parameters(), lr=cfg.constant_lr), None
+        updates = cfg.epochs * len(loader)
+    else:
+        optimizer = SGD(model.parameters(), lr=cfg.eta_min)
+        scheduler = CyclicLR(optimizer, base_lr=cfg.eta_min, max_lr=cfg.eta_max,
+                             step_size_up=cfg.n_s, mode="triangular")
+        updates = 2 * cfg.n_s * cfg.cycles
+    epochs = math.ceil(updates / len(loader))
+    seen = {"steps": [], "metrics": {}}
+
+    def record(step, metrics):
+        seen["steps"].append(step)
+        for k, v in metrics.items():
+            seen["metrics"].setdefault(k, []).append(v)
+
+    diverged = False
+    try:
+        history = fit(model, optimizer, loader, val_data=data.val, epochs=epochs,
+                      scheduler=scheduler, l2=cfg.lam, max_updates=updates, callbacks=[record],
+                      progress=progress, measure_every=cfg.measure_every).to_dict()
+    except TrainingDiverged as exc:
+        print(f"  {label}: {exc}", flush=True)
+        diverged = True
+        history = {"lr": [], "steps": seen["steps"],
+                   "epochs": [s / len(loader) for s in seen["steps"]],
+                   "metrics": seen["metrics"], "stopped_early": True,
+                   "wall_time": time.perf_counter() - t0}
+    final = {k: v[-1] for k, v in history["metrics"].items() if v}
+    for k, v in evaluate(model, *data.test, l2=cfg.lam).items():
+        final[f"test_{k}"] = v
+    run = {"label": label, "config": dataclasses.asdict(cfg), "updates": updates,
+           "epochs": epochs, "final": final, "history": history, "diverged": diverged,
+           "wall_time": time.perf_counter() - t0}
+    print(f"  {label}: {accuracy_text(final)} ({run['wall_time']:.0f} s)", flush=True)
+    return run
+
+
+def accuracy_text(final: dict) -> str:
+    parts = [f"{k} {100 * final[f'{k}_acc']:.2f}%" for k in ("train", "val", "test")
+             if final.get(f"{k}_acc") is not None]
+    return ", ".join(parts)
+
+
+def summarize(runs, keys=("train_acc", "val_acc", "test_acc")) -> dict:
+    """{key: (mean, std)} over runs' final numbers (sample std, ddof=1; 0 for one run)."""
+    out = {}
+    for k in keys:
+        vals = [r["final"][k] for r in runs if r["final"].get(k) is not None]
+        if vals:
+            out[k] = (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0)
+    return out
+
+
+def run_plots(run: dict, out: Path, stem: str, title: str | None = None) -> list[Path]:
+    """curves (cost / loss / accuracy) and, if recorded, the per-update learning rate."""
+    from tensorgrad.plotting import plot_curves, plot_lr
+    paths = []
+    if run["history"]["steps"]:
+        paths.append(plot_curves(run["history"], out / f"{stem}_curves.png", title=title))
+    if run["history"]["lr"]:
+        paths.append(plot_lr(run["history"], out / f"{stem}_lr.png", title=title))
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+def pct(value, std=None, digits=1) -> str:
+    """A fraction as a percentage ('53.2', '53.2 ± 0.4'); '—' for None."""
+    if value is None:
+        return "—"
+    text = f"{100 * value:.{digits}f}"
+    return text if std is None else f"{text} ± {100 * std:.{digits}f}"
+
+
+def markdown_table(headers, rows) -> str:
+    lines = ["| " + " | ".join(map(str, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+_SPLITS = ("train", "val", "test")
+
+
+def result_row(label, ours, report=None, report_text=None, std=None, note=None,
+               ours_text=None, compare=None) -> dict:
+    """One row for RESULTS.md: our numbers beside the report's.
+
+    ours / report / std: {'train'|'val'|'test': fraction} (or other named numbers with
+    ours_text). delta (percentage points, ours - report) is taken on `compare`, by default
+    the last of train/val/test that both have.
+    """
+    std = std or {}
+
+    def text(values, with_std):
+        return ", ".join(f"{k} {pct(values[k], std.get(k) if with_std else None)}"
+                         for k in _SPLITS if values.get(k) is not None)
+    if compare is None and report:
+        common = [k for k in _SPLITS if ours.get(k) is not None and report.get(k) is not None]
+        compare = common[-1] if common else None
+    delta = (100 * (ours[compare] - report[compare])
+             if compare and report and ours.get(compare) is not None
+             and report.get(compare) is not None else None)
+    return {"label": label, "ours": ours, "std": std or None, "report": report,
+            "ours_text": ours_text or text(ours, True),
+            "report_text": report_text or (text(report, False) if report else "—"),
+            "compare": compare, "delta": delta, "note": note}
+
+
+# ---------------------------------------------------------------------------------------------
+# Study bookkeeping and outputs
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Study:
+    name: str
+    sid: str
+    title: str
+    args: argparse.Namespace
+    command: str
+    out: Path
+    started: str
+    t0: float = field(default_factory=time.perf_counter)
+
+
+def command_line(name: str, argv, data_flag) -> str:
+    """The shell command that reproduces this run (with $TENSORGRAD_DATA if it chose the data)."""
+    cmd = f"python -m experiments.{name}"
+    if argv:
+        cmd += " " + shlex.join(argv)
+    if data_flag is None and os.environ.get(ENV_VAR):
+        cmd = f"{ENV_VAR}={shlex.quote(os.environ[ENV_VAR])} {cmd}"
+    return cmd
+
+
+def start(name: str, sid: str, title: str, args, argv) -> Study:
+    """Begin a study: output folder, exact command line, start time; prints a header."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = output_dir(args, name)
+    out.mkdir(parents=True, exist_ok=True)
+    study = Study(name, sid, title, args, command_line(name, argv, args.data), out,
+                  datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
+    print(f"{sid} {title}\n  command: {study.command}\n  output:  {out}", flush=True)
+    return study
+
+
+def versions() -> dict:
+    import matplotlib
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "matplotlib": matplotlib.__version__, "tensorgrad": tensorgrad.__version__,
+            "platform": platform.platform(), "cpus": os.cpu_count()}
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return os.fspath(obj)
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def _stored_run(run: dict) -> dict:
+    """A run as stored in results.json: the per-update lr list becomes a short summary."""
+    history = dict(run["history"])
+    lr = history.pop("lr")
+    history["lr_summary"] = ({"updates": len(lr), "first": lr[0], "min": min(lr), "max": max(lr)}
+                             if lr else None)
+    return {**run, "history": history}
+
+
+def finish(study: Study, table: str, rows, runs=(), plots=(), data: Data | None = None,
+           extra: dict | None = None) -> dict:
+    """Write results.json and table.md, print the table and the output paths; return results."""
+    wall = time.perf_counter() - study.t0
+    results = {
+        "study": study.sid, "name": study.name, "title": study.title,
+        "command": study.command,
+        "config": {k: v for k, v in vars(study.args).items()},
+        "seed": study.args.seed, "quick": bool(study.args.quick),
+        "data": None if data is None else {"folder": data.folder, "split": data.split,
+                                           "sizes": data.sizes()},
+        "versions": versions(), "started": study.started, "wall_time_s": wall,
+        "rows": list(rows), "runs": [_stored_run(r) for r in runs],
+        "plots": [os.path.relpath(p, study.out) for p in plots], "table": "table.md",
+        **(extra or {}),
+    }
+    (study.out / "results.json").write_text(json.dumps(_jsonable(results), indent=1) + "\n")
+    header = (f"# {study.sid}. {study.title}\n\n`{study.command}`  \n"
+              f"wall time {wall:.0f} s{' (--quick: tiny data, not comparable)' if study.args.quick else ''}\n\n")
+    (study.out / "table.md").write_text(header + table.rstrip() + "\n")
+    print("\n" + table.rstrip() + "\n")
+    print(f"wall time {wall:.0f} s")
+    print(f"results: {study.out / 'results.json'}\ntable:   {study.out / 'table.md'}")
+    for p in plots:
+        print(f"plot:    {p}")
+    return results
