@@ -182,7 +182,8 @@ class RunConfig:
         """A config from the recipe flags in args (those present), then overrides."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in vars(args).items() if k in names}
-        values.update(seed=args.seed, **overrides)
+        values["seed"] = args.seed
+        values.update(overrides)
         return cls(dims=list(dims), **values)
 
 
@@ -239,7 +240,9 @@ def train_run(cfg: RunConfig, data: Data, label: str = "", progress: bool = True
     final = {k: v[-1] for k, v in history["metrics"].items() if v}
     for k, v in evaluate(model, *data.test, l2=cfg.lam).items():
         final[f"test_{k}"] = v
-    run = {"label": label, "config": dataclasses.asdict(cfg), "updates": updates,
+    run = {"label": label, "config": dataclasses.asdict(cfg), "data": {
+               "folder": data.folder, "split": data.split, "sizes": data.sizes()},
+           "updates": updates,
            "epochs": epochs, "final": final, "history": history, "diverged": diverged,
            "wall_time": time.perf_counter() - t0}
     print(f"  {label}: {accuracy_text(final)} ({run['wall_time']:.0f} s)", flush=True)
@@ -387,8 +390,9 @@ def _stored_run(run: dict) -> dict:
 
 
 def finish(study: Study, table: str, rows, runs=(), plots=(), data: Data | None = None,
-           extra: dict | None = None) -> dict:
-    """Write results.json and table.md, print the table and the output paths; return results."""
+           extra: dict | None = None, summary: str | None = None) -> dict:
+    """Write results.json and table.md, print the table, the output paths and `summary` (the
+    headline numbers, printed last); return the results dict."""
     wall = time.perf_counter() - study.t0
     results = {
         "study": study.sid, "name": study.name, "title": study.title,
@@ -411,4 +415,6 @@ def finish(study: Study, table: str, rows, runs=(), plots=(), data: Data | None 
     print(f"results: {study.out / 'results.json'}\ntable:   {study.out / 'table.md'}")
     for p in plots:
         print(f"plot:    {p}")
+    if summary:
+        print(summary.rstrip())
     return results

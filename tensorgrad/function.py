@@ -8,6 +8,8 @@ from . import tensor as _t
 
 __all__ = ["Op", "Function", "FunctionCtx"]
 
+_NOKW = {}  # shared empty parameter dict (never mutated)
+
 
 class Op:
     """A differentiable primitive: `forward(*arrays, **params)` and its vjps.
@@ -32,7 +34,7 @@ class Op:
         self.elementwise = elementwise
 
     def __call__(self, *args, **params):
-        return _t.apply(self, args, params)
+        return _t.apply(self, args, params or _NOKW)
 
     def __repr__(self):
         return f"Op({self.name})"

@@ -47,6 +47,7 @@ def _save(fig, path) -> Path:
 
 def _draw_metric(ax, history, name, xs, label_prefix=""):
     """Train and val curves of one metric; returns how many curves were drawn."""
+    ax.ticklabel_format(axis="y", useOffset=False)  # a flat loss stays readable (2.3026, ...)
     drawn = 0
     for split in ("train", "val"):
         ys = history["metrics"].get(f"{split}_{name}")

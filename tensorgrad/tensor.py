@@ -6,6 +6,7 @@ iteratively from the output, calling each op's vjps only for inputs on a path to
 asked for a gradient.
 """
 import itertools
+import operator
 
 import numpy as np
 
@@ -101,6 +102,8 @@ class Tensor:
     _g = None           # gradient being accumulated during a backward
     _retains_grad = False
     _seq = 0
+    _need = ()          # positions of the parents that require grad
+    _walk = None        # stamp of the last graph walk that visited this node
     name = None
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -241,30 +244,34 @@ def tensor(data, requires_grad=False, dtype=None):
 def apply(op, args, kw):
     """Run `op` on its inputs' arrays and, if any input requires grad, record it on the output."""
     raw = []
-    rg = False
+    need = None  # positions of the inputs that require grad
+    i = 0
     for a in args:
         if isinstance(a, Tensor):
             raw.append(a.data)
             if a.requires_grad:
-                rg = True
+                if need is None:
+                    need = [i]
+                else:
+                    need.append(i)
         else:
             raw.append(a)
+        i += 1
     try:
-        out = op.forward(*raw, **kw)
+        out = op.forward(*raw, **kw) if kw else op.forward(*raw)
     except Exception as e:
         raise _op_error(op, args, e) from e
     if out.__class__ is not np.ndarray:
         out = np.asarray(out)
     t = _new_tensor(Tensor)
     t.data = out
-    if rg and _grad_enabled:
-        if out.dtype.kind not in _FLOAT_KINDS:
-            return t
+    if need is not None and _grad_enabled and out.dtype.kind == "f":
         t.requires_grad = True
         t._op = op
         t._parents = args
         t._raw = raw
         t._kw = kw
+        t._need = need
         t._seq = _next_seq()
     return t
 
@@ -279,6 +286,7 @@ def attach(op, args, out):
         t._parents = args
         t._raw = [a.data if isinstance(a, Tensor) else a for a in args]
         t._kw = {}
+        t._need = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
         t._seq = _next_seq()
     return t
 
@@ -306,14 +314,14 @@ def _op_error(op, args, e):
 def _graph(roots):
     """The recorded nodes reachable from `roots`, in creation order (a topological order:
     every op's output is created after its inputs), so reversed it is the backward order."""
+    stamp = object()
     nodes = []
-    seen = set()
     stack = [r for r in roots if r._op is not None]
     while stack:
         t = stack.pop()
-        if id(t) in seen:
+        if t._walk is stamp:
             continue
-        seen.add(id(t))
+        t._walk = stamp
         parents = t._parents
         if parents is None:
             raise GraphFreedError(
@@ -321,15 +329,15 @@ def _graph(roots):
                 f"shape {t.shape}): its saved values were freed by the first backward; "
                 f"pass retain_graph=True to the first backward if you need to go through it again")
         nodes.append(t)
-        for p in parents:
-            if isinstance(p, Tensor) and p._op is not None and id(p) not in seen:
+        for i in t._need:
+            p = parents[i]
+            if p._op is not None and p._walk is not stamp:
                 stack.append(p)
     nodes.sort(key=_seq_of)
     return nodes
 
 
-def _seq_of(t):
-    return t._seq
+_seq_of = operator.attrgetter("_seq")
 
 
 _xp = {}
@@ -355,6 +363,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     tids = None if targets is None else {id(t) for t in targets}
     results = {}
     owned = set()  # ids of .grad arrays this walk allocated (safe to accumulate into in place)
+    fast = accumulate and tids is None and not create_graph  # the ordinary training backward
 
     def deliver(t, g, upstream=None):
         """Hand a finished gradient to `t`: into results (grad) or into t.grad (backward).
@@ -437,27 +446,36 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 args, out = parents, t
             else:
                 args, out = t._raw, t.data
-            if g.shape != t.data.shape and not op.elementwise:
+            if not op.elementwise and g.shape != t.data.shape:
                 g = xp.broadcast_to(g, t.data.shape)  # a compact gradient meets a shape op
             kw = t._kw
             vjps = op.vjps
-            for i, p in enumerate(parents):
-                if not (isinstance(p, Tensor) and p.requires_grad):
-                    continue
+            for i in t._need:
+                p = parents[i]
                 leaf = p._op is None
                 if needed is not None and not (id(p) in needed or id(p) in tids):
                     continue
                 if op.variadic:
                     gi = vjps[0](xp, g, out, *args, argnum=i, **kw)
-                else:
+                elif kw:
                     gi = vjps[i](xp, g, out, *args, **kw)
+                else:
+                    gi = vjps[i](xp, g, out, *args)
                 pdata = p.data
-                if gi.shape != pdata.shape:  # undo broadcasting (compact axes may stay)
-                    gi = xp.reduce_to(gi, pdata.shape)
-                if gi.dtype != pdata.dtype:
-                    gi = xp.astype(gi, pdata.dtype)
+                pshape = pdata.shape
+                if gi.shape != pshape:  # undo broadcasting (compact axes may stay)
+                    gi = xp.reduce_to(gi, pshape)
+                pdtype = pdata.dtype
+                gdtype = gi.dtype
+                if gdtype is not pdtype and gdtype != pdtype:
+                    gi = xp.astype(gi, pdtype)
                 if not leaf:
-                    p._g = gi if p._g is None else p._g + gi
+                    pg = p._g
+                    p._g = gi if pg is None else pg + gi
+                elif fast and p.grad is None and gi.shape == pshape and gi is not g \
+                        and gi.base is None and op.forward is not None:
+                    p.grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
+                    owned.add(id(gi))
                 else:
                     deliver(p, gi, g)
             if not retain_graph:

@@ -4,6 +4,7 @@ Every vjp calls `xp.<name>(...)`. Here `xp` is this thin layer over numpy (fast,
 `create_graph=True` it is `tensorgrad.ops`, whose functions have the same names and signatures,
 so the same gradient code builds a differentiable graph. A new helper goes in both places.
 """
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,19 +15,23 @@ def _sum(a, axis=None, keepdims=False):
 
 
 def _mean(a, axis=None, keepdims=False):
-    n = a.size if axis is None else np.prod([a.shape[i] for i in np.atleast_1d(axis)])
-    return np.add.reduce(a, axis=axis, keepdims=keepdims) / int(n)
+    if axis is None:
+        n = a.size
+    elif axis.__class__ is int:
+        n = a.shape[axis]
+    else:
+        n = math.prod(a.shape[i] for i in axis)
+    return np.add.reduce(a, axis=axis, keepdims=keepdims) / n
 
 
 def reduce_to(g, shape):
     """Sum `g` over the axes where it is larger than `shape`; axes where it is smaller (a
     compact gradient) stay as they are, so the result broadcasts to `shape`."""
     lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
-    if not axes:
-        return g
-    g = np.add.reduce(g, axis=axes, keepdims=True)
+    ones = tuple(i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
+    if not ones:  # only leading axes: one reduction, and the result is a fresh array
+        return np.add.reduce(g, axis=tuple(range(lead))) if lead else g
+    g = np.add.reduce(g, axis=tuple(range(lead)) + ones, keepdims=True)
     return g.reshape(g.shape[lead:]) if lead else g
 
 

@@ -5,11 +5,10 @@ are drawn in float64 and then cast, so a float32 and a float64 model built from 
 start from the same values. For a Linear weight of shape (out, in), fan_in = in, fan_out = out.
 
 Naming across the course reports: "He" is `kaiming_normal_` (N(0, 2/fan_in)); the R0 report's
-"Xavier" is `lecun_normal_` (N(0, 1/fan_in)); PyTorch's `xavier_normal_` is N(0, 2/(fan_in+fan_out)).
+"Xavier" is `lecun_normal_` (N(0, 1/fan_in)); PyTorch's `xavier_normal_` is
+N(0, 2/(fan_in+fan_out)).
 """
 import math
-
-import numpy as np
 
 from ..creation import as_generator
 from ..tensor import Tensor

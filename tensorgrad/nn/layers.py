@@ -102,11 +102,7 @@ class BatchNorm1d(Module):
             self.num_batches_tracked.data[...] = 0
 
     def forward(self, x):
-        shape = np.shape(x.data if isinstance(x, Tensor) else x)
-        if len(shape) not in (2, 3) or shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d({self.num_features}): expected input of shape "
-                             f"(N, {self.num_features}) or (N, {self.num_features}, L), "
-                             f"got {shape}")
+        """Input (N, C) or (N, C, L) with C = num_features (checked by F.batch_norm)."""
         momentum = self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1

@@ -1,4 +1,4 @@
-"""`Module` and `Parameter` with PyTorch's conventions, and the containers `Sequential`, `ModuleList`.
+"""`Module` and `Parameter` with PyTorch's conventions; the containers `Sequential`, `ModuleList`.
 
 Assigning a Parameter or a Module to an attribute registers it; `register_buffer` adds state that
 is saved but not trained (batch-norm running statistics). Registered objects also live in the
@@ -157,7 +157,7 @@ class Module:
 
     # ---- traversal ------------------------------------------------------------------------------
     def named_modules(self, memo=None, prefix=""):
-        """(dotted name, module) for this module and every descendant, each once."""
+        """(dotted name, module) for this module and every descendant, each once, depth first."""
         if memo is None:
             memo = set()
         if id(self) in memo:

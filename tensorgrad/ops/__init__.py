@@ -73,14 +73,16 @@ def _install_tensor_methods():
     from ..tensor import apply
     T = Tensor
 
+    nokw = {}  # shared, never mutated: ops without parameters
+
     def fwd(fn):  # an Op instance is not a function, so it would not bind as a method
         if isinstance(fn, Op):
-            return lambda self, other: apply(fn, (self, other), {})
+            return lambda self, other: apply(fn, (self, other), nokw)
         return fn
 
     def rev(fn):
         if isinstance(fn, Op):
-            return lambda self, other: apply(fn, (other, self), {})
+            return lambda self, other: apply(fn, (other, self), nokw)
         return lambda self, other: fn(other, self)
 
     T.__add__, T.__radd__ = fwd(add), rev(add)
@@ -89,9 +91,9 @@ def _install_tensor_methods():
     T.__truediv__, T.__rtruediv__ = fwd(div), rev(div)
     T.__pow__, T.__rpow__ = fwd(pow), rev(pow)
     T.__matmul__, T.__rmatmul__ = matmul, rev(matmul)
-    T.__neg__ = lambda self: apply(neg, (self,), {})
+    T.__neg__ = lambda self: apply(neg, (self,), nokw)
     T.__pos__ = lambda self: self
-    T.__abs__ = lambda self: apply(abs, (self,), {})
+    T.__abs__ = lambda self: apply(abs, (self,), nokw)
     T.__lt__, T.__le__, T.__gt__, T.__ge__ = less, less_equal, greater, greater_equal
     T.__eq__, T.__ne__ = equal, not_equal
     T.__and__, T.__rand__ = logical_and, rev(logical_and)
@@ -106,7 +108,7 @@ def _install_tensor_methods():
                  "permute", "swapaxes", "flatten", "broadcast_to", "expand", "squeeze",
                  "unsqueeze", "expand_dims", "astype", "matmul", "sign", "pad", "sum_to"):
         fn = globals()[name]
-        setattr(T, name, (lambda op: lambda self: apply(op, (self,), {}))(fn)
+        setattr(T, name, (lambda op: lambda self: apply(op, (self,), nokw))(fn)
                 if isinstance(fn, Op) else fn)
     T.T = property(lambda self: transpose(self))
     T.mT = property(matrix_transpose)

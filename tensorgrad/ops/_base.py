@@ -20,6 +20,11 @@ def nondiff(fn, *args, **kwargs):
 
 def normalize_axis(name, ndim, axis=None, dim=None):
     """numpy `axis=` or PyTorch `dim=` (int, tuple or None) as a sorted tuple of axes, or None."""
+    if dim is None:  # fast paths: all axes, or one valid non-negative axis
+        if axis is None:
+            return None
+        if axis.__class__ is int and 0 <= axis < ndim:
+            return (axis,)
     if dim is not None:
         if axis is not None:
             raise TypeError(f"{name}: pass axis= or dim=, not both")

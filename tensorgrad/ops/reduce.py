@@ -7,11 +7,15 @@ import math
 
 import numpy as np
 
-from ._base import Op, data_of, keep, normalize_axis, reduced_shape
+from ._base import Op, Tensor, data_of, keep, normalize_axis, reduced_shape
 
 
 def _count(shape, axis):
-    return math.prod(shape) if axis is None else math.prod(shape[a] for a in axis)
+    if axis is None:
+        return math.prod(shape)
+    if len(axis) == 1:
+        return shape[axis[0]]
+    return math.prod(shape[a] for a in axis)
 
 
 def _expand(xp, g, x, axis, keepdims):
@@ -34,14 +38,18 @@ _mean = Op("mean",
 
 def _var_forward(x, axis, keepdims, ddof):
     n = _count(x.shape, axis)
-    d = x - np.add.reduce(x, axis=axis, keepdims=True) / n
-    return np.add.reduce(d * d, axis=axis, keepdims=keepdims) / (n - ddof)
+    m = np.add.reduce(x, axis=axis, keepdims=True)
+    m /= n
+    d = x - m
+    d *= d
+    return np.add.reduce(d, axis=axis, keepdims=keepdims) / (n - ddof)
 
 
+# d var / dx = 2 (x - mean) / (n - ddof); the scale goes on the (small) reduced g first
 _var = Op("var", _var_forward,
           lambda xp, g, out, x, axis, keepdims, ddof:
-              _expand(xp, g, x, axis, keepdims) * (x - xp.mean(x, axis, keepdims=True))
-              * (2 / (_count(x.shape, axis) - ddof)))
+              (x - xp.mean(x, axis, keepdims=True))
+              * (_expand(xp, g, x, axis, keepdims) * (2 / (_count(x.shape, axis) - ddof))))
 
 
 def _extreme_vjp(xp, g, out, x, axis, keepdims):
@@ -90,7 +98,7 @@ _log_softmax = Op("log_softmax", _log_softmax_forward,
 
 # ---- public functions ---------------------------------------------------------------------------
 def _ndim(x):
-    return np.ndim(data_of(x))
+    return x.data.ndim if isinstance(x, Tensor) else np.ndim(x)
 
 
 def sum(x, axis=None, keepdims=False, *, dim=None, keepdim=None):

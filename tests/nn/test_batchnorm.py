@@ -140,15 +140,18 @@ def test_float32_stays_float32_and_errors_are_clear():
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     assert bn(x).dtype == np.float32 and bn.eval()(x).dtype == np.float32
     bn.train()
-    with pytest.raises(ValueError, match=r"expected input of shape \(N, 4\)"):
+    with pytest.raises(ValueError, match=r"input of shape \(3, 5\) has 5 features, but "
+                                         r"running_mean has shape \(4,\)"):
         bn(np.ones((3, 5), np.float32))
+    with pytest.raises(ValueError, match=r"\(N, C\) or \(N, C, L\)"):
+        bn(np.ones(4, np.float32))
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         bn(np.ones((1, 4), np.float32))
     with pytest.raises(ValueError, match="momentum"):
         nn.BatchNorm1d(3, momentum=2)
     with pytest.raises(ValueError, match="running_mean and running_var"):
         F.batch_norm(np.ones((2, 3)), None, None)
-    with pytest.raises(ValueError, match=r"weight has shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"weight has shape \(2,\) \(expected \(3,\)\)"):
         F.batch_norm(np.ones((2, 3)), None, None, np.ones(2), training=True)
 
 

@@ -1,0 +1,165 @@
+"""S4: deeper networks with and without batch normalisation (R1), plus R4's constant-lr curves.
+
+    python -m experiments.k_layer_bn --layers 3            # 3-layer 50-50, with and without BN
+    python -m experiments.k_layer_bn                       # 3- and 9-layer
+    python -m experiments.k_layer_bn --layers 9 --bn --r4
+
+Split (b), lambda 0.005, n_s 2250, 2 cycles, He init, batch 100, eta 1e-5..1e-1. Runs with batch
+norm (the key rows) are repeated over --seeds seeds and reported as mean ± std; runs without
+over --seeds-no-bn. --r4 adds R4's curves: a 3-layer network with and without BN at a constant
+learning rate for 10 epochs, and the 2-layer network with and without BN at eta 2e-4, 2e-2, 5e-2.
+"""
+import argparse
+
+from tensorgrad.plotting import plot_compare, plot_side_by_side
+
+from . import common
+
+NAME, SID, TITLE = "k_layer_bn", "S4", "Deeper networks with and without batch norm"
+DIMS = {3: [3072, 50, 50, 10], 9: [3072, 50, 30, 20, 20, 10, 10, 10, 10, 10]}
+REPORT = {  # (layers, batch_norm) -> (numbers, text)
+    (3, False): ({"test": 0.517}, "test 51.7% (R1, at lambda 0.0134)"),
+    (3, True): ({"test": 0.532}, "test 53.2% (R1; course text ~53.5%, R1's 6 repeats ~54% at best)"),
+    (9, False): ({"train": 0.533, "val": 0.473, "test": 0.466}, None),
+    (9, True): ({"train": 0.585, "val": 0.518, "test": 0.510}, None),
+}
+R4_TEXT = {
+    "three": "R4: with BN the network learns from the start; without BN only after ~17 epochs",
+    "two": "R4: curves only (2-layer with vs without BN at eta 2e-4, 2e-2, 5e-2)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.study_parser(NAME, __doc__.split("\n")[0])
+    p.add_argument("--layers", type=int, nargs="+", choices=sorted(DIMS), default=sorted(DIMS))
+    p.add_argument("--bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="only with (--bn) or only without (--no-bn) batch norm; default both")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per configuration with BN")
+    p.add_argument("--seeds-no-bn", type=int, default=1, help="seeds per configuration without BN")
+    common.add_recipe_args(p, lam=0.005, n_s=2250, cycles=2)
+    p.add_argument("--r4", action="store_true", help="also run R4's constant-lr curves")
+    p.add_argument("--r4-eta", type=float, default=0.01,
+                   help="constant lr of R4's 3-layer runs (STUDIES.md does not give R4's)")
+    p.add_argument("--r4-two-layer-etas", type=float, nargs="+", default=[2e-4, 2e-2, 5e-2])
+    p.add_argument("--r4-epochs", type=int, default=10)
+    p.add_argument("--r4-lam", type=float, default=0.0,
+                   help="lambda of the R4 runs (R4's grid used lambda <= 1e-4)")
+    return p
+
+
+def bn_text(bn):
+    return "with BN" if bn else "without BN"
+
+
+def main_table(args, study, data):
+    runs, rows, table_rows, plots, headline = [], [], [], [], []
+    configs = [(k, bn) for k in args.layers for bn in common.bn_choice(args.bn)]
+    total = sum(args.seeds if bn else args.seeds_no_bn for _, bn in configs)
+    done = 0
+    n_s = min(args.n_s, common.QUICK_N_S) if args.quick else args.n_s
+    for layers, bn in configs:
+        group = []
+        for s in range(args.seeds if bn else args.seeds_no_bn):
+            done += 1
+            label = f"{layers}-layer {bn_text(bn)}, seed {args.seed + s}"
+            print(f"[{done}/{total}] {label}", flush=True)
+            cfg = common.RunConfig.from_args(args, DIMS[layers], batch_norm=bn, n_s=n_s,
+                                             seed=args.seed + s)
+            run = common.train_run(cfg, data, label=label, progress=args.progress)
+            run.update(layers=layers, batch_norm=bn)
+            group.append(run)
+            if s == 0:
+                plots += common.run_plots(run, study.out, f"{layers}layer_{'bn' if bn else 'nobn'}",
+                                          title=f"{layers}-layer {bn_text(bn)}, seed {args.seed}")
+        runs += group
+        stats = common.summarize(group)
+        ours = {k: stats[f"{k}_acc"][0] for k in ("train", "val", "test")}
+        std = {k: stats[f"{k}_acc"][1] for k in ("train", "val", "test")} if len(group) > 1 else None
+        report, report_text = REPORT[(layers, bn)]
+        net = f"{layers}-layer {bn_text(bn)}"
+        table_rows.append([net, len(group)] + [common.pct(ours[k], std and std[k], 2)
+                                               for k in ("train", "val", "test")]
+                          + [report_text or " / ".join(common.pct(report[k]) for k in
+                                                       ("train", "val", "test"))])
+        note = ("R1's 3-layer no-BN number is at lambda 0.0134, ours at lambda "
+                f"{args.lam:g}" if (layers, bn) == (3, False) else None)
+        rows.append(common.result_row(
+            f"{net} ({len(group)} seed{'s' * (len(group) > 1)})", ours, report,
+            report_text=report_text, std=std, note=note))
+        headline.append(f"  {net}: {common.pct(ours['test'], std and std['test'], 2)}%"
+                        + (f" (mean ± std over {len(group)} seeds)" if len(group) > 1 else ""))
+    table = (f"Accuracy in %, mean ± std over seeds where more than one. Split (b), lambda "
+             f"{args.lam:g}, n_s {n_s}, {args.cycles} cycles, He init, batch {args.batch_size}.\n\n"
+             + common.markdown_table(["network", "seeds", "train", "val", "test",
+                                      "report (train / val / test)"], table_rows))
+    return runs, rows, table, plots, "Test accuracy:\n" + "\n".join(headline)
+
+
+def at_epoch(history, epoch):
+    """Validation accuracy at the first measurement at or after `epoch` (else the last)."""
+    accs = history["metrics"].get("val_acc") or [None]
+    i = next((i for i, e in enumerate(history["epochs"]) if e >= epoch - 1e-9), len(accs) - 1)
+    return accs[i]
+
+
+def r4_curves(args, study, data):
+    """R4: constant learning rate, BN vs no BN: the 3-layer net, then the 2-layer net per eta."""
+    runs, rows, plots, lines = [], [], [], []
+    epochs = 2 if args.quick else args.r4_epochs
+    batches = -(-len(data.train[1]) // args.batch_size)
+    every = max(1, batches // 4)  # 4 measurements per epoch
+    jobs = [("three", 3, args.r4_eta)] + [("two", 2, eta) for eta in args.r4_two_layer_etas]
+    dims = {3: DIMS[3], 2: [3072, 50, 10]}
+    for i, (part, layers, eta) in enumerate(jobs, 1):
+        pair = {}
+        for bn in (True, False):
+            label = f"R4 {layers}-layer {bn_text(bn)}, constant eta {eta:g}"
+            print(f"[R4 {i}/{len(jobs)}] {label}", flush=True)
+            cfg = common.RunConfig.from_args(args, dims[layers], batch_norm=bn, lam=args.r4_lam,
+                                             constant_lr=eta, epochs=epochs, measure_every=every)
+            run = common.train_run(cfg, data, label=label, progress=args.progress)
+            run.update(part=f"r4_{part}", layers=layers, batch_norm=bn, eta=eta)
+            pair[bn_text(bn)] = run
+            runs.append(run)
+        stem = f"r4_{layers}layer_eta{eta:g}"
+        plots.append(plot_compare({k: r["history"] for k, r in pair.items()},
+                                  study.out / f"{stem}.png", metrics=("loss", "acc"),
+                                  title=f"{layers}-layer, constant eta {eta:g}: val curves"))
+        first = {k: at_epoch(r["history"], 1) for k, r in pair.items()}
+        last = {k: r["final"].get("val_acc") for k, r in pair.items()}
+        rows.append(common.result_row(
+            f"R4 {layers}-layer, constant eta {eta:g}, {epochs} epochs",
+            {"val": last["with BN"]},
+            ours_text=(f"val after 1 / {epochs} epochs: with BN {common.pct(first['with BN'])} / "
+                       f"{common.pct(last['with BN'])}, without {common.pct(first['without BN'])}"
+                       f" / {common.pct(last['without BN'])}"),
+            report_text=R4_TEXT[part]))
+        lines.append([f"{layers}-layer", f"{eta:g}"] + [
+            f"{common.pct(first[k])} / {common.pct(last[k])}" for k in ("with BN", "without BN")])
+    two = [r for r in runs if r["part"] == "r4_two"]
+    if two:
+        plots.append(plot_side_by_side(
+            {f"eta {r['eta']:g}, {bn_text(r['batch_norm'])}": r["history"] for r in two},
+            study.out / "r4_2layer_loss.png", metric="loss", x="epoch",
+            title="R4: 2-layer, constant learning rate: loss"))
+    table = (f"R4 part: constant learning rate, {epochs} epochs, lambda {args.r4_lam:g}, batch "
+             f"{args.batch_size}; val accuracy in % after 1 epoch / after the last.\n"
+             f"{R4_TEXT['three']}.\n\n"
+             + common.markdown_table(["network", "eta", "with BN", "without BN"], lines))
+    return runs, rows, table, plots
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    study = common.start(NAME, SID, TITLE, args, argv)
+    data = common.load_data(args, split="b")
+    runs, rows, table, plots, headline = main_table(args, study, data)
+    if args.r4:
+        r4_runs, r4_rows, r4_table, r4_plots = r4_curves(args, study, data)
+        runs, rows, plots = runs + r4_runs, rows + r4_rows, plots + r4_plots
+        table += "\n\n" + r4_table
+    return common.finish(study, table, rows, runs, plots, data, summary=headline)
+
+
+if __name__ == "__main__":
+    main()

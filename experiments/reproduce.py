@@ -1,0 +1,190 @@
+"""Run every course study (S1-S5) and write RESULTS.md: each row of ours beside the report's.
+
+    python -m experiments.reproduce                      # all studies, full data (~40 min)
+    python -m experiments.reproduce --reuse              # only write RESULTS.md from finished runs
+    python -m experiments.reproduce --quick --out-root /tmp/q
+
+Each study runs in this process through its own main(), writing into <out-root>/<study>/
+(default experiments/results/). With --reuse a study whose results.json already exists there
+(from a run of the same kind, quick or full) is read instead of run again. RESULTS.md goes to
+experiments/RESULTS.md for full runs in the default folder, otherwise into --out-root: quick runs
+never overwrite the committed results.
+"""
+import argparse
+import datetime
+import importlib
+import json
+import os
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from . import common
+
+STUDIES = [  # (module, id, extra flags of the full reproduction)
+    ("gradcheck_table", "S1", []),
+    ("two_layer_cyclic", "S2", []),
+    ("lambda_search", "S3", []),
+    ("k_layer_bn", "S4", ["--r4"]),
+    ("init_sensitivity", "S5", []),
+]
+THRESHOLD = 1.5  # percentage points: larger differences from the report get a note
+
+# Likely reasons for differences from the reports, shown for rows whose |delta| > THRESHOLD.
+NOTES = {
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m experiments.reproduce", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=None, help="CIFAR-10 folder, passed to every study")
+    p.add_argument("--quick", action="store_true", help="tiny runs (tests); never the committed results")
+    p.add_argument("--out-root", default=None,
+                   help=f"folder of the studies' outputs; default experiments/results "
+                        f"({common.QUICK_ROOT} with --quick)")
+    p.add_argument("--reuse", action="store_true",
+                   help="read a study's existing results.json instead of running it again")
+    p.add_argument("--only", nargs="+", default=None, metavar="STUDY",
+                   help="run only these studies (module names or S1..S5); RESULTS.md still "
+                        "lists the others' existing results")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def selected(only):
+    if not only:
+        return {name for name, _, _ in STUDIES}
+    known = {key.lower(): name for name, sid, _ in STUDIES for key in (name, sid)}
+    unknown = [o for o in only if o.lower() not in known]
+    if unknown:
+        raise SystemExit(f"reproduce: unknown studies {unknown}; choose from "
+                         f"{[n for n, _, _ in STUDIES]} or S1..S5")
+    return {known[o.lower()] for o in only}
+
+
+def read_results(path: Path, quick: bool):
+    """A study's results.json if it exists and is of the wanted kind (quick or full), else None."""
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    return results if bool(results.get("quick")) == quick else None
+
+
+def run_study(name, extra, args, out: Path, default_root: bool):
+    """Run one study's main() with the flags reproduce was given; returns its results dict."""
+    argv = list(extra)
+    if args.data is not None:
+        argv += ["--data", args.data]
+    if args.quick:
+        argv.append("--quick")
+    if not default_root:
+        argv += ["--out", os.fspath(out)]
+    if not args.progress:
+        argv.append("--no-progress")
+    print(f"\n===== python -m experiments.{name} {shlex.join(argv)}", flush=True)
+    return importlib.import_module(f"experiments.{name}").main(argv)
+
+
+def fmt_delta(row):
+    d = row.get("delta")
+    if d is None:
+        return "—"
+    mark = " (!)" if abs(d) > THRESHOLD else ""
+    return f"{d:+.1f}{mark}" + (f" ({row['compare']})" if row.get("compare") not in (None, "test") else "")
+
+
+def section(sid, name, results, where: Path):
+    """The RESULTS.md section of one study."""
+    if results is None:
+        return f"## {sid}. {name}\n\nNot run (no results.json found).\n"
+    if "error" in results:
+        return (f"## {sid}. {name}\n\n**Failed**: `{results['command']}`\n\n```\n"
+                f"{results['error']}\n```\n")
+    out = Path(results["_dir"])
+    lines = [f"## {results['study']}. {results['title']}", "",
+             f"Command: `{results['command']}`  ",
+             f"Wall time: {results['wall_time_s'] / 60:.1f} min. Full tables and plots: "
+             f"[{os.path.relpath(out / 'table.md', where)}]({os.path.relpath(out / 'table.md', where)})", ""]
+    rows = results["rows"]
+    lines.append(common.markdown_table(
+        ["row", "ours", "report", "Δ points"],
+        [[r["label"], r["ours_text"], r["report_text"], fmt_delta(r)] for r in rows]))
+    notes = []
+    for r in rows:
+        reason = next((text for (study, prefix), text in NOTES.items()
+                       if study == name and r["label"].startswith(prefix)), None)
+        large = r.get("delta") is not None and abs(r["delta"]) > THRESHOLD
+        if large or r.get("note"):
+            text = "; ".join(t for t in (r.get("note"), reason if large else None) if t)
+            if large and not reason:
+                text = (text + "; " if text else "") + "no explanation recorded"
+            notes.append(f"- {r['label']}: {text}.")
+    if notes:
+        lines += ["", "Notes:", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path: Path, all_results, command: str, quick: bool, elapsed: float) -> Path:
+    """RESULTS.md: a header (command, data, machine, wall times) and one section per study."""
+    studies = [r for r in all_results.values() if r and "error" not in r]
+    total = sum(r["wall_time_s"] for r in studies)
+    v = studies[0]["versions"] if studies else common.versions()
+    data = next((r["data"]["folder"] for r in studies if r.get("data")), None)
+    head = [
+        "# Results: the course studies reproduced with tensorgrad", "",
+        f"Written by `{command}` on "
+        f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}."
+        + (" **--quick: tiny data, the numbers mean nothing.**" if quick else ""), "",
+        f"Data: `{data}`. Machine: {v['platform']}, {v['cpus']} CPUs; Python {v['python']}, "
+        f"numpy {v['numpy']}, tensorgrad {v['tensorgrad']}.  ",
+        f"Total wall time of the studies: {total / 60:.1f} min ("
+        + ", ".join(f"{r['study']} {r['wall_time_s'] / 60:.1f} min" for r in studies)
+        + f"); this invocation took {elapsed / 60:.1f} min.", "",
+        "Accuracies in %. Report numbers from the course reports R0-R4 as listed in "
+        "STUDIES.md. Δ = ours − report in percentage points, on test accuracy unless marked; "
+        f"(!) marks |Δ| > {THRESHOLD}, explained under the study's notes.", "",
+    ]
+    body = [section(sid, name, all_results.get(name), path.parent) for name, sid, _ in STUDIES]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(head) + "\n" + "\n".join(body))
+    return path
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    command = common.command_line("reproduce", list(sys.argv[1:] if argv is None else argv),
+                                  args.data)
+    t0 = time.perf_counter()
+    default_root = args.out_root is None
+    root = Path(args.out_root) if args.out_root else (
+        common.QUICK_ROOT if args.quick else common.RESULTS_ROOT)
+    todo = selected(args.only)
+    all_results = {}
+    for name, sid, extra in STUDIES:
+        out = root / name
+        existing = read_results(out / "results.json", args.quick)
+        if name not in todo or (args.reuse and existing is not None):
+            if existing is not None:
+                print(f"{sid}: reusing {out / 'results.json'}", flush=True)
+            all_results[name] = existing and dict(existing, _dir=os.fspath(out))
+            continue
+        try:
+            all_results[name] = dict(run_study(name, extra, args, out, default_root),
+                                     _dir=os.fspath(out))
+        except Exception as exc:  # one failing study must not lose the others' results
+            traceback.print_exc()
+            all_results[name] = {"command": f"python -m experiments.{name}",
+                                 "error": f"{type(exc).__name__}: {exc}"}
+    committed = default_root and not args.quick
+    target = (common.EXPERIMENTS if committed else root) / "RESULTS.md"
+    path = write_report(target, all_results, command, args.quick, time.perf_counter() - t0)
+    print(f"\nwrote {path}")
+    failed = [n for n, r in all_results.items() if r and "error" in r]
+    return {"path": path, "results": all_results, "failed": failed}
+
+
+if __name__ == "__main__":
+    sys.exit(1 if main()["failed"] else 0)
