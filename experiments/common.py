@@ -89,6 +89,16 @@ def bn_choice(value):
     return [True, False] if value is None else [bool(value)]
 
 
+def run_cli(main, succeeded=lambda results: True) -> None:
+    """Entry point of a study module: run main(); a missing dataset ends with its message
+    instead of a traceback; exit status 1 when succeeded(results) is false."""
+    try:
+        results = main()
+    except FileNotFoundError as exc:
+        sys.exit(f"error: {exc}")
+    sys.exit(0 if succeeded(results) else 1)
+
+
 def output_dir(args, name: str) -> Path:
     if args.out:
         return Path(args.out)
@@ -128,8 +138,8 @@ def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
     if key in _cache:
         return _cache[key]
     _cache.clear()  # one split in memory at a time: the full data is ~0.6 GB per copy
-    if args.quick:
-        raw = load_cifar10(args.data, split="a" if split == "a" else "c")
+    if args.quick:  # never downloads: --quick is for tests and fixtures
+        raw = load_cifar10(args.data, split="a" if split == "a" else "c", download=False)
         (x, y), test = raw.train, raw.test
         if split == "a":
             train, val = (x[:QUICK_TRAIN], y[:QUICK_TRAIN]), tuple(a[:QUICK_VAL] for a in raw.val)
@@ -185,6 +195,28 @@ class RunConfig:
         values["seed"] = args.seed
         values.update(overrides)
         return cls(dims=list(dims), **values)
+
+
+def init_value(text: str):
+    """A command-line weight init: 'he' or a positive float sigma for N(0, sigma^2)."""
+    if text.lower() == "he":
+        return "he"
+    try:
+        sigma = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'he' or a number, got {text!r}") from None
+    if not sigma > 0:
+        raise argparse.ArgumentTypeError(f"sigma must be positive, got {text!r}")
+    return sigma
+
+
+def init_name(init) -> str:
+    return "He" if init == "he" else f"sigma {init:g}"
+
+
+def init_kwargs(init) -> dict:
+    """RunConfig fields of an init_value."""
+    return dict(init="he", init_std=None) if init == "he" else dict(init="normal", init_std=init)
 
 
 def build_model(cfg: RunConfig) -> MLP:

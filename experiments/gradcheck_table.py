@@ -10,7 +10,6 @@ gradient is 0). The inputs are standard-normal samples the check draws itself (r
 every ReLU input is away from its kink), the size of the reports' reduced images.
 """
 import argparse
-import sys
 
 from models.checks import ABS_TOL_VANISHING, REL_TOL, format_gradient_table, mlp_gradient_table
 
@@ -82,4 +81,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main()["all_ok"] else 1)
+    common.run_cli(main, lambda results: results["all_ok"])

@@ -19,26 +19,9 @@ REPORT = {  # init -> (test accuracy without BN, with BN), R1
     0.1: (0.515, 0.528), 1e-3: (0.100, 0.528), 1e-4: (0.100, 0.527), "he": (0.517, 0.527)}
 
 
-def init_value(text: str):
-    """'he' or a positive float sigma (as given on the command line)."""
-    if text.lower() == "he":
-        return "he"
-    try:
-        sigma = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--inits: expected 'he' or a number, got {text!r}")
-    if not sigma > 0:
-        raise argparse.ArgumentTypeError(f"--inits: sigma must be positive, got {text!r}")
-    return sigma
-
-
-def init_name(init) -> str:
-    return "He" if init == "he" else f"sigma {init:g}"
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
-    p.add_argument("--inits", type=init_value, nargs="+", default=[0.1, 1e-3, 1e-4, "he"],
+    p.add_argument("--inits", type=common.init_value, nargs="+", default=[0.1, 1e-3, 1e-4, "he"],
                    help="weight std sigmas and/or 'he'")
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, default=None,
                    help="only with (--bn) or only without (--no-bn) batch norm; default both")
@@ -55,10 +38,10 @@ def main(argv=None) -> dict:
     runs, rows, cells, panels = [], [], {}, {}
     jobs = [(init, bn) for init in args.inits for bn in bns]
     for i, (init, bn) in enumerate(jobs, 1):
-        label = f"{init_name(init)}, {'with' if bn else 'without'} BN"
+        label = f"{common.init_name(init)}, {'with' if bn else 'without'} BN"
         print(f"[{i}/{len(jobs)}] {label}", flush=True)
-        weights = dict(init="he") if init == "he" else dict(init="normal", init_std=init)
-        cfg = common.RunConfig.from_args(args, DIMS, batch_norm=bn, n_s=n_s, **weights)
+        cfg = common.RunConfig.from_args(args, DIMS, batch_norm=bn, n_s=n_s,
+                                         **common.init_kwargs(init))
         run = common.train_run(cfg, data, label=label, progress=args.progress)
         run.update(init=init, batch_norm=bn)
         runs.append(run)
@@ -73,7 +56,7 @@ def main(argv=None) -> dict:
     heads = ["init"] + [f"{'with' if bn else 'without'} BN" for bn in bns]
     table = (f"Test accuracy in %, ours (R1's in brackets). 3-layer 50-50, lambda {args.lam:g}, "
              f"split (b), n_s {n_s}, {args.cycles} cycles, batch {args.batch_size}.\n\n"
-             + common.markdown_table(heads, [[init_name(init)] + [cells[(init, bn)] for bn in bns]
+             + common.markdown_table(heads, [[common.init_name(init)] + [cells[(init, bn)] for bn in bns]
                                              for init in args.inits]))
     plots = [plot_side_by_side(panels, study.out / "loss_curves.png", metric="loss",
                                ncols=len(bns), sharey=False,
@@ -81,10 +64,10 @@ def main(argv=None) -> dict:
              *([plot_lr(runs[0]["history"], study.out / "lr.png")] if runs[0]["history"]["lr"]
                else [])]
     summary = "Test accuracy:\n" + "\n".join(
-        f"  {init_name(init)}: " + ", ".join(f"{'with' if bn else 'without'} BN {cells[(init, bn)]}"
+        f"  {common.init_name(init)}: " + ", ".join(f"{'with' if bn else 'without'} BN {cells[(init, bn)]}"
                                             for bn in bns) for init in args.inits)
     return common.finish(study, table, rows, runs, plots, data, summary=summary)
 
 
 if __name__ == "__main__":
-    main()
+    common.run_cli(main)

@@ -7,7 +7,8 @@
 Split (b), lambda 0.005, n_s 2250, 2 cycles, He init, batch 100, eta 1e-5..1e-1. Runs with batch
 norm (the key rows) are repeated over --seeds seeds and reported as mean ± std; runs without
 over --seeds-no-bn. --r4 adds R4's curves: a 3-layer network with and without BN at a constant
-learning rate for 10 epochs, and the 2-layer network with and without BN at eta 2e-4, 2e-2, 5e-2.
+learning rate (0.01) for 10 epochs, from He init and from N(0, 0.01^2) (R4 does not state its
+init or lr), and the 2-layer network with and without BN at eta 2e-4, 2e-2, 5e-2.
 """
 import argparse
 
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--r4", action="store_true", help="also run R4's constant-lr curves")
     p.add_argument("--r4-eta", type=float, default=0.01,
                    help="constant lr of R4's 3-layer runs (STUDIES.md does not give R4's)")
+    p.add_argument("--r4-inits", type=common.init_value, nargs="+", default=["he", 0.01],
+                   help="weight inits of R4's 3-layer runs: 'he' and/or sigmas (R4's is not "
+                        "stated; with He init both nets learn at once)")
     p.add_argument("--r4-two-layer-etas", type=float, nargs="+", default=[2e-4, 2e-2, 5e-2])
     p.add_argument("--r4-epochs", type=int, default=10)
     p.add_argument("--r4-lam", type=float, default=0.0,
@@ -108,33 +112,36 @@ def r4_curves(args, study, data):
     epochs = 2 if args.quick else args.r4_epochs
     batches = -(-len(data.train[1]) // args.batch_size)
     every = max(1, batches // 4)  # 4 measurements per epoch
-    jobs = [("three", 3, args.r4_eta)] + [("two", 2, eta) for eta in args.r4_two_layer_etas]
+    jobs = ([("three", 3, args.r4_eta, init) for init in args.r4_inits]
+            + [("two", 2, eta, "he") for eta in args.r4_two_layer_etas])
     dims = {3: DIMS[3], 2: [3072, 50, 10]}
-    for i, (part, layers, eta) in enumerate(jobs, 1):
+    for i, (part, layers, eta, init) in enumerate(jobs, 1):
         pair = {}
+        setting = f"{layers}-layer, constant eta {eta:g}, {common.init_name(init)} init"
         for bn in (True, False):
-            label = f"R4 {layers}-layer {bn_text(bn)}, constant eta {eta:g}"
+            label = f"R4 {setting}, {bn_text(bn)}"
             print(f"[R4 {i}/{len(jobs)}] {label}", flush=True)
             cfg = common.RunConfig.from_args(args, dims[layers], batch_norm=bn, lam=args.r4_lam,
-                                             constant_lr=eta, epochs=epochs, measure_every=every)
+                                             constant_lr=eta, epochs=epochs, measure_every=every,
+                                             **common.init_kwargs(init))
             run = common.train_run(cfg, data, label=label, progress=args.progress)
-            run.update(part=f"r4_{part}", layers=layers, batch_norm=bn, eta=eta)
+            run.update(part=f"r4_{part}", layers=layers, batch_norm=bn, eta=eta, init=init)
             pair[bn_text(bn)] = run
             runs.append(run)
-        stem = f"r4_{layers}layer_eta{eta:g}"
+        stem = f"r4_{layers}layer_eta{eta:g}" + ("" if init == "he" else f"_sigma{init:g}")
         plots.append(plot_compare({k: r["history"] for k, r in pair.items()},
                                   study.out / f"{stem}.png", metrics=("loss", "acc"),
-                                  title=f"{layers}-layer, constant eta {eta:g}: val curves"))
+                                  title=f"{setting}: val curves"))
         first = {k: at_epoch(r["history"], 1) for k, r in pair.items()}
         last = {k: r["final"].get("val_acc") for k, r in pair.items()}
         rows.append(common.result_row(
-            f"R4 {layers}-layer, constant eta {eta:g}, {epochs} epochs",
+            f"R4 {setting}, {epochs} epochs",
             {"val": last["with BN"]},
             ours_text=(f"val after 1 / {epochs} epochs: with BN {common.pct(first['with BN'])} / "
                        f"{common.pct(last['with BN'])}, without {common.pct(first['without BN'])}"
                        f" / {common.pct(last['without BN'])}"),
             report_text=R4_TEXT[part]))
-        lines.append([f"{layers}-layer", f"{eta:g}"] + [
+        lines.append([f"{layers}-layer", f"{eta:g}", common.init_name(init)] + [
             f"{common.pct(first[k])} / {common.pct(last[k])}" for k in ("with BN", "without BN")])
     two = [r for r in runs if r["part"] == "r4_two"]
     if two:
@@ -145,7 +152,7 @@ def r4_curves(args, study, data):
     table = (f"R4 part: constant learning rate, {epochs} epochs, lambda {args.r4_lam:g}, batch "
              f"{args.batch_size}; val accuracy in % after 1 epoch / after the last.\n"
              f"{R4_TEXT['three']}.\n\n"
-             + common.markdown_table(["network", "eta", "with BN", "without BN"], lines))
+             + common.markdown_table(["network", "eta", "init", "with BN", "without BN"], lines))
     return runs, rows, table, plots
 
 
@@ -162,4 +169,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    common.run_cli(main)

@@ -116,7 +116,8 @@ def section(sid, name, results, where: Path):
     for r in rows:
         reason = next((text for (study, prefix), text in NOTES.items()
                        if study == name and r["label"].startswith(prefix)), None)
-        large = r.get("delta") is not None and abs(r["delta"]) > THRESHOLD
+        large = (r.get("delta") is not None and abs(r["delta"]) > THRESHOLD
+                 and not results.get("quick"))  # quick numbers are not comparable anyway
         if large or r.get("note"):
             text = "; ".join(t for t in (r.get("note"), reason if large else None) if t)
             if large and not reason:
@@ -187,4 +188,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(1 if main()["failed"] else 0)
+    common.run_cli(main, lambda results: not results["failed"])

@@ -3,8 +3,6 @@
     rows = mlp_gradient_table([20, 15, 10], batch_norm=True)
     print(format_gradient_table(rows))
 """
-import copy
-
 import numpy as np
 
 import tensorgrad as tg
@@ -18,8 +16,6 @@ __all__ = ["mlp_gradient_table", "format_gradient_table", "REL_TOL", "ABS_TOL_VA
 
 REL_TOL = 1e-6             # target for every parameter: max relative error below this
 ABS_TOL_VANISHING = 1e-8   # ... or, where the true gradient is zero, max absolute error below this
-
-
 KINK_MARGIN = 1e-3  # samples are redrawn until every activation input is this far from 0
 
 
@@ -41,8 +37,7 @@ def mlp_gradient_table(layers_dims, batch_norm, n=10, lam=0.01, seed=0, eps=1e-5
     """
     if mlp_kwargs.get("dropout", 0.0):
         raise ValueError("mlp_gradient_table: dropout makes the cost random; check without it")
-    model = copy.deepcopy(MLP(layers_dims, batch_norm=batch_norm, seed=seed, **mlp_kwargs))
-    model.double().train()
+    model = MLP(layers_dims, batch_norm=batch_norm, seed=seed, **mlp_kwargs).double().train()
     rng = np.random.default_rng(seed)
     y = rng.integers(0, layers_dims[-1], size=n)
     x = _away_from_kinks(model, rng, (n, layers_dims[0]))

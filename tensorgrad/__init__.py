@@ -12,6 +12,8 @@ from .ops import *  # noqa: F401,F403  (every op as a function: tg.exp(x), tg.su
 from .ops import DIFFERENTIABLE
 from .tensor import (GraphFreedError, Tensor, enable_grad, grad, is_grad_enabled, no_grad,
                      set_grad_enabled, tensor)
+from . import nn, optim
+from .serialization import load, save
 from .gradcheck import GradcheckError, NondifferentiableError, gradcheck, gradgradcheck, \
     gradient_errors
 

@@ -42,23 +42,34 @@ def _labels(target, shape, who):
     return y
 
 
-def _pick(logp, y, reduction):
-    """-logp[i, y_i], reduced: the negative log-likelihood of integer labels."""
+def _weighted_sum(logp, weights, reduction):
+    """-sum_c weights[i, c] * logp[i, c] per row, then reduced. `weights` is a numpy array we own
+    (scaled in place) or a Tensor; a product with it is cheaper than indexing (no scatter-add
+    in the backward) and serves labels, one-hot and soft targets alike."""
     n = logp.shape[0]
-    picked = logp[np.arange(n), y]
-    if reduction == "none":
-        return -picked
-    total = picked.sum()
-    return total * (-1.0 / n) if reduction == "mean" else -total
+    scale = -1.0 / n if reduction == "mean" else -1.0
+    if isinstance(weights, Tensor):
+        weights = weights * scale
+    else:
+        weights *= scale
+    return (logp * weights).sum(axis=1 if reduction == "none" else None)
+
+
+def _one_hot(y, n, c, dtype, smoothing=0.0):
+    """(1 - smoothing) * one_hot(y) + smoothing / C, as a fresh array of `dtype`."""
+    out = np.full((n, c), smoothing / c, dtype=dtype) if smoothing else np.zeros((n, c), dtype)
+    out[np.arange(n), y] += 1.0 - smoothing
+    return out
 
 
 def nll_loss(input, target, *, reduction="mean"):
     """Negative log-likelihood of integer labels given log-probabilities of shape (N, C)."""
-    shape = _check_logits(input, "nll_loss", reduction)
+    n, c = _check_logits(input, "nll_loss", reduction)
     y = _data(target)
     if y.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold integer class labels, got dtype {y.dtype}")
-    return _pick(input, _labels(y, shape, "nll_loss"), reduction)
+    y = _labels(y, (n, c), "nll_loss")
+    return _weighted_sum(input, _one_hot(y, n, c, _data(input).dtype), reduction)
 
 
 def cross_entropy(input, target, *, reduction="mean", label_smoothing=0.0):
@@ -67,33 +78,31 @@ def cross_entropy(input, target, *, reduction="mean", label_smoothing=0.0):
     `target` is either integer class labels (N,) or class probabilities (N, C) (one-hot or soft,
     float). log_softmax makes it stable for huge logits; its gradient is (softmax - target) / N
     for reduction='mean'. With label_smoothing=e the target becomes (1 - e) * target + e / C.
+    Computed as log_softmax, a product with the (scaled) target and a sum: three ops.
     """
     n, c = _check_logits(input, "cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
                          f"{label_smoothing}")
     t = target.data if isinstance(target, Tensor) and not target.requires_grad else target
-    t_shape = np.shape(_data(t))
+    t_data = _data(t)
     dtype = _data(input).dtype
-    logp = log_softmax(input, axis=1)
-    if np.result_type(_data(t)).kind in "iu":
-        y = _labels(t, (n, c), "cross_entropy")
-        if label_smoothing == 0.0:
-            return _pick(logp, y, reduction)
-        soft = np.full((n, c), label_smoothing / c, dtype=dtype)
-        soft[np.arange(n), y] += 1.0 - label_smoothing
-    elif t_shape == (n, c):
-        soft = t if isinstance(t, Tensor) else np.asarray(t, dtype=dtype)
-        if label_smoothing:
-            soft = soft * (1.0 - label_smoothing) + label_smoothing / c
+    if t_data.dtype.kind in "iu":
+        y = _labels(t_data, (n, c), "cross_entropy")
+        weights = _one_hot(y, n, c, dtype, label_smoothing)
+    elif t_data.shape == (n, c):
+        if isinstance(t, Tensor):
+            weights = t * (1.0 - label_smoothing) + label_smoothing / c if label_smoothing else t
+        else:
+            weights = np.array(t_data, dtype=dtype)  # a copy: scaled in place below
+            if label_smoothing:
+                weights *= 1.0 - label_smoothing
+                weights += label_smoothing / c
     else:
         raise ValueError(f"cross_entropy: target must be integer labels of shape ({n},) or "
-                         f"float class probabilities of shape ({n}, {c}); got shape {t_shape} "
-                         f"dtype {np.result_type(_data(t))}")
-    if reduction == "none":
-        return -(logp * soft).sum(axis=1)
-    total = (logp * soft).sum()
-    return total * (-1.0 / n) if reduction == "mean" else -total
+                         f"float class probabilities of shape ({n}, {c}); got shape "
+                         f"{t_data.shape} dtype {t_data.dtype}")
+    return _weighted_sum(log_softmax(input, axis=1), weights, reduction)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,

@@ -40,7 +40,6 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-
 def _as_buffer(name, value):
     if value is None or isinstance(value, Tensor):
         return value

@@ -1,0 +1,52 @@
+"""Fixtures for the study scripts: a tiny CIFAR-10 folder in the real format, and one
+`python -m experiments.reproduce --quick` run of every study into a temporary folder."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments import common
+from tests.data.conftest import write_cifar
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_module(name, *args, timeout=300):
+    """`python -m experiments.<name> args` from the repository root, on one BLAS thread (the
+    tiny matrices gain nothing from more, and lose a lot when other jobs share the cores)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    env.pop(common.ENV_VAR, None)
+    return subprocess.run([sys.executable, "-m", f"experiments.{name}", *map(str, args)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _committed_state():
+    """What exists under the committed results: (path, mtime) pairs, RESULTS.md included."""
+    paths = [common.EXPERIMENTS / "RESULTS.md"]
+    if common.RESULTS_ROOT.exists():
+        paths += sorted(common.RESULTS_ROOT.rglob("*"))
+    return [(os.fspath(p), p.stat().st_mtime_ns) for p in paths if p.exists()]
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar(tmp_path_factory) -> Path:
+    """A root folder holding cifar-10-batches-py/ with 20 images per file (real format)."""
+    root = tmp_path_factory.mktemp("tiny_cifar")
+    write_cifar(root / "cifar-10-batches-py")
+    return root
+
+
+@pytest.fixture(scope="session")
+def quick_run(tiny_cifar, tmp_path_factory):
+    """Every study in --quick mode on tiny_cifar, through reproduce, into a temporary root.
+
+    Returns (root, completed process, committed results before, committed results after)."""
+    root = tmp_path_factory.mktemp("quick_results")
+    before = _committed_state()
+    proc = run_module("reproduce", "--quick", "--data", tiny_cifar, "--out-root", root,
+                      "--no-progress")
+    after = _committed_state()
+    assert proc.returncode == 0, proc.stdout[-4000:] + "\n" + proc.stderr[-4000:]
+    return root, proc, before, after

@@ -1,0 +1,93 @@
+"""experiments.common: flags, quick data, one training run, rows and tables."""
+import argparse
+
+import numpy as np
+import pytest
+
+from experiments import common
+
+
+def _args(root, **kw):
+    return argparse.Namespace(data=str(root), quick=True, seed=0, out=None, **kw)
+
+
+def test_quick_split_b_uses_what_a_tiny_dataset_has(tiny_cifar):
+    data = common.load_data(_args(tiny_cifar), split="b", n_val=5000)
+    assert data.sizes() == {"train": 80, "val": 20, "test": 20}  # 100 training images: a fifth
+    x = data.train[0]
+    assert x.dtype == np.float32 and x.shape == (80, 3072)
+    np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-5)  # the training part's statistics
+    np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-3)
+    assert data.folder.endswith("cifar-10-batches-py")
+
+
+def test_quick_mode_never_downloads(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download=False"):
+        common.load_data(_args(tmp_path / "empty"), split="b")
+
+
+def test_quick_outputs_never_default_to_the_committed_results():
+    quick = common.output_dir(argparse.Namespace(out=None, quick=True), "k_layer_bn")
+    full = common.output_dir(argparse.Namespace(out=None, quick=False), "k_layer_bn")
+    assert quick == common.QUICK_ROOT / "k_layer_bn" and common.RESULTS_ROOT not in quick.parents
+    assert full == common.RESULTS_ROOT / "k_layer_bn"
+
+
+def test_recipe_flags_default_to_the_course_settings():
+    p = common.study_parser("x", "test")
+    common.add_recipe_args(p, lam=0.005, n_s=2250, cycles=2)
+    args = p.parse_args([])
+    cfg = common.RunConfig.from_args(args, [3072, 50, 10], batch_norm=False)
+    assert (cfg.batch_size, cfg.eta_min, cfg.eta_max, cfg.n_s, cfg.cycles, cfg.lam) == (
+        100, 1e-5, 1e-1, 2250, 2, 0.005)
+    assert (cfg.bn_eps, cfg.bn_momentum, cfg.init, cfg.seed) == (1e-5, 0.1, "he", 0)
+    model = common.build_model(common.RunConfig([8, 4, 3], bn_eps=1e-3, bn_momentum=0.2))
+    assert (model[1].eps, model[1].momentum) == (1e-3, 0.2)
+
+
+def test_train_run_counts_updates_per_batch_and_evaluates_on_test(tiny_cifar):
+    data = common.load_data(_args(tiny_cifar), split="b")
+    cfg = common.RunConfig([3072, 8, 10], batch_norm=True, n_s=3, cycles=2, batch_size=30)
+    run = common.train_run(cfg, data, label="t", progress=False)
+    assert run["updates"] == 12 and run["epochs"] == 4  # 80 images in batches of 30: 3 per epoch
+    assert len(run["history"]["lr"]) == 12 and run["history"]["steps"][-1] == 12
+    assert run["history"]["lr"][3] == pytest.approx(1e-1)  # the peak after n_s updates
+    assert {"train_acc", "val_acc", "test_acc", "test_loss"} <= run["final"].keys()
+    assert not run["diverged"]
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_train_run_marks_a_diverged_run_and_keeps_its_measurements(tiny_cifar):
+    data = common.load_data(_args(tiny_cifar), split="b")
+    cfg = common.RunConfig([3072, 8, 10], batch_norm=False, constant_lr=1e12, epochs=3,
+                           measure_every=1, batch_size=40)
+    run = common.train_run(cfg, data, label="boom", progress=False)
+    assert run["diverged"] and run["history"]["stopped_early"]
+    assert run["final"]["test_acc"] is not None
+
+
+def test_result_row_compares_on_the_last_shared_split():
+    row = common.result_row("r", {"train": 0.6, "val": 0.54, "test": 0.52},
+                            {"train": 0.612, "test": 0.523})
+    assert row["compare"] == "test" and row["delta"] == pytest.approx(-0.3)
+    assert row["ours_text"] == "train 60.0, val 54.0, test 52.0"
+    assert row["report_text"] == "train 61.2, test 52.3"
+    assert common.result_row("r", {"test": 0.5})["delta"] is None
+    with_std = common.result_row("r", {"test": 0.5}, std={"test": 0.004})
+    assert with_std["ours_text"] == "test 50.0 ± 0.4"
+
+
+def test_summarize_and_tables():
+    runs = [{"final": {"test_acc": a}} for a in (0.50, 0.52, 0.54)]
+    mean, std = common.summarize(runs, keys=("test_acc",))["test_acc"]
+    assert mean == pytest.approx(0.52) and std == pytest.approx(0.02)
+    assert common.summarize(runs[:1], keys=("test_acc",))["test_acc"] == (0.5, 0.0)
+    assert common.pct(None) == "—" and common.pct(0.5321, 0.0041, 2) == "53.21 ± 0.41"
+    assert common.markdown_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_command_line_records_the_data_source(monkeypatch):
+    monkeypatch.setenv(common.ENV_VAR, "/some data")
+    assert common.command_line("s", ["--seed", "1"], None) == (
+        "TENSORGRAD_DATA='/some data' python -m experiments.s --seed 1")
+    assert common.command_line("s", ["--data", "/d"], "/d") == "python -m experiments.s --data /d"
