@@ -7,7 +7,8 @@ Each network is checked in float64 by models.checks.mlp_gradient_table: relative
 |ga - gn| / max(1e-6, |ga| + |gn|) per element (max over each parameter) and max absolute
 error, against the target rel < 1e-6 (abs < 1e-8 for a bias feeding a batch norm, whose true
 gradient is 0). The inputs are standard-normal samples the check draws itself (redrawn until
-every ReLU input is away from its kink), the size of the reports' reduced images.
+every ReLU input is away from its kink), the size of the reports' reduced images; --data is
+accepted as by every study but not read, because mlp_gradient_table takes no input batch.
 """
 import argparse
 

@@ -10,8 +10,35 @@ from types import SimpleNamespace
 import numpy as np
 
 
-def _sum(a, axis=None, keepdims=False):
+_ONES = {}
+
+
+def _ones(n, dtype):
+    key = (n, dtype)
+    ones = _ONES.get(key)
+    if ones is None:
+        ones = _ONES[key] = np.ones(n, dtype=dtype)
+        ones.flags.writeable = False
+    return ones
+
+
+def fast_sum(a, axis=None, keepdims=False):
+    """np.add.reduce, but a row or column sum of a float matrix goes through BLAS (a product
+    with a ones vector): several times faster than numpy's reduction on mini-batch shapes."""
+    if a.ndim == 2 and a.dtype.kind == "f" and axis is not None:
+        ax = axis if axis.__class__ is int else (axis[0] if len(axis) == 1 else None)
+        if ax is not None:
+            ax %= 2
+            if ax == 0:
+                s = np.dot(_ones(a.shape[0], a.dtype), a)
+                return s.reshape(1, -1) if keepdims else s
+            s = np.dot(a, _ones(a.shape[1], a.dtype))
+            return s.reshape(-1, 1) if keepdims else s
     return np.add.reduce(a, axis=axis, keepdims=keepdims)
+
+
+def _sum(a, axis=None, keepdims=False):
+    return fast_sum(a, axis, keepdims)
 
 
 def _mean(a, axis=None, keepdims=False):
@@ -21,7 +48,7 @@ def _mean(a, axis=None, keepdims=False):
         n = a.shape[axis]
     else:
         n = math.prod(a.shape[i] for i in axis)
-    return np.add.reduce(a, axis=axis, keepdims=keepdims) / n
+    return fast_sum(a, axis, keepdims) / n
 
 
 def reduce_to(g, shape):
@@ -30,6 +57,8 @@ def reduce_to(g, shape):
     lead = g.ndim - len(shape)
     ones = tuple(i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
     if not ones:  # only leading axes: one reduction, and the result is a fresh array
+        if lead == 1 and g.ndim == 2:
+            return fast_sum(g, 0)
         return np.add.reduce(g, axis=tuple(range(lead))) if lead else g
     g = np.add.reduce(g, axis=tuple(range(lead)) + ones, keepdims=True)
     return g.reshape(g.shape[lead:]) if lead else g

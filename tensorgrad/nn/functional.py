@@ -122,7 +122,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     c = x.shape[1]
     for name, v in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
-        if v is not None and np.shape(v) != (c,):
+        if v is not None and getattr(v, "shape", None) != (c,) and np.shape(v) != (c,):
             raise ValueError(f"batch_norm: input of shape {x.shape} has {c} features, but "
                              f"{name} has shape {np.shape(v)} (expected ({c},))")
     axes = 0 if x.ndim == 2 else (0, 2)

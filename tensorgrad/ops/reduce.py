@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from ..xp import fast_sum
+
 from ._base import Op, Tensor, data_of, keep, normalize_axis, reduced_shape
 
 
@@ -25,24 +27,22 @@ def _expand(xp, g, x, axis, keepdims):
 
 # The gradients of sum and mean stay compact (g with size-1 axes where x was reduced): the
 # engine broadcasts them only where an op needs a full-size gradient.
-_sum = Op("sum",
-          lambda x, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims),
+_sum = Op("sum", fast_sum,
           lambda xp, g, out, x, axis, keepdims: _expand(xp, g, x, axis, keepdims))
 
 _mean = Op("mean",
-           lambda x, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims)
-           / _count(x.shape, axis),
+           lambda x, axis, keepdims: fast_sum(x, axis, keepdims) / _count(x.shape, axis),
            lambda xp, g, out, x, axis, keepdims:
                _expand(xp, g, x, axis, keepdims) / _count(x.shape, axis))
 
 
 def _var_forward(x, axis, keepdims, ddof):
     n = _count(x.shape, axis)
-    m = np.add.reduce(x, axis=axis, keepdims=True)
+    m = fast_sum(x, axis, True)
     m /= n
     d = x - m
     d *= d
-    return np.add.reduce(d, axis=axis, keepdims=keepdims) / (n - ddof)
+    return fast_sum(d, axis, keepdims) / (n - ddof)
 
 
 # d var / dx = 2 (x - mean) / (n - ddof); the scale goes on the (small) reduced g first
