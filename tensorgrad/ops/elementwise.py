@@ -105,54 +105,24 @@ clip = Op("clip", lambda x, lo, hi: np.clip(x, lo, hi),
 
 
 # ---- non-differentiable -------------------------------------------------------------------------
-def sign(x):
-    """Elementwise sign (its derivative is zero almost everywhere, so it records no graph)."""
-    return nondiff(np.sign, x)
+def _nondiff_op(ufunc, what):
+    def fn(*args):
+        return nondiff(ufunc, *args)
+    fn.__name__ = fn.__qualname__ = ufunc.__name__
+    fn.__doc__ = f"Elementwise {what}: a bool (or sign) tensor that records no graph."
+    return fn
 
 
-def equal(a, b):
-    return nondiff(np.equal, a, b)
-
-
-def not_equal(a, b):
-    return nondiff(np.not_equal, a, b)
-
-
-def less(a, b):
-    return nondiff(np.less, a, b)
-
-
-def less_equal(a, b):
-    return nondiff(np.less_equal, a, b)
-
-
-def greater(a, b):
-    return nondiff(np.greater, a, b)
-
-
-def greater_equal(a, b):
-    return nondiff(np.greater_equal, a, b)
-
-
-def logical_and(a, b):
-    return nondiff(np.logical_and, a, b)
-
-
-def logical_or(a, b):
-    return nondiff(np.logical_or, a, b)
-
-
-def logical_xor(a, b):
-    return nondiff(np.logical_xor, a, b)
-
-
-def logical_not(a):
-    return nondiff(np.logical_not, a)
-
-
-def isfinite(a):
-    return nondiff(np.isfinite, a)
-
-
-def isnan(a):
-    return nondiff(np.isnan, a)
+sign = _nondiff_op(np.sign, "sign (its derivative is zero almost everywhere)")
+equal = _nondiff_op(np.equal, "a == b")
+not_equal = _nondiff_op(np.not_equal, "a != b")
+less = _nondiff_op(np.less, "a < b")
+less_equal = _nondiff_op(np.less_equal, "a <= b")
+greater = _nondiff_op(np.greater, "a > b")
+greater_equal = _nondiff_op(np.greater_equal, "a >= b")
+logical_and = _nondiff_op(np.logical_and, "a and b")
+logical_or = _nondiff_op(np.logical_or, "a or b")
+logical_xor = _nondiff_op(np.logical_xor, "a xor b")
+logical_not = _nondiff_op(np.logical_not, "not a")
+isfinite = _nondiff_op(np.isfinite, "isfinite")
+isnan = _nondiff_op(np.isnan, "isnan")

@@ -75,14 +75,11 @@ class Adam(Optimizer):
             if p.grad is None:
                 continue
             data = p.data
-            g = p.grad.data
-            if maximize:
-                g = -g
-            if weight_decay != 0.0:
-                if decoupled:
-                    data *= 1.0 - lr * weight_decay
-                else:
-                    g = g + weight_decay * data
+            if decoupled and weight_decay != 0.0:
+                data *= 1.0 - lr * weight_decay  # AdamW: decay the weights, not the gradient
+                g = self._direction(p, 0.0, maximize)
+            else:
+                g = self._direction(p, weight_decay, maximize)
 
             state = self.state.get(p)
             if state is None:

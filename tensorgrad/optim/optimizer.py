@@ -121,6 +121,17 @@ class Optimizer:
     def _check_hyperparameters(self, group: dict[str, Any], where: str) -> None:
         """Raise ValueError if an option in ``group`` is out of range (subclasses override)."""
 
+    @staticmethod
+    def _direction(p: Tensor, weight_decay: float, maximize: bool) -> np.ndarray:
+        """The gradient the update follows: negated when maximizing, plus the coupled (L2)
+        weight decay term weight_decay * p. A new array whenever it differs from p.grad."""
+        g = p.grad.data
+        if maximize:
+            g = -g
+        if weight_decay != 0.0:
+            g = g + weight_decay * p.data
+        return g
+
     def _require(self, condition: bool, key: str, value: Any, where: str, rule: str) -> None:
         """Helper for ``_check_hyperparameters``: a uniform error message."""
         if not condition:

@@ -63,11 +63,7 @@ class RMSprop(Optimizer):
             if p.grad is None:
                 continue
             data = p.data
-            g = p.grad.data
-            if maximize:
-                g = -g
-            if weight_decay != 0.0:
-                g = g + weight_decay * data
+            g = self._direction(p, weight_decay, maximize)
 
             state = self.state.get(p)
             if state is None:

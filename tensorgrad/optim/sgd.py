@@ -69,16 +69,7 @@ class SGD(Optimizer):
             if p.grad is None:
                 continue
             data = p.data
-            g = p.grad.data
-            if weight_decay != 0.0:
-                decayed = data * weight_decay
-                if maximize:
-                    decayed -= g
-                else:
-                    decayed += g
-                g = decayed
-            elif maximize:
-                g = -g
+            g = self._direction(p, weight_decay, maximize)
 
             if momentum != 0.0:
                 state = self.state.setdefault(p, {})
