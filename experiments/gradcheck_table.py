@@ -12,6 +12,8 @@ accepted as by every study but not read, because mlp_gradient_table takes no inp
 """
 import argparse
 
+import numpy as np
+
 from models.checks import ABS_TOL_VANISHING, REL_TOL, format_gradient_table, mlp_gradient_table
 
 from . import common
@@ -37,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-dim", type=int, default=20, help="input dimensions (reports: 20-30)")
     p.add_argument("--lam", type=float, default=0.01,
                    help="L2 coefficient in the checked cost (R1 used 0; >0 also checks the L2 term)")
-    p.add_argument("--eps", type=float, default=1e-5, help="central-difference step h")
+    p.add_argument("--eps", type=float, default=1e-4, help="central-difference step h")
+    p.add_argument("--stencil", type=int, choices=(2, 4), default=4,
+                   help="points of the centred difference (2: the course's (f(x+h)-f(x-h))/2h)")
+    p.add_argument("--float64-numeric", action="store_true",
+                   help="finite differences in float64 instead of extended precision")
     return p
 
 
@@ -53,7 +59,9 @@ def main(argv=None) -> dict:
                 widths = [min(w, 8) for w in widths]
             dims = [input_dim, *widths, 10]
             table = mlp_gradient_table(dims, batch_norm=bn, n=args.n, lam=args.lam,
-                                       seed=args.seed, eps=args.eps)
+                                       seed=args.seed, eps=args.eps, stencil=args.stencil,
+                                       numeric_dtype=None if args.float64_numeric
+                                       else np.longdouble)
             net = f"{layers}-layer {'with' if bn else 'without'} BN"
             rel = max((r["max_rel_error"] for r in table if not r["vanishing"]), default=0.0)
             abs_err = max(r["max_abs_error"] for r in table)
@@ -72,7 +80,9 @@ def main(argv=None) -> dict:
                 report_text="R1 rel. 0.02e-6 to 9.1e-6; R2 abs. 1.2e-9 to 4.5e-8"))
     table = (f"Target: max relative error < {REL_TOL:g} per parameter (absolute error < "
              f"{ABS_TOL_VANISHING:g} for a bias feeding a batch norm). float64, {args.n} "
-             f"standard-normal samples of {input_dim} dims, lambda {args.lam}, h {args.eps}.\n"
+             f"standard-normal samples of {input_dim} dims, lambda {args.lam}, {args.stencil}-point "
+             f"centred difference with h {args.eps} evaluated in "
+             f"{'float64' if args.float64_numeric else 'extended precision (np.longdouble)'}.\n"
              f"Reports: {REPORT}.\n\n"
              + common.markdown_table(["network", "dims", "max rel. error (excl. vanishing)",
                                       "max abs. error", "all ok"], summary)

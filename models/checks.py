@@ -19,16 +19,20 @@ ABS_TOL_VANISHING = 1e-8   # ... or, where the true gradient is zero, max absolu
 KINK_MARGIN = 1e-3  # samples are redrawn until every activation input is this far from 0
 
 
-def mlp_gradient_table(layers_dims, batch_norm, n=10, lam=0.01, seed=0, eps=1e-5, **mlp_kwargs):
+def mlp_gradient_table(layers_dims, batch_norm, n=10, lam=0.01, seed=0, eps=1e-4, stencil=4,
+                       numeric_dtype=np.longdouble, **mlp_kwargs):
     """Compare analytic and centred-difference gradients of cost = cross_entropy + lam * L2 for a
     float64 MLP(layers_dims, batch_norm) in training mode on n random samples (all from `seed`).
 
     Two limits of central differences shape the settings. A step that moves a ReLU input across 0
     gives a wrong numerical gradient, so the n samples are redrawn (deterministically) until every
-    activation input is at least KINK_MARGIN from 0. Round-off in the cost (~1e-16 relative)
-    gives the numerical gradient an absolute error of about 1e-16 / eps, so an element whose
-    gradient is itself tiny (~1e-5) can show a relative error near 1e-6 however correct the
-    analytic gradient is; eps = 1e-5 (the course's h) balances this against truncation error.
+    activation input is at least KINK_MARGIN from 0. Round-off in a float64 cost (~1e-16
+    relative) gives a 2-point difference an absolute error of about 1e-16 / h, so an element
+    whose gradient is itself tiny (~1e-5) would show a relative error near 1e-6 however correct
+    the analytic gradient is. So by default the numerical side is the 4-point centred difference
+    (O(h^4), h = 1e-4) evaluated in extended precision (numeric_dtype=np.longdouble): its error
+    (~1e-13) is far below the float64 analytic gradient's, which is what the table then
+    measures. stencil=2, eps=1e-5, numeric_dtype=None is the course's own float64 check.
 
     Returns one dict per parameter (in model order): name (course name: W1, b1, gamma1, beta1,
     ...), param (dotted name), shape, max_rel_error, max_abs_error, max_abs_grad, vanishing
@@ -48,7 +52,8 @@ def mlp_gradient_table(layers_dims, batch_norm, n=10, lam=0.01, seed=0, eps=1e-5
         return F.cross_entropy(model(x), y) + lam * nn.l2_penalty(model)
 
     course = model.course_names()
-    rows = tg.gradient_errors(cost, params, names=[course[name] for name, _ in named], eps=eps)
+    rows = tg.gradient_errors(cost, params, names=[course[name] for name, _ in named], eps=eps,
+                              stencil=stencil, numeric_dtype=numeric_dtype)
     layers = list(model)
     for row, (name, _) in zip(rows, named):
         index, kind = name.split(".")

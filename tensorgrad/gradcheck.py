@@ -29,6 +29,20 @@ def _outputs(fn, inputs):
             for o in outs]
 
 
+def _numeric_gradient(fn, inputs, x, offsets, weights, eps):
+    """Centred-difference gradient of scalar fn with respect to x, element by element."""
+    gn = np.empty(x.shape, dtype=x.data.dtype)
+    for idx in np.ndindex(*x.shape):
+        orig = x.data[idx]
+        total = 0
+        for k, w in zip(offsets, weights):
+            x.data[idx] = orig + k * eps
+            total = total + w * fn(*inputs).data.reshape(())
+        x.data[idx] = orig
+        gn[idx] = total / eps
+    return gn
+
+
 def _flat_values(fn, inputs):
     # not under no_grad: fn may itself take gradients (gradgradcheck's first derivative)
     return np.concatenate([o.data.astype(np.float64).ravel() for o in _outputs(fn, inputs)])
@@ -199,32 +213,45 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
                      rtol=rtol, raise_exception=raise_exception, max_full=max_full, seed=seed)
 
 
-def gradient_errors(fn, inputs, names=None, eps=1e-6, floor=1e-6):
+def gradient_errors(fn, inputs, names=None, eps=1e-6, floor=1e-6, stencil=2,
+                    numeric_dtype=None):
     """Per-input error table of a scalar function's gradient, as the course reports show it.
 
     For each input that requires grad: the maximum over its elements of the relative error
     |ga - gn| / max(floor, |ga| + |gn|) and of the absolute error |ga - gn|, plus the largest
-    analytic gradient magnitude. Returns a list of dicts (one row per input).
+    analytic gradient magnitude. `stencil` is the centred difference used for gn: 2 points,
+    (f(x+h) - f(x-h)) / 2h, or 4 points, (f(x-2h) - 8 f(x-h) + 8 f(x+h) - f(x+2h)) / 12h,
+    whose O(h^4) truncation error allows a larger h and so less round-off: it resolves
+    elements whose true gradient is itself tiny. `numeric_dtype=np.longdouble` evaluates the
+    finite differences with the inputs in extended precision (numpy promotes the rest of the
+    computation), so their round-off (~1e-19 / h) no longer masks the float64 analytic
+    gradient's own accuracy. Returns a list of dicts (one row per input).
     """
+    if stencil not in (2, 4):
+        raise ValueError(f"gradient_errors: stencil must be 2 or 4, got {stencil}")
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     diff_idx = _check_inputs(inputs, "gradient_errors")
     out = fn(*inputs)
     if out.data.size != 1:
         raise ValueError(f"gradient_errors: fn must return a scalar, got shape {out.shape}")
     analytic = _grad(out, [inputs[i] for i in diff_idx], allow_unused=True)
+    offsets, weights = ((1, -1), (0.5, -0.5)) if stencil == 2 else \
+        ((-2, -1, 1, 2), (1 / 12, -8 / 12, 8 / 12, -1 / 12))
+    originals = [inputs[i].data for i in diff_idx]
+    if numeric_dtype is not None:
+        for i in diff_idx:
+            inputs[i].data = inputs[i].data.astype(numeric_dtype)
+    try:
+        numeric = [_numeric_gradient(fn, inputs, inputs[i], offsets, weights, eps)
+                   for i in diff_idx]
+    finally:
+        for i, orig in zip(diff_idx, originals):
+            inputs[i].data = orig
     rows = []
     for pos, i in enumerate(diff_idx):
         x = inputs[i]
         ga = np.zeros(x.shape) if analytic[pos] is None else analytic[pos].data
-        gn = np.empty(x.shape)
-        for idx in np.ndindex(*x.shape):
-            orig = x.data[idx]
-            x.data[idx] = orig + eps
-            fp = _flat_values(fn, inputs)[0]
-            x.data[idx] = orig - eps
-            fm = _flat_values(fn, inputs)[0]
-            x.data[idx] = orig
-            gn[idx] = (fp - fm) / (2 * eps)
+        gn = numeric[pos].astype(np.float64)
         abs_err = np.abs(ga - gn)
         rel_err = abs_err / np.maximum(floor, np.abs(ga) + np.abs(gn))
         name = names[pos] if names is not None else _name(x)

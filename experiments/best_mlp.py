@@ -1,0 +1,380 @@
+"""Beyond the reports: the best pure MLP on CIFAR-10 in at most 15 minutes on this machine.
+
+    python -m experiments.best_mlp --split b --seeds 1 --epochs 10    # a short validation run
+    python -m experiments.best_mlp                                     # final: split c, 3 seeds
+
+Fully connected layers only (Linear -> BatchNorm -> ReLU -> Dropout per hidden layer), trained
+with what the MLP literature on CIFAR-10 suggests: wide layers, random flips and translations,
+label smoothing, SGD with Nesterov momentum (or AdamW) under a one-cycle (or cosine) schedule,
+weight decay on the weight matrices only, batch 256 in float32, and optionally the average of
+the weights over the last epochs (SWA, batch-norm statistics recomputed) and flip test-time
+augmentation. Each run's wall time covers model creation, training and evaluation (data
+loading is excluded and reported separately); a run that would pass --time-limit stops early
+and is marked. Seeds run one at a time (--workers 1, with this process's BLAS threads) or side
+by side in 1-thread worker processes (--workers 2).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.mlp import MLP
+from tensorgrad import nn
+from tensorgrad.data import ColorJitter, Compose, DataLoader, RandomHorizontalFlip, Transform
+from tensorgrad.nn import functional as F
+from tensorgrad.optim import SGD, AdamW
+from tensorgrad.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR
+from tensorgrad.tensor import Tensor, no_grad
+from tensorgrad.train import StopTraining, TrainingDiverged, evaluate, fit
+
+from . import common, parallel
+
+NAME, SID, TITLE = "best_mlp", "S6+", "The best pure MLP in 15 minutes"
+BEST_REPORT = 0.525   # the best course report (STUDIES.md, "Beyond the reports")
+TARGET = 0.60
+
+
+@dataclass
+class Recipe:
+    """Everything that defines one best-MLP training run."""
+    hidden: list = field(default_factory=lambda: [1024, 512, 256])
+    activation: str = "relu"
+    dropout: float = 0.1
+    batch_size: int = 256
+    epochs: int = 30
+    optimizer: str = "sgd"          # 'sgd' (momentum, Nesterov) or 'adamw'
+    lr: float = 0.1                 # peak learning rate
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4      # weight matrices only (biases and BN excluded)
+    schedule: str = "onecycle"      # 'onecycle' or 'cosine'
+    pct_start: float = 0.25
+    label_smoothing: float = 0.1
+    flip: float = 0.5               # probability of a horizontal flip
+    shift: int = 3                  # max translation in pixels (0: none)
+    jitter: float = 0.0             # ColorJitter brightness and contrast (0: none)
+    average_last: int = 0           # average the weights over the last k epochs (0: none)
+    tta: bool = True                # average the scores of each image and its mirror at test
+    eval_train: int = 2000          # training images measured each epoch (curves)
+    time_limit: float = 900.0       # seconds: stop before training + evaluation exceed it
+    seed: int = 0
+    label: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Weight averaging and test-time flips
+# ---------------------------------------------------------------------------------------------
+
+class WeightAverage:
+    """fit callback summing the parameters at the end of each of the last `last` epochs; apply()
+    loads their mean into a model and recomputes its batch-norm statistics (SWA)."""
+
+    def __init__(self, model, first_epoch: int, updates_per_epoch: int):
+        self.model, self.first_epoch, self.per_epoch = model, first_epoch, updates_per_epoch
+        self.sums, self.count = None, 0
+
+    def __call__(self, step, metrics):
+        if step % self.per_epoch == 0 and step // self.per_epoch >= self.first_epoch:
+            params = [p.data for p in self.model.parameters()]
+            if self.sums is None:
+                self.sums = [p.astype(np.float64) for p in params]
+            else:
+                for s, p in zip(self.sums, params):
+                    s += p
+            self.count += 1
+
+    def apply(self, model, x, batch_size=500):
+        """Load the averaged weights into model; re-estimate batch-norm statistics on x."""
+        for p, s in zip(model.parameters(), self.sums):
+            p.data[...] = (s / self.count).astype(p.data.dtype)
+        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+        drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+        saved = [m.momentum for m in bns], [m.p for m in drops]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None      # cumulative average over the passes below
+        for m in drops:
+            m.p = 0.0
+        model.train()
+        with no_grad():
+            for i in range(0, len(x), batch_size):
+                model(Tensor(x[i:i + batch_size]))
+        for m, mom in zip(bns, saved[0]):
+            m.momentum = mom
+        for m, p in zip(drops, saved[1]):
+            m.p = p
+        model.eval()
+
+
+def mirror(x, norm):
+    """Standardised images mirrored left-right (undo the standardisation, flip, redo it)."""
+    pixels = x * norm.std.astype(x.dtype) + norm.mean.astype(x.dtype)
+    flipped = pixels.reshape(len(x), 3, 32, 32)[..., ::-1].reshape(len(x), -1)
+    return norm(flipped)
+
+
+def accuracy(model, x, y, norm=None, batch_size=1000):
+    """Test accuracy in eval mode; with norm, the scores of x and its mirror are averaged."""
+    model.eval()
+    correct = 0
+    with no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size]
+            scores = F.softmax(model(Tensor(xb)), axis=1).data
+            if norm is not None:
+                scores = scores + F.softmax(model(Tensor(mirror(xb, norm))), axis=1).data
+            correct += int((scores.argmax(axis=1) == y[i:i + batch_size]).sum())
+    return correct / len(x)
+
+
+class FastTranslation(Transform):
+    """RandomTranslation(max_shift, fill=0) with the same random draws and the same output,
+    computed as one slice copy per image (a few ms per batch instead of ~20 ms of fancy
+    indexing, which was a fifth of a wide MLP's epoch)."""
+
+    def __init__(self, max_shift: int = 2, seed=None):
+        super().__init__(seed)
+        self.max_shift = int(max_shift)
+
+    def __call__(self, x):
+        n = len(x)
+        images = x.reshape(n, 3, 32, 32)
+        shifts = self.rng.integers(-self.max_shift, self.max_shift + 1, size=(2, n))
+        out = np.zeros_like(images)
+        for i, (dy, dx) in enumerate(shifts.T.tolist()):
+            out[i, :, max(0, dy):32 + min(0, dy), max(0, dx):32 + min(0, dx)] = \
+                images[i, :, max(0, -dy):32 - max(0, dy), max(0, -dx):32 - max(0, dx)]
+        return out.reshape(x.shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# One run
+# ---------------------------------------------------------------------------------------------
+
+def build(r: Recipe, updates: int):
+    model = MLP([3072, *r.hidden, 10], activation=r.activation, dropout=r.dropout, seed=r.seed)
+    groups = nn.l2_param_groups(model, r.weight_decay)
+    if r.optimizer == "sgd":
+        opt = SGD(groups, lr=r.lr, momentum=r.momentum, nesterov=r.nesterov)
+    elif r.optimizer == "adamw":
+        opt = AdamW(groups, lr=r.lr)
+    else:
+        raise ValueError(f"best_mlp: optimizer must be 'sgd' or 'adamw', got {r.optimizer!r}")
+    if r.schedule == "onecycle":
+        sched = OneCycleLR(opt, max_lr=r.lr, total_steps=updates, pct_start=r.pct_start)
+    elif r.schedule == "cosine":
+        sched = CosineAnnealingLR(opt, T_max=updates)
+    else:
+        raise ValueError(f"best_mlp: schedule must be 'onecycle' or 'cosine', got {r.schedule!r}")
+    return model, opt, sched
+
+
+def augmentation(r: Recipe, norm):
+    seeds = [np.random.default_rng(s) for s in np.random.SeedSequence([r.seed, 7]).spawn(3)]
+    steps = []
+    if r.flip > 0:
+        steps.append(RandomHorizontalFlip(r.flip, seed=seeds[0]))
+    if r.shift > 0:
+        steps.append(FastTranslation(r.shift, seed=seeds[1]))
+    if r.jitter > 0:
+        steps.append(ColorJitter(brightness=r.jitter, contrast=r.jitter, seed=seeds[2]))
+    return Compose(steps + [norm])
+
+
+def train_best(r: Recipe, data: parallel.PixelData, progress: bool = False) -> dict:
+    """One run of recipe r: train on data's training part, evaluate on val (if any) and test."""
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    loader = DataLoader((data.train_pixels, data.train[1]), batch_size=r.batch_size,
+                        shuffle=True, seed=r.seed, drop_last=True)
+    per_epoch = len(loader)
+    updates = r.epochs * per_epoch
+    model, opt, sched = build(r, updates)
+    eval_idx = np.random.default_rng(r.seed).choice(
+        len(data.train[1]), size=min(r.eval_train, len(data.train[1])), replace=False)
+    train_eval = (data.train[0][eval_idx], data.train[1][eval_idx])
+    stopped = {"time_limit": False}
+
+    def guard(step, metrics):
+        """Stop when one more epoch plus the final evaluation (about half an epoch's time: ~45k
+        forward passes) would pass the time limit."""
+        elapsed = time.perf_counter() - t0
+        per = elapsed / max(1, step / per_epoch)
+        if step < updates and elapsed + 1.5 * per + 10 > r.time_limit:
+            stopped["time_limit"] = True
+            raise StopTraining
+
+    def log(step, metrics):
+        if not progress:
+            print(f"    {r.label}: epoch {step / per_epoch:.0f}/{r.epochs}, "
+                  + ", ".join(f"{k} {100 * metrics[k]:.2f}%" for k in ("train_acc", "val_acc")
+                              if k in metrics)
+                  + f", {time.perf_counter() - t0:.0f} s", flush=True)
+
+    avg = WeightAverage(model, r.epochs - r.average_last, per_epoch) if r.average_last else None
+    callbacks = [log, guard] + ([avg] if avg else [])
+    diverged = False
+    try:
+        history = fit(model, opt, loader, val_data=data.val, epochs=r.epochs, scheduler=sched,
+                      augment=augmentation(r, data.norm), measure_every=per_epoch,
+                      train_eval_data=train_eval, callbacks=callbacks,
+                      label_smoothing=r.label_smoothing, progress=progress).to_dict()
+    except TrainingDiverged as exc:
+        print(f"  {r.label}: {exc}", flush=True)
+        diverged, history = True, {"lr": [], "steps": [], "epochs": [], "metrics": {},
+                                   "stopped_early": True, "wall_time": time.perf_counter() - t0}
+    train_time = time.perf_counter() - t0
+    t_eval = time.perf_counter()
+    final = {k: v[-1] for k, v in history["metrics"].items() if v}
+    norm = data.norm if r.tta else None
+    for part, xy in (("val", data.val), ("test", data.test)):
+        if xy is not None:
+            final[f"{part}_acc_plain"] = evaluate(model, *xy)["acc"]
+            final[f"{part}_acc"] = accuracy(model, *xy, norm=norm)
+    if avg is not None and avg.count and not diverged:
+        averaged = MLP([3072, *r.hidden, 10], activation=r.activation, dropout=r.dropout)
+        averaged.load_state_dict(model.state_dict())
+        avg.apply(averaged, data.train[0][:10000])
+        for part, xy in (("val", data.val), ("test", data.test)):
+            if xy is not None:
+                final[f"{part}_acc_swa"] = accuracy(averaged, *xy, norm=norm)
+    wall = time.perf_counter() - t0
+    return {"label": r.label, "config": dataclasses.asdict(r),
+            "data": {"folder": data.folder, "split": data.split, "sizes": data.sizes()},
+            "updates": len(history["lr"]), "epochs_done": len(history["lr"]) / per_epoch,
+            "final": final, "history": history, "diverged": diverged,
+            "stopped_by_time_limit": stopped["time_limit"], "train_time": train_time,
+            "eval_time": time.perf_counter() - t_eval, "wall_time": wall,
+            "cpu_time": time.process_time() - cpu0, "within_limit": wall <= r.time_limit,
+            "parameters": int(sum(p.data.size for p in model.parameters()))}
+
+
+# ---------------------------------------------------------------------------------------------
+# The study
+# ---------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.study_parser(NAME, __doc__.split("\n")[0])
+    d = Recipe()
+    p.add_argument("--split", choices=["b", "c"], default="c",
+                   help="b: 45k train / 5k val (to choose settings); c: all 50k (final)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--hidden", type=int, nargs="+", default=d.hidden)
+    p.add_argument("--activation", default=d.activation)
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=d.nesterov)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--schedule", choices=["onecycle", "cosine"], default=d.schedule)
+    p.add_argument("--pct-start", type=float, default=d.pct_start)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--flip", type=float, default=d.flip)
+    p.add_argument("--shift", type=int, default=d.shift)
+    p.add_argument("--jitter", type=float, default=d.jitter)
+    p.add_argument("--average-last", type=int, default=d.average_last)
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=d.tta)
+    p.add_argument("--eval-train", type=int, default=d.eval_train)
+    p.add_argument("--time-limit", type=float, default=d.time_limit)
+    parallel.add_parallel_args(p, workers=1)
+    return p
+
+
+def recipe_from(args, seed) -> Recipe:
+    names = {f.name for f in dataclasses.fields(Recipe)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    if args.quick:
+        values.update(hidden=[32, 16], epochs=3, batch_size=20, eval_train=100)
+    label = (f"{'-'.join(map(str, [3072, *values['hidden'], 10]))}, {values['epochs']} epochs, "
+             f"seed {seed}")
+    return Recipe(**{**values, "seed": seed, "label": label})
+
+
+def plot_runs(runs, out):
+    """Curves of the first run (train and, on split b, val) and its learning rate."""
+    from tensorgrad.plotting import plot_compare
+    paths = common.run_plots(runs[0], out, "best_mlp", title=runs[0]["label"])
+    if len(runs) > 1 and all(r["history"]["steps"] for r in runs):
+        split = "val" if runs[0]["history"]["metrics"].get("val_acc") else "train"
+        paths.append(plot_compare({f"seed {r['config']['seed']}": r["history"] for r in runs},
+                                  out / "best_mlp_seeds.png", metrics=("loss", "acc"),
+                                  split=split, title=f"best MLP: every seed ({split})"))
+    return paths
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    study = common.start(NAME, SID, TITLE, args, argv)
+    t0 = time.perf_counter()
+    recipes = [recipe_from(args, args.seed + s) for s in range(args.seeds)]
+    load = {}
+
+    def done(i, run):
+        load[i] = run["worker"]["data_load_time"]
+        f = run["final"]
+        extra = "".join(f", {k} {100 * f[k]:.2f}%" for k in ("val_acc_swa", "test_acc_swa",
+                                                             "test_acc_plain") if k in f)
+        print(f"  {run['label']}: {common.accuracy_text(f)}{extra}; {run['wall_time']:.0f} s "
+              f"(train {run['train_time']:.0f} s, {run['epochs_done']:.1f} epochs"
+              f"{', STOPPED BY TIME LIMIT' if run['stopped_by_time_limit'] else ''})", flush=True)
+    runs = parallel.run_jobs(train_best, recipes, args, split=args.split, workers=args.workers,
+                             threads=args.threads, progress=args.progress and args.workers <= 1,
+                             on_done=done)
+    data = parallel.load_data(args, args.split) if args.workers <= 1 else None
+    stats = common.summarize(runs, keys=("train_acc", "val_acc", "test_acc", "test_acc_plain",
+                                         "test_acc_swa", "val_acc_swa"))
+    walls = [r["wall_time"] for r in runs]
+    test = stats.get("test_acc", (None, None))
+    rows_md = []
+    for r in runs:
+        f = r["final"]
+        rows_md.append([r["config"]["seed"], common.pct(f.get("train_acc"), digits=2),
+                        common.pct(f.get("val_acc"), digits=2),
+                        common.pct(f.get("test_acc_plain"), digits=2),
+                        common.pct(f.get("test_acc"), digits=2),
+                        common.pct(f.get("test_acc_swa"), digits=2),
+                        f"{r['wall_time']:.0f}", f"{r['epochs_done']:.0f}",
+                        "yes" if r["within_limit"] else "NO"])
+    c = recipes[0]
+    config_text = (f"{'-'.join(map(str, [3072, *c.hidden, 10]))}, BN + {c.activation}, dropout "
+                   f"{c.dropout}; {c.optimizer}{' Nesterov' if c.optimizer == 'sgd' and c.nesterov else ''}"
+                   f" momentum {c.momentum}, {c.schedule} peak lr {c.lr}, weight decay "
+                   f"{c.weight_decay}, label smoothing {c.label_smoothing}, batch {c.batch_size}, "
+                   f"{c.epochs} epochs; flips p {c.flip}, shifts +-{c.shift} px"
+                   + (f", jitter {c.jitter}" if c.jitter else "")
+                   + (f", weights averaged over the last {c.average_last} epochs" if c.average_last else "")
+                   + (", flip TTA" if c.tta else "") + f"; split {args.split}, "
+                   f"{args.workers} worker(s) x {args.threads if args.workers > 1 else os.environ.get('OPENBLAS_NUM_THREADS', 'default')} BLAS thread(s)")
+    table = (f"{config_text}.\n\nAccuracy in %; wall time per run in s (training + evaluation, "
+             f"data loading excluded: {max(load.values()):.0f} s).\n\n"
+             + common.markdown_table(["seed", "train (subset)", "val", "test (no TTA)", "test",
+                                      "test (SWA)", "wall s", "epochs", f"<= {c.time_limit:.0f} s"],
+                                     rows_md)
+             + f"\n\nMean ± std over {len(runs)} seed(s): test {common.pct(*test, digits=2)}%; "
+               f"report best {100 * BEST_REPORT:.1f}%; target {100 * TARGET:.0f}%.")
+    ours = {"test": test[0]} if args.split == "c" else {"val": stats.get("val_acc", (None,))[0],
+                                                        "test": test[0]}
+    rows = [common.result_row(f"best pure MLP in 15 min ({len(runs)} seeds, split {args.split})",
+                              ours, {"test": BEST_REPORT}, std={"test": test[1]},
+                              report_text="best report: 52.5% (target >= 60%)",
+                              note=config_text)]
+    plots = plot_runs(runs, study.out)
+    summary = (f"Test accuracy {common.pct(*test, digits=2)}% over {len(runs)} seed(s); wall "
+               f"time per run {min(walls):.0f}-{max(walls):.0f} s (limit {c.time_limit:.0f} s)")
+    return common.finish(study, table, rows, runs, plots, data,
+                         extra={"recipe": dataclasses.asdict(c), "data_load_s": load,
+                                "summary": {k: list(v) for k, v in stats.items()},
+                                "total_s": time.perf_counter() - t0},
+                         summary=summary)
+
+
+if __name__ == "__main__":
+    common.run_cli(main)

@@ -1,0 +1,114 @@
+"""S6: R0's final recipe on all 50,000 training images, 4 cycles of n_s 2500 (report: 52.13%).
+
+    python -m experiments.final_r0
+
+R0's best configuration: 3 layers 50-30 with batch norm, lambda 0.014, AdaGrad driven by the
+cyclical schedule (1e-5..1e-1), dropout 0.1 after each hidden layer, per-batch augmentation
+(20% of images flipped, 50% blurred with sigma ~ U(0, 0.5)), lecun init N(0, 1/in) (R0's
+"Xavier"), batch 100, split (c), 4 cycles with n_s 2500 (40 epochs). Split (c) has no
+validation part: the test set is measured once per epoch for the figure (cost, loss, accuracy
+and learning rate per epoch), and nothing is chosen from it.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from . import common, parallel
+
+NAME, SID, TITLE = "final_r0", "S6", "R0's final recipe on all 50,000 images"
+REPORT = 0.5213
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.study_parser(NAME, __doc__.split("\n")[0])
+    p.add_argument("--lam", type=float, default=0.014)
+    p.add_argument("--n-s", type=int, default=2500)
+    p.add_argument("--cycles", type=int, default=4)
+    p.add_argument("--seeds", type=int, default=1)
+    parallel.add_parallel_args(p, workers=1)
+    return p
+
+
+def variant(args, seed, updates_per_epoch):
+    return parallel.Variant(
+        [3072, 50, 30, 10], lam=args.lam, optimizer="adagrad", dropout=0.1,
+        augment=["flip20", "blur"], init="lecun",
+        n_s=common.QUICK_N_S if args.quick else args.n_s, cycles=args.cycles, seed=seed,
+        measure_every=updates_per_epoch, label=f"R0 final recipe, seed {seed}")
+
+
+def train_with_test_curve(v, data, progress=False):
+    """train_variant with the test set in the role of val, renamed test_* in the history."""
+    run = parallel.train_variant(v, dataclasses.replace(data, val=data.test), progress)
+    h = run["history"]
+    h["metrics"] = {k.replace("val_", "test_") if k.startswith("val_") else k: vals
+                    for k, vals in h["metrics"].items()}
+    run["final"] = {k: vals for k, vals in run["final"].items() if not k.startswith("val_")}
+    return run
+
+
+def plot_epochs(run, path, title):
+    """Cost, loss, accuracy (train and test) and learning rate against the epoch."""
+    h = run["history"]
+    fig = Figure(figsize=(16, 3.8))
+    axes = fig.subplots(1, 4)
+    for ax, key in zip(axes, ("cost", "loss", "acc")):
+        for part, color in (("train", "tab:blue"), ("test", "tab:orange")):
+            ys = h["metrics"].get(f"{part}_{key}")
+            if ys:
+                ax.plot(h["epochs"], ys, color=color, marker=".", label=part)
+        ax.set_title({"acc": "accuracy"}.get(key, key))
+        ax.set_xlabel("epoch")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    lr = h["lr"]
+    per_epoch = h["steps"][0] / h["epochs"][0] if h["epochs"] and h["epochs"][0] else 1
+    axes[3].plot([(i + 1) / per_epoch for i in range(len(lr))], lr, color="tab:green")
+    axes[3].set_title("learning rate")
+    axes[3].set_xlabel("epoch")
+    axes[3].grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    study = common.start(NAME, SID, TITLE, args, argv)
+    data = parallel.load_data(args, "c")
+    per_epoch = -(-len(data.train[1]) // 100)
+    variants = [variant(args, args.seed + s, per_epoch) for s in range(args.seeds)]
+    runs = parallel.run_jobs(train_with_test_curve, variants, args, "c", workers=args.workers,
+                             threads=args.threads, progress=args.progress and args.workers <= 1)
+    for r in runs:
+        print(f"  {r['label']}: {common.accuracy_text(r['final'])} ({r['wall_time']:.0f} s)")
+    stats = common.summarize(runs, keys=("train_acc", "test_acc"))
+    ours = {k: stats[f"{k}_acc"][0] for k in ("train", "test")}
+    std = {k: stats[f"{k}_acc"][1] for k in ("train", "test")} if len(runs) > 1 else None
+    v = variants[0]
+    setting = (f"3-layer 50-30 BN, lambda {v.lam:g}, AdaGrad + cyclic {v.eta_min:g}..{v.eta_max:g}"
+               f", dropout 0.1, flip 20% + blur 50% sigma U(0, 0.5), lecun init, batch 100, "
+               f"split c (50,000), n_s {v.n_s}, {v.cycles} cycles ({runs[0]['epochs']} epochs)")
+    table = (f"{setting}.\n\n" + common.markdown_table(
+        ["seed", "train", "test", "report (test)", "wall s"],
+        [[r["config"]["seed"], common.pct(r["final"].get("train_acc"), digits=2),
+          common.pct(r["final"]["test_acc"], digits=2), "52.13", f"{r['wall_time']:.0f}"]
+         for r in runs]))
+    rows = [common.result_row(f"R0 final recipe, split c, 4 cycles n_s 2500 ({len(runs)} seed"
+                              f"{'s' * (len(runs) > 1)})", ours, {"test": REPORT}, std=std,
+                              report_text="test 52.13% (R0)", note=setting)]
+    plots = [plot_epochs(runs[0], study.out / "final_r0_epochs.png",
+                         f"R0's final recipe, seed {runs[0]['config']['seed']}")]
+    return common.finish(study, table, rows, runs, plots, data,
+                         summary=f"Test accuracy {common.pct(ours['test'], std and std['test'], 2)}%"
+                                 f" (R0: 52.13%)")
+
+
+if __name__ == "__main__":
+    common.run_cli(main)

@@ -1,0 +1,107 @@
+"""Unit tests of the S6 helpers: Variant checks, thread settings, job order, weight averaging."""
+import argparse
+import json
+import os
+
+import numpy as np
+import pytest
+
+from experiments import best_mlp, parallel
+from models.mlp import MLP
+from tensorgrad.data import Normalize
+
+
+def test_variant_rejects_unknown_settings():
+    with pytest.raises(ValueError, match="unknown augmentations"):
+        parallel.Variant([3072, 50, 10], augment=["rotate"])
+    with pytest.raises(ValueError, match="optimizer"):
+        parallel.Variant([3072, 50, 10], optimizer="adam")
+    with pytest.raises(ValueError, match="needs epochs"):
+        parallel.Variant([3072, 50, 10], constant_lr=0.01)
+
+
+def test_variant_cost_orders_bigger_and_longer_runs_first():
+    small = parallel.Variant([3072, 50, 50, 10])
+    wide = parallel.Variant([3072, 500, 500, 10])
+    short = parallel.Variant([3072, 50, 50, 10], n_s=100)
+    assert wide.cost() > small.cost() > short.cost()
+
+
+def test_blas_threads_sets_and_restores_environment(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with parallel.blas_threads(1):
+        assert all(os.environ[k] == "1" for k in parallel.THREAD_VARS)
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "2" and "OMP_NUM_THREADS" not in os.environ
+
+
+def _echo(item, data, progress):
+    return {"item": item, "n_train": len(data.train[1])}
+
+
+def test_run_jobs_in_process_keeps_order(tiny_cifar):
+    args = argparse.Namespace(data=os.fspath(tiny_cifar), quick=True, seed=0)
+    seen = []
+    out = parallel.run_jobs(_echo, [3, 1, 2], args, workers=1, order=lambda x: x,
+                            on_done=lambda i, r: seen.append(r["item"]))
+    assert [r["item"] for r in out] == [3, 1, 2] and seen == [3, 2, 1]
+    assert all(r["worker"]["data_load_time"] >= 0 for r in out)
+
+
+def test_load_data_keeps_pixels_and_standardises_with_train_statistics(tiny_cifar):
+    args = argparse.Namespace(data=os.fspath(tiny_cifar), quick=True, seed=0)
+    data = parallel.load_data(args, "b")
+    assert data.train_pixels.min() >= 0 and data.train_pixels.max() <= 1
+    np.testing.assert_allclose(data.norm(data.train_pixels), data.train[0])
+    np.testing.assert_allclose(data.train[0].mean(axis=0), 0, atol=1e-5)
+
+
+def test_total_wall_time_skips_quick_results(tmp_path):
+    for name, quick, wall in (("a", False, 10.0), ("b", True, 99.0), ("c", False, 5.5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(
+            json.dumps({"quick": quick, "wall_time_s": wall}))
+    total = parallel.total_wall_time(tmp_path)
+    assert total == {"studies": {"a": 10.0, "c": 5.5}, "total_s": 15.5}
+
+
+def test_weight_average_is_the_mean_of_the_collected_epochs():
+    model = MLP([12, 4, 3], seed=0)
+    avg = best_mlp.WeightAverage(model, first_epoch=2, updates_per_epoch=5)
+    snapshots = []
+    for epoch in range(1, 5):
+        for p in model.parameters():
+            p.data += np.float32(epoch)
+        avg(epoch * 5, {})
+        if epoch >= 2:
+            snapshots.append([p.data.copy() for p in model.parameters()])
+    avg(7, {})  # not an epoch end: ignored
+    assert avg.count == 3
+    target = MLP([12, 4, 3], seed=1)
+    x = np.random.default_rng(0).standard_normal((64, 12)).astype(np.float32)
+    avg.apply(target, x)
+    for p, *snaps in zip(target.parameters(), *snapshots):
+        np.testing.assert_allclose(p.data, np.mean(snaps, axis=0), rtol=1e-6)
+    bn = target[1]
+    h = x @ target[0].weight.data.T + target[0].bias.data
+    np.testing.assert_allclose(bn.running_mean.data, h.mean(axis=0), rtol=1e-4, atol=1e-5)
+    assert bn.momentum == 0.1 and not target.training
+
+
+def test_mirror_flips_images_in_pixel_space():
+    rng = np.random.default_rng(0)
+    pixels = rng.random((5, 3072)).astype(np.float32)
+    norm = Normalize.fit(rng.random((50, 3072)).astype(np.float32))
+    x = norm(pixels)
+    flipped = best_mlp.mirror(x, norm)
+    expected = norm(pixels.reshape(5, 3, 32, 32)[..., ::-1].reshape(5, -1))
+    np.testing.assert_allclose(flipped, expected, atol=1e-4)
+    np.testing.assert_allclose(best_mlp.mirror(flipped, norm), x, atol=1e-4)
+
+
+def test_fast_translation_matches_random_translation():
+    from tensorgrad.data import RandomTranslation
+    x = np.random.default_rng(0).random((40, 3072)).astype(np.float32)
+    slow, fast = RandomTranslation(3, seed=5), best_mlp.FastTranslation(3, seed=5)
+    for _ in range(3):
+        np.testing.assert_array_equal(fast(x), slow(x))
