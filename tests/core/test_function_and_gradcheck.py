@@ -86,3 +86,18 @@ def test_gradient_errors_table():
                               names=["W", "b"])
     assert [r["name"] for r in rows] == ["W", "b"]
     assert all(r["max_rel_error"] < 1e-6 for r in rows)
+
+
+def test_gradient_errors_extended_precision_resolves_tiny_gradients():
+    # d/dw of 1e3 + 1e-6 * w^2 at w = 3 is 6e-6: float64 round-off of the big constant swamps a
+    # 2-point difference, extended precision with a 4-point stencil does not
+    w = tg.tensor(np.array([3.0]), requires_grad=True)
+
+    def fn(w):
+        return (w * w * 1e-6 + 1e3).sum()
+    coarse = tg.gradient_errors(fn, [w], eps=1e-5)[0]
+    fine = tg.gradient_errors(fn, [w], eps=1e-4, stencil=4, numeric_dtype=np.longdouble)[0]
+    assert fine["max_rel_error"] < 1e-8 < coarse["max_rel_error"]
+    assert w.data.dtype == np.float64  # the inputs are restored
+    with pytest.raises(ValueError, match="stencil"):
+        tg.gradient_errors(fn, [w], stencil=3)
