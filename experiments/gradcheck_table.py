@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-dim", type=int, default=20, help="input dimensions (reports: 20-30)")
     p.add_argument("--lam", type=float, default=0.01,
                    help="L2 coefficient in the checked cost (R1 used 0; >0 also checks the L2 term)")
-    p.add_argument("--eps", type=float, default=1e-4, help="central-difference step h")
+    p.add_argument("--eps", type=float, default=1e-5, help="central-difference step h")
     p.add_argument("--stencil", type=int, choices=(2, 4), default=4,
                    help="points of the centred difference (2: the course's (f(x+h)-f(x-h))/2h)")
     p.add_argument("--float64-numeric", action="store_true",

@@ -19,7 +19,7 @@ ABS_TOL_VANISHING = 1e-8   # ... or, where the true gradient is zero, max absolu
 KINK_MARGIN = 1e-3  # samples are redrawn until every activation input is this far from 0
 
 
-def mlp_gradient_table(layers_dims, batch_norm, n=10, lam=0.01, seed=0, eps=1e-4, stencil=4,
+def mlp_gradient_table(layers_dims, batch_norm, n=10, lam=0.01, seed=0, eps=1e-5, stencil=4,
                        numeric_dtype=np.longdouble, **mlp_kwargs):
     """Compare analytic and centred-difference gradients of cost = cross_entropy + lam * L2 for a
     float64 MLP(layers_dims, batch_norm) in training mode on n random samples (all from `seed`).
@@ -30,7 +30,7 @@ def mlp_gradient_table(layers_dims, batch_norm, n=10, lam=0.01, seed=0, eps=1e-4
     relative) gives a 2-point difference an absolute error of about 1e-16 / h, so an element
     whose gradient is itself tiny (~1e-5) would show a relative error near 1e-6 however correct
     the analytic gradient is. So by default the numerical side is the 4-point centred difference
-    (O(h^4), h = 1e-4) evaluated in extended precision (numeric_dtype=np.longdouble): its error
+    (O(h^4), h = 1e-5) evaluated in extended precision (numeric_dtype=np.longdouble): its error
     (~1e-13) is far below the float64 analytic gradient's, which is what the table then
     measures. stencil=2, eps=1e-5, numeric_dtype=None is the course's own float64 check.
 
