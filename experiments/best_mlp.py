@@ -9,13 +9,15 @@ label smoothing, SGD with Nesterov momentum (or AdamW) under a one-cycle (or cos
 weight decay on the weight matrices only, batch 256 in float32, and optionally the average of
 the weights over the last epochs (SWA, batch-norm statistics recomputed) and flip test-time
 augmentation. Each run's wall time covers model creation, training and evaluation (data
-loading is excluded and reported separately); a run that would pass --time-limit stops early
-and is marked. Seeds run one at a time (--workers 1, with this process's BLAS threads) or side
+loading is excluded and reported separately). The machine is shared, so its speed varies: with
+--fit-budget (default) --epochs is a maximum and, after every epoch, the schedule is shortened
+to the epochs that still fit in --time-limit, so every run ends its whole schedule in time. Seeds run one at a time (--workers 1, with this process's BLAS threads) or side
 by side in 1-thread worker processes (--workers 2).
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import math
 import os
@@ -63,6 +65,7 @@ class Recipe:
     tta: bool = True                # average the scores of each image and its mirror at test
     eval_train: int = 2000          # training images measured each epoch (curves)
     time_limit: float = 900.0       # seconds: stop before training + evaluation exceed it
+    fit_budget: bool = True         # shorten the schedule (epochs = the maximum) to fit time_limit
     seed: int = 0
     label: str = ""
 
@@ -72,27 +75,26 @@ class Recipe:
 # ---------------------------------------------------------------------------------------------
 
 class WeightAverage:
-    """fit callback summing the parameters at the end of each of the last `last` epochs; apply()
+    """fit callback keeping the parameters at the end of each of the last `last` epochs; apply()
     loads their mean into a model and recomputes its batch-norm statistics (SWA)."""
 
-    def __init__(self, model, first_epoch: int, updates_per_epoch: int):
-        self.model, self.first_epoch, self.per_epoch = model, first_epoch, updates_per_epoch
-        self.sums, self.count = None, 0
+    def __init__(self, model, last: int, updates_per_epoch: int):
+        self.model, self.per_epoch = model, updates_per_epoch
+        self.snapshots = collections.deque(maxlen=last)
 
     def __call__(self, step, metrics):
-        if step % self.per_epoch == 0 and step // self.per_epoch >= self.first_epoch:
-            params = [p.data for p in self.model.parameters()]
-            if self.sums is None:
-                self.sums = [p.astype(np.float64) for p in params]
-            else:
-                for s, p in zip(self.sums, params):
-                    s += p
-            self.count += 1
+        if step % self.per_epoch == 0:
+            self.snapshots.append([p.data.copy() for p in self.model.parameters()])
+
+    @property
+    def count(self):
+        return len(self.snapshots)
 
     def apply(self, model, x, batch_size=500):
         """Load the averaged weights into model; re-estimate batch-norm statistics on x."""
-        for p, s in zip(model.parameters(), self.sums):
-            p.data[...] = (s / self.count).astype(p.data.dtype)
+        for k, p in enumerate(model.parameters()):
+            mean = np.mean([snap[k] for snap in self.snapshots], axis=0, dtype=np.float64)
+            p.data[...] = mean.astype(p.data.dtype)
         bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
         drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
         saved = [m.momentum for m in bns], [m.p for m in drops]
@@ -157,7 +159,37 @@ class FastTranslation(Transform):
 # One run
 # ---------------------------------------------------------------------------------------------
 
-def build(r: Recipe, updates: int):
+class FittedSchedule:
+    """A one-cycle or cosine schedule over `epochs` epochs that can be shortened while training
+    (resize), so a run under a time budget still finishes its whole schedule. fit steps it once
+    per update, like any scheduler."""
+
+    def __init__(self, make, per_epoch: int, epochs: int):
+        self.make, self.per_epoch, self.epochs = make, per_epoch, epochs
+        self.inner, self.done = make(epochs * per_epoch), 0
+
+    def step(self):
+        self.inner.step()
+        self.done += 1
+
+    def resize(self, epochs: int):
+        """The same schedule compressed into `epochs` epochs, continued from the current update."""
+        self.epochs = epochs
+        self.inner = self.make(epochs * self.per_epoch)
+        for _ in range(self.done):
+            self.inner.step()
+
+    def state_dict(self):
+        return {"epochs": self.epochs, "done": self.done, "inner": self.inner.state_dict()}
+
+    def load_state_dict(self, state):
+        self.epochs, self.done = state["epochs"], 0
+        self.inner = self.make(self.epochs * self.per_epoch)
+        self.inner.load_state_dict(state["inner"])
+        self.done = state["done"]
+
+
+def build(r: Recipe, per_epoch: int):
     model = MLP([3072, *r.hidden, 10], activation=r.activation, dropout=r.dropout, seed=r.seed)
     groups = nn.l2_param_groups(model, r.weight_decay)
     if r.optimizer == "sgd":
@@ -167,12 +199,16 @@ def build(r: Recipe, updates: int):
     else:
         raise ValueError(f"best_mlp: optimizer must be 'sgd' or 'adamw', got {r.optimizer!r}")
     if r.schedule == "onecycle":
-        sched = OneCycleLR(opt, max_lr=r.lr, total_steps=updates, pct_start=r.pct_start)
+        def make(total):
+            return OneCycleLR(opt, max_lr=r.lr, total_steps=total, pct_start=r.pct_start)
     elif r.schedule == "cosine":
-        sched = CosineAnnealingLR(opt, T_max=updates)
+        def make(total):
+            for group in opt.param_groups:
+                group["lr"] = r.lr
+            return CosineAnnealingLR(opt, T_max=total)
     else:
         raise ValueError(f"best_mlp: schedule must be 'onecycle' or 'cosine', got {r.schedule!r}")
-    return model, opt, sched
+    return model, opt, FittedSchedule(make, per_epoch, r.epochs)
 
 
 def augmentation(r: Recipe, norm):
@@ -194,30 +230,42 @@ def train_best(r: Recipe, data: parallel.PixelData, progress: bool = False) -> d
                         shuffle=True, seed=r.seed, drop_last=True)
     per_epoch = len(loader)
     updates = r.epochs * per_epoch
-    model, opt, sched = build(r, updates)
+    model, opt, sched = build(r, per_epoch)
     eval_idx = np.random.default_rng(r.seed).choice(
         len(data.train[1]), size=min(r.eval_train, len(data.train[1])), replace=False)
     train_eval = (data.train[0][eval_idx], data.train[1][eval_idx])
-    stopped = {"time_limit": False}
+    budget = {"time_limit_stop": False, "resized": []}
 
     def guard(step, metrics):
-        """Stop when one more epoch plus the final evaluation (about half an epoch's time: ~45k
-        forward passes) would pass the time limit."""
+        """Keep training + final evaluation within r.time_limit. The final evaluation is taken as
+        half an epoch's time (~45k forward passes) plus 15 s. With fit_budget the schedule is
+        fitted to the epochs that still fit, at most r.epochs (then training ends with it);
+        otherwise training stops when the next epoch would not fit."""
+        k = step // per_epoch
         elapsed = time.perf_counter() - t0
-        per = elapsed / max(1, step / per_epoch)
-        if step < updates and elapsed + 1.5 * per + 10 > r.time_limit:
-            stopped["time_limit"] = True
+        mean = elapsed / max(1, k)
+        reserve = 0.5 * mean + 15
+        if r.fit_budget:
+            fits = min(r.epochs, k + max(0, math.floor((r.time_limit - reserve - elapsed) / mean)))
+            # shrink whenever needed; grow (the machine got faster) only in the first half
+            if fits < sched.epochs or (fits > sched.epochs and k < sched.epochs / 2):
+                sched.resize(max(k, fits))
+                budget["resized"].append((k, sched.epochs))
+            if k >= sched.epochs:
+                raise StopTraining
+        elif step < updates and elapsed + mean + reserve > r.time_limit:
+            budget["time_limit_stop"] = True
             raise StopTraining
 
     def log(step, metrics):
         if not progress:
-            print(f"    {r.label}: epoch {step / per_epoch:.0f}/{r.epochs}, "
+            print(f"    {r.label}: epoch {step / per_epoch:.0f}/{sched.epochs}, "
                   + ", ".join(f"{k} {100 * metrics[k]:.2f}%" for k in ("train_acc", "val_acc")
                               if k in metrics)
                   + f", {time.perf_counter() - t0:.0f} s", flush=True)
 
-    avg = WeightAverage(model, r.epochs - r.average_last, per_epoch) if r.average_last else None
-    callbacks = [log, guard] + ([avg] if avg else [])
+    avg = WeightAverage(model, r.average_last, per_epoch) if r.average_last else None
+    callbacks = [log] + ([avg] if avg else []) + [guard]
     diverged = False
     try:
         history = fit(model, opt, loader, val_data=data.val, epochs=r.epochs, scheduler=sched,
@@ -248,7 +296,9 @@ def train_best(r: Recipe, data: parallel.PixelData, progress: bool = False) -> d
             "data": {"folder": data.folder, "split": data.split, "sizes": data.sizes()},
             "updates": len(history["lr"]), "epochs_done": len(history["lr"]) / per_epoch,
             "final": final, "history": history, "diverged": diverged,
-            "stopped_by_time_limit": stopped["time_limit"], "train_time": train_time,
+            "stopped_by_time_limit": budget["time_limit_stop"],
+            "schedule_epochs": sched.epochs, "schedule_resized": budget["resized"],
+            "train_time": train_time,
             "eval_time": time.perf_counter() - t_eval, "wall_time": wall,
             "cpu_time": time.process_time() - cpu0, "within_limit": wall <= r.time_limit,
             "parameters": int(sum(p.data.size for p in model.parameters()))}
@@ -283,7 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--average-last", type=int, default=d.average_last)
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=d.tta)
     p.add_argument("--eval-train", type=int, default=d.eval_train)
-    p.add_argument("--time-limit", type=float, default=d.time_limit)
+    p.add_argument("--time-limit", type=float, default=d.time_limit,
+                   help="seconds per run for training + evaluation (data loading excluded)")
+    p.add_argument("--fit-budget", action=argparse.BooleanOptionalAction, default=d.fit_budget,
+                   help="shorten the schedule to the epochs that fit --time-limit (measured "
+                        "each epoch; --epochs is then the maximum); without it a run that "
+                        "would overrun stops early")
     parallel.add_parallel_args(p, workers=1)
     return p
 
@@ -348,7 +403,9 @@ def main(argv=None) -> dict:
                    f"{c.dropout}; {c.optimizer}{' Nesterov' if c.optimizer == 'sgd' and c.nesterov else ''}"
                    f" momentum {c.momentum}, {c.schedule} peak lr {c.lr}, weight decay "
                    f"{c.weight_decay}, label smoothing {c.label_smoothing}, batch {c.batch_size}, "
-                   f"{c.epochs} epochs; flips p {c.flip}, shifts +-{c.shift} px"
+                   + (f"at most {c.epochs} epochs (schedule fitted to {c.time_limit:.0f} s)"
+                      if c.fit_budget else f"{c.epochs} epochs")
+                   + f"; flips p {c.flip}, shifts +-{c.shift} px"
                    + (f", jitter {c.jitter}" if c.jitter else "")
                    + (f", weights averaged over the last {c.average_last} epochs" if c.average_last else "")
                    + (", flip TTA" if c.tta else "") + f"; split {args.split}, "

@@ -32,7 +32,8 @@ STUDIES = [  # (module, id, extra flags of the full reproduction)
 ]
 THRESHOLD = 1.5  # percentage points: larger differences from the report get a note
 
-# Likely reasons for differences from the reports, shown for rows whose |delta| > THRESHOLD.
+# Likely reasons for differences from the reports, keyed by (study, start of the row label);
+# shown for flagged rows: |delta| > THRESHOLD, or a gradient check above its target.
 NOTES = {
 }
 
@@ -73,8 +74,8 @@ def read_results(path: Path, quick: bool):
     return results if bool(results.get("quick")) == quick else None
 
 
-def run_study(name, extra, args, out: Path, default_root: bool):
-    """Run one study's main() with the flags reproduce was given; returns its results dict."""
+def study_argv(extra, args, out: Path, default_root: bool) -> list:
+    """The study's flags: its own extra ones plus those reproduce was given."""
     argv = list(extra)
     if args.data is not None:
         argv += ["--data", args.data]
@@ -84,8 +85,7 @@ def run_study(name, extra, args, out: Path, default_root: bool):
         argv += ["--out", os.fspath(out)]
     if not args.progress:
         argv.append("--no-progress")
-    print(f"\n===== python -m experiments.{name} {shlex.join(argv)}", flush=True)
-    return importlib.import_module(f"experiments.{name}").main(argv)
+    return argv
 
 
 def fmt_delta(row):
@@ -116,11 +116,12 @@ def section(sid, name, results, where: Path):
     for r in rows:
         reason = next((text for (study, prefix), text in NOTES.items()
                        if study == name and r["label"].startswith(prefix)), None)
-        large = (r.get("delta") is not None and abs(r["delta"]) > THRESHOLD
-                 and not results.get("quick"))  # quick numbers are not comparable anyway
-        if large or r.get("note"):
-            text = "; ".join(t for t in (r.get("note"), reason if large else None) if t)
-            if large and not reason:
+        flagged = not results.get("quick") and (  # quick numbers are not comparable anyway
+            (r.get("delta") is not None and abs(r["delta"]) > THRESHOLD)
+            or r["ours"].get("ok") is False)
+        if flagged or r.get("note"):
+            text = "; ".join(t for t in (r.get("note"), reason if flagged else None) if t)
+            if flagged and not reason:
                 text = (text + "; " if text else "") + "no explanation recorded"
             notes.append(f"- {r['label']}: {text}.")
     if notes:
@@ -172,12 +173,14 @@ def main(argv=None) -> dict:
                 print(f"{sid}: reusing {out / 'results.json'}", flush=True)
             all_results[name] = existing and dict(existing, _dir=os.fspath(out))
             continue
+        study = study_argv(extra, args, out, default_root)
+        print(f"\n===== python -m experiments.{name} {shlex.join(study)}", flush=True)
         try:
-            all_results[name] = dict(run_study(name, extra, args, out, default_root),
-                                     _dir=os.fspath(out))
+            results = importlib.import_module(f"experiments.{name}").main(study)
+            all_results[name] = dict(results, _dir=os.fspath(out))
         except Exception as exc:  # one failing study must not lose the others' results
             traceback.print_exc()
-            all_results[name] = {"command": f"python -m experiments.{name}",
+            all_results[name] = {"command": common.command_line(name, study, args.data),
                                  "error": f"{type(exc).__name__}: {exc}"}
     committed = default_root and not args.quick
     target = (common.EXPERIMENTS if committed else root) / "RESULTS.md"

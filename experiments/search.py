@@ -202,8 +202,8 @@ PRESETS = {
         sampler="tpe", trials=20, pruner="median", refine=None,
         final=dict(split="c", cycles=4, n_s=2500),
         report={"best_val": 0.506, "final_test": 0.5213,
-                "text": "best val 50.6% (3 layers, lambda 0.014); final on 50,000 images, "
-                        "4 cycles n_s 2500: test 52.13%"}),
+                "text": "best val 50.6% (3 layers, lambda 0.014); ~20 trials",
+                "final_text": "test 52.13% (50,000 images, 4 cycles n_s 2500)"}),
 }
 
 
@@ -353,13 +353,17 @@ def _rows(preset, result, final) -> list[dict]:
         rows.append(common.result_row(
             f"{preset['sid']} {preset['name']}: best retrained on split {final['data']['split']}",
             {"test": test}, report, ours_text=common.accuracy_text(final["final"]),
-            report_text=rep.get("text", "—") if report else "—", compare="test"))
+            report_text=rep.get("final_text", "—"), compare="test"))
     return rows
 
 
 def main(argv=None) -> dict:
-    args = build_parser().parse_args(argv)
-    preset = load_preset(args.space)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        preset = load_preset(args.space)
+    except (OSError, ValueError, TypeError) as exc:
+        parser.error(str(exc))
     study_name = args.study_name or preset["name"]
     if args.out is None:
         args.out = os.fspath(common.output_dir(args, f"search_{study_name}"))
@@ -369,11 +373,15 @@ def main(argv=None) -> dict:
     space = preset["space"]
     clash = sorted(set(space) & set(dict(args.fixed)))
     if clash:
-        raise ValueError(f"--set {clash}: these options are searched by --space {args.space}")
+        parser.error(f"--set {clash}: these options are searched by --space {args.space}")
     unknown = sorted(set(space) - set(FIELDS))
     if unknown:
-        raise ValueError(f"--space {args.space}: {unknown} are not training options; known: "
-                         f"{sorted(FIELDS)}")
+        parser.error(f"--space {args.space}: {unknown} are not training options; known: "
+                     f"{sorted(FIELDS)}")
+    try:
+        options(fixed).hidden()
+    except (ValueError, TypeError) as exc:
+        parser.error(f"fixed training options {fixed}: {exc}")
     sampler = args.sampler or preset["sampler"] or "tpe"
     pruner = args.pruner or preset["pruner"] or "median"
     trials = args.trials if args.trials is not None else preset["trials"]

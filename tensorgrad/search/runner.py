@@ -12,7 +12,7 @@ import contextlib
 import multiprocessing
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .report import best_record, trial_records
 from .space import Choice, check_space, grid_size, narrow, space_to_dict
@@ -217,7 +217,7 @@ def _start_workers(stage: StageSpec, n: int) -> list[int]:
         run_worker(stage, 0)
         return [0]
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(replace(stage), i),
+    procs = [ctx.Process(target=_worker_main, args=(stage, i),
                          name=f"{stage.study_name}-worker{i}") for i in range(n)]
     try:
         with _one_blas_thread():
@@ -225,6 +225,10 @@ def _start_workers(stage: StageSpec, n: int) -> list[int]:
                 p.start()
         for p in procs:
             p.join()
+    except BaseException:   # e.g. Ctrl-C, which the workers got too: let them record it
+        for p in procs:
+            p.join(15)
+        raise
     finally:
         for p in procs:
             if p.is_alive():

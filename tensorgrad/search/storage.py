@@ -154,6 +154,8 @@ class _FileLock:
         try:
             fcntl.flock(self.fd, flags)
         except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
             return False
         return True
 

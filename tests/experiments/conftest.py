@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from experiments import common
+from experiments.reproduce import STUDIES
 from tests.data.conftest import write_cifar
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,10 +24,12 @@ def run_module(name, *args, timeout=300):
 
 
 def _committed_state():
-    """What exists under the committed results: (path, mtime) pairs, RESULTS.md included."""
+    """The studies' committed outputs as (path, mtime) pairs, RESULTS.md included (other
+    folders under experiments/results belong to other scripts)."""
     paths = [common.EXPERIMENTS / "RESULTS.md"]
-    if common.RESULTS_ROOT.exists():
-        paths += sorted(common.RESULTS_ROOT.rglob("*"))
+    for name, _, _ in STUDIES:
+        if (common.RESULTS_ROOT / name).exists():
+            paths += sorted((common.RESULTS_ROOT / name).rglob("*"))
     return [(os.fspath(p), p.stat().st_mtime_ns) for p in paths if p.exists()]
 
 

@@ -111,3 +111,12 @@ def test_missing_data_fails_with_a_clear_message(tmp_path):
                       tmp_path / "out", timeout=60)
     assert proc.returncode != 0
     assert "cifar-10-batches-py" in proc.stderr
+
+
+def test_reproduce_records_a_failed_study_and_exits_nonzero(tmp_path):
+    proc = run_module("reproduce", "--quick", "--only", "S2", "--data", tmp_path / "nowhere",
+                      "--out-root", tmp_path / "out", timeout=60)
+    assert proc.returncode == 1
+    text = (tmp_path / "out" / "RESULTS.md").read_text()
+    assert "**Failed**: `python -m experiments.two_layer_cyclic --data " in text
+    assert "download=False" in text and "## S1. gradcheck_table\n\nNot run" in text

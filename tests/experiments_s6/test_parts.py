@@ -65,27 +65,60 @@ def test_total_wall_time_skips_quick_results(tmp_path):
     assert total == {"studies": {"a": 10.0, "c": 5.5}, "total_s": 15.5}
 
 
-def test_weight_average_is_the_mean_of_the_collected_epochs():
+def test_weight_average_is_the_mean_of_the_last_epochs():
     model = MLP([12, 4, 3], seed=0)
-    avg = best_mlp.WeightAverage(model, first_epoch=2, updates_per_epoch=5)
+    avg = best_mlp.WeightAverage(model, last=3, updates_per_epoch=5)
     snapshots = []
     for epoch in range(1, 5):
         for p in model.parameters():
             p.data += np.float32(epoch)
         avg(epoch * 5, {})
-        if epoch >= 2:
-            snapshots.append([p.data.copy() for p in model.parameters()])
+        snapshots.append([p.data.copy() for p in model.parameters()])
     avg(7, {})  # not an epoch end: ignored
     assert avg.count == 3
     target = MLP([12, 4, 3], seed=1)
     x = np.random.default_rng(0).standard_normal((64, 12)).astype(np.float32)
     avg.apply(target, x)
-    for p, *snaps in zip(target.parameters(), *snapshots):
+    for p, *snaps in zip(target.parameters(), *snapshots[1:]):
         np.testing.assert_allclose(p.data, np.mean(snaps, axis=0), rtol=1e-6)
     bn = target[1]
     h = x @ target[0].weight.data.T + target[0].bias.data
     np.testing.assert_allclose(bn.running_mean.data, h.mean(axis=0), rtol=1e-4, atol=1e-5)
     assert bn.momentum == 0.1 and not target.training
+
+
+def test_fitted_schedule_resize_continues_the_shorter_schedule():
+    from tensorgrad.optim import SGD
+    from tensorgrad.optim.lr_scheduler import OneCycleLR
+    r = best_mlp.Recipe(hidden=[4], epochs=10)
+    model, opt, sched = best_mlp.build(r, per_epoch=10)
+    for _ in range(30):
+        sched.step()
+    sched.resize(6)
+    ref_model = MLP([3072, 4, 10], seed=0)
+    ref_opt = SGD(ref_model.parameters(), lr=r.lr)
+    ref = OneCycleLR(ref_opt, max_lr=r.lr, total_steps=60, pct_start=r.pct_start)
+    for _ in range(30):
+        ref.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"])
+    for _ in range(29):
+        sched.step()
+        ref.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"])
+    assert opt.param_groups[0]["lr"] < 1e-3 and sched.epochs == 6
+
+
+def test_time_budget_shortens_the_schedule(tiny_cifar):
+    args = argparse.Namespace(data=os.fspath(tiny_cifar), quick=True, seed=0)
+    data = parallel.load_data(args, "c")
+    r = best_mlp.Recipe(hidden=[16], epochs=6, batch_size=20, eval_train=50, time_limit=15.2,
+                        label="budget")
+    run = best_mlp.train_best(r, data)
+    assert run["schedule_epochs"] == 1 and run["epochs_done"] == 1
+    assert run["schedule_resized"] == [[1, 1]] or run["schedule_resized"] == [(1, 1)]
+    free = best_mlp.train_best(best_mlp.Recipe(hidden=[16], epochs=3, batch_size=20,
+                                               eval_train=50), data)
+    assert free["schedule_epochs"] == 3 and free["epochs_done"] == 3 and free["within_limit"]
 
 
 def test_mirror_flips_images_in_pixel_space():

@@ -70,7 +70,7 @@ def test_best_mlp_records_time_budget_and_averaging(s6_quick):
         assert run["within_limit"] and not run["stopped_by_time_limit"]
         assert run["wall_time"] >= run["train_time"] > 0
         assert {"test_acc", "test_acc_plain", "test_acc_swa"} <= run["final"].keys()
-        assert run["config"]["average_last"] == 2
+        assert run["config"]["average_last"] == 2 and run["schedule_epochs"] == 3
     assert [r["config"]["seed"] for r in results["runs"]] == [0, 1]
     assert results["data_load_s"]
 

@@ -44,6 +44,7 @@ def barrier(params, trial, timeout=60.0):
     have started, so that two processes certainly share the study."""
     global _started
     _started += 1
+    trial.set_user_attr("blas_threads", os.environ.get("OPENBLAS_NUM_THREADS"))
     if _started == 1:
         study, t0 = trial.optuna_trial.study, time.monotonic()
         while len({t.user_attrs.get("worker") for t in study.get_trials(deepcopy=False)}

@@ -75,12 +75,16 @@ def test_random_search_with_a_fine_second_stage(tmp_path, optuna):
     assert result.best["value"] >= max(r["value"] for r in coarse)
 
 
-def test_two_worker_processes_on_one_journal_run_exactly_the_budget(tmp_path, optuna):
+def test_two_worker_processes_on_one_journal_run_exactly_the_budget(tmp_path, optuna,
+                                                                     monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
     result = search(tmp_path, obj.barrier, sampler="random", trials=10, workers=2)
     assert len(result.records) == 10
     assert all(r["state"] == "COMPLETE" for r in result.records)
     workers = {r["worker"] for r in result.records}
     assert len(workers) == 2 and os.getpid() not in {int(w.split(":")[1]) for w in workers}
+    assert {r["user_attrs"]["blas_threads"] for r in result.records} == {"1"}
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"          # this process is untouched
 
 
 def test_a_killed_search_restarted_ends_with_the_planned_trials(tmp_path, optuna):
