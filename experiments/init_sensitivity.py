@@ -56,7 +56,8 @@ def main(argv=None) -> dict:
     heads = ["init"] + [f"{'with' if bn else 'without'} BN" for bn in bns]
     table = (f"Test accuracy in %, ours (R1's in brackets). 3-layer 50-50, lambda {args.lam:g}, "
              f"split (b), n_s {n_s}, {args.cycles} cycles, batch {args.batch_size}.\n\n"
-             + common.markdown_table(heads, [[common.init_name(init)] + [cells[(init, bn)] for bn in bns]
+             + common.markdown_table(heads, [[common.init_name(init)]
+                                             + [cells[(init, bn)] for bn in bns]
                                              for init in args.inits]))
     plots = [plot_side_by_side(panels, study.out / "loss_curves.png", metric="loss",
                                ncols=len(bns), sharey=False,
@@ -64,8 +65,9 @@ def main(argv=None) -> dict:
              *([plot_lr(runs[0]["history"], study.out / "lr.png")] if runs[0]["history"]["lr"]
                else [])]
     summary = "Test accuracy:\n" + "\n".join(
-        f"  {common.init_name(init)}: " + ", ".join(f"{'with' if bn else 'without'} BN {cells[(init, bn)]}"
-                                            for bn in bns) for init in args.inits)
+        f"  {common.init_name(init)}: "
+        + ", ".join(f"{'with' if bn else 'without'} BN {cells[(init, bn)]}" for bn in bns)
+        for init in args.inits)
     return common.finish(study, table, rows, runs, plots, data, summary=summary)
 
 

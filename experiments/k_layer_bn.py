@@ -20,7 +20,8 @@ NAME, SID, TITLE = "k_layer_bn", "S4", "Deeper networks with and without batch n
 DIMS = {3: [3072, 50, 50, 10], 9: [3072, 50, 30, 20, 20, 10, 10, 10, 10, 10]}
 REPORT = {  # (layers, batch_norm) -> (numbers, text)
     (3, False): ({"test": 0.517}, "test 51.7% (R1, at lambda 0.0134)"),
-    (3, True): ({"test": 0.532}, "test 53.2% (R1; course text ~53.5%, R1's 6 repeats ~54% at best)"),
+    (3, True): ({"test": 0.532},
+                "test 53.2% (R1; course text ~53.5%, R1's 6 repeats ~54% at best)"),
     (9, False): ({"train": 0.533, "val": 0.473, "test": 0.466}, None),
     (9, True): ({"train": 0.585, "val": 0.518, "test": 0.510}, None),
 }
@@ -78,7 +79,8 @@ def main_table(args, study, data):
         runs += group
         stats = common.summarize(group)
         ours = {k: stats[f"{k}_acc"][0] for k in ("train", "val", "test")}
-        std = {k: stats[f"{k}_acc"][1] for k in ("train", "val", "test")} if len(group) > 1 else None
+        std = ({k: stats[f"{k}_acc"][1] for k in ("train", "val", "test")}
+               if len(group) > 1 else None)
         report, report_text = REPORT[(layers, bn)]
         net = f"{layers}-layer {bn_text(bn)}"
         table_rows.append([net, len(group)] + [common.pct(ours[k], std and std[k], 2)

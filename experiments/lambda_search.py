@@ -98,7 +98,8 @@ def main(argv=None) -> dict:
             run = dict(run, stage=name, lam=lam)
             stage_runs.append(run)
         runs += stage_runs
-        accs = {k: [r["final"].get(f"{k}_acc") for r in stage_runs] for k in ("train", "val", "test")}
+        accs = {k: [r["final"].get(f"{k}_acc") for r in stage_runs]
+                for k in ("train", "val", "test")}
         if len(lams) > 1:
             series = {"val": accs["val"]} if metric == "val" else {"val": accs["val"],
                                                                   "test": accs["test"]}

@@ -47,7 +47,8 @@ def main(argv=None) -> dict:
         data = common.load_data(args, split=s["split"])
         cfg = common.RunConfig.from_args(args, [3072, args.hidden, 10], batch_norm=False,
                                          lam=lam, n_s=n_s, cycles=cycles)
-        label = f"split ({s['split']}), lambda {lam:g}, n_s {n_s}, {cycles} cycle{'s' * (cycles > 1)}"
+        plural = "s" if cycles > 1 else ""
+        label = f"split ({s['split']}), lambda {lam:g}, n_s {n_s}, {cycles} cycle{plural}"
         print(f"[{i}/{len(names)}] {label}", flush=True)
         run = common.train_run(cfg, data, label=label, progress=args.progress)
         run["setting"] = name
@@ -56,7 +57,7 @@ def main(argv=None) -> dict:
         f, rep = run["final"], s["report"]
         ours = {k: f.get(f"{k}_acc") for k in ("train", "val", "test")}
         table_rows.append([label] + [
-            f"{common.pct(ours[k], digits=2)} ({common.pct(rep[k], digits=2) if k in rep else '—'})"
+            f"{common.pct(ours[k], digits=2)} ({common.pct(rep.get(k), digits=2)})"
             for k in ("train", "val", "test")] + [s["source"]])
         rows.append(common.result_row(f"2-layer, {label}", ours, rep))
     table = ("Accuracy in %, ours (report's in brackets). 2-layer, "
