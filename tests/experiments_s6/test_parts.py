@@ -1,5 +1,7 @@
 """Unit tests of the S6 helpers: Variant checks, thread settings, job order, weight averaging."""
 import argparse
+import time
+import types
 import json
 import os
 
@@ -108,7 +110,12 @@ def test_fitted_schedule_resize_continues_the_shorter_schedule():
     assert opt.param_groups[0]["lr"] < 1e-3 and sched.epochs == 6
 
 
-def test_time_budget_shortens_the_schedule(tiny_cifar):
+def test_time_budget_shortens_the_schedule(tiny_cifar, monkeypatch):
+    # a fake clock that advances one second per reading: the budget logic sees slow epochs
+    # deterministically, whatever the machine's load (no assertion on real time)
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(best_mlp, "time", types.SimpleNamespace(
+        perf_counter=lambda: float(next(ticks)), process_time=time.process_time))
     args = argparse.Namespace(data=os.fspath(tiny_cifar), quick=True, seed=0)
     data = parallel.load_data(args, "c")
     r = best_mlp.Recipe(hidden=[16], epochs=6, batch_size=20, eval_train=50, time_limit=15.2,
