@@ -34,7 +34,7 @@ from tensorgrad.optim import SGD, Adagrad, Adam, RMSprop
 from tensorgrad.optim.lr_scheduler import CyclicLR
 from tensorgrad.search import (PRUNERS, SAMPLERS, Int, LogUniform, Refine, StorageSpec,
                                load_space, plot_best_so_far, plot_params, run_search,
-                               space_from_dict, top_table)
+                               space_from_dict, span_seconds, top_table)
 from tensorgrad.train import evaluate, fit
 
 from . import common
@@ -424,10 +424,14 @@ def main(argv=None) -> dict:
     for r in result.records:
         states[r["state"]] = states.get(r["state"], 0) + 1
     rows = _rows(preset, result, final)
+    span = span_seconds(result.records) or 0.0
+    busy = sum(r["duration_s"] or 0.0 for r in result.records)
     table = "\n\n".join([
         f"Search: {sampler}, {len(result.records)} trials "
         f"({', '.join(f'{v} {k.lower()}' for k, v in sorted(states.items()))}), "
-        f"{args.workers} worker(s) here, search wall time {result.wall_time:.0f} s.",
+        f"{args.workers} worker(s) here; search wall time {result.wall_time:.0f} s in this run, "
+        f"{span:.0f} s from the first trial's start to the last one's end (a resumed study "
+        f"counts its earlier runs too); {busy:.0f} s of trials in all.",
         "Top 10 (validation accuracy in %):\n\n" + top_table(
             result.records, 10, "val %", lambda v: f"{100 * v:.2f}"),
         "Against the report:\n\n" + common.markdown_table(
@@ -440,7 +444,8 @@ def main(argv=None) -> dict:
     extra = {"search": {"study_name": study_name, "storage": storage.describe(),
                         "sampler": sampler, "pruner": pruner, "workers": args.workers,
                         "fixed": fixed, "stages": result.stages,
-                        "wall_time_s": result.wall_time},
+                        "wall_time_s": result.wall_time, "span_s": span,
+                        "trial_seconds": busy},
              "trials": result.records, "best": best}
     return common.finish(study, table, rows, [final] if final else [], plots,
                          extra=extra, summary=f"best: {best['params']} val "

@@ -14,7 +14,8 @@
 
 Optuna is an optional extra (pip install -e ".[search]"), imported only when a search runs.
 """
-from .report import best_record, plot_best_so_far, plot_params, top_table, trial_records
+from .report import (best_record, plot_best_so_far, plot_params, span_seconds, top_table,
+                     trial_records)
 from .runner import Refine, SearchResult, fine_space, run_search
 from .space import (Choice, Int, LogUniform, Uniform, grid_points, grid_size, grid_values,
                     load_space, narrow, space_from_dict, space_to_dict, suggest)
@@ -26,5 +27,6 @@ __all__ = [
     "suggest", "narrow", "space_to_dict", "space_from_dict", "load_space",
     "run_search", "Refine", "SearchResult", "fine_space", "StorageSpec",
     "SearchTrial", "PruningCallback", "SAMPLERS", "PRUNERS",
-    "trial_records", "best_record", "top_table", "plot_params", "plot_best_so_far",
+    "trial_records", "best_record", "span_seconds", "top_table", "plot_params",
+    "plot_best_so_far",
 ]

@@ -1,7 +1,7 @@
 """What a search leaves behind: one record per trial, a top-k table and two kinds of plots.
 
 A record is a plain dict (JSON-ready): study, stage, number, state (COMPLETE, PRUNED, FAIL,
-RUNNING, WAITING), value, params, duration_s, reason (why it failed or was pruned), retry_of /
+RUNNING, WAITING), value, params, duration_s, started / finished (ISO times), reason (why it failed or was pruned), retry_of /
 retried_as (the re-queue links of trials whose worker died), worker, last_step and
 last_reported (the last value given to the pruner) and the objective's own user_attrs.
 """
@@ -11,7 +11,8 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["trial_records", "best_record", "top_table", "plot_params", "plot_best_so_far"]
+__all__ = ["trial_records", "best_record", "span_seconds", "top_table", "plot_params",
+           "plot_best_so_far"]
 
 _INTERNAL = ("reason", "interrupted", "retry_of", "worker")
 
@@ -43,12 +44,29 @@ def trial_records(study, stage=0) -> list[dict]:
             "state": t.state.name, "value": _finite(t.value) if t.state.name == "COMPLETE" else None,
             "params": dict(t.params),
             "duration_s": t.duration.total_seconds() if t.duration is not None else None,
+            "started": _iso(t.datetime_start), "finished": _iso(t.datetime_complete),
             "reason": reason, "retry_of": attrs.get("retry_of"),
             "retried_as": retried_as.get(t.number), "worker": attrs.get("worker"),
             "last_step": last, "last_reported": None if last is None else _finite(steps[last]),
             "user_attrs": {k: v for k, v in attrs.items() if k not in _INTERNAL},
         })
     return out
+
+
+def _iso(when):
+    return None if when is None else when.isoformat(timespec="seconds")
+
+
+def span_seconds(records):
+    """Seconds from the first trial's start to the last trial's end (over all runs that
+    worked on the study: the search's wall time even when it was resumed)."""
+    import datetime
+    starts = [r["started"] for r in records if r["started"]]
+    ends = [r["finished"] for r in records if r["finished"]]
+    if not starts or not ends:
+        return None
+    return (datetime.datetime.fromisoformat(max(ends))
+            - datetime.datetime.fromisoformat(min(starts))).total_seconds()
 
 
 def best_record(records):

@@ -35,6 +35,7 @@ def test_search_command_runs_two_workers_writes_outputs_and_continues(tiny_cifar
     assert all(t["state"] == "COMPLETE" for t in trials)
     assert len({t["worker"] for t in trials}) >= 1 and results["search"]["workers"] == 2
     assert results["best"]["value"] == max(t["value"] for t in trials)
+    assert 0 < results["search"]["span_s"] <= results["wall_time_s"]
     final = results["runs"][0]
     assert final["data"]["split"] == "b" and "test_acc" in final["final"]
     assert final["config"]["lam"] == results["best"]["params"]["lam"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tensorgrad.search import (Int, LogUniform, Refine, StorageSpec, grid_points, run_search,
-                               trial_records)
+                               span_seconds, trial_records)
 from tensorgrad.search.storage import open_storage
 from tests.search import objectives as obj
 
@@ -48,6 +48,8 @@ def test_grid_runs_each_point_once_finds_the_best_and_resumes_as_done(tmp_path, 
         sorted(key(p) for p in grid_points(obj.SPACE))
     assert result.best["params"] == {"x": pytest.approx(0.01), "k": 3}
     assert result.best["value"] == pytest.approx(0.0, abs=1e-12)
+    assert all(r["started"] <= r["finished"] for r in result.records)
+    assert 0 <= span_seconds(result.records) <= result.wall_time + 1
     again = search(tmp_path, obj.quadratic)           # the same call: nothing left to do
     assert [r["number"] for r in again.records] == list(range(20))
     with pytest.raises(ValueError, match="made for another search"):
