@@ -1,9 +1,10 @@
 """What a search leaves behind: one record per trial, a top-k table and two kinds of plots.
 
 A record is a plain dict (JSON-ready): study, stage, number, state (COMPLETE, PRUNED, FAIL,
-RUNNING, WAITING), value, params, duration_s, started / finished (ISO times), reason (why it failed or was pruned), retry_of /
-retried_as (the re-queue links of trials whose worker died), worker, last_step and
-last_reported (the last value given to the pruner) and the objective's own user_attrs.
+RUNNING, WAITING), value, params, duration_s, started / finished (ISO times), reason (why it
+failed or was pruned), retry_of / retried_as (the re-queue links of trials whose worker died),
+worker, last_step and last_reported (the last value given to the pruner) and the objective's
+own user_attrs.
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def trial_records(study, stage=0) -> list[dict]:
         last = max(steps) if steps else None
         out.append({
             "study": study.study_name, "stage": stage, "number": t.number,
-            "state": t.state.name, "value": _finite(t.value) if t.state.name == "COMPLETE" else None,
+            "state": t.state.name,
+            "value": _finite(t.value) if t.state.name == "COMPLETE" else None,
             "params": dict(t.params),
             "duration_s": t.duration.total_seconds() if t.duration is not None else None,
             "started": _iso(t.datetime_start), "finished": _iso(t.datetime_complete),
@@ -144,6 +146,7 @@ def plot_params(records, space, path, ylabel="validation accuracy", title=None) 
             ax.set_xticks(range(len(levels)), levels)
         elif getattr(space[name], "log", False):
             ax.set_xscale("log")
+            ax.tick_params(axis="x", which="both", labelrotation=30)  # minor labels may crowd
         ax.set_xlabel(name)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")

@@ -28,7 +28,8 @@ def _number(value, who, name):
 
 def _num(num, who):
     if num is not None and (isinstance(num, bool) or not isinstance(num, int) or num < 1):
-        raise ValueError(f"{who}: num (grid points) must be a positive integer or None, got {num!r}")
+        raise ValueError(f"{who}: num (grid points) must be a positive integer or None, got "
+                         f"{num!r}")
     return num
 
 
@@ -72,7 +73,8 @@ class Uniform:
         _number(self.low, "Uniform", "low")
         _number(self.high, "Uniform", "high")
         if not self.low <= self.high:
-            raise ValueError(f"Uniform: needs low <= high, got low={self.low!r}, high={self.high!r}")
+            raise ValueError(f"Uniform: needs low <= high, got low={self.low!r}, "
+                             f"high={self.high!r}")
         _num(self.num, "Uniform")
 
     log = False
