@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+
 from matplotlib.figure import Figure
 
 from models.mlp import presets
+
+from tensorgrad.plotting import save_figure
 
 from . import common, parallel
 
@@ -170,8 +172,7 @@ def plot_grid(h1s, h2s, grid, path):
     fig.colorbar(im, ax=ax, label="test accuracy (%)")
     ax.set_title("R3's 3-layer grid (ours)")
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return path
 
 
@@ -191,8 +192,7 @@ def plot_depth(parts, path):
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return path
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from tensorgrad.plotting import save_figure
 
 from . import common, parallel
 
@@ -73,8 +74,7 @@ def plot_epochs(run, path, title):
     axes[3].grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return path
 
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+
 from matplotlib.figure import Figure
+
+from tensorgrad.plotting import save_figure
 
 from . import common, parallel
 
@@ -189,8 +191,7 @@ def plot_deltas(deltas, path):
     ax.set_title("S6: one change at a time (S4 settings)")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return path
 
 
@@ -218,8 +219,7 @@ def plot_r3(runs, path):
     ax.set_title(f"S6: R3's settings ({R3_EPOCHS} epochs); black marks: R3's numbers")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     return path
 
 

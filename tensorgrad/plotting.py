@@ -15,7 +15,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_curves", "plot_lr", "plot_search", "plot_side_by_side", "plot_compare"]
+__all__ = ["plot_curves", "plot_lr", "plot_search", "plot_side_by_side", "plot_compare",
+           "save_figure"]
 
 _PANELS = (("cost", "cost"), ("loss", "loss"), ("acc", "accuracy"))
 _COLORS = {"train": "tab:blue", "val": "tab:orange"}
@@ -37,7 +38,9 @@ def _xs(history, x, who):
     return history["steps"] if x == "step" else history["epochs"]
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
+    """Render a matplotlib Figure with the Agg canvas (no pyplot, no display) to a PNG at `path`,
+    creating its folder; every plot of the package and the experiments goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
@@ -75,7 +78,7 @@ def plot_curves(history, path, title=None, x="step") -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_lr(history, path, title=None) -> Path:
@@ -92,7 +95,7 @@ def plot_lr(history, path, title=None) -> Path:
     ax.set_title(title or "learning rate per update")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_search(values, accuracies, path, title=None, xlabel="lambda",
@@ -127,7 +130,7 @@ def plot_search(values, accuracies, path, title=None, xlabel="lambda",
         ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_side_by_side(panels: Mapping, path, metric="loss", ncols=2, title=None, x="step",
@@ -152,7 +155,7 @@ def plot_side_by_side(panels: Mapping, path, metric="loss", ncols=2, title=None,
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_compare(runs: Mapping, path, metrics: Sequence[str] = ("loss", "acc"), split="val",
@@ -177,4 +180,4 @@ def plot_compare(runs: Mapping, path, metrics: Sequence[str] = ("loss", "acc"), 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
