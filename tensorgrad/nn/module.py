@@ -19,6 +19,7 @@ __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "IncompatibleKeys"
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 _EXTRA = "_extra_state"
+_tree_version = [0]  # bumped by every (re)registration in any module: invalidates memo()
 
 
 class Parameter(Tensor):
@@ -95,11 +96,13 @@ class Module:
                 raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' of "
                                 f"{type(self).__name__} (a Parameter or None expected)")
             self._parameters[name] = None
+            _tree_version[0] += 1
         elif "_modules" in self.__dict__ and name in self._modules:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} as child module '{name}' "
                                 f"of {type(self).__name__} (a Module or None expected)")
             self._modules[name] = None
+            _tree_version[0] += 1
         elif "_buffers" in self.__dict__ and name in self._buffers:
             value = _as_buffer(name, value)
             self._buffers[name] = value
@@ -107,6 +110,7 @@ class Module:
 
     def _forget(self, name, keep=None):
         """Drop `name` from the registries (but `keep`, where re-assigning keeps its place)."""
+        _tree_version[0] += 1
         for reg in (self._parameters, self._buffers, self._modules):
             if reg is not keep:
                 reg.pop(name, None)
@@ -166,6 +170,19 @@ class Module:
         for name, m in self._modules.items():
             if m is not None:
                 yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+
+    def memo(self, key, build):
+        """`build(self)`, computed once and reused until a parameter, buffer or sub-module is
+        registered, replaced or removed anywhere (per-step helpers such as the L2 penalty walk
+        the module tree only when it changed)."""
+        cache = self.__dict__.get("_memo")
+        if cache is None or cache[0] != _tree_version[0]:
+            cache = (_tree_version[0], {})
+            object.__setattr__(self, "_memo", cache)
+        value = cache[1].get(key)
+        if value is None:
+            value = cache[1][key] = build(self)
+        return value
 
     def modules(self):
         for _, m in self.named_modules():

@@ -10,6 +10,8 @@ The same holds for every optimizer whose weight_decay adds weight_decay * W to t
 (SGD with momentum, Adagrad, RMSprop, Adam); AdamW's decoupled decay is a different rule.
 """
 
+from ..ops import sum_squares
+
 __all__ = ["l2_weights", "l2_penalty", "l2_param_groups"]
 
 
@@ -24,14 +26,12 @@ def l2_penalty(model):
 
     Use it as `loss = F.cross_entropy(scores, y) + lam * nn.l2_penalty(model)`.
     """
-    total = None
-    for _, w in l2_weights(model):
-        s = (w ** 2).sum()  # the square primitive: one pass forward, one backward
-        total = s if total is None else total + s
-    if total is None:
+    weights = model.memo("l2_weights", l2_weights) if hasattr(model, "memo") else \
+        l2_weights(model)
+    if not weights:
         raise ValueError(f"l2_penalty: {type(model).__name__} has no weight matrix (no parameter "
                          f"named 'weight' with 2 or more dimensions)")
-    return total
+    return sum_squares(*[w for _, w in weights])  # one op: a BLAS dot per matrix
 
 
 def l2_param_groups(model, weight_decay):

@@ -12,7 +12,8 @@ from .elementwise import (abs, add, clip, div, elu, equal, exp, greater, greater
                           tanh,
                           where)
 from .linalg import linear, matmul
-from .reduce import (log_softmax, logsumexp, max, mean, min, softmax, std, sum, var)
+from .reduce import (log_softmax, logsumexp, max, mean, min, softmax, std, sum,
+                     sum_squares, var)
 from .shape import (astype, broadcast_to, cat, concatenate, expand, expand_dims, flatten,
                     getitem, matrix_transpose, pad, permute, reduce_to, reshape, squeeze, stack,
                     sum_to,
@@ -57,7 +58,7 @@ DIFFERENTIABLE = {
     "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "tanh": tanh, "sigmoid": sigmoid,
     "relu": relu, "leaky_relu": leaky_relu, "elu": elu,
     "maximum": maximum, "minimum": minimum, "where": where, "clip": clip,
-    "sum": sum, "mean": mean, "var": var, "std": std, "max": max, "min": min,
+    "sum": sum, "sum_squares": sum_squares, "mean": mean, "var": var, "std": std, "max": max, "min": min,
     "logsumexp": logsumexp, "softmax": softmax, "log_softmax": log_softmax,
     "reshape": reshape, "transpose": transpose, "permute": permute, "swapaxes": swapaxes,
     "matrix_transpose": matrix_transpose, "flatten": flatten, "broadcast_to": broadcast_to,

@@ -52,6 +52,22 @@ _var = Op("var", _var_forward,
               * (_expand(xp, g, x, axis, keepdims) * (2 / (_count(x.shape, axis) - ddof))))
 
 
+def _sum_squares_forward(*xs):
+    dtype = np.result_type(*xs)
+    if dtype.kind != "f":
+        raise TypeError(f"sum_squares: inputs must be floating point, got {dtype}")
+    total = dtype.type(0)
+    for x in xs:
+        v = x.reshape(-1)  # a view of a contiguous array
+        total += np.dot(v, v)  # one BLAS pass, no squared temporary
+    return np.asarray(total, dtype=dtype)
+
+
+# sum of x_i ** 2 over every element of every input (the L2 penalty): d/dx_i = 2 g x_i
+_sum_squares = Op("sum_squares", _sum_squares_forward,
+                  lambda xp, g, out, *xs, argnum: xs[argnum] * (g * 2), variadic=True)
+
+
 def _extreme_vjp(xp, g, out, x, axis, keepdims):
     """Gradient of max/min: to the arg-extremes, split evenly between ties (as torch.amax)."""
     hit = x == _expand(xp, out, x, axis, keepdims)
@@ -111,6 +127,17 @@ def mean(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Arithmetic mean over `axis`."""
     return _mean(x, axis=normalize_axis("mean", _ndim(x), axis, dim),
                  keepdims=keep("mean", keepdims, keepdim))
+
+
+def sum_squares(*xs):
+    """sum(x ** 2) over all elements of all inputs, as one 0-d tensor (a squared L2 norm).
+
+    One op and one BLAS dot product per input, where `sum(x ** 2)` makes a squared temporary
+    per input and two graph nodes: the L2 penalty over a model's weight matrices uses it.
+    """
+    if not xs:
+        raise ValueError("sum_squares: needs at least one input")
+    return _sum_squares(*xs)
 
 
 def _ddof(name, ddof, correction, unbiased):

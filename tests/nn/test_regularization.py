@@ -67,3 +67,14 @@ def test_groups_split_the_parameters():
 def test_no_weight_matrix_is_an_error():
     with pytest.raises(ValueError, match="no weight matrix"):
         nn.l2_penalty(nn.BatchNorm1d(3))
+
+
+def test_penalty_follows_changes_to_the_model():
+    """The weight list is memoised per model; any (re)registration anywhere invalidates it."""
+    model = nn.Sequential(nn.Linear(3, 2, seed=0))
+    first = nn.l2_penalty(model).item()
+    model.append(nn.Linear(2, 2, seed=1))
+    w1 = model[1].weight.data
+    assert nn.l2_penalty(model).item() == pytest.approx(first + float((w1 ** 2).sum()), rel=1e-6)
+    model[0].weight = nn.Parameter(np.zeros((2, 3), dtype=np.float32))  # replaced deep inside
+    assert nn.l2_penalty(model).item() == pytest.approx(float((w1 ** 2).sum()), rel=1e-6)

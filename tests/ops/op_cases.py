@@ -150,6 +150,13 @@ def _stack_args():
     return draw()
 
 
+def _several_tensors():
+    @st.composite
+    def draw(draw):
+        return tuple(draw(tensors()) for _ in range(draw(st.integers(1, 3))))
+    return draw()
+
+
 def _clip_bounds(x):
     return st.sampled_from([(-1.05, 1.05), (None, 0.55), (-0.45, None)])
 
@@ -186,6 +193,7 @@ CASES = {
                  inputs=[T(avoid=(-1.05, 1.05, 0.55, -0.45))], params=dict(bounds=_clip_bounds)),
     "sum": dict(fn=tg.sum, inputs=[T()], params=dict(axis=lambda x: axes(x.ndim),
                                                      keepdims=st.booleans())),
+    "sum_squares": dict(fn=tg.sum_squares, inputs=[_several_tensors()]),
     "mean": dict(fn=tg.mean, inputs=[T()], params=dict(axis=lambda x: axes(x.ndim),
                                                        keepdims=st.booleans())),
     "var": dict(fn=tg.var, inputs=[T(_nonscalar(), distinct=True, low=-3, high=3)],
