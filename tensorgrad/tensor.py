@@ -5,6 +5,7 @@ A Tensor wraps a numpy array. An op whose inputs require grad records itself on 
 iteratively from the output, calling each op's vjps only for inputs on a path to a tensor that
 asked for a gradient.
 """
+import heapq
 import itertools
 import operator
 
@@ -312,8 +313,8 @@ def _op_error(op, args, e):
 # ------------------------------------------------------------------------------------------------
 # the graph walk
 def _graph(roots):
-    """The recorded nodes reachable from `roots`, in creation order (a topological order:
-    every op's output is created after its inputs), so reversed it is the backward order."""
+    """The recorded nodes reachable from `roots` (used by `grad` to find the paths that lead to
+    the requested inputs; an ordinary backward discovers the graph as it goes)."""
     stamp = object()
     nodes = []
     stack = [r for r in roots if r._op is not None]
@@ -322,22 +323,22 @@ def _graph(roots):
         if t._walk is stamp:
             continue
         t._walk = stamp
-        parents = t._parents
-        if parents is None:
-            raise GraphFreedError(
-                f"trying to backward through the graph a second time (at op '{t._op.name}', "
-                f"shape {t.shape}): its saved values were freed by the first backward; "
-                f"pass retain_graph=True to the first backward if you need to go through it again")
+        if t._parents is None:
+            raise _freed(t)
         nodes.append(t)
+        parents = t._parents
         for i in t._need:
             p = parents[i]
             if p._op is not None and p._walk is not stamp:
                 stack.append(p)
-    nodes.sort(key=_seq_of)
     return nodes
 
 
-_seq_of = operator.attrgetter("_seq")
+def _freed(t):
+    return GraphFreedError(
+        f"trying to backward through the graph a second time (at op '{t._op.name}', shape "
+        f"{t.shape}): its saved values were freed by the first backward; pass "
+        f"retain_graph=True to the first backward if you need to go through it again")
 
 
 _xp = {}
@@ -354,6 +355,10 @@ def _namespace(create_graph):
 
 def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate):
     """Core of `Tensor.backward` and `grad`.
+
+    Nodes are processed in decreasing creation order (`_seq`) from a heap: a node enters it when
+    its first gradient arrives and leaves it after all its consumers (created later) have added
+    theirs, so no separate topological sort is needed and nodes no gradient reaches are skipped.
 
     accumulate=True (backward): add gradients into `.grad` of the leaves that require grad (only
     those in `targets` if given) and of non-leaves that `retain_grad()`. accumulate=False (grad):
@@ -397,6 +402,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             t.grad = Tensor._wrap(g)
         owned.add(id(t.grad.data))
 
+    heap = []  # (-seq, node) of the nodes holding a pending gradient in ._g
     for r, g in zip(roots, grad_roots):
         if g is None:
             if r.data.size != 1:
@@ -415,14 +421,16 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             g = Tensor._wrap(g)
         if r._op is None:  # a root that is itself a leaf: gets a copy, never the caller's array
             deliver(r, g)
+        elif r._g is None:
+            r._g = g
+            _heappush(heap, (-r._seq, r))
         else:
-            r._g = g if r._g is None else r._g + g
+            r._g = r._g + g
 
-    nodes = _graph(roots)
     needed = None
     if tids is not None:  # only walk the paths that lead to a requested input
         needed = set()
-        for t in nodes:
+        for t in sorted(_graph(roots), key=_seq_of):
             for p in t._parents:
                 if isinstance(p, Tensor) and (id(p) in tids or id(p) in needed):
                     needed.add(id(t))
@@ -431,28 +439,30 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     if mode is not None:
         mode.__enter__()
     try:
-        for t in reversed(nodes):
+        while heap:
+            t = _heappop(heap)[1]
             g = t._g
             t._g = None
-            if g is not None and (t._retains_grad or (tids is not None and id(t) in tids)):
+            parents = t._parents
+            if parents is None:
+                raise _freed(t)
+            if t._retains_grad or (tids is not None and id(t) in tids):
                 deliver(t, g)  # (no upstream given: always copied)
-            if g is None or (needed is not None and id(t) not in needed):
+            if needed is not None and id(t) not in needed:
                 if not retain_graph:
                     t._parents = t._raw = None
                 continue
             op = t._op
-            parents = t._parents
             if create_graph:
                 args, out = parents, t
             else:
                 args, out = t._raw, t.data
-            if not op.elementwise and g.shape != t.data.shape:
-                g = xp.broadcast_to(g, t.data.shape)  # a compact gradient meets a shape op
+            if not op.elementwise and g.shape != out.shape:
+                g = xp.broadcast_to(g, out.shape)  # a compact gradient meets a shape op
             kw = t._kw
             vjps = op.vjps
             for i in t._need:
                 p = parents[i]
-                leaf = p._op is None
                 if needed is not None and not (id(p) in needed or id(p) in tids):
                     continue
                 if op.variadic:
@@ -462,17 +472,18 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 else:
                     gi = vjps[i](xp, g, out, *args)
                 pdata = p.data
-                pshape = pdata.shape
-                if gi.shape != pshape:  # undo broadcasting (compact axes may stay)
-                    gi = xp.reduce_to(gi, pshape)
-                pdtype = pdata.dtype
-                gdtype = gi.dtype
-                if gdtype is not pdtype and gdtype != pdtype:
-                    gi = xp.astype(gi, pdtype)
-                if not leaf:
+                if gi.shape != pdata.shape:  # undo broadcasting (compact axes may stay)
+                    gi = xp.reduce_to(gi, pdata.shape)
+                if gi.dtype != pdata.dtype:
+                    gi = xp.astype(gi, pdata.dtype)
+                if p._op is not None:
                     pg = p._g
-                    p._g = gi if pg is None else pg + gi
-                elif fast and p.grad is None and gi.shape == pshape and gi is not g \
+                    if pg is None:
+                        p._g = gi
+                        _heappush(heap, (-p._seq, p))
+                    else:
+                        p._g = pg + gi
+                elif fast and p.grad is None and gi.shape == pdata.shape and gi is not g \
                         and gi.base is None and op.forward is not None:
                     p.grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
                     owned.add(id(gi))
@@ -481,9 +492,15 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             if not retain_graph:
                 t._parents = t._raw = None
     finally:
+        for _, t in heap:  # an error stopped the walk: drop the pending gradients
+            t._g = None
         if mode is not None:
             mode.__exit__(None, None, None)
     return results
+
+
+_heappush, _heappop = heapq.heappush, heapq.heappop
+_seq_of = operator.attrgetter("_seq")
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

@@ -6,7 +6,7 @@ ops as possible because each op costs Python overhead on small batches.
 import numpy as np
 
 from ..creation import as_generator
-from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh
+from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh, vdot
 from ..ops import mean as _mean, var as _var
 from ..tensor import Tensor
 
@@ -52,7 +52,9 @@ def _weighted_sum(logp, weights, reduction):
         weights = weights * scale
     else:
         weights *= scale
-    return (logp * weights).sum(axis=1 if reduction == "none" else None)
+    if reduction == "none":
+        return (logp * weights).sum(axis=1)
+    return vdot(logp, weights)  # one BLAS dot: no product temporary, one graph node
 
 
 def _one_hot(y, n, c, dtype, smoothing=0.0):

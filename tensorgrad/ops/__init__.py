@@ -11,7 +11,7 @@ from .elementwise import (abs, add, clip, div, elu, equal, exp, greater, greater
                           mul, neg, not_equal, pow, relu, rsqrt, sigmoid, sign, sqrt, square, sub,
                           tanh,
                           where)
-from .linalg import linear, matmul
+from .linalg import linear, matmul, vdot
 from .reduce import (log_softmax, logsumexp, max, mean, min, softmax, std, sum,
                      sum_squares, var)
 from .shape import (astype, broadcast_to, cat, concatenate, expand, expand_dims, flatten,
@@ -64,7 +64,7 @@ DIFFERENTIABLE = {
     "matrix_transpose": matrix_transpose, "flatten": flatten, "broadcast_to": broadcast_to,
     "expand": expand, "sum_to": sum_to, "squeeze": squeeze, "unsqueeze": unsqueeze,
     "expand_dims": expand_dims, "getitem": getitem, "unindex": unindex,
-    "concatenate": concatenate, "stack": stack, "pad": pad, "astype": astype, "linear": linear,
+    "concatenate": concatenate, "stack": stack, "pad": pad, "astype": astype, "linear": linear, "vdot": vdot,
 }
 
 

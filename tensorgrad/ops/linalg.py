@@ -53,6 +53,21 @@ _linear = Op("linear", _linear_forward,
              lambda xp, g, out, x, weight, bias: g)  # the engine sums over the batch
 
 
+# sum(a * b) over all elements (numpy's vdot for real arrays): one BLAS dot, no temporary
+_vdot = Op("vdot", lambda a, b: np.asarray(np.vdot(a, b)),
+           lambda xp, g, out, a, b: b * g,
+           lambda xp, g, out, a, b: a * g)
+
+
+def vdot(a, b):
+    """sum(a * b) over all elements of two same-shaped tensors, as a 0-d tensor (numpy's vdot
+    for real arrays, without its flattening of different shapes)."""
+    sa, sb = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+    if sa != sb:
+        raise ValueError(f"vdot: operands must have the same shape, got {sa} and {sb}")
+    return _vdot(a, b)
+
+
 def matmul(a, b):
     """Matrix product with numpy's rules (1-D vectors, 2-D matrices, batched N-D)."""
     sa, sb = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))

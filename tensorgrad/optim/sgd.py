@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import Optimizer, axpy
 
 
 class SGD(Optimizer):
@@ -65,25 +65,28 @@ class SGD(Optimizer):
         weight_decay = float(group["weight_decay"])
         nesterov = group["nesterov"]
         maximize = group["maximize"]
+        plain = momentum == 0.0 and weight_decay == 0.0 and not maximize
         for p in group["params"]:
-            if p.grad is None:
+            grad = p.grad
+            if grad is None:
                 continue
             data = p.data
+            if plain:  # the course's SGD: p -= lr * grad, one BLAS pass
+                axpy(-lr, grad.data, data)
+                continue
             g = self._direction(p, weight_decay, maximize)
-
-            if momentum != 0.0:
-                state = self.state.setdefault(p, {})
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = np.array(g, dtype=data.dtype, copy=True)
-                else:
-                    buf *= momentum
-                    buf += g if dampening == 0.0 else (1.0 - dampening) * g
-                if nesterov:
-                    look_ahead = buf * momentum
-                    look_ahead += g
-                    g = look_ahead
-                else:
-                    g = buf
-
-            data -= lr * g
+            if momentum == 0.0:
+                axpy(-lr, g, data)
+                continue
+            state = self.state.setdefault(p, {})
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = np.array(g, dtype=data.dtype, copy=True)
+            else:
+                buf *= momentum
+                axpy(1.0 - dampening, g, buf)
+            if nesterov:  # p -= lr * (g + momentum * buf)
+                axpy(-lr, g, data)
+                axpy(-lr * momentum, buf, data)
+            else:
+                axpy(-lr, buf, data)

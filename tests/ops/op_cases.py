@@ -171,6 +171,7 @@ CASES = {
     "pow": dict(fn=tg.pow, inputs=[broadcastable_tensors(2, low=0.5, high=2.0)]),
     "matmul": dict(fn=tg.matmul, inputs=[_matmul_pair()]),
     "linear": dict(fn=tg.linear, inputs=[_linear_args()]),
+    "vdot": dict(fn=tg.vdot, inputs=[shapes().flatmap(lambda s: st.tuples(T(s), T(s)))]),
     "square": dict(fn=tg.square, inputs=[T()]),
     "rsqrt": dict(fn=tg.rsqrt, inputs=[T(**POS)]),
     "pow_fast_exponents": dict(fn=lambda x, e: x ** e, inputs=[T(**POS)],
