@@ -1,6 +1,6 @@
-"""Run every course study (S1-S5) and write RESULTS.md: each row of ours beside the report's.
+"""Run every study (S1-S7 and the best MLP) and write RESULTS.md: ours beside the reports'.
 
-    python -m experiments.reproduce                      # all studies, full data (~40 min)
+    python -m experiments.reproduce --only S1 S2 S3 S4 S5   # the course studies S1-S5
     python -m experiments.reproduce --reuse              # only write RESULTS.md from finished runs
     python -m experiments.reproduce --quick --out-root /tmp/q
 
@@ -23,12 +23,21 @@ from pathlib import Path
 
 from . import common
 
-STUDIES = [  # (module, id, extra flags of the full reproduction)
-    ("gradcheck_table", "S1", []),
-    ("two_layer_cyclic", "S2", []),
-    ("lambda_search", "S3", []),
-    ("k_layer_bn", "S4", ["--r4"]),
-    ("init_sensitivity", "S5", []),
+SIDE_BY_SIDE = ["--workers", "2", "--threads", "1"]  # faster here: experiments/parallel.py --speed
+STUDIES = [  # (results folder, module, id, extra flags of the full reproduction)
+    ("gradcheck_table", "gradcheck_table", "S1", []),
+    ("two_layer_cyclic", "two_layer_cyclic", "S2", []),
+    ("lambda_search", "lambda_search", "S3", []),
+    ("k_layer_bn", "k_layer_bn", "S4", ["--r4"]),
+    ("init_sensitivity", "init_sensitivity", "S5", []),
+    ("improvements", "improvements", "S6", SIDE_BY_SIDE),
+    ("architectures", "architectures", "S6", ["--parts", "r3", "wide", *SIDE_BY_SIDE]),
+    ("architectures_r0", "architectures", "S6", ["--parts", "r0_s4", "r0_recipe",
+                                                  *SIDE_BY_SIDE]),
+    ("final_r0", "final_r0", "S6", []),
+    ("search_r0_tpe", "search", "S6", ["--space", "r0_tpe", "--workers", "2"]),
+    ("search_r4_grid", "search", "S7", ["--space", "r4_grid", "--workers", "2"]),
+    ("best_mlp", "best_mlp", "S6+", ["--epochs", "60", "--workers", "1"]),
 ]
 THRESHOLD = 1.5  # percentage points: larger differences from the report get a note
 
@@ -83,12 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
 def selected(only):
     if not only:
         return {name for name, _, _ in STUDIES}
-    known = {key.lower(): name for name, sid, _ in STUDIES for key in (name, sid)}
-    unknown = [o for o in only if o.lower() not in known]
-    if unknown:
-        raise SystemExit(f"reproduce: unknown studies {unknown}; choose from "
-                         f"{[n for n, _, _ in STUDIES]} or S1..S5")
-    return {known[o.lower()] for o in only}
+    chosen = set()
+    for o in only:
+        found = {folder for folder, module, sid, _ in STUDIES
+                 if o.lower() in (folder.lower(), module.lower(), sid.lower())}
+        if not found:
+            raise SystemExit(f"reproduce: unknown study {o!r}; choose from "
+                             f"{[f for f, _, _, _ in STUDIES]} or S1..S7, S6+")
+        chosen |= found
+    return chosen
 
 
 def read_results(path: Path, quick: bool):
@@ -99,14 +111,15 @@ def read_results(path: Path, quick: bool):
     return results if bool(results.get("quick")) == quick else None
 
 
-def study_argv(extra, args, out: Path, default_root: bool) -> list:
-    """The study's flags: its own extra ones plus those reproduce was given."""
+def study_argv(extra, args, out: Path, default_root: bool, own_folder: bool = True) -> list:
+    """The study's flags: its own extra ones plus those reproduce was given (--out whenever the
+    results folder is not the study's default one)."""
     argv = list(extra)
     if args.data is not None:
         argv += ["--data", args.data]
     if args.quick:
         argv.append("--quick")
-    if not default_root:
+    if not default_root or not own_folder:
         argv += ["--out", os.fspath(out)]
     if not args.progress:
         argv.append("--no-progress")
@@ -178,7 +191,8 @@ def write_report(path: Path, all_results, command: str, quick: bool, elapsed: fl
         "STUDIES.md. Δ = ours − report in percentage points, on test accuracy unless marked; "
         f"(!) marks |Δ| > {THRESHOLD}, explained under the study's notes.", "",
     ]
-    body = [section(sid, name, all_results.get(name), path.parent) for name, sid, _ in STUDIES]
+    body = [section(sid, folder, all_results.get(folder), path.parent)
+            for folder, _, sid, _ in STUDIES]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(head) + "\n" + "\n".join(body))
     return path
@@ -194,7 +208,7 @@ def main(argv=None) -> dict:
         common.QUICK_ROOT if args.quick else common.RESULTS_ROOT)
     todo = selected(args.only)
     all_results = {}
-    for name, sid, extra in STUDIES:
+    for name, module, sid, extra in STUDIES:
         out = root / name
         existing = read_results(out / "results.json", args.quick)
         if name not in todo or (args.reuse and existing is not None):
@@ -202,14 +216,14 @@ def main(argv=None) -> dict:
                 print(f"{sid}: reusing {out / 'results.json'}", flush=True)
             all_results[name] = existing and dict(existing, _dir=os.fspath(out))
             continue
-        study = study_argv(extra, args, out, default_root)
-        print(f"\n===== python -m experiments.{name} {shlex.join(study)}", flush=True)
+        study = study_argv(extra, args, out, default_root, own_folder=name == module)
+        print(f"\n===== python -m experiments.{module} {shlex.join(study)}", flush=True)
         try:
-            results = importlib.import_module(f"experiments.{name}").main(study)
+            results = importlib.import_module(f"experiments.{module}").main(study)
             all_results[name] = dict(results, _dir=os.fspath(out))
         except Exception as exc:  # one failing study must not lose the others' results
             traceback.print_exc()
-            all_results[name] = {"command": common.command_line(name, study, args.data),
+            all_results[name] = {"command": common.command_line(module, study, args.data),
                                  "error": f"{type(exc).__name__}: {exc}"}
     committed = default_root and not args.quick
     target = (common.EXPERIMENTS if committed else root) / "RESULTS.md"

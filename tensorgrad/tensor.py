@@ -274,21 +274,36 @@ def apply(op, args, kw):
         t._kw = kw
         t._need = need
         t._seq = _next_seq()
+    if _tracer is not None:
+        _tracer(op, args, kw, t)
     return t
+
+
+_tracer = None  # set by tensorgrad.fuse while it records a function's ops
 
 
 def attach(op, args, out):
     """Wrap an already-computed output, recording `op` if needed (used by custom Functions)."""
     out = np.asarray(out)
-    t = Tensor._wrap(out)
     if _grad_enabled and any(isinstance(a, Tensor) and a.requires_grad for a in args):
-        t.requires_grad = True
-        t._op = op
-        t._parents = args
-        t._raw = [a.data if isinstance(a, Tensor) else a for a in args]
-        t._kw = {}
-        t._need = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
-        t._seq = _next_seq()
+        return node(op, args, [a.data if isinstance(a, Tensor) else a for a in args],
+                    [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad],
+                    out)
+    return Tensor._wrap(out)
+
+
+def node(op, parents, raw, need, out, kw=None):
+    """A graph node: `out` produced by `op` from `parents` (their arrays `raw`), whose inputs at
+    positions `need` require grad."""
+    t = _new_tensor(Tensor)
+    t.data = out
+    t.requires_grad = True
+    t._op = op
+    t._parents = parents
+    t._raw = raw
+    t._kw = {} if kw is None else kw
+    t._need = need
+    t._seq = _next_seq()
     return t
 
 

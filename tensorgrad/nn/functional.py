@@ -7,7 +7,8 @@ import numpy as np
 
 from ..creation import as_generator
 from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh, vdot
-from ..ops import mean as _mean, var as _var
+from ..ops import mean as _mean, square
+from ..fuse import fuse
 from ..tensor import Tensor
 
 __all__ = ["linear", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softmax", "log_softmax",
@@ -134,8 +135,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if count < 2:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                              f"training, got input of shape {x.shape}")
-        mu = _mean(input, axis=axes, keepdims=wide)
-        var = _var(input, axis=axes, keepdims=wide)
+        args = [a if isinstance(a, Tensor) else Tensor(a) for a in (input, weight, bias)
+                if a is not None]
+        if len(args) == 2:  # weight without bias or the reverse: the plain composition
+            out, mu, var = _normalize(input, weight, bias, axes=axes, wide=wide, eps=eps)
+        else:
+            out, mu, var = _normalize_fused(*args, axes=axes, wide=wide, eps=eps)
         if running_mean is not None:
             rm = _data(running_mean)
             rm *= 1.0 - momentum
@@ -144,20 +149,40 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             rv = _data(running_var)
             rv *= 1.0 - momentum
             rv += (momentum * count / (count - 1)) * var.data.reshape(c)
-        inv = (var + eps) ** -0.5
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: training=False needs running_mean and running_var")
-        mu = _data(running_mean)
-        inv = (_data(running_var) + eps) ** -0.5
-        if wide:
-            mu, inv = mu.reshape(c, 1), inv.reshape(c, 1)
+        return out
+    if running_mean is None or running_var is None:
+        raise ValueError("batch_norm: training=False needs running_mean and running_var")
+    mu = _data(running_mean)
+    inv = (_data(running_var) + eps) ** -0.5
+    if wide:
+        mu, inv = mu.reshape(c, 1), inv.reshape(c, 1)
     if weight is not None:
         inv = (weight.reshape(c, 1) if wide else weight) * inv
     out = (input - mu) * inv
     if bias is not None:
         out = out + (bias.reshape(c, 1) if wide else bias)
     return out
+
+
+def _normalize(x, weight=None, bias=None, *, axes, wide, eps):
+    """(x - mean) * (weight / sqrt(var + eps)) + bias with the batch mean and biased variance
+    over `axes`; returns the output, the mean and the variance. The variance is the mean of
+    the squared centred input, which the output needs anyway (fewer passes than `var(x)`)."""
+    mu = _mean(x, axis=axes, keepdims=wide)
+    xc = x - mu
+    var = _mean(square(xc), axis=axes, keepdims=wide)
+    inv = (var + eps) ** -0.5
+    if weight is not None:
+        inv = (weight.reshape(-1, 1) if wide else weight) * inv
+    out = xc * inv
+    if bias is not None:
+        out = out + (bias.reshape(-1, 1) if wide else bias)
+    return out, mu, var
+
+
+# the same nine primitives as one graph node (see tensorgrad/fuse.py): its gradient is still
+# derived from theirs, only without a Tensor and a node per primitive on every batch
+_normalize_fused = fuse(_normalize)
 
 
 def dropout(input, p=0.5, training=True, generator=None):

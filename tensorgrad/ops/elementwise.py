@@ -21,7 +21,7 @@ add = Op("add", np.add,
          lambda xp, g, out, a, b: g)
 sub = Op("sub", np.subtract,
          lambda xp, g, out, a, b: g,
-         lambda xp, g, out, a, b: -g)
+         lambda xp, g, out, a, b: -xp.reduce_to(g, b.shape))  # reduce, then negate fewer values
 mul = Op("mul", np.multiply,
          lambda xp, g, out, a, b: g * b,
          lambda xp, g, out, a, b: g * a)

@@ -27,7 +27,7 @@ def _committed_state():
     """The studies' committed outputs as (path, mtime) pairs, RESULTS.md included (other
     folders under experiments/results belong to other scripts)."""
     paths = [common.EXPERIMENTS / "RESULTS.md"]
-    for name, _, _ in STUDIES:
+    for name, _, _, _ in STUDIES:
         if (common.RESULTS_ROOT / name).exists():
             paths += sorted((common.RESULTS_ROOT / name).rglob("*"))
     return [(os.fspath(p), p.stat().st_mtime_ns) for p in paths if p.exists()]
@@ -41,15 +41,19 @@ def tiny_cifar(tmp_path_factory) -> Path:
     return root
 
 
+COURSE_STUDIES = ("S1", "S2", "S3", "S4", "S5")
+
+
 @pytest.fixture(scope="session")
 def quick_run(tiny_cifar, tmp_path_factory):
-    """Every study in --quick mode on tiny_cifar, through reproduce, into a temporary root.
+    """The course studies S1-S5 in --quick mode on tiny_cifar, through reproduce, into a
+    temporary root (the S6/S7 studies have their own quick tests).
 
     Returns (root, completed process, committed results before, committed results after)."""
     root = tmp_path_factory.mktemp("quick_results")
     before = _committed_state()
-    proc = run_module("reproduce", "--quick", "--data", tiny_cifar, "--out-root", root,
-                      "--no-progress")
+    proc = run_module("reproduce", "--quick", "--only", *COURSE_STUDIES, "--data", tiny_cifar,
+                      "--out-root", root, "--no-progress")
     after = _committed_state()
     assert proc.returncode == 0, proc.stdout[-4000:] + "\n" + proc.stderr[-4000:]
     return root, proc, before, after

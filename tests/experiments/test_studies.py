@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tests.experiments.conftest import run_module
+from tests.experiments.conftest import COURSE_STUDIES, run_module
 
 RESULT_KEYS = {"study", "name", "title", "command", "config", "seed", "quick", "versions",
                "started", "wall_time_s", "rows", "runs", "plots", "table"}
@@ -88,7 +88,8 @@ def test_reproduce_reuse_reads_finished_results_without_training(quick_run, tiny
                                                                  tmp_path):
     root, _, _, _ = quick_run
     stamp = (root / "k_layer_bn" / "results.json").stat().st_mtime_ns
-    proc = run_module("reproduce", "--quick", "--reuse", "--data", tiny_cifar, "--out-root", root)
+    proc = run_module("reproduce", "--quick", "--reuse", "--only", *COURSE_STUDIES, "--data",
+                      tiny_cifar, "--out-root", root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("reusing") == 5 and "=====" not in proc.stdout
     assert (root / "k_layer_bn" / "results.json").stat().st_mtime_ns == stamp

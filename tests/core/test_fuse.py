@@ -1,0 +1,106 @@
+"""tensorgrad.fuse: a traced composition is one graph node with exactly the unfused gradients."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tensorgrad as tg
+from tensorgrad.fuse import fuse
+from tensorgrad.testing import shapes
+
+
+def _norm(x, w, b, eps=1e-5):
+    """Batch-norm-like: reductions, broadcasting, pow, and two auxiliary outputs."""
+    mu = x.mean(axis=0)
+    var = x.var(axis=0)
+    return (x - mu) * (w * (var + eps) ** -0.5) + b, mu, var
+
+
+_norm_fused = fuse(_norm)
+
+
+def _inputs(shape, seed, grads=(True, True, True)):
+    rng = np.random.default_rng(seed)
+    c = shape[1:]
+    arrays = [rng.standard_normal(shape), rng.standard_normal(c) + 2, rng.standard_normal(c)]
+    return [tg.tensor(a, requires_grad=g) for a, g in zip(arrays, grads)]
+
+
+batch_shapes = shapes(min_dims=2, max_dims=3, min_side=2, max_side=5)
+
+
+@given(shape=batch_shapes, seed=st.integers(0, 99),
+       grads=st.tuples(st.booleans(), st.booleans(), st.booleans()).filter(any))
+def test_fused_values_and_gradients_equal_the_unfused_ones(shape, seed, grads):
+    results = []
+    for fn in (_norm, _norm_fused):
+        xs = _inputs(shape, seed, grads)
+        out, mu, var = fn(*xs)
+        g = np.random.default_rng(seed + 1).standard_normal(out.shape)
+        out.backward(g)
+        results.append((out.data, mu.data, var.data, [x.grad for x in xs]))
+    (o1, m1, v1, g1), (o2, m2, v2, g2) = results
+    for a, b in ((o1, o2), (m1, m2), (v1, v2)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    for a, b, wanted in zip(g1, g2, grads):
+        if not wanted:
+            assert a is None and b is None
+        else:
+            np.testing.assert_allclose(b.data, a.data, rtol=1e-10, atol=1e-12)
+
+
+@given(shape=batch_shapes, seed=st.integers(0, 99))
+def test_fused_passes_gradcheck_and_gradgradcheck(shape, seed):
+    xs = _inputs(shape, seed)
+    fn = lambda x, w, b: _norm_fused(x, w, b)[0]  # noqa: E731
+    assert tg.gradcheck(fn, xs)
+    assert tg.gradgradcheck(fn, xs)
+
+
+def test_one_node_one_trace_per_shape_and_keyword():
+    f = fuse(_norm)
+    xs = _inputs((4, 3), 0)
+    out = f(*xs)[0]
+    assert out.grad_fn.name == "fused[_norm]" and out._parents[0] is xs[0]
+    f(*_inputs((4, 3), 1))
+    assert len(f.programs) == 1
+    f(*_inputs((5, 3), 1))
+    f(*_inputs((4, 3), 1), eps=0.1)
+    assert len(f.programs) == 3
+
+
+def test_aux_outputs_carry_no_graph_and_no_grad_records_nothing():
+    xs = _inputs((4, 3), 0)
+    out, mu, var = _norm_fused(*xs)
+    assert out.requires_grad and not mu.requires_grad and not var.requires_grad
+    with tg.no_grad():
+        out2 = _norm_fused(*xs)[0]
+    assert not out2.requires_grad and out2.grad_fn is None
+    np.testing.assert_array_equal(out2.data, out.data)
+
+
+def test_an_input_the_result_ignores_gets_a_zero_gradient():
+    f = fuse(lambda x, y: (x * 2).sum())
+    x, y = tg.tensor([1.0, 2.0], requires_grad=True), tg.tensor([3.0], requires_grad=True)
+    f(x, y).backward()
+    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0])
+    np.testing.assert_array_equal(y.grad.data, [0.0])
+
+
+def test_a_captured_tensor_that_requires_grad_is_an_error():
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    f = fuse(lambda x: x * w)
+    with pytest.raises(ValueError, match="not an argument"):
+        f(tg.tensor([1.0, 1.0], requires_grad=True))
+
+
+def test_non_tensor_arguments_are_rejected():
+    with pytest.raises(TypeError, match="argument 0 must be a Tensor"):
+        _norm_fused(np.ones((3, 2)), *_inputs((3, 2), 0)[1:])
+
+
+def test_nested_fused_functions_are_inlined_into_the_outer_trace():
+    inner = fuse(lambda x: x * x)
+    outer = fuse(lambda x: inner(x).sum() * 3)
+    x = tg.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    outer(x).backward()
+    np.testing.assert_allclose(x.grad.data, 6 * x.data)
