@@ -42,6 +42,17 @@ def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
         y += a * x
 
 
+def _copy_value(value: Any) -> Any:
+    """Copy arrays (and tuples of them) so saved and live state never share memory."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, tuple):
+        return tuple(_copy_value(v) for v in value)
+    if isinstance(value, list):
+        return [_copy_value(v) for v in value]
+    return value
+
+
 class Optimizer:
     """Base class: holds ``param_groups`` (list of dicts) and ``state`` (per parameter).
 

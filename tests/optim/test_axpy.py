@@ -1,4 +1,4 @@
-"""optim.optimizer.axpy: y += a * x in place, by BLAS where it can, numpy otherwise."""
+"""optim.optimizer.axpy: y += a * x in place, for every layout and dtype pair."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
