@@ -15,6 +15,7 @@ backward re-runs `fn` op by op, so higher-order gradients work as without fusion
 """
 import functools
 import importlib
+import operator
 
 import numpy as np
 
@@ -27,21 +28,22 @@ __all__ = ["fuse"]
 
 
 class _Program:
-    """The recorded primitives of one trace: slots 0..n_in-1 are the inputs, then one slot per
-    recorded op; each op's arguments are slot numbers or `_Const` values."""
+    """The recorded primitives of one trace, over numbered slots: the inputs, then the
+    constants, then one slot per recorded op. Step k reads its arguments from its slots."""
 
-    __slots__ = ("n_in", "steps", "result", "aux", "needs")
+    __slots__ = ("n_in", "consts", "steps", "result", "aux", "needs")
 
-    def __init__(self, n_in, steps, result, aux):
-        self.n_in, self.steps, self.result, self.aux = n_in, steps, result, aux
+    def __init__(self, n_in, consts, steps, result, aux):
+        self.n_in, self.consts, self.result, self.aux = n_in, consts, result, aux
+        # (op, argument slots, a getter of their values, parameters) per step
+        self.steps = [(op, spec, _getter(spec), kw) for op, spec, kw in steps]
         self.needs = {}  # requires-grad mask of the inputs -> per step, which args need grad
 
     def run(self, arrays):
-        vals = list(arrays)
+        vals = arrays + self.consts
         append = vals.append
-        for op, spec, kw in self.steps:
-            raw = [vals[a] if a.__class__ is int else a.value for a in spec]
-            out = op.forward(*raw, **kw) if kw else op.forward(*raw)
+        for op, _, get, kw in self.steps:
+            out = op.forward(*get(vals), **kw) if kw else op.forward(*get(vals))
             append(out if out.__class__ is np.ndarray else np.asarray(out))
         return vals
 
@@ -49,11 +51,11 @@ class _Program:
         """For each step, the argument positions whose gradient flows back to an input in mask."""
         plan = self.needs.get(mask)
         if plan is None:
-            live = [bool(m) for m in mask]  # slot -> depends on an input that requires grad
+            live = [bool(m) for m in mask] + [False] * len(self.consts)
             plan = []
-            for op, spec, kw in self.steps:
-                pos = tuple(i for i, a in enumerate(spec) if a.__class__ is int and live[a]
-                            and (op.variadic or op.vjps[i] is not None))
+            for op, spec, _, _ in self.steps:
+                pos = tuple(i for i, a in enumerate(spec)
+                            if live[a] and (op.variadic or op.vjps[i] is not None))
                 plan.append(pos)
                 live.append(bool(pos))
             self.needs[mask] = plan
@@ -64,17 +66,17 @@ class _Program:
         grads = [None] * len(vals)
         grads[self.result] = g
         plan = self.needed(mask)
-        n_in = self.n_in
-        for k in range(len(self.steps) - 1, -1, -1):
-            gk = grads[n_in + k]
+        base = self.n_in + len(self.consts)
+        steps = self.steps
+        for k in range(len(steps) - 1, -1, -1):
+            gk = grads[base + k]
             if gk is None:
                 continue
-            grads[n_in + k] = None
-            op, spec, kw = self.steps[k]
-            out = vals[n_in + k]
+            op, spec, get, kw = steps[k]
+            out = vals[base + k]
             if not op.elementwise and gk.shape != out.shape:
                 gk = xp.broadcast_to(gk, out.shape)
-            raw = [vals[a] if a.__class__ is int else a.value for a in spec]
+            raw = get(vals)
             vjps = op.vjps
             for i in plan[k]:
                 if op.variadic:
@@ -89,14 +91,15 @@ class _Program:
                 slot = spec[i]
                 prev = grads[slot]
                 grads[slot] = gi if prev is None else prev + gi
-        return grads[:n_in]
+        return grads[:self.n_in]
 
 
-class _Const:
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
+def _getter(spec):
+    """A fast function: vals -> the tuple of the values at the slots in spec."""
+    if len(spec) == 1:
+        slot = spec[0]
+        return lambda vals: (vals[slot],)
+    return operator.itemgetter(*spec)
 
 
 class _Saved:
@@ -118,7 +121,11 @@ def _trace(fn, tensors, kw):
         leaf.requires_grad = t.requires_grad
     slots = {id(x): i for i, x in enumerate(leaves)}
     keep = list(leaves)  # keep recorded tensors alive so their ids stay unique
-    steps = []
+    steps, consts = [], []
+
+    def const(value):
+        consts.append(value)
+        return ("const", len(consts) - 1)
 
     def record(op, args, op_kw, out):
         spec = []
@@ -131,12 +138,12 @@ def _trace(fn, tensors, kw):
                                      f"requires grad but is not an argument of the function "
                                      f"(shape {a.shape}); pass it as an argument")
                 else:
-                    spec.append(_Const(a.data))
+                    spec.append(const(a.data))
             else:
-                spec.append(_Const(a))
-        slots[id(out)] = len(tensors) + len(steps)
+                spec.append(const(a))
+        slots[id(out)] = ("step", len(steps))
         keep.append(out)
-        steps.append((op, tuple(spec), op_kw))
+        steps.append((op, spec, op_kw))
 
     prev = _t._tracer
     _t._tracer = record
@@ -146,13 +153,21 @@ def _trace(fn, tensors, kw):
     finally:
         _t._tracer = prev
     items = result if isinstance(result, tuple) else (result,)
+    n_in, n_const = len(tensors), len(consts)
+
+    def number(slot):  # final slot numbers: inputs, then constants, then steps
+        if slot.__class__ is int:
+            return slot
+        return n_in + slot[1] if slot[0] == "const" else n_in + n_const + slot[1]
+
     where = []
     for r in items:
         if not isinstance(r, Tensor) or id(r) not in slots:
             raise TypeError(f"fuse({fn.__name__}): the function must return tensors computed "
                             f"by tensorgrad ops from its arguments, got {type(r).__name__}")
-        where.append(slots[id(r)])
-    return _Program(len(tensors), steps, where[0], tuple(where[1:])), isinstance(result, tuple)
+        where.append(number(slots[id(r)]))
+    steps = [(op, tuple(number(a) for a in spec), op_kw) for op, spec, op_kw in steps]
+    return _Program(n_in, consts, steps, where[0], tuple(where[1:])), isinstance(result, tuple)
 
 
 def _fused_vjp(fn):

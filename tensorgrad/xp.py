@@ -13,28 +13,31 @@ import numpy as np
 _ONES = {}
 
 
-def _ones(n, dtype):
-    key = (n, dtype)
+def _ones(n, dtype, value=1.0):
+    key = (n, dtype, value)
     ones = _ONES.get(key)
     if ones is None:
-        ones = _ONES[key] = np.ones(n, dtype=dtype)
+        ones = _ONES[key] = np.full(n, value, dtype=dtype)
         ones.flags.writeable = False
     return ones
 
 
-def fast_sum(a, axis=None, keepdims=False):
-    """np.add.reduce, but a row or column sum of a float matrix goes through BLAS (a product
-    with a ones vector): several times faster than numpy's reduction on mini-batch shapes."""
+def fast_sum(a, axis=None, keepdims=False, scale=None):
+    """np.add.reduce (times `scale`, if given), but a row or column sum of a float matrix goes
+    through BLAS (a product with a constant vector): several times faster than numpy's
+    reduction on mini-batch shapes, and a mean costs no extra division."""
     if a.ndim == 2 and a.dtype.kind == "f" and axis is not None:
         ax = axis if axis.__class__ is int else (axis[0] if len(axis) == 1 else None)
         if ax is not None:
             ax %= 2
+            value = 1.0 if scale is None else scale
             if ax == 0:
-                s = np.dot(_ones(a.shape[0], a.dtype), a)
+                s = np.dot(_ones(a.shape[0], a.dtype, value), a)
                 return s.reshape(1, -1) if keepdims else s
-            s = np.dot(a, _ones(a.shape[1], a.dtype))
+            s = np.dot(a, _ones(a.shape[1], a.dtype, value))
             return s.reshape(-1, 1) if keepdims else s
-    return np.add.reduce(a, axis=axis, keepdims=keepdims)
+    s = np.add.reduce(a, axis=axis, keepdims=keepdims)
+    return s if scale is None else s * scale
 
 
 def _sum(a, axis=None, keepdims=False):
@@ -48,7 +51,7 @@ def _mean(a, axis=None, keepdims=False):
         n = a.shape[axis]
     else:
         n = math.prod(a.shape[i] for i in axis)
-    return fast_sum(a, axis, keepdims) / n
+    return fast_sum(a, axis, keepdims, 1.0 / n if n else np.nan)
 
 
 def reduce_to(g, shape):

@@ -123,11 +123,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got "
                          f"{x.shape}")
     c = x.shape[1]
-    for name, v in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
-        if v is not None and getattr(v, "shape", None) != (c,) and np.shape(v) != (c,):
-            raise ValueError(f"batch_norm: input of shape {x.shape} has {c} features, but "
-                             f"{name} has shape {np.shape(v)} (expected ({c},))")
+    shape = (c,)
+    for v in (running_mean, running_var, weight, bias):
+        if v is not None and getattr(v, "shape", None) != shape:
+            _check_feature_shape(x.shape, running_mean, running_var, weight, bias)
     axes = 0 if x.ndim == 2 else (0, 2)
     wide = x.ndim == 3  # per-channel vectors must broadcast as (C, 1)
     if training:
@@ -135,20 +134,21 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if count < 2:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                              f"training, got input of shape {x.shape}")
-        args = [a if isinstance(a, Tensor) else Tensor(a) for a in (input, weight, bias)
-                if a is not None]
-        if len(args) == 2:  # weight without bias or the reverse: the plain composition
+        if (weight is None) != (bias is None):  # one without the other: the plain composition
             out, mu, var = _normalize(input, weight, bias, axes=axes, wide=wide, eps=eps)
         else:
+            args = (input,) if weight is None else (input, weight, bias)
+            if not all(isinstance(a, Tensor) for a in args):
+                args = tuple(a if isinstance(a, Tensor) else Tensor(a) for a in args)
             out, mu, var = _normalize_fused(*args, axes=axes, wide=wide, eps=eps)
-        if running_mean is not None:
+        if running_mean is not None:  # r = (1 - momentum) r + momentum s, in place
             rm = _data(running_mean)
             rm *= 1.0 - momentum
-            rm += momentum * mu.data.reshape(c)
+            rm += momentum * mu.data.reshape(shape)
         if running_var is not None:
             rv = _data(running_var)
             rv *= 1.0 - momentum
-            rv += (momentum * count / (count - 1)) * var.data.reshape(c)
+            rv += (momentum * count / (count - 1)) * var.data.reshape(shape)
         return out
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: training=False needs running_mean and running_var")
@@ -162,6 +162,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if bias is not None:
         out = out + (bias.reshape(c, 1) if wide else bias)
     return out
+
+
+def _check_feature_shape(shape, running_mean, running_var, weight, bias):
+    c = shape[1]
+    for name, v in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if v is not None and np.shape(v) != (c,):
+            raise ValueError(f"batch_norm: input of shape {shape} has {c} features, but "
+                             f"{name} has shape {np.shape(v)} (expected ({c},))")
 
 
 def _normalize(x, weight=None, bias=None, *, axes, wide, eps):

@@ -20,6 +20,10 @@ def _count(shape, axis):
     return math.prod(shape[a] for a in axis)
 
 
+def _reciprocal(n):
+    return 1.0 / n if n else np.nan  # the mean over an empty axis is nan, as in numpy
+
+
 def _expand(xp, g, x, axis, keepdims):
     """`g` of a reduction over `axis` reshaped so it broadcasts against the input `x`."""
     return g if keepdims else xp.reshape(g, reduced_shape(x.shape, axis))
@@ -31,7 +35,8 @@ _sum = Op("sum", fast_sum,
           lambda xp, g, out, x, axis, keepdims: _expand(xp, g, x, axis, keepdims))
 
 _mean = Op("mean",
-           lambda x, axis, keepdims: fast_sum(x, axis, keepdims) / _count(x.shape, axis),
+           lambda x, axis, keepdims:
+               fast_sum(x, axis, keepdims, _reciprocal(_count(x.shape, axis))),
            lambda xp, g, out, x, axis, keepdims:
                _expand(xp, g, x, axis, keepdims) / _count(x.shape, axis))
 
