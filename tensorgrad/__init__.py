@@ -8,6 +8,7 @@ from . import ops
 from .creation import (arange, as_generator, eye, full, full_like, ones, ones_like, rand, randn,
                        zeros, zeros_like)
 from .function import Function, FunctionCtx, Op
+from .fuse import fuse
 from .ops import *  # noqa: F401,F403  (every op as a function: tg.exp(x), tg.sum(x, axis=0), ...)
 from .ops import DIFFERENTIABLE
 from .tensor import (GraphFreedError, Tensor, enable_grad, grad, is_grad_enabled, no_grad,
