@@ -98,6 +98,13 @@ NOTES = {
         "one run each; deep nets under this recipe vary a lot from run to run (without BN our "
         "9-layer test accuracy spans 47.2-49.7% over 3 seeds, S4), and R0's 34.5% is also a "
         "single trial",
+    ("search_r0_tpe", "S6 r0_tpe: best trial"):
+        "the wall time above is the last invocation only (the retraining): the 20 trials ran "
+        "in earlier invocations of the same command (resumed), 4,504 s of trial time on 2 "
+        "workers, i.e. about 38 min, on a machine shared with other studies",
+    ("best_mlp", "best pure MLP"):
+        "beyond the reports on purpose: a wider and deeper net with augmentation, label "
+        "smoothing and one-cycle Nesterov SGD (config above), trained in at most 15 minutes",
     ("search_r4_grid", "S7 r4_grid: top three"):
         "at R4's best eta (0.028, fine stage) we get val 42.45%, 0.65 points above R4's 41.8%; "
         "our top three sit at the top of the fine range (eta 0.09-0.1), where R4's fine search "
@@ -128,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def selected(only):
     if not only:
-        return {name for name, _, _ in STUDIES}
+        return {folder for folder, _, _, _ in STUDIES}
     chosen = set()
     for o in only:
         found = {folder for folder, module, sid, _ in STUDIES
@@ -208,6 +215,16 @@ def section(sid, name, results, where: Path):
     return "\n".join(lines) + "\n"
 
 
+def _minutes_by_id(all_results):
+    """Wall minutes summed per study id (S1 ... S7, S6+), in the order of STUDIES."""
+    minutes = {}
+    for folder, _, sid, _ in STUDIES:
+        r = all_results.get(folder)
+        if r and "error" not in r:
+            minutes[sid] = minutes.get(sid, 0.0) + r["wall_time_s"] / 60
+    return minutes
+
+
 def write_report(path: Path, all_results, command: str, quick: bool, elapsed: float) -> Path:
     """RESULTS.md: a header (command, data, machine, wall times) and one section per study."""
     studies = [r for r in all_results.values() if r and "error" not in r]
@@ -222,7 +239,10 @@ def write_report(path: Path, all_results, command: str, quick: bool, elapsed: fl
         f"Data: `{data}`. Machine: {v['platform']}, {v['cpus']} CPUs; Python {v['python']}, "
         f"numpy {v['numpy']}, tensorgrad {v['tensorgrad']}.  ",
         f"Total wall time of the studies: {total / 60:.1f} min ("
-        + ", ".join(f"{r['study']} {r['wall_time_s'] / 60:.1f} min" for r in studies)
+        + ", ".join(f"{sid} {m:.1f} min" for sid, m in _minutes_by_id(all_results).items())
+        + "; per study: "
+        + ", ".join(f"{r['study']} {Path(r['_dir']).name} {r['wall_time_s'] / 60:.1f} min"
+                    for r in studies if "_dir" in r)
         + f"); this invocation took {elapsed / 60:.1f} min.", "",
         "Accuracies in %. Report numbers from the course reports R0-R4 as listed in "
         "STUDIES.md. Δ = ours − report in percentage points, on test accuracy unless marked; "

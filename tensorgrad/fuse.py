@@ -15,7 +15,6 @@ backward re-runs `fn` op by op, so higher-order gradients work as without fusion
 """
 import functools
 import importlib
-import operator
 
 import numpy as np
 
@@ -29,77 +28,93 @@ __all__ = ["fuse"]
 
 class _Program:
     """The recorded primitives of one trace, over numbered slots: the inputs, then the
-    constants, then one slot per recorded op. Step k reads its arguments from its slots."""
+    constants, then one slot per recorded op. Forward and backward are compiled once into
+    straight-line Python (one line per primitive and per vjp), so running them costs little
+    more than the numpy calls themselves."""
 
-    __slots__ = ("n_in", "consts", "steps", "result", "aux", "needs")
+    __slots__ = ("n_in", "consts", "steps", "shapes", "result", "aux", "forward", "backwards")
 
-    def __init__(self, n_in, consts, steps, result, aux):
-        self.n_in, self.consts, self.result, self.aux = n_in, consts, result, aux
-        # (op, argument slots, a getter of their values, parameters) per step
-        self.steps = [(op, spec, _getter(spec), kw) for op, spec, kw in steps]
-        self.needs = {}  # requires-grad mask of the inputs -> per step, which args need grad
+    def __init__(self, n_in, consts, steps, shapes, result, aux):
+        self.n_in, self.consts, self.steps, self.shapes = n_in, consts, steps, shapes
+        self.result, self.aux = result, aux
+        self.forward = self._compile_forward()
+        self.backwards = {}  # requires-grad mask of the inputs -> compiled backward
 
     def run(self, arrays):
-        vals = arrays + self.consts
-        append = vals.append
-        for op, _, get, kw in self.steps:
-            out = op.forward(*get(vals), **kw) if kw else op.forward(*get(vals))
-            append(out if out.__class__ is np.ndarray else np.asarray(out))
-        return vals
-
-    def needed(self, mask):
-        """For each step, the argument positions whose gradient flows back to an input in mask."""
-        plan = self.needs.get(mask)
-        if plan is None:
-            live = [bool(m) for m in mask] + [False] * len(self.consts)
-            plan = []
-            for op, spec, _, _ in self.steps:
-                pos = tuple(i for i, a in enumerate(spec)
-                            if live[a] and (op.variadic or op.vjps[i] is not None))
-                plan.append(pos)
-                live.append(bool(pos))
-            self.needs[mask] = plan
-        return plan
+        """Every slot's value for these input arrays (the intermediates are kept for backward)."""
+        return self.forward(*arrays)
 
     def backward(self, xp, g, vals, mask):
         """Gradients of the result for the inputs flagged in mask (None elsewhere)."""
-        grads = [None] * len(vals)
-        grads[self.result] = g
-        plan = self.needed(mask)
-        base = self.n_in + len(self.consts)
-        steps = self.steps
-        for k in range(len(steps) - 1, -1, -1):
-            gk = grads[base + k]
-            if gk is None:
+        compiled = self.backwards.get(mask)
+        if compiled is None:
+            compiled = self.backwards[mask] = self._compile_backward(mask)
+        return compiled(xp, g, vals)
+
+    def _call(self, env, name, fn, spec, kw, extra=""):
+        """Source of a call of fn on the slots in spec with the parameters kw."""
+        env[name] = fn
+        parts = [f"v{a}" for a in spec]
+        for key, value in kw.items():
+            env[f"{name}_{key}"] = value
+            parts.append(f"{key}={name}_{key}")
+        return f"{name}({extra}{', '.join(parts)})"
+
+    def _compile_forward(self):
+        env = {"asarray": np.asarray}
+        n_in, n_const = self.n_in, len(self.consts)
+        lines = [f"def forward({', '.join(f'v{i}' for i in range(n_in))}):"]
+        for j, value in enumerate(self.consts):
+            env[f"c{j}"] = value
+            lines.append(f"    v{n_in + j} = c{j}")
+        for k, (op, spec, kw) in enumerate(self.steps):
+            s = n_in + n_const + k
+            lines.append(f"    v{s} = {self._call(env, f'f{k}', op.forward, spec, kw)}")
+            if self.shapes[s] == ():  # ufuncs return numpy scalars for 0-d operands
+                lines.append(f"    v{s} = asarray(v{s})")
+        lines.append(f"    return [{', '.join(f'v{i}' for i in range(len(self.shapes)))}]")
+        return _define("forward", lines, env)
+
+    def _compile_backward(self, mask):
+        n_in, n_const = self.n_in, len(self.consts)
+        live = [bool(m) for m in mask] + [False] * n_const  # slot depends on a grad input
+        plans = []
+        for op, spec, _ in self.steps:
+            plans.append(tuple(i for i, a in enumerate(spec)
+                               if live[a] and (op.variadic or op.vjps[i] is not None)))
+            live.append(bool(plans[-1]))
+        env = {}
+        lines = ["def backward(xp, g, vals):",
+                 f"    {', '.join(f'v{i}' for i in range(len(self.shapes)))}, = vals",
+                 f"    g{self.result} = g"]
+        reached = {self.result}  # slots holding a gradient so far
+        for k in range(len(self.steps) - 1, -1, -1):
+            op, spec, kw = self.steps[k]
+            s = n_in + n_const + k
+            if s not in reached or not plans[k]:
                 continue
-            op, spec, get, kw = steps[k]
-            out = vals[base + k]
-            if not op.elementwise and gk.shape != out.shape:
-                gk = xp.broadcast_to(gk, out.shape)
-            raw = get(vals)
-            vjps = op.vjps
-            for i in plan[k]:
-                if op.variadic:
-                    gi = vjps[0](xp, gk, out, *raw, argnum=i, **kw)
-                else:
-                    gi = vjps[i](xp, gk, out, *raw, **kw) if kw else vjps[i](xp, gk, out, *raw)
-                target = raw[i]
-                if gi.shape != target.shape:
-                    gi = xp.reduce_to(gi, target.shape)
-                if gi.dtype != target.dtype:
-                    gi = xp.astype(gi, target.dtype)
-                slot = spec[i]
-                prev = grads[slot]
-                grads[slot] = gi if prev is None else prev + gi
-        return grads[:self.n_in]
+            env[f"S{s}"] = self.shapes[s]
+            if not op.elementwise:  # a compact gradient meets a shape op
+                lines.append(f"    if g{s}.shape != S{s}: g{s} = xp.broadcast_to(g{s}, S{s})")
+            for i in plans[k]:
+                a = spec[i]
+                fn, extra_kw = (op.vjps[0], dict(kw, argnum=i)) if op.variadic else (op.vjps[i], kw)
+                call = self._call(env, f"b{k}_{i}", fn, (s,) + spec, extra_kw, f"xp, g{s}, ")
+                env[f"S{a}"] = self.shapes[a]
+                lines += [f"    t = {call}",
+                          f"    if t.shape != S{a}: t = xp.reduce_to(t, S{a})",
+                          f"    if t.dtype != v{a}.dtype: t = xp.astype(t, v{a}.dtype)",
+                          f"    g{a} = t" if a not in reached else f"    g{a} = g{a} + t"]
+                reached.add(a)
+        grads = ", ".join(f"g{i}" if i in reached else "None" for i in range(n_in))
+        lines.append(f"    return [{grads}]")
+        return _define("backward", lines, env)
 
 
-def _getter(spec):
-    """A fast function: vals -> the tuple of the values at the slots in spec."""
-    if len(spec) == 1:
-        slot = spec[0]
-        return lambda vals: (vals[slot],)
-    return operator.itemgetter(*spec)
+def _define(name, lines, env):
+    """Compile generated source into a function (its globals: the callables and constants)."""
+    exec(compile("\n".join(lines) + "\n", f"<fused {name}>", "exec"), env)
+    return env[name]
 
 
 class _Saved:
@@ -121,7 +136,7 @@ def _trace(fn, tensors, kw):
         leaf.requires_grad = t.requires_grad
     slots = {id(x): i for i, x in enumerate(leaves)}
     keep = list(leaves)  # keep recorded tensors alive so their ids stay unique
-    steps, consts = [], []
+    steps, consts, out_shapes = [], [], []
 
     def const(value):
         consts.append(value)
@@ -144,6 +159,7 @@ def _trace(fn, tensors, kw):
         slots[id(out)] = ("step", len(steps))
         keep.append(out)
         steps.append((op, spec, op_kw))
+        out_shapes.append(out.data.shape)
 
     prev = _t._tracer
     _t._tracer = record
@@ -167,7 +183,9 @@ def _trace(fn, tensors, kw):
                             f"by tensorgrad ops from its arguments, got {type(r).__name__}")
         where.append(number(slots[id(r)]))
     steps = [(op, tuple(number(a) for a in spec), op_kw) for op, spec, op_kw in steps]
-    return _Program(n_in, consts, steps, where[0], tuple(where[1:])), isinstance(result, tuple)
+    shapes = [t.data.shape for t in tensors] + [np.shape(c) for c in consts] + out_shapes
+    return (_Program(n_in, consts, steps, shapes, where[0], tuple(where[1:])),
+            isinstance(result, tuple))
 
 
 def _fused_vjp(fn):
