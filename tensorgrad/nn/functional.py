@@ -58,11 +58,20 @@ def _weighted_sum(logp, weights, reduction):
     return vdot(logp, weights)  # one BLAS dot: no product temporary, one graph node
 
 
+_TARGET_ROWS = {}  # (C, dtype, smoothing) -> read-only C x C table of target rows
+
+
 def _one_hot(y, n, c, dtype, smoothing=0.0):
-    """(1 - smoothing) * one_hot(y) + smoothing / C, as a fresh array of `dtype`."""
-    out = np.full((n, c), smoothing / c, dtype=dtype) if smoothing else np.zeros((n, c), dtype)
-    out[np.arange(n), y] += 1.0 - smoothing
-    return out
+    """(1 - smoothing) * one_hot(y) + smoothing / C, as a fresh array of `dtype`: rows of a
+    cached C x C table picked by one fancy index (which copies)."""
+    key = (c, np.dtype(dtype), smoothing)
+    table = _TARGET_ROWS.get(key)
+    if table is None:
+        table = np.full((c, c), smoothing / c, dtype=dtype)
+        table[np.diag_indices(c)] += 1.0 - smoothing
+        table.flags.writeable = False
+        table = _TARGET_ROWS[key] = table
+    return table[y]
 
 
 def nll_loss(input, target, *, reduction="mean"):

@@ -101,14 +101,16 @@ _logsumexp = Op("logsumexp", _logsumexp_forward,
 
 
 def _softmax_forward(x, axis):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    e /= np.add.reduce(e, axis=axis, keepdims=True)
+    e = np.exp(x - np.maximum.reduce(x, axis=axis, keepdims=True))
+    e /= fast_sum(e, axis, True)
     return e
 
 
 def _log_softmax_forward(x, axis):
-    z = x - np.max(x, axis=axis, keepdims=True)
-    return z - np.log(np.add.reduce(np.exp(z), axis=axis, keepdims=True))
+    z = x - np.maximum.reduce(x, axis=axis, keepdims=True)  # the ufunc method: less overhead
+    s = fast_sum(np.exp(z), axis, True)
+    z -= np.log(s)
+    return z
 
 
 _softmax = Op("softmax", _softmax_forward,
