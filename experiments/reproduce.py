@@ -54,13 +54,13 @@ NOTES = {
         "shorter or on less data: our 2-layer run on split (a) with n_s 500 (S2) gives val "
         "46.1%, R2's coarse best",
     ("k_layer_bn", "3-layer without BN"):
-        "at R1's lambda 0.0134 our 3-layer network without BN gets 50.4% (S5, He row), 1.3 "
+        "at R1's lambda 0.0134 our 3-layer network without BN gets 50.3% (S5, He row), 1.4 "
         "points under R1's 51.7%: the difference here is the lambda",
     ("k_layer_bn", "9-layer without BN"):
         "without BN the 9-layer result depends on the seed: `TENSORGRAD_DATA=/work/data python "
         "-m experiments.k_layer_bn --layers 9 --no-bn --seeds-no-bn 3` gave test 49.7 / 49.4 / "
-        "47.2% (48.8 ± 1.4; with BN the spread is ± 0.1); R1's single run (46.6%) is within "
-        "that spread, and our train accuracy (53.8%) matches R1's (53.3%)",
+        "47.2% (48.8 ± 1.4, session 7; with BN the spread is ± 0.1); R1's single run (46.6%) "
+        "is within that spread, and our train accuracy (53.5%) matches R1's (53.3%)",
     ("k_layer_bn", "R4 3-layer, constant eta 0.01, He init"):
         "from He init both networks learn in the first epoch, at every constant eta we tried "
         "(1e-4, 1e-3, 1e-2, 3 epochs each); R4 states neither its init nor its lr. From "
