@@ -82,14 +82,11 @@ NOTES = {
         "implementation, not to the changes",
     ("improvements", r"S6 R3 settings \(eta 0\.0349.*: batch norm after"):
         "see the (0.008, 1e-6) note: our BN-after runs stay within 1 point of our BN-before "
-        "baseline at every setting (also at S4's settings: 52.9 vs 53.3%), where R3 lost 7-11 "
+        "baseline at every setting (also at S4's settings: 52.9 vs 52.8%), where R3 lost 7-11 "
         "points",
     ("improvements", r"S6 R3 settings \(eta 0\.0129"):
         "see the (0.008, 1e-6) note; R3's activations' third setting uses lambda 1e-4, which "
         "we follow",
-    ("improvements", r"S6 R3 settings \(eta 0\.0349.*: Leaky"):
-        "1.7 points above R3 for Leaky ReLU, while ours stays within 1.2 points of our "
-        "baseline: see the (0.008, 1e-6) note",
     ("architectures_r0", "R0 depth family 3-layer, R0 recipe"):
         "R0's 50.6% is the best of ~20 TPE trials; this row is one run at R0's best lambda "
         "(0.014). Our own TPE search over the same space (search_r0_tpe) reaches val 50.74%, "
