@@ -40,6 +40,11 @@ def fast_sum(a, axis=None, keepdims=False, scale=None):
     return s if scale is None else s * scale
 
 
+def reciprocal(n):
+    """1 / n for a mean's scale; nan for an empty axis, as numpy's mean gives."""
+    return 1.0 / n if n else np.nan
+
+
 def _sum(a, axis=None, keepdims=False):
     return fast_sum(a, axis, keepdims)
 
@@ -51,7 +56,7 @@ def _mean(a, axis=None, keepdims=False):
         n = a.shape[axis]
     else:
         n = math.prod(a.shape[i] for i in axis)
-    return fast_sum(a, axis, keepdims, 1.0 / n if n else np.nan)
+    return fast_sum(a, axis, keepdims, reciprocal(n))
 
 
 def reduce_to(g, shape):

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..xp import fast_sum
+from ..xp import fast_sum, reciprocal
 
 from ._base import Op, Tensor, data_of, keep, normalize_axis, reduced_shape
 
@@ -18,10 +18,6 @@ def _count(shape, axis):
     if len(axis) == 1:
         return shape[axis[0]]
     return math.prod(shape[a] for a in axis)
-
-
-def _reciprocal(n):
-    return 1.0 / n if n else np.nan  # the mean over an empty axis is nan, as in numpy
 
 
 def _expand(xp, g, x, axis, keepdims):
@@ -36,7 +32,7 @@ _sum = Op("sum", fast_sum,
 
 _mean = Op("mean",
            lambda x, axis, keepdims:
-               fast_sum(x, axis, keepdims, _reciprocal(_count(x.shape, axis))),
+               fast_sum(x, axis, keepdims, reciprocal(_count(x.shape, axis))),
            lambda xp, g, out, x, axis, keepdims:
                _expand(xp, g, x, axis, keepdims) / _count(x.shape, axis))
 

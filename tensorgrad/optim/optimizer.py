@@ -28,6 +28,7 @@ import numpy as np
 
 from ..tensor import Tensor
 
+
 def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
     """y += a * x in place, with at most one temporary (none when a is 1 or -1).
 

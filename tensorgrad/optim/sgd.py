@@ -65,15 +65,10 @@ class SGD(Optimizer):
         weight_decay = float(group["weight_decay"])
         nesterov = group["nesterov"]
         maximize = group["maximize"]
-        plain = momentum == 0.0 and weight_decay == 0.0 and not maximize
         for p in group["params"]:
-            grad = p.grad
-            if grad is None:
+            if p.grad is None:
                 continue
             data = p.data
-            if plain:  # the course's SGD: p -= lr * grad, one BLAS pass
-                axpy(-lr, grad.data, data)
-                continue
             g = self._direction(p, weight_decay, maximize)
             if momentum == 0.0:
                 axpy(-lr, g, data)
