@@ -201,7 +201,7 @@ def _fused_vjp(fn):
         gi = saved.grads[argnum]
         if gi is None:  # an input the result does not depend on
             gi = np.zeros_like(args[argnum]) if not isinstance(g, Tensor) else \
-                _t.Tensor(np.zeros_like(args[argnum].data))
+                Tensor(np.zeros_like(args[argnum].data))
         return gi
     return vjp
 

@@ -292,7 +292,7 @@ def attach(op, args, out):
     return Tensor._wrap(out)
 
 
-def node(op, parents, raw, need, out, kw=None):
+def node(op, parents, raw, need, out):
     """A graph node: `out` produced by `op` from `parents` (their arrays `raw`), whose inputs at
     positions `need` require grad."""
     t = _new_tensor(Tensor)
@@ -301,7 +301,7 @@ def node(op, parents, raw, need, out, kw=None):
     t._op = op
     t._parents = parents
     t._raw = raw
-    t._kw = {} if kw is None else kw
+    t._kw = {}
     t._need = need
     t._seq = _next_seq()
     return t

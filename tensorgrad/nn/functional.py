@@ -70,7 +70,7 @@ def _one_hot(y, n, c, dtype, smoothing=0.0):
         table = np.full((c, c), smoothing / c, dtype=dtype)
         table[np.diag_indices(c)] += 1.0 - smoothing
         table.flags.writeable = False
-        table = _TARGET_ROWS[key] = table
+        _TARGET_ROWS[key] = table
     return table[y]
 
 

@@ -58,13 +58,15 @@ DIFFERENTIABLE = {
     "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "tanh": tanh, "sigmoid": sigmoid,
     "relu": relu, "leaky_relu": leaky_relu, "elu": elu,
     "maximum": maximum, "minimum": minimum, "where": where, "clip": clip,
-    "sum": sum, "sum_squares": sum_squares, "mean": mean, "var": var, "std": std, "max": max, "min": min,
+    "sum": sum, "sum_squares": sum_squares, "mean": mean, "var": var, "std": std, "max": max,
+    "min": min,
     "logsumexp": logsumexp, "softmax": softmax, "log_softmax": log_softmax,
     "reshape": reshape, "transpose": transpose, "permute": permute, "swapaxes": swapaxes,
     "matrix_transpose": matrix_transpose, "flatten": flatten, "broadcast_to": broadcast_to,
     "expand": expand, "sum_to": sum_to, "squeeze": squeeze, "unsqueeze": unsqueeze,
     "expand_dims": expand_dims, "getitem": getitem, "unindex": unindex,
-    "concatenate": concatenate, "stack": stack, "pad": pad, "astype": astype, "linear": linear, "vdot": vdot,
+    "concatenate": concatenate, "stack": stack, "pad": pad, "astype": astype, "linear": linear,
+    "vdot": vdot,
 }
 
 

@@ -5,7 +5,7 @@ matrices and the batch dimensions that broadcasting added are summed back by the
 """
 import numpy as np
 
-from ._base import Op
+from ._base import Op, data_of
 
 
 def _matmul_vjp_a(xp, g, out, a, b):
@@ -62,7 +62,7 @@ _vdot = Op("vdot", lambda a, b: np.asarray(np.vdot(a, b)),
 def vdot(a, b):
     """sum(a * b) over all elements of two same-shaped tensors, as a 0-d tensor (numpy's vdot
     for real arrays, without its flattening of different shapes)."""
-    sa, sb = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+    sa, sb = np.shape(data_of(a)), np.shape(data_of(b))
     if sa != sb:
         raise ValueError(f"vdot: operands must have the same shape, got {sa} and {sb}")
     return _vdot(a, b)
