@@ -4,6 +4,7 @@
     x = tg.tensor([[1.0, 2.0]], requires_grad=True)
     y = (x * x).sum(); y.backward(); x.grad   # 2x
 """
+from . import memory  # first: tunes malloc before the big arrays come (see memory.py)
 from . import ops
 from .creation import (arange, as_generator, eye, full, full_like, ones, ones_like, rand, randn,
                        zeros, zeros_like)

@@ -44,6 +44,9 @@ def _linear_vjp_weight(xp, g, out, x, weight, bias):
     if x.ndim > 2:  # fold the leading dims into one batch
         g = xp.reshape(g, (-1, g.shape[-1]))
         x = xp.reshape(x, (-1, x.shape[-1]))
+    w = data_of(weight)
+    if w.flags.f_contiguous and not w.flags.c_contiguous:  # stored (in, out), see nn.Linear
+        return xp.swapaxes(xp.matmul(xp.swapaxes(x, 0, 1), g), 0, 1)  # same memory order
     return xp.matmul(xp.swapaxes(g, 0, 1), x)
 
 

@@ -59,7 +59,7 @@ def _sum_squares_forward(*xs):
         raise TypeError(f"sum_squares: inputs must be floating point, got {dtype}")
     total = dtype.type(0)
     for x in xs:
-        v = x.reshape(-1)  # a view of a contiguous array
+        v = x.ravel(order="K")  # a view of a contiguous array, C or Fortran order
         total += np.dot(v, v)  # one BLAS pass, no squared temporary
     return np.asarray(total, dtype=dtype)
 

@@ -30,6 +30,17 @@ def test_linear_gradients_match_numpy():
     np.testing.assert_allclose(x.grad.data, g @ lin.weight.data)
 
 
+def test_linear_weight_is_stored_in_out_order_and_its_gradient_too():
+    # (out, in) as in PyTorch, in (in, out) memory: x @ W^T is a plain BLAS product
+    lin = nn.Linear(6, 4, seed=0)
+    assert lin.weight.shape == (4, 6) and lin.weight.data.flags.f_contiguous
+    lin(np.ones((3, 6), np.float32)).sum().backward()
+    assert lin.weight.grad.data.flags.f_contiguous  # the optimizer's update keeps one order
+    np.testing.assert_allclose(lin.weight.grad.data, np.full((4, 6), 3.0))
+    for converted in (lin.double(), lin.float()):  # conversions keep the order
+        assert converted.weight.data.flags.f_contiguous
+
+
 def test_linear_init_is_he_normal_and_seeded():
     a, b = nn.Linear(400, 300, seed=7), nn.Linear(400, 300, seed=7)
     np.testing.assert_array_equal(a.weight.data, b.weight.data)

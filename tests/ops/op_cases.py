@@ -106,6 +106,8 @@ def _linear_args():
         fin, fout = draw(st.integers(1, 4)), draw(st.integers(1, 4))
         x = draw(tensors(tuple(lead) + (fin,)))
         w = draw(tensors((fout, fin)))
+        if draw(st.booleans()):  # nn.Linear's storage: (in, out) memory order
+            w = tg.tensor(np.asfortranarray(w.data), requires_grad=True)
         b = draw(st.one_of(st.none(), tensors((fout,))))
         return (x, w, b)
     return draw()
