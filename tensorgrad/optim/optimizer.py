@@ -27,20 +27,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..tensor import Tensor
-
-
-def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
-    """y += a * x in place, with at most one temporary (none when a is 1 or -1).
-
-    numpy's own operations on purpose: scipy's BLAS axpy is a single pass, but it brings a
-    second OpenBLAS thread pool whose idle threads spin against numpy's on a 2-core machine
-    (measured: a 3-layer training step 3x slower with two BLAS threads)."""
-    if a == 1.0:
-        y += x
-    elif a == -1.0:
-        y -= x
-    else:
-        y += a * x
+from ..blas import axpy  # noqa: F401  (the optimizers' update primitive)
+from ..flat import FlatParams
 
 
 def _copy_value(value: Any) -> Any:
@@ -71,6 +59,7 @@ class Optimizer:
         self._check_hyperparameters(defaults, "the defaults")
         self.defaults = dict(defaults)
         self.state: dict[Tensor, dict[str, Any]] = {}  # Tensors hash by identity
+        self._flat: dict[int, tuple] = {}  # id(group) -> (FlatParams or None, the rest, group)
         self.param_groups: list[dict[str, Any]] = []
         groups = list(params)
         if not groups:
@@ -145,6 +134,18 @@ class Optimizer:
         if weight_decay != 0.0:
             g = g + weight_decay * p.data
         return g
+
+    def _flat_params(self, group: dict[str, Any]) -> tuple[FlatParams | None, list[Tensor]]:
+        """The flat storage of the group's small parameters if `Module.flatten_parameters` made
+        one for exactly them (else None), and the parameters outside it; see flat.py."""
+        entry = self._flat.get(id(group))
+        params = group["params"]
+        if entry is None or entry[2] is not group or entry[3] != (len(params), FlatParams.generation) \
+                or (entry[0] is not None and not entry[0].valid()):
+            flat, rest = FlatParams.of(params)
+            entry = (flat, rest, group, (len(params), FlatParams.generation))
+            self._flat[id(group)] = entry
+        return entry[0], entry[1]
 
     def _require(self, condition: bool, key: str, value: Any, where: str, rule: str) -> None:
         """Helper for ``_check_hyperparameters``: a uniform error message."""

@@ -21,7 +21,11 @@ from .optimizer import Optimizer, axpy
 
 
 class SGD(Optimizer):
-    """Mini-batch SGD; ``lr`` is required (the course's eta).  See the module docstring."""
+    """Mini-batch SGD; ``lr`` is required (the course's eta).  See the module docstring.
+
+    Without momentum the update is stateless: parameters that `Module.flatten_parameters()`
+    stored in one flat array (the MLP's small ones) are updated by two numpy calls in all.
+    """
 
     def __init__(
         self,
@@ -65,7 +69,19 @@ class SGD(Optimizer):
         weight_decay = float(group["weight_decay"])
         nesterov = group["nesterov"]
         maximize = group["maximize"]
-        for p in group["params"]:
+        params = group["params"]
+        if momentum == 0.0:  # stateless: the small parameters in one flat update
+            flat, rest = self._flat_params(group)
+            if flat is not None and flat.gather():
+                g = flat.grad  # our own buffer: scaled in place
+                if maximize:
+                    np.negative(g, out=g)
+                if weight_decay != 0.0:
+                    axpy(weight_decay, flat.data, g)
+                g *= -lr
+                flat.data += g
+                params = rest
+        for p in params:
             if p.grad is None:
                 continue
             data = p.data

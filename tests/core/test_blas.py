@@ -1,0 +1,60 @@
+"""tensorgrad.blas.axpy: y += a * x in place, for every size, layout and dtype pair."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from tensorgrad import blas
+from tensorgrad.blas import BIG, HAVE_BLAS, axpy
+from tensorgrad.testing import shapes
+
+
+@given(shape=shapes(), dtype=st.sampled_from([np.float32, np.float64]),
+       a=st.floats(-2, 2), layout=st.sampled_from(["c", "transposed", "broadcast"]))
+def test_axpy_matches_numpy_in_place(shape, dtype, a, layout):
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(shape).astype(dtype)
+    x = rng.standard_normal(shape).astype(dtype)
+    if layout == "transposed" and y.ndim >= 2:
+        y = np.ascontiguousarray(y.T).T  # same shape, not C-contiguous: numpy fallback
+    if layout == "broadcast":
+        x = np.broadcast_to(x.reshape(-1)[:1].reshape((1,) * len(shape)), shape)
+    expected = y + dtype(a) * x
+    before = y
+    axpy(a, x, y)
+    assert y is before  # updated in place
+    np.testing.assert_allclose(y, expected, rtol=1e-6 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-12)
+
+
+def test_axpy_mixed_dtypes_fall_back_to_numpy():
+    y = np.ones(4, np.float32)
+    axpy(0.5, np.arange(4, dtype=np.float64), y)
+    np.testing.assert_array_equal(y, np.array([1, 1.5, 2, 2.5], np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("threads", [1, 2])  # one pass in BLAS only with several threads
+def test_axpy_on_large_arrays_matches_numpy(dtype, order, threads, monkeypatch):
+    if HAVE_BLAS:
+        monkeypatch.setattr(blas, "_threads", lambda: threads)
+    rng = np.random.default_rng(1)
+    shape = (BIG // 50 + 7, 50)  # above the size where numpy's BLAS is called
+    y = np.asarray(rng.standard_normal(shape), dtype=dtype, order=order)
+    x = np.asarray(rng.standard_normal(shape), dtype=dtype, order=order)
+    expected = y - 0.25 * x
+    before = y
+    axpy(-0.25, x, y)
+    assert y is before
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+    other = np.asarray(x, order="F" if order == "C" else "C")  # other layout: numpy fallback
+    axpy(0.25, other, y)
+    np.testing.assert_allclose(y, expected + 0.25 * x, rtol=1e-6, atol=1e-6)
+
+
+def test_numpy_blas_is_found_on_pip_numpy():
+    import glob
+    import os
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
+                                  "libscipy_openblas*"))
+    assert HAVE_BLAS == bool(libs)
