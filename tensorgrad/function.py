@@ -24,14 +24,18 @@ class Op:
     (a scalar for `loss.sum()`) instead of materialising it, which saves full-size passes.
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic", "elementwise")
+    __slots__ = ("name", "forward", "vjps", "variadic", "elementwise", "fresh")
 
-    def __init__(self, name, forward, *vjps, variadic=False, elementwise=False):
+    def __init__(self, name, forward, *vjps, variadic=False, elementwise=False, fresh=None):
         self.name = name
         self.forward = forward
         self.vjps = vjps
         self.variadic = variadic
         self.elementwise = elementwise
+        # the vjps return arrays nothing else holds (or the incoming gradient itself, or a view
+        # of it): a leaf may keep them as its .grad. True for the built-in ops and fused ones;
+        # not for a custom Function, whose backward may return any array.
+        self.fresh = forward is not None if fresh is None else fresh
 
     def __call__(self, *args, **params):
         return _t.apply(self, args, params or _NOKW)

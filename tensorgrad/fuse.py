@@ -196,7 +196,7 @@ def _fused_vjp(fn):
             if isinstance(g, Tensor):  # create_graph: differentiate fn op by op
                 saved.grads = _graph_grads(fn, tensors, saved.kw, g)
             else:
-                saved.grads = saved.program.backward(xp, g, saved.vals, saved.mask)
+                saved.grads = _unshared(saved.program.backward(xp, g, saved.vals, saved.mask), g)
             saved.g = g
         gi = saved.grads[argnum]
         if gi is None:  # an input the result does not depend on
@@ -204,6 +204,24 @@ def _fused_vjp(fn):
                 Tensor(np.zeros_like(args[argnum].data))
         return gi
     return vjp
+
+
+def _unshared(grads, g):
+    """Copy any gradient whose memory another input's gradient already uses (inside a program
+    one array can reach two inputs, through an add say), so that no two leaves share a .grad
+    buffer; the incoming `g` and views of it are left to the engine, which copies those."""
+    seen = set()
+    for i, gi in enumerate(grads):
+        if gi is None:
+            continue
+        base = gi if gi.base is None else gi.base
+        if base is g or base is getattr(g, "base", None):
+            continue
+        if id(base) in seen:
+            grads[i] = gi = gi.copy()
+            base = gi
+        seen.add(id(base))
+    return grads
 
 
 def _graph_grads(fn, tensors, kw, g):
@@ -223,7 +241,7 @@ def fuse(fn):
     node, traced once per input shapes and dtypes; see the module docstring for its rules."""
     programs = {}
     name = getattr(fn, "__name__", "fused")
-    op = Op(f"fused[{name}]", None, _fused_vjp(fn), variadic=True)
+    op = Op(f"fused[{name}]", None, _fused_vjp(fn), variadic=True, fresh=True)
 
     @functools.wraps(fn)
     def fused(*tensors, **kw):

@@ -499,7 +499,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     else:
                         p._g = pg + gi
                 elif fast and p.grad is None and gi.shape == pdata.shape and gi is not g \
-                        and gi.base is None and op.forward is not None:
+                        and gi.base is None and op.fresh:
                     p.grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
                     owned.add(id(gi))
                 else:

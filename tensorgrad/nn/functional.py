@@ -150,14 +150,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             if not all(isinstance(a, Tensor) for a in args):
                 args = tuple(a if isinstance(a, Tensor) else Tensor(a) for a in args)
             out, mu, var = _normalize_fused(*args, axes=axes, wide=wide, eps=eps)
-        if running_mean is not None:  # r = (1 - momentum) r + momentum s, in place
-            rm = _data(running_mean)
-            rm *= 1.0 - momentum
-            rm += momentum * mu.data.reshape(shape)
-        if running_var is not None:
-            rv = _data(running_var)
-            rv *= 1.0 - momentum
-            rv += (momentum * count / (count - 1)) * var.data.reshape(shape)
+        update_running(running_mean, running_var, mu.data, var.data, momentum, count / (count - 1))
         return out
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: training=False needs running_mean and running_var")
@@ -171,6 +164,55 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if bias is not None:
         out = out + (bias.reshape(c, 1) if wide else bias)
     return out
+
+
+def update_running(running_mean, running_var, mean, var, momentum, unbias=1.0):
+    """r = (1 - momentum) r + momentum s in place, for the mean and for the variance times
+    `unbias` (n / (n - 1): PyTorch keeps the unbiased variance); either may be None."""
+    if running_mean is not None:
+        rm = _data(running_mean)
+        rm *= 1.0 - momentum
+        rm += momentum * mean.reshape(rm.shape)
+    if running_var is not None:
+        rv = _data(running_var)
+        rv *= 1.0 - momentum
+        rv += (momentum * unbias) * var.reshape(rv.shape)
+
+
+def batch_norm_batch_stats(input, weight=None, bias=None, *, eps=1e-5):
+    """Training-mode batch norm as a pure composition: (output, batch mean, UNBIASED batch
+    variance), the statistics for the running averages (`nn.Sequential`'s fused layer chains
+    trace this; `batch_norm` is the same maths with the in-place update)."""
+    x = _data(input)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got "
+                         f"{x.shape}")
+    _check_feature_shape(x.shape, None, None, weight, bias)
+    count = x.size // x.shape[1]
+    if count < 2:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when "
+                         f"training, got input of shape {x.shape}")
+    out, mu, var = _normalize(input, weight, bias, axes=0 if x.ndim == 2 else (0, 2),
+                              wide=x.ndim == 3, eps=eps)
+    return out, mu, var * (count / (count - 1))
+
+
+def batch_norm_running_stats(input, running_mean, running_var, weight=None, bias=None, *,
+                             eps=1e-5):
+    """Eval-mode batch norm: normalise with the running statistics (Tensors: a pure
+    composition whose trace reads their current values)."""
+    x = _data(input)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got "
+                         f"{x.shape}")
+    _check_feature_shape(x.shape, running_mean, running_var, weight, bias)
+    c = x.shape[1]
+    shape = (c, 1) if x.ndim == 3 else (c,)  # per-channel vectors broadcast as (C, 1)
+    inv = (running_var.reshape(shape) + eps) ** -0.5  # Tensor ops: a trace reads the buffers
+    if weight is not None:
+        inv = weight.reshape(shape) * inv
+    out = (input - running_mean.reshape(shape)) * inv
+    return out if bias is None else out + bias.reshape(shape)
 
 
 def _check_feature_shape(shape, running_mean, running_var, weight, bias):

@@ -11,6 +11,7 @@ from ..creation import as_generator
 from ..tensor import Tensor
 from . import functional as F
 from . import init
+from .fusion import fusable
 from .module import Module, Parameter
 
 __all__ = ["Linear", "BatchNorm1d", "Dropout", "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid",
@@ -30,6 +31,7 @@ def _positive_int(value, name, who):
     return int(value)
 
 
+@fusable
 class Linear(Module):
     """y = x W^T + b, weight of shape (out_features, in_features) as in PyTorch, computed by the
     engine's single fused `linear` op.
@@ -56,11 +58,15 @@ class Linear(Module):
     def forward(self, x):
         return ops.linear(x, self.weight, self.bias)
 
+    def _fused_part(self):  # see fusion.py
+        return ops.linear, (self.weight,) if self.bias is None else (self.weight, self.bias), (), None
+
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
 
 
+@fusable
 class BatchNorm1d(Module):
     """Batch normalisation of (N, C) or (N, C, L) input, with PyTorch's semantics.
 
@@ -115,9 +121,31 @@ class BatchNorm1d(Module):
                             self.training or not self.track_running_stats,
                             0.0 if momentum is None else momentum, self.eps)
 
+    def _fused_part(self):  # see fusion.py: the same maths as forward, as a pure composition
+        wb = (self.weight, self.bias) if self.affine else ()
+        params = (("eps", self.eps),)
+        if not self.training and self.track_running_stats:
+            return (F.batch_norm_running_stats, (self.running_mean, self.running_var) + wb, params,
+                    None)
+        if not self.track_running_stats:
+            return _batch_norm_output, wb, params, None
+        return F.batch_norm_batch_stats, wb, params, (self._track, 2)
+
+    def _track(self, mean, var):
+        """Training-mode side effects of forward, from a fused chain's batch statistics."""
+        self.num_batches_tracked.data += 1
+        momentum = self.momentum
+        if momentum is None:
+            momentum = 1.0 / float(self.num_batches_tracked.data)
+        F.update_running(self.running_mean, self.running_var, mean.data, var.data, momentum)
+
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+def _batch_norm_output(x, *weight_bias, eps):
+    return F.batch_norm_batch_stats(x, *weight_bias, eps=eps)[0]
 
 
 class Dropout(Module):
@@ -176,13 +204,18 @@ def _jsonable(obj):
     raise TypeError(f"Dropout: cannot store {type(obj).__name__} in the generator state")
 
 
+@fusable
 class ReLU(Module):
     """max(x, 0)."""
 
     def forward(self, x):
         return ops.relu(x)
 
+    def _fused_part(self):  # see fusion.py
+        return ops.relu, (), (), None
 
+
+@fusable
 class LeakyReLU(Module):
     """x for x > 0, negative_slope * x otherwise."""
 
@@ -193,10 +226,14 @@ class LeakyReLU(Module):
     def forward(self, x):
         return ops.leaky_relu(x, self.negative_slope)
 
+    def _fused_part(self):  # see fusion.py
+        return ops.leaky_relu, (), (("negative_slope", self.negative_slope),), None
+
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
 
 
+@fusable
 class ELU(Module):
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
 
@@ -207,18 +244,29 @@ class ELU(Module):
     def forward(self, x):
         return ops.elu(x, self.alpha)
 
+    def _fused_part(self):  # see fusion.py
+        return ops.elu, (), (("alpha", self.alpha),), None
+
     def extra_repr(self):
         return f"alpha={self.alpha}"
 
 
+@fusable
 class Tanh(Module):
     def forward(self, x):
         return ops.tanh(x)
 
+    def _fused_part(self):  # see fusion.py
+        return ops.tanh, (), (), None
 
+
+@fusable
 class Sigmoid(Module):
     def forward(self, x):
         return ops.sigmoid(x)
+
+    def _fused_part(self):  # see fusion.py
+        return ops.sigmoid, (), (), None
 
 
 class Identity(Module):

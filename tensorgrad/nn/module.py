@@ -451,8 +451,11 @@ class Sequential(Module):
                                     f"not a Module")
                 self.add_module(str(i), m)
 
+    fuse_layers = True  # run chains of standard layers as one fused node (nn/fusion.py)
+
     def forward(self, x):
-        for m in self._modules.values():
+        steps = self.memo("fused_plan", _plan) if self.fuse_layers else self._modules.values()
+        for m in steps:
             x = m(x)
         return x
 
@@ -471,6 +474,11 @@ class Sequential(Module):
     def append(self, module):
         self.add_module(str(len(self)), module)
         return self
+
+
+def _plan(sequential):
+    from .fusion import plan
+    return plan(sequential._modules.values())
 
 
 def _index(container, idx):

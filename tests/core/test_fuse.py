@@ -104,3 +104,17 @@ def test_nested_fused_functions_are_inlined_into_the_outer_trace():
     x = tg.tensor([1.0, -2.0, 0.5], requires_grad=True)
     outer(x).backward()
     np.testing.assert_allclose(x.grad.data, 6 * x.data)
+
+
+def test_inputs_reached_by_one_array_get_separate_gradient_buffers():
+    # inside the program (a + b) * c hands the same array to a and b: the leaves must not
+    # share it (accumulating into one would change the other)
+    @tg.fuse
+    def f(a, b, c):
+        return ((a + b) * c).sum()
+
+    a, b, c = (tg.tensor(np.full((3, 2), v), requires_grad=True) for v in (1.0, 2.0, 3.0))
+    f(a, b, c).backward()
+    assert not np.may_share_memory(a.grad.data, b.grad.data)
+    a.grad.data += 1.0  # what a later backward's in-place accumulation does
+    np.testing.assert_array_equal(b.grad.data, np.full((3, 2), 3.0))
