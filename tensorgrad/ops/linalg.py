@@ -5,6 +5,7 @@ matrices and the batch dimensions that broadcasting added are summed back by the
 """
 import numpy as np
 
+from ..xp import matmul as _np_matmul
 from ._base import Op, data_of
 
 
@@ -28,11 +29,11 @@ def _matmul_vjp_b(xp, g, out, a, b):
     return xp.matmul(xp.swapaxes(a, -1, -2), g)
 
 
-_matmul = Op("matmul", np.matmul, _matmul_vjp_a, _matmul_vjp_b)
+_matmul = Op("matmul", _np_matmul, _matmul_vjp_a, _matmul_vjp_b)
 
 
 def _linear_forward(x, weight, bias):
-    out = np.matmul(x, weight.T)
+    out = _np_matmul(x, weight.T)
     if bias is not None:
         out += bias  # the product is a fresh array: add the bias in place
     return out
