@@ -20,6 +20,7 @@ import numpy as np
 
 from .function import Op
 from .tensor import Tensor
+from .xp import reduce_to as _reduce_to
 
 _t = importlib.import_module(".tensor", __package__)  # the module (tensorgrad.tensor is a function)
 
@@ -45,10 +46,19 @@ class _Program:
         return self.forward(*arrays)
 
     def backward(self, xp, g, vals, mask):
-        """Gradients of the result for the inputs flagged in mask (None elsewhere)."""
-        compiled = self.backwards.get(mask)
+        """Gradients of the result for the inputs flagged in mask (None elsewhere).
+
+        The first call for a mask and gradient shape runs a probing version that notes, at every
+        place where a vjp's result might need summing down, casting or broadcasting, what it
+        actually needed; then a version without the checks is compiled (the shapes only depend
+        on the shapes, which the key fixes), with column sums as direct BLAS products."""
+        key = (mask, g.shape, g.dtype)
+        compiled = self.backwards.get(key)
         if compiled is None:
-            compiled = self.backwards[mask] = self._compile_backward(mask)
+            seen = {}
+            grads = self._compile_backward(mask, seen)(xp, g, vals)
+            self.backwards[key] = self._compile_backward(mask, None, seen)
+            return grads
         return compiled(xp, g, vals)
 
     def _call(self, env, name, fn, spec, kw, extra=""):
@@ -75,7 +85,9 @@ class _Program:
         lines.append(f"    return [{', '.join(f'v{i}' for i in range(len(self.shapes)))}]")
         return _define("forward", lines, env)
 
-    def _compile_backward(self, mask):
+    def _compile_backward(self, mask, probe=None, seen=None):
+        """Source of the backward for `mask`: with `probe` (a dict to fill) every check records
+        what it met; with `seen` (a filled one) each check becomes what it met, or nothing."""
         n_in, n_const = self.n_in, len(self.consts)
         live = [bool(m) for m in mask] + [False] * n_const  # slot depends on a grad input
         plans = []
@@ -83,32 +95,72 @@ class _Program:
             plans.append(tuple(i for i, a in enumerate(spec)
                                if live[a] and (op.variadic or op.vjps[i] is not None)))
             live.append(bool(plans[-1]))
-        env = {}
+        env = {"_probe": _probe_site, "_seen": probe, "dot": np.dot}
         lines = ["def backward(xp, g, vals):",
                  f"    {', '.join(f'v{i}' for i in range(len(self.shapes)))}, = vals",
                  f"    g{self.result} = g"]
         reached = {self.result}  # slots holding a gradient so far
+
+        def fix(site, var, slot, kinds):
+            """The lines that bring `var` to slot's shape (and dtype) at this site."""
+            env[f"S{slot}"] = self.shapes[slot]
+            if probe is not None:
+                return [f"    {var} = _probe(_seen, {site}, {var}, S{slot}, "
+                        f"{'v%d.dtype' % slot if 'dtype' in kinds else 'None'}, {kinds!r})"]
+            shape, dtype = seen[site]
+            out = []
+            if kinds[0] == "broadcast":
+                if shape != self.shapes[slot]:
+                    out.append(f"    {var} = xp.broadcast_to({var}, S{slot})")
+                return out
+            if not seen[site, "kept"]:
+                out.append(f"    {var} = {_reduction(env, site, shape, self.shapes[slot], dtype)}"
+                           .replace("$", var).replace("S_", f"S{slot}"))
+            if dtype != seen[site, "target"]:
+                out.append(f"    {var} = xp.astype({var}, v{slot}.dtype)")
+            return out
+
+        site = 0
         for k in range(len(self.steps) - 1, -1, -1):
             op, spec, kw = self.steps[k]
             s = n_in + n_const + k
             if s not in reached or not plans[k]:
                 continue
-            env[f"S{s}"] = self.shapes[s]
             if not op.elementwise:  # a compact gradient meets a shape op
-                lines.append(f"    if g{s}.shape != S{s}: g{s} = xp.broadcast_to(g{s}, S{s})")
+                lines += fix(site, f"g{s}", s, ("broadcast",))
+                site += 1
             for i in plans[k]:
                 a = spec[i]
                 fn, extra_kw = (op.vjps[0], dict(kw, argnum=i)) if op.variadic else (op.vjps[i], kw)
                 call = self._call(env, f"b{k}_{i}", fn, (s,) + spec, extra_kw, f"xp, g{s}, ")
-                env[f"S{a}"] = self.shapes[a]
-                lines += [f"    t = {call}",
-                          f"    if t.shape != S{a}: t = xp.reduce_to(t, S{a})",
-                          f"    if t.dtype != v{a}.dtype: t = xp.astype(t, v{a}.dtype)",
-                          f"    g{a} = t" if a not in reached else f"    g{a} = g{a} + t"]
+                lines.append(f"    t = {call}")
+                lines += fix(site, "t", a, ("reduce", "dtype"))
+                site += 1
+                lines.append(f"    g{a} = t" if a not in reached else f"    g{a} = g{a} + t")
                 reached.add(a)
         grads = ", ".join(f"g{i}" if i in reached else "None" for i in range(n_in))
         lines.append(f"    return [{grads}]")
         return _define("backward", lines, env)
+
+
+def _probe_site(seen, site, t, shape, dtype, kinds):
+    """A check of the probing backward: note what `t` was, then fix it as the engine does."""
+    seen[site] = (t.shape, t.dtype)
+    if kinds[0] == "broadcast":
+        return t if t.shape == shape else np.broadcast_to(t, shape)
+    reduced = t if t.shape == shape else _reduce_to(t, shape)
+    seen[site, "kept"], seen[site, "target"] = reduced is t, dtype
+    return reduced if reduced.dtype == dtype else reduced.astype(dtype)
+
+
+def _reduction(env, site, shape, target, dtype):
+    """Source summing `$` of `shape` down to `target`: a product with a ones vector for the
+    column sum of a float matrix (the bias and batch-norm gradients), else xp.reduce_to."""
+    if len(shape) == 2 and dtype.kind == "f" and shape[1:] == target[-1:] and \
+            target in ((shape[1],), (1, shape[1])):
+        env[f"ones{site}"] = np.ones(shape[0], dtype)
+        return f"dot(ones{site}, $)" + (".reshape(S_)" if len(target) == 2 else "")
+    return "xp.reduce_to($, S_)"
 
 
 def _define(name, lines, env):

@@ -118,3 +118,26 @@ def test_inputs_reached_by_one_array_get_separate_gradient_buffers():
     assert not np.may_share_memory(a.grad.data, b.grad.data)
     a.grad.data += 1.0  # what a later backward's in-place accumulation does
     np.testing.assert_array_equal(b.grad.data, np.full((3, 2), 3.0))
+
+
+def test_specialised_backward_follows_the_incoming_gradient_shape_and_dtypes():
+    # the backward is specialised on its first call: later calls with a broadcast gradient (from
+    # .sum()) or a full one, and a float32 input beside a float64 one, must still be exact
+    def f(x, b):
+        return (x * b + b).exp()
+
+    fused = fuse(f)
+    rng = np.random.default_rng(4)
+    for reduce in ("sum", "weighted", "sum", "weighted"):
+        grads, data = [], rng.standard_normal((4, 3)).astype(np.float32)
+        for fn in (f, fused):
+            x = tg.tensor(data, requires_grad=True)
+            b = tg.tensor(np.linspace(0.1, 0.3, 3), requires_grad=True)  # float64
+            out = fn(x, b)
+            (out.sum() if reduce == "sum" else (out * np.arange(12.0).reshape(4, 3)).sum()
+             ).backward()
+            grads.append((x.grad.data, b.grad.data))
+        (gx, gb), (fx, fb) = grads
+        assert fx.dtype == np.float32 and fb.dtype == np.float64 and fb.shape == (3,)
+        np.testing.assert_allclose(fx, gx, rtol=1e-6)
+        np.testing.assert_allclose(fb, gb, rtol=1e-12)
