@@ -9,8 +9,9 @@ batch 100). The maths is unchanged: gradients are still derived from the traced 
 A layer joins a chain when its exact class is registered here (`fusable`) with a method
 `_fused_part()` returning (function, tensors, static parameters as (name, value) pairs,
 after): `function(x, *tensors, **params)` is a pure composition of tensorgrad ops returning y,
-or (y, *aux) when `after` is a pair (callable, len(aux)) that applies the layer's side effects
-outside the trace (batch norm's running averages) from those aux tensors; else after is None.
+or (y, *aux) when `after` is (callable, len(aux)[, batched]) that applies the layer's side
+effects outside the trace (batch norm's running averages) from those aux tensors, where
+`batched(modules, aux)` may do it for several layers of the chain at once; else after is None.
 Subclasses run their own forward, never a chain.
 """
 from ..fuse import fuse
@@ -61,8 +62,12 @@ class Chain:
         out = self.fused(x, *tensors, spec=tuple(spec))
         if not afters:
             return out
+        batched = afters[0][2] if len(afters[0]) > 2 else None
+        if batched is not None and all(a[2:] == (batched,) for a in afters):
+            batched([a[0].__self__ for a in afters], out[1:])  # one call for all the layers
+            return out[0]
         at = 1
-        for after, n in afters:
+        for after, n, *_ in afters:
             after(*out[at:at + n])
             at += n
         return out[0]
