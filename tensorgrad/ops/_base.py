@@ -44,11 +44,19 @@ def normalize_axis(name, ndim, axis=None, dim=None):
     return tuple(sorted(out))
 
 
+_REDUCED = {}
+
+
 def reduced_shape(shape, axis):
     """`shape` with the reduced axes kept as size 1 (how to re-expand a reduction's gradient)."""
-    if axis is None:
-        return (1,) * len(shape)
-    return tuple(1 if i in axis else s for i, s in enumerate(shape))
+    key = (shape, axis)
+    out = _REDUCED.get(key)
+    if out is None:
+        if len(_REDUCED) > 4096:  # a bounded memo: mini-batch work repeats a few shapes
+            _REDUCED.clear()
+        out = _REDUCED[key] = (1,) * len(shape) if axis is None else \
+            tuple(1 if i in axis else s for i, s in enumerate(shape))
+    return out
 
 
 def keep(name, keepdims, keepdim):
