@@ -24,9 +24,10 @@ class Op:
     (a scalar for `loss.sum()`) instead of materialising it, which saves full-size passes.
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic", "elementwise", "fresh")
+    __slots__ = ("name", "forward", "vjps", "variadic", "elementwise", "fresh", "vjp_all")
 
-    def __init__(self, name, forward, *vjps, variadic=False, elementwise=False, fresh=None):
+    def __init__(self, name, forward, *vjps, variadic=False, elementwise=False, fresh=None,
+                 vjp_all=None):
         self.name = name
         self.forward = forward
         self.vjps = vjps
@@ -36,6 +37,9 @@ class Op:
         # of it): a leaf may keep them as its .grad. True for the built-in ops and fused ones;
         # not for a custom Function, whose backward may return any array.
         self.fresh = forward is not None if fresh is None else fresh
+        # optionally vjp_all(xp, g, out, inputs) -> every input's gradient in one call (a fused
+        # node computes them together); the engine then calls it once instead of the vjps
+        self.vjp_all = vjp_all
 
     def __call__(self, *args, **params):
         return _t.apply(self, args, params or _NOKW)

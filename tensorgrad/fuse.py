@@ -171,14 +171,12 @@ def _define(name, lines, env):
 
 class _Saved:
     """What a fused node keeps for its backward (freed with the node's graph): the program,
-    the forward's values, and the gradients computed for one output gradient (the engine asks
-    for them one input at a time)."""
+    the forward's values, which inputs require grad, and the static keyword arguments."""
 
-    __slots__ = ("program", "vals", "mask", "kw", "g", "grads")
+    __slots__ = ("program", "vals", "mask", "kw")
 
     def __init__(self, program, vals, mask, kw):
         self.program, self.vals, self.mask, self.kw = program, vals, mask, kw
-        self.g = self.grads = None
 
 
 def _trace(fn, tensors, kw):
@@ -240,21 +238,25 @@ def _trace(fn, tensors, kw):
             isinstance(result, tuple))
 
 
-def _fused_vjp(fn):
-    def vjp(xp, g, out, *args, argnum):
-        saved = args[-1]
-        if saved.g is not g:
-            tensors = args[:-1]
-            if isinstance(g, Tensor):  # create_graph: differentiate fn op by op
-                saved.grads = _graph_grads(fn, tensors, saved.kw, g)
-            else:
-                saved.grads = _unshared(saved.program.backward(xp, g, saved.vals, saved.mask), g)
-            saved.g = g
-        gi = saved.grads[argnum]
-        if gi is None:  # an input the result does not depend on
-            gi = np.zeros_like(args[argnum]) if not isinstance(g, Tensor) else \
-                Tensor(np.zeros_like(args[argnum].data))
-        return gi
+def _fused_vjp_all(fn):
+    """The gradients for all inputs of a fused node at once (the engine asks once per node)."""
+    def vjp_all(xp, g, out, args):
+        saved, tensors = args[-1], args[:-1]
+        if isinstance(g, Tensor):  # create_graph: differentiate fn op by op
+            grads = _graph_grads(fn, tensors, saved.kw, g)
+        else:
+            grads = _unshared(saved.program.backward(xp, g, saved.vals, saved.mask), g)
+        for i, gi in enumerate(grads):
+            if gi is None and saved.mask[i]:  # an input the result does not depend on
+                grads[i] = np.zeros_like(args[i]) if not isinstance(g, Tensor) else \
+                    Tensor(np.zeros_like(args[i].data))
+        return grads
+    return vjp_all
+
+
+def _fused_vjp(vjp_all):
+    def vjp(xp, g, out, *args, argnum):  # one input's gradient (Op's variadic vjp protocol)
+        return vjp_all(xp, g, out, args)[argnum]
     return vjp
 
 
@@ -293,7 +295,9 @@ def fuse(fn):
     node, traced once per input shapes and dtypes; see the module docstring for its rules."""
     programs = {}
     name = getattr(fn, "__name__", "fused")
-    op = Op(f"fused[{name}]", None, _fused_vjp(fn), variadic=True, fresh=True)
+    vjp_all = _fused_vjp_all(fn)
+    op = Op(f"fused[{name}]", None, _fused_vjp(vjp_all), variadic=True, fresh=True,
+            vjp_all=vjp_all)
 
     @functools.wraps(fn)
     def fused(*tensors, **kw):

@@ -56,7 +56,7 @@ def trial_records(study, stage=0) -> list[dict]:
 
 
 def _iso(when):
-    return None if when is None else when.isoformat(timespec="seconds")
+    return None if when is None else when.isoformat(timespec="milliseconds")
 
 
 def span_seconds(records):
