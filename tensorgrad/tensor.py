@@ -11,6 +11,9 @@ import operator
 
 import numpy as np
 
+from .blas import axpy
+from .xp import Scaled as _Scaled
+
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "grad", "GraphFreedError"]
 
@@ -418,6 +421,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         owned.add(id(t.grad.data))
 
     heap = []  # (-seq, node) of the nodes holding a pending gradient in ._g
+    lazy = {}  # id(leaf) -> (leaf, [xp.Scaled, ...]) waiting for another gradient (fast only)
     for r, g in zip(roots, grad_roots):
         if g is None:
             if r.data.size != 1:
@@ -490,6 +494,14 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 else:
                     gi = vjps[i](xp, g, out, *args)
                 pdata = p.data
+                if gi.__class__ is _Scaled:  # x * s, not computed yet (see xp.Scaled)
+                    if fast and p._op is None and gi.dtype == pdata.dtype:
+                        if p.grad is None:  # wait for another gradient to add it into
+                            lazy.setdefault(id(p), (p, []))[1].append(gi)
+                        else:
+                            deliver(p, gi.array())
+                        continue
+                    gi = gi.array()
                 if gi.shape != pdata.shape:  # undo broadcasting (compact axes may stay)
                     gi = xp.reduce_to(gi, pdata.shape)
                 if gi.dtype != pdata.dtype:
@@ -505,10 +517,18 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                         and gi.base is None and op.fresh:
                     p.grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
                     owned.add(id(gi))
+                    if lazy and id(p) in lazy:
+                        _add_lazy(lazy.pop(id(p))[1], gi)
                 else:
                     deliver(p, gi, g)
+                    if lazy and id(p) in lazy:
+                        _add_lazy(lazy.pop(id(p))[1], p.grad.data)  # owned after deliver
             if not retain_graph:
                 t._parents = t._raw = None
+        for p, pending in lazy.values():  # no other gradient came: compute them now
+            total = pending[0].array()
+            _add_lazy(pending[1:], total)
+            deliver(p, total)
     finally:
         for _, t in heap:  # an error stopped the walk: drop the pending gradients
             t._g = None
@@ -518,6 +538,12 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
 
 
 _heappush, _heappop = heapq.heappush, heapq.heappop
+
+
+def _add_lazy(pending, into):
+    """into += x * s for every deferred xp.Scaled gradient, in place (one pass each)."""
+    for sc in pending:
+        axpy(float(sc.scale), sc.x, into)
 _seq_of = operator.attrgetter("_seq")
 
 

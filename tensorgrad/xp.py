@@ -49,6 +49,25 @@ def matmul(a, b):
     return np.matmul(a, b)
 
 
+class Scaled:
+    """The gradient `x * scale` (scale a 0-d array or number), not computed yet: the L2 term's
+    2 lambda W. The engine adds it into another gradient of the same leaf in one pass (axpy)
+    instead of writing it out and adding it, or computes it when no other gradient comes."""
+
+    __slots__ = ("x", "scale", "shape", "dtype")
+
+    def __init__(self, x, scale):
+        self.x, self.scale, self.shape, self.dtype = x, scale, x.shape, x.dtype
+
+    def array(self):
+        return self.x * self.scale
+
+
+def scaled(x, scale):
+    """x * scale, lazily in an ordinary backward (tensorgrad.ops.scaled multiplies at once)."""
+    return Scaled(x, scale)
+
+
 def reciprocal(n):
     """1 / n for a mean's scale; nan for an empty axis, as numpy's mean gives."""
     return 1.0 / n if n else np.nan
@@ -135,7 +154,7 @@ def getitem(a, idx):
 # methods instead of numpy's Python-level wrappers (np.reshape, np.transpose, ...): same result,
 # a fraction of the call overhead on the small arrays of a mini-batch
 numpy_ns = SimpleNamespace(
-    sum=_sum, mean=_mean, sum_to=sum_to, reduce_to=reduce_to, unindex=unindex, astype=astype,
+    sum=_sum, mean=_mean, sum_to=sum_to, scaled=scaled, reduce_to=reduce_to, unindex=unindex, astype=astype,
     getitem=getitem, exp=np.exp, log=np.log, sign=np.sign, where=np.where, matmul=matmul,
     reshape=lambda a, shape: a.reshape(shape),
     transpose=lambda a, axes=None: a.transpose(axes),

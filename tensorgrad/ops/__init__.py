@@ -29,6 +29,11 @@ power = pow
 del elu
 
 
+def scaled(x, scale):
+    """x * scale: the create_graph twin of xp.scaled (which defers the product)."""
+    return mul(x, scale)
+
+
 def leaky_relu(x, negative_slope=0.01):
     """x for x > 0, negative_slope * x otherwise."""
     return _leaky_relu(x, negative_slope=negative_slope)
