@@ -264,17 +264,22 @@ def _unshared(grads, g):
     """Copy any gradient whose memory another input's gradient already uses (inside a program
     one array can reach two inputs, through an add say), so that no two leaves share a .grad
     buffer; the incoming `g` and views of it are left to the engine, which copies those."""
-    seen = set()
+    seen, gbase = set(), g.base
     for i, gi in enumerate(grads):
         if gi is None:
             continue
-        base = gi if gi.base is None else gi.base
-        if base is g or base is getattr(g, "base", None):
-            continue
-        if id(base) in seen:
-            grads[i] = gi = gi.copy()
+        base = gi.base
+        if base is None:
             base = gi
-        seen.add(id(base))
+        elif base is gbase and gbase is not None:
+            continue
+        if base is g:
+            continue
+        key = id(base)
+        if key in seen:
+            grads[i] = gi = gi.copy()
+            key = id(gi)
+        seen.add(key)
     return grads
 
 
