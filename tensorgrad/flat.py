@@ -13,11 +13,14 @@ flat path off for its group, never into a silently wrong update.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
+from operator import attrgetter, is_
 
 import numpy as np
 
 from .tensor import Tensor
 
+_data_of, _base_of = attrgetter("data"), attrgetter("base")
 SMALL = 1 << 16  # elements; larger parameters stay on their own (gathering costs a full pass)
 
 
@@ -64,8 +67,8 @@ class FlatParams:
 
     def valid(self) -> bool:
         """False once any parameter's array was replaced or no longer shares our memory."""
-        data = self.data
-        return all(p.data is v and v.base is data for p, v in zip(self.params, self.views))
+        return all(map(is_, map(_data_of, self.params), self.views)) and \
+            all(map(is_, map(_base_of, self.views), repeat(self.data)))
 
     def gather(self) -> bool:
         """Copy every gradient into `grad` (one call); False if some parameter has none."""

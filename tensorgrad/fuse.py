@@ -20,7 +20,7 @@ import numpy as np
 
 from .function import Op
 from .tensor import Tensor
-from .xp import reduce_to as _reduce_to
+from .xp import dot as _dot, reduce_to as _reduce_to
 
 _t = importlib.import_module(".tensor", __package__)  # the module (tensorgrad.tensor is a function)
 
@@ -95,7 +95,7 @@ class _Program:
             plans.append(tuple(i for i, a in enumerate(spec)
                                if live[a] and (op.variadic or op.vjps[i] is not None)))
             live.append(bool(plans[-1]))
-        env = {"_probe": _probe_site, "_seen": probe, "dot": np.dot}
+        env = {"_probe": _probe_site, "_seen": probe, "dot": _dot}
         lines = ["def backward(xp, g, vals):",
                  f"    {', '.join(f'v{i}' for i in range(len(self.shapes)))}, = vals",
                  f"    g{self.result} = g"]
@@ -320,9 +320,10 @@ def fuse(fn):
         program, has_aux = entry
         vals = program.run(arrays)
         out = vals[program.result]
-        need = [i for i, t in enumerate(tensors) if t.requires_grad]
-        if need and _t._grad_enabled and out.dtype.kind == "f":
-            saved = _Saved(program, vals, tuple(t.requires_grad for t in tensors), kw)
+        mask = tuple([t.requires_grad for t in tensors])
+        if True in mask and _t._grad_enabled and out.dtype.kind == "f":
+            need = [i for i, m in enumerate(mask) if m]
+            saved = _Saved(program, vals, mask, kw)
             arrays.append(saved)
             result = _t.node(op, tensors + (saved,), arrays, need, out)
         else:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..xp import fast_sum, reciprocal
+from ..xp import dot, fast_sum, reciprocal
 
 from ._base import Op, Tensor, data_of, keep, normalize_axis, reduced_shape
 
@@ -60,7 +60,7 @@ def _sum_squares_forward(*xs):
     total = dtype.type(0)
     for x in xs:
         v = x.ravel(order="K")  # a view of a contiguous array, C or Fortran order
-        total += np.dot(v, v)  # one BLAS pass, no squared temporary
+        total += dot(v, v)  # one BLAS pass, no squared temporary
     return np.asarray(total, dtype=dtype)
 
 
