@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import repeat
-from operator import attrgetter, is_
+from operator import attrgetter, is_, is_not
 
 import numpy as np
 
 from .tensor import Tensor
 
-_data_of, _base_of = attrgetter("data"), attrgetter("base")
+_data_of, _base_of, _grad_of = attrgetter("data"), attrgetter("base"), attrgetter("grad")
 SMALL = 1 << 16  # elements; larger parameters stay on their own (gathering costs a full pass)
 
 
@@ -72,8 +72,8 @@ class FlatParams:
 
     def gather(self) -> bool:
         """Copy every gradient into `grad` (one call); False if some parameter has none."""
-        grads = [p.grad for p in self.params]
-        if any(g is None for g in grads):
+        grads = list(map(_grad_of, self.params))
+        if not all(map(is_not, grads, repeat(None))):
             return False
         np.concatenate([g.data.ravel(o) for g, o in zip(grads, self.orders)], out=self.grad,
                        casting="same_kind")

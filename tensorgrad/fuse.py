@@ -330,7 +330,7 @@ def fuse(fn):
             result = Tensor._wrap(out)
         if not has_aux:
             return result
-        return (result,) + tuple(Tensor._wrap(vals[j]) for j in program.aux)
+        return (result, *[Tensor._wrap(vals[j]) for j in program.aux])
 
     fused.programs = programs  # the traces, by input shapes/dtypes and keyword arguments
     return fused
