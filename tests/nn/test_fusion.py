@@ -121,3 +121,11 @@ def test_layers_with_different_momenta_fall_back_to_one_update_each():
         np.testing.assert_allclose(nets[0](x).data, nets[1](x).data, rtol=1e-12)
     for p, q in zip(nets[0].buffers(), nets[1].buffers()):
         np.testing.assert_allclose(p.data, q.data, rtol=1e-12)
+
+
+def test_a_forward_replaced_on_an_instance_is_honoured():
+    net = nn.Sequential(nn.Linear(3, 2, seed=0), nn.ReLU())
+    x = tg.tensor(np.ones((4, 3), np.float32))
+    net(x)  # the fused plan exists already
+    net[1].forward = lambda h: h * 0.0
+    assert not net(x).data.any()
