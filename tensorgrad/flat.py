@@ -38,7 +38,8 @@ class FlatParams:
         self.params = list(params)
         dtypes = {p.data.dtype for p in self.params}
         if len(dtypes) != 1:
-            raise TypeError(f"FlatParams: parameters of one dtype expected, got {sorted(map(str, dtypes))}")
+            raise TypeError(f"FlatParams: parameters of one dtype expected, got "
+                            f"{sorted(map(str, dtypes))}")
         sizes = [p.data.size for p in self.params]
         self.data = np.empty(sum(sizes), dtypes.pop())
         self.grad = np.empty_like(self.data)

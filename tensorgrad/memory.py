@@ -1,4 +1,4 @@
-"""Keep freed array memory for reuse (glibc's malloc), so a training step stops paying for fresh pages.
+"""Keep freed array memory for reuse (glibc's malloc): a training step stops paying for fresh pages.
 
 A training step allocates and frees the same arrays every update (a 3072 x 50 weight gradient is
 600 KB). glibc hands blocks that large to the kernel on free and maps fresh pages on the next

@@ -526,9 +526,9 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             if not retain_graph:
                 t._parents = t._raw = None
         for p, pending in lazy.values():  # no other gradient came: compute them now
-            total = pending[0].array()
+            total = pending[0].array()  # a fresh array: the leaf keeps it (p.grad is None)
             _add_lazy(pending[1:], total)
-            deliver(p, total)
+            p.grad = Tensor._wrap(total)
     finally:
         for _, t in heap:  # an error stopped the walk: drop the pending gradients
             t._g = None
@@ -538,13 +538,13 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
 
 
 _heappush, _heappop = heapq.heappush, heapq.heappop
+_seq_of = operator.attrgetter("_seq")
 
 
 def _add_lazy(pending, into):
     """into += x * s for every deferred xp.Scaled gradient, in place (one pass each)."""
     for sc in pending:
         axpy(float(sc.scale), sc.x, into)
-_seq_of = operator.attrgetter("_seq")
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

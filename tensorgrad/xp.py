@@ -164,8 +164,9 @@ def getitem(a, idx):
 # methods instead of numpy's Python-level wrappers (np.reshape, np.transpose, ...): same result,
 # a fraction of the call overhead on the small arrays of a mini-batch
 numpy_ns = SimpleNamespace(
-    sum=_sum, mean=_mean, sum_to=sum_to, scaled=scaled, reduce_to=reduce_to, unindex=unindex, astype=astype,
-    getitem=getitem, exp=np.exp, log=np.log, sign=np.sign, where=np.where, matmul=matmul,
+    sum=_sum, mean=_mean, sum_to=sum_to, scaled=scaled, reduce_to=reduce_to, unindex=unindex,
+    astype=astype, getitem=getitem, exp=np.exp, log=np.log, sign=np.sign, where=np.where,
+    matmul=matmul,
     reshape=lambda a, shape: a.reshape(shape),
     transpose=lambda a, axes=None: a.transpose(axes),
     swapaxes=lambda a, i, j: a.swapaxes(i, j),

@@ -59,7 +59,8 @@ class Linear(Module):
         return ops.linear(x, self.weight, self.bias)
 
     def _fused_part(self):  # see fusion.py
-        return ops.linear, (self.weight,) if self.bias is None else (self.weight, self.bias), (), None
+        tensors = (self.weight,) if self.bias is None else (self.weight, self.bias)
+        return ops.linear, tensors, (), None
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

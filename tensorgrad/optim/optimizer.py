@@ -59,7 +59,7 @@ class Optimizer:
         self._check_hyperparameters(defaults, "the defaults")
         self.defaults = dict(defaults)
         self.state: dict[Tensor, dict[str, Any]] = {}  # Tensors hash by identity
-        self._flat: dict[int, tuple] = {}  # id(group) -> (FlatParams or None, the rest, group)
+        self._flat: dict[int, tuple] = {}  # id(group) -> (FlatParams or None, rest, group, key)
         self.param_groups: list[dict[str, Any]] = []
         groups = list(params)
         if not groups:
@@ -140,11 +140,11 @@ class Optimizer:
         one for exactly them (else None), and the parameters outside it; see flat.py."""
         entry = self._flat.get(id(group))
         params = group["params"]
-        if entry is None or entry[2] is not group or entry[3] != (len(params), FlatParams.generation) \
+        key = (len(params), FlatParams.generation)
+        if entry is None or entry[2] is not group or entry[3] != key \
                 or (entry[0] is not None and not entry[0].valid()):
             flat, rest = FlatParams.of(params)
-            entry = (flat, rest, group, (len(params), FlatParams.generation))
-            self._flat[id(group)] = entry
+            entry = self._flat[id(group)] = (flat, rest, group, key)
         return entry[0], entry[1]
 
     def _require(self, condition: bool, key: str, value: Any, where: str, rule: str) -> None:
