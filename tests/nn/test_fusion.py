@@ -61,18 +61,23 @@ def test_eval_chain_reads_the_current_running_statistics():
         np.testing.assert_allclose(fused(x).data, plain(x).data, rtol=1e-12)
 
 
+def _same_with_and_without_fusion(build, seed):
+    """Three training-mode calls of build() fused and layer by layer: equal outputs and buffers."""
+    nets = [build(), build()]
+    nets[1].fuse_layers = False
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        x = tg.tensor(rng.standard_normal((6, 4)))
+        np.testing.assert_allclose(nets[0](x).data, nets[1](x).data, rtol=1e-12)
+    for p, q in zip(nets[0].buffers(), nets[1].buffers()):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-12)
+
+
 def test_cumulative_momentum_and_untracked_statistics():
     for kwargs in ({"momentum": None}, {"track_running_stats": False}):
-        nets = [nn.Sequential(nn.Linear(4, 3, seed=0, dtype=np.float64),
-                              nn.BatchNorm1d(3, dtype=np.float64, **kwargs), nn.Tanh())
-                for _ in range(2)]
-        nets[1].fuse_layers = False
-        rng = np.random.default_rng(2)
-        for _ in range(3):
-            x = tg.tensor(rng.standard_normal((6, 4)))
-            np.testing.assert_allclose(nets[0](x).data, nets[1](x).data, rtol=1e-12)
-        for p, q in zip(nets[0].buffers(), nets[1].buffers()):
-            np.testing.assert_allclose(p.data, q.data, rtol=1e-12)
+        _same_with_and_without_fusion(
+            lambda: nn.Sequential(nn.Linear(4, 3, seed=0, dtype=np.float64),
+                                  nn.BatchNorm1d(3, dtype=np.float64, **kwargs), nn.Tanh()), 2)
 
 
 def test_plan_fuses_runs_of_standard_layers_only():
@@ -107,20 +112,12 @@ def test_mlp_updates_all_running_statistics_in_one_batched_call(monkeypatch):
 
 
 def test_layers_with_different_momenta_fall_back_to_one_update_each():
-    nets = []
-    for fuse_layers in (True, False):
-        net = nn.Sequential(nn.Linear(4, 3, seed=0, dtype=np.float64),
-                            nn.BatchNorm1d(3, momentum=0.1, dtype=np.float64), nn.ReLU(),
-                            nn.Linear(3, 3, seed=1, dtype=np.float64),
-                            nn.BatchNorm1d(3, momentum=0.5, dtype=np.float64)).flatten_parameters()
-        net.fuse_layers = fuse_layers
-        nets.append(net)
-    rng = np.random.default_rng(6)
-    for _ in range(3):
-        x = tg.tensor(rng.standard_normal((6, 4)))
-        np.testing.assert_allclose(nets[0](x).data, nets[1](x).data, rtol=1e-12)
-    for p, q in zip(nets[0].buffers(), nets[1].buffers()):
-        np.testing.assert_allclose(p.data, q.data, rtol=1e-12)
+    _same_with_and_without_fusion(
+        lambda: nn.Sequential(nn.Linear(4, 3, seed=0, dtype=np.float64),
+                              nn.BatchNorm1d(3, momentum=0.1, dtype=np.float64), nn.ReLU(),
+                              nn.Linear(3, 3, seed=1, dtype=np.float64),
+                              nn.BatchNorm1d(3, momentum=0.5, dtype=np.float64)
+                              ).flatten_parameters(), 6)
 
 
 def test_a_forward_replaced_on_an_instance_is_honoured():
