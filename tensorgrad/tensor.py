@@ -428,7 +428,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs; "
                                    f"this output has shape {r.shape}: pass gradient= (backward) "
                                    f"or grad_outputs= (grad)")
-            g = np.ones_like(r.data)
+            g = np.array(1, r.data.dtype) if r.data.ndim == 0 else np.ones(r.shape, r.dtype)
         elif isinstance(g, Tensor):
             g = g if create_graph else g.data
         else:
