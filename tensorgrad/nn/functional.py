@@ -24,7 +24,7 @@ def _data(x):
 def _check_logits(x, who, reduction):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    shape = np.shape(_data(x))
+    shape = _data(x).shape
     if len(shape) != 2:
         raise ValueError(f"{who}: expected input of shape (N, C), got shape {shape}")
     return shape
@@ -37,7 +37,7 @@ def _labels(target, shape, who):
     if y.shape != (n,):
         raise ValueError(f"{who}: integer targets must have shape ({n},) for input of shape "
                          f"{shape}, got {y.shape}")
-    if n and (y.min() < 0 or y.max() >= c):
+    if n and (np.minimum.reduce(y) < 0 or np.maximum.reduce(y) >= c):  # ufuncs: no wrapper
         bad = y[(y < 0) | (y >= c)][0]
         raise IndexError(f"{who}: target label {bad} is out of range for {c} classes")
     return y
