@@ -127,10 +127,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     training=False: normalise with running_mean / running_var.
     The output is (x - mean) * (weight / sqrt(var + eps)) + bias.
     """
-    x = _data(input)
-    if x.ndim not in (2, 3):
-        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got "
-                         f"{x.shape}")
+    x = _batch_input(input)
     c = x.shape[1]
     shape = (c,)
     for v in (running_mean, running_var, weight, bias):
@@ -154,16 +151,18 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         return out
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: training=False needs running_mean and running_var")
-    mu = _data(running_mean)
-    inv = (_data(running_var) + eps) ** -0.5
-    if wide:
-        mu, inv = mu.reshape(c, 1), inv.reshape(c, 1)
-    if weight is not None:
-        inv = (weight.reshape(c, 1) if wide else weight) * inv
-    out = (input - mu) * inv
-    if bias is not None:
-        out = out + (bias.reshape(c, 1) if wide else bias)
-    return out
+    # arrays: the statistics take no part in a graph here (traces use batch_norm_running_stats)
+    return _normalize_running(input, _data(running_mean), _data(running_var), weight, bias,
+                              wide=wide, eps=eps)
+
+
+def _batch_input(input):
+    """The array of batch norm's input, checked to be (N, C) or (N, C, L)."""
+    x = _data(input)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got "
+                         f"{x.shape}")
+    return x
 
 
 def update_running(running_mean, running_var, mean, var, momentum, unbias=1.0):
@@ -183,10 +182,7 @@ def batch_norm_batch_stats(input, weight=None, bias=None, *, eps=1e-5):
     """Training-mode batch norm as a pure composition: (output, batch mean, UNBIASED batch
     variance), the statistics for the running averages (`nn.Sequential`'s fused layer chains
     trace this; `batch_norm` is the same maths with the in-place update)."""
-    x = _data(input)
-    if x.ndim not in (2, 3):
-        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got "
-                         f"{x.shape}")
+    x = _batch_input(input)
     _check_feature_shape(x.shape, None, None, weight, bias)
     count = x.size // x.shape[1]
     if count < 2:
@@ -201,18 +197,22 @@ def batch_norm_running_stats(input, running_mean, running_var, weight=None, bias
                              eps=1e-5):
     """Eval-mode batch norm: normalise with the running statistics (Tensors: a pure
     composition whose trace reads their current values)."""
-    x = _data(input)
-    if x.ndim not in (2, 3):
-        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got "
-                         f"{x.shape}")
+    x = _batch_input(input)
     _check_feature_shape(x.shape, running_mean, running_var, weight, bias)
-    c = x.shape[1]
-    shape = (c, 1) if x.ndim == 3 else (c,)  # per-channel vectors broadcast as (C, 1)
-    inv = (running_var.reshape(shape) + eps) ** -0.5  # Tensor ops: a trace reads the buffers
+    return _normalize_running(input, running_mean, running_var, weight, bias,
+                              wide=x.ndim == 3, eps=eps)
+
+
+def _normalize_running(x, running_mean, running_var, weight, bias, *, wide, eps):
+    """(x - running_mean) * (weight / sqrt(running_var + eps)) + bias. With Tensor statistics
+    these are Tensor ops, so a trace reads the buffers' current values on every replay."""
+    if wide:  # per-channel vectors broadcast as (C, 1)
+        running_mean, running_var = running_mean.reshape(-1, 1), running_var.reshape(-1, 1)
+    inv = (running_var + eps) ** -0.5
     if weight is not None:
-        inv = weight.reshape(shape) * inv
-    out = (input - running_mean.reshape(shape)) * inv
-    return out if bias is None else out + bias.reshape(shape)
+        inv = (weight.reshape(-1, 1) if wide else weight) * inv
+    out = (x - running_mean) * inv
+    return out if bias is None else out + (bias.reshape(-1, 1) if wide else bias)
 
 
 def _check_feature_shape(shape, running_mean, running_var, weight, bias):
