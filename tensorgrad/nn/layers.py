@@ -141,30 +141,37 @@ class BatchNorm1d(Module):
         F.update_running(self.running_mean, self.running_var, mean.data, var.data, momentum)
 
     @staticmethod
-    def _track_all(layers, stats):
-        """`_track` of several layers (stats: mean, var of each in turn). When their running
-        statistics and counters sit in flat arrays in that order (`flatten_parameters`) and share
-        one momentum, all are updated by five numpy calls instead of eight per layer."""
+    def _track_all(layers):
+        """`_track` of several layers at once: a function of their stats (mean, var of each in
+        turn) that updates all running statistics with five numpy calls instead of eight per
+        layer, when they and the counters sit in flat arrays in that order (`flatten_parameters`)
+        and share one momentum; else None. A fused chain asks once per module_version; the
+        function checks that the flat arrays are still in place on every call."""
         first = layers[0]
         flat, counts = getattr(first.running_mean, "_flat", None), \
             getattr(first.num_batches_tracked, "_flat", None)
         momentum = first.momentum
         if flat is None or counts is None or momentum is None or not (
                 len(flat.params) == 2 * len(layers) == 2 * len(counts.params)
-                and flat.valid() and counts.valid()
                 and all(m.momentum == momentum and flat.params[2 * i] is m.running_mean
                         and flat.params[2 * i + 1] is m.running_var
                         and counts.params[i] is m.num_batches_tracked
                         for i, m in enumerate(layers))):
-            for i, m in enumerate(layers):
-                m._track(stats[2 * i], stats[2 * i + 1])
-            return
-        counts.data += 1
-        new = flat.grad  # scratch of the flat array's size
-        np.concatenate([s.data.ravel() for s in stats], out=new, casting="same_kind")
-        new *= momentum
-        flat.data *= 1.0 - momentum
-        flat.data += new
+            return None
+        keep = 1.0 - momentum
+
+        def update(stats):
+            if not (flat.valid() and counts.valid()):  # an array was replaced: one at a time
+                for i, m in enumerate(layers):
+                    m._track(stats[2 * i], stats[2 * i + 1])
+                return
+            counts.data += 1
+            new = flat.grad  # scratch of the flat array's size
+            np.concatenate([s.data for s in stats], axis=None, out=new, casting="same_kind")
+            new *= momentum
+            flat.data *= keep
+            flat.data += new
+        return update
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -21,6 +21,9 @@ __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "IncompatibleKeys"
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 _EXTRA = "_extra_state"
 _tree_version = [0]  # bumped by every (re)registration in any module: invalidates memo()
+# bumped by every attribute assignment or deletion on any module and by train()/eval(): what a
+# module computed from its attributes (a fused chain's description, say) is valid while it holds
+module_version = [0]
 
 
 class Parameter(Tensor):
@@ -110,10 +113,12 @@ class Module:
             value = _as_buffer(name, value)
             self._buffers[name] = value
         object.__setattr__(self, name, value)
+        module_version[0] += 1
 
     def _forget(self, name, keep=None):
         """Drop `name` from the registries (but `keep`, where re-assigning keeps its place)."""
         _tree_version[0] += 1
+        module_version[0] += 1
         for reg in (self._parameters, self._buffers, self._modules):
             if reg is not keep:
                 reg.pop(name, None)
@@ -124,6 +129,7 @@ class Module:
         if "_parameters" in self.__dict__:
             self._forget(name)
         object.__delattr__(self, name)
+        module_version[0] += 1
 
     def register_parameter(self, name, param):
         """Add a parameter (or None, a declared-but-absent parameter such as a missing bias)."""
@@ -241,6 +247,7 @@ class Module:
             raise ValueError(f"train(): mode must be a bool, got {mode!r}")
         for m in self.modules():
             m.__dict__["training"] = mode
+        module_version[0] += 1
         return self
 
     def eval(self):

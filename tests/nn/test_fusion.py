@@ -126,3 +126,34 @@ def test_a_forward_replaced_on_an_instance_is_honoured():
     net(x)  # the fused plan exists already
     net[1].forward = lambda h: h * 0.0
     assert not net(x).data.any()
+
+
+def test_a_chain_asks_its_modules_once_while_no_attribute_changes(monkeypatch):
+    from tensorgrad.nn import module as module_mod
+    net, _ = _pair(dims=[6, 5, 4, 3])
+    opt = tg.optim.SGD(net.parameters(), lr=0.1)
+    rng = np.random.default_rng(2)
+    x, y = tg.tensor(rng.standard_normal((8, 6))), rng.integers(0, 3, 8)
+    _step(net, x, y)
+    opt.step()
+    version = module_mod.module_version[0]
+    asked = []
+    monkeypatch.setattr(nn.Linear, "_fused_part",
+                        lambda self, f=nn.Linear._fused_part: asked.append(self) or f(self))
+    for _ in range(3):  # training steps set no module attribute: nothing to ask again
+        _step(net, x, y)
+        opt.step()
+    assert module_mod.module_version[0] == version and not asked
+
+
+def test_an_attribute_set_after_the_first_call_takes_effect():
+    fused, plain = _pair(dims=[6, 5, 3])
+    rng = np.random.default_rng(4)
+    x = tg.tensor(rng.standard_normal((8, 6)))
+    fused(x), plain(x)
+    for net in (fused, plain):
+        net[1].momentum = 0.5  # the batch norm layer: side effects with the new momentum
+        net[1].eps = 0.25  # and output with the new eps
+    np.testing.assert_allclose(fused(x).data, plain(x).data, rtol=1e-12)
+    for (name, p), q in zip(fused.named_buffers(), plain.buffers()):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-12, err_msg=name)

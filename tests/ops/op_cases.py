@@ -199,7 +199,7 @@ CASES = {
     "sum_squares": dict(fn=tg.sum_squares, inputs=[_several_tensors()]),
     "mean": dict(fn=tg.mean, inputs=[T()], params=dict(axis=lambda x: axes(x.ndim),
                                                        keepdims=st.booleans())),
-    "var": dict(fn=tg.var, inputs=[T(_nonscalar(), distinct=True, low=-3, high=3)],
+    "var": dict(fn=tg.var, inputs=[T(_nonscalar(), distinct=True, low=-4, high=4)],
                 params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans(),
                             ddof=st.just(0))),
     "std": dict(fn=tg.std, inputs=[T(shapes(min_dims=1, min_side=2), distinct=True, low=-4,
