@@ -38,7 +38,9 @@ class Op:
         # not for a custom Function, whose backward may return any array.
         self.fresh = forward is not None if fresh is None else fresh
         # optionally vjp_all(xp, g, out, inputs) -> every input's gradient in one call (a fused
-        # node computes them together); the engine then calls it once instead of the vjps
+        # node computes them together); the engine then calls it once instead of the vjps. In an
+        # ordinary backward its gradients must already have their input's shape and dtype and be
+        # arrays nothing else holds (views of such allowed): a leaf keeps them as they are.
         self.vjp_all = vjp_all
 
     def __call__(self, *args, **params):

@@ -109,9 +109,10 @@ class _Program:
                         f"{'v%d.dtype' % slot if 'dtype' in kinds else 'None'}, {kinds!r})"]
             shape, dtype = seen[site]
             out = []
-            if kinds[0] == "broadcast":
+            if kinds[0] in ("broadcast", "full"):
                 if shape != self.shapes[slot]:
-                    out.append(f"    {var} = xp.broadcast_to({var}, S{slot})")
+                    out.append(f"    {var} = xp.broadcast_to({var}, S{slot})"
+                               + (".copy()" if kinds[0] == "full" else ""))
                 return out
             if not seen[site, "kept"]:
                 out.append(f"    {var} = {_reduction(env, site, shape, self.shapes[slot], dtype)}"
@@ -138,6 +139,10 @@ class _Program:
                 site += 1
                 lines.append(f"    g{a} = t" if a not in reached else f"    g{a} = g{a} + t")
                 reached.add(a)
+        for i in sorted(reached):  # an input's gradient may still be compact: make it full
+            if i < n_in:
+                lines += fix(site, f"g{i}", i, ("full",))
+                site += 1
         grads = ", ".join(f"g{i}" if i in reached else "None" for i in range(n_in))
         lines.append(f"    return [{grads}]")
         return _define("backward", lines, env)
@@ -148,6 +153,8 @@ def _probe_site(seen, site, t, shape, dtype, kinds):
     seen[site] = (t.shape, t.dtype)
     if kinds[0] == "broadcast":
         return t if t.shape == shape else np.broadcast_to(t, shape)
+    if kinds[0] == "full":
+        return t if t.shape == shape else np.broadcast_to(t, shape).copy()
     reduced = t if t.shape == shape else _reduce_to(t, shape)
     seen[site, "kept"], seen[site, "target"] = reduced is t, dtype
     return reduced if reduced.dtype == dtype else reduced.astype(dtype)
@@ -261,25 +268,19 @@ def _fused_vjp(vjp_all):
 
 
 def _unshared(grads, g):
-    """Copy any gradient whose memory another input's gradient already uses (inside a program
-    one array can reach two inputs, through an add say), so that no two leaves share a .grad
-    buffer; the incoming `g` and views of it are left to the engine, which copies those."""
-    seen, gbase = set(), g.base
+    """Copy any gradient whose memory the incoming `g` or another input's gradient already uses
+    (inside a program one array can reach two inputs, through an add say, and `g` itself can
+    pass through), so that every gradient is an array nothing else holds (Op.vjp_all's promise:
+    the engine hands them to the leaves as they are)."""
+    seen, gbase = set(), g if g.base is None else g.base
     for i, gi in enumerate(grads):
         if gi is None:
             continue
-        base = gi.base
-        if base is None:
-            base = gi
-        elif base is gbase and gbase is not None:
-            continue
-        if base is g:
-            continue
-        key = id(base)
-        if key in seen:
+        base = gi if gi.base is None else gi.base
+        if base is gbase or id(base) in seen:
             grads[i] = gi = gi.copy()
-            key = id(gi)
-        seen.add(key)
+            base = gi
+        seen.add(id(base))
     return grads
 
 

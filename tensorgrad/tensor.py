@@ -487,6 +487,12 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     continue
                 if every is not None:
                     gi = every[i]
+                    if fast and p._op is None and p.grad is None:  # arrays of its own: keep it
+                        p.grad = Tensor._wrap(gi)  # (shape, dtype and ownership: Op.vjp_all)
+                        owned.add(id(gi))
+                        if lazy and id(p) in lazy:
+                            _add_lazy(lazy.pop(id(p))[1], gi)
+                        continue
                 elif op.variadic:
                     gi = vjps[0](xp, g, out, *args, argnum=i, **kw)
                 elif kw:

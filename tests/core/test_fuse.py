@@ -120,6 +120,30 @@ def test_inputs_reached_by_one_array_get_separate_gradient_buffers():
     np.testing.assert_array_equal(b.grad.data, np.full((3, 2), 3.0))
 
 
+def test_a_gradient_passed_through_a_program_is_the_leafs_own_full_array():
+    # inside the program x's gradient is the incoming array itself, b's a column sum of it and
+    # y's a compact 0-d one (the vjp of sum): each leaf must still get a full, writable array
+    # of its own, as the engine gives it for unfused ops
+    @tg.fuse
+    def f(x, b, y):
+        return x + b + (y * 0.0).sum()
+
+    x = tg.tensor(np.ones((3, 2)), requires_grad=True)
+    b = tg.tensor(np.ones((1, 2)), requires_grad=True)
+    y = tg.tensor(np.ones(4), requires_grad=True)
+    w = tg.tensor(np.arange(6.0).reshape(3, 2))
+    out = f(x, b, y)
+    (out * w).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, w.data)
+    np.testing.assert_array_equal(b.grad.data, [[6.0, 9.0]])
+    np.testing.assert_array_equal(y.grad.data, np.zeros(4))
+    for t in (x, b, y):
+        assert t.grad.data.flags.writeable and t.grad.shape == t.shape
+    assert not np.may_share_memory(x.grad.data, w.data)
+    x.grad.data += 1.0  # a later backward accumulates in place: nothing else may change
+    np.testing.assert_array_equal(w.data, np.arange(6.0).reshape(3, 2))
+
+
 def test_specialised_backward_follows_the_incoming_gradient_shape_and_dtypes():
     # the backward is specialised on its first call: later calls with a broadcast gradient (from
     # .sum()) or a full one, and a float32 input beside a float64 one, must still be exact
