@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import repeat
-from operator import attrgetter, is_, is_not
+from operator import attrgetter, is_
 
 import numpy as np
 
 from .tensor import Tensor
 
-_data_of, _base_of, _grad_of = attrgetter("data"), attrgetter("base"), attrgetter("grad")
+_data_of, _base_of = attrgetter("data"), attrgetter("base")
 SMALL = 1 << 16  # elements; larger parameters stay on their own (gathering costs a full pass)
 
 
@@ -55,6 +55,7 @@ class FlatParams:
             self.orders.append(order)
             at += size
         self.views = [p.data for p in self.params]
+        self.transposed = [i for i, o in enumerate(self.orders) if o == "F"]
 
     @staticmethod
     def of(params: Sequence[Tensor]) -> tuple[FlatParams | None, list[Tensor]]:
@@ -73,9 +74,11 @@ class FlatParams:
 
     def gather(self) -> bool:
         """Copy every gradient into `grad` (one call); False if some parameter has none."""
-        grads = list(map(_grad_of, self.params))
-        if not all(map(is_not, grads, repeat(None))):
+        try:
+            arrays = [p.grad.data for p in self.params]
+        except AttributeError:  # a parameter without a gradient
             return False
-        np.concatenate([g.data.ravel(o) for g, o in zip(grads, self.orders)], out=self.grad,
-                       casting="same_kind")
+        for i in self.transposed:  # flattening g.T in C order is flattening g in F order
+            arrays[i] = arrays[i].T
+        np.concatenate(arrays, axis=None, out=self.grad, casting="same_kind")
         return True

@@ -15,6 +15,8 @@ backward re-runs `fn` op by op, so higher-order gradients work as without fusion
 """
 import functools
 import importlib
+from itertools import repeat
+from operator import attrgetter
 
 import numpy as np
 
@@ -26,6 +28,9 @@ _t = importlib.import_module(".tensor", __package__)  # the module (tensorgrad.t
 
 __all__ = ["fuse"]
 
+_data_of, _requires_grad = attrgetter("data"), attrgetter("requires_grad")
+_shape_dtype = attrgetter("shape", "dtype")
+
 
 class _Program:
     """The recorded primitives of one trace, over numbered slots: the inputs, then the
@@ -35,10 +40,11 @@ class _Program:
 
     __slots__ = ("n_in", "consts", "steps", "shapes", "result", "aux", "forward", "backwards")
 
-    def __init__(self, n_in, consts, steps, shapes, result, aux):
+    def __init__(self, n_in, consts, steps, shapes, result, aux, examples):
+        """`examples`: every slot's value in the trace (for Op.lower; not kept)."""
         self.n_in, self.consts, self.steps, self.shapes = n_in, consts, steps, shapes
         self.result, self.aux = result, aux
-        self.forward = self._compile_forward()
+        self.forward = self._compile_forward(examples)
         self.backwards = {}  # requires-grad mask of the inputs -> compiled backward
 
     def run(self, arrays):
@@ -57,7 +63,7 @@ class _Program:
         if compiled is None:
             seen = {}
             grads = self._compile_backward(mask, seen)(xp, g, vals)
-            self.backwards[key] = self._compile_backward(mask, None, seen)
+            self.backwards[key] = self._compile_backward(mask, None, seen, vals, xp)
             return grads
         return compiled(xp, g, vals)
 
@@ -70,7 +76,7 @@ class _Program:
             parts.append(f"{key}={name}_{key}")
         return f"{name}({extra}{', '.join(parts)})"
 
-    def _compile_forward(self):
+    def _compile_forward(self, examples):
         env = {"asarray": np.asarray}
         n_in, n_const = self.n_in, len(self.consts)
         lines = [f"def forward({', '.join(f'v{i}' for i in range(n_in))}):"]
@@ -79,15 +85,22 @@ class _Program:
             lines.append(f"    v{n_in + j} = c{j}")
         for k, (op, spec, kw) in enumerate(self.steps):
             s = n_in + n_const + k
-            lines.append(f"    v{s} = {self._call(env, f'f{k}', op.forward, spec, kw)}")
+            fn = op.forward
+            if op.lower is not None:
+                low = op.lower(None, [examples[a] for a in spec], **kw)
+                if low is not None:
+                    fn, kw = low, {}
+            lines.append(f"    v{s} = {self._call(env, f'f{k}', fn, spec, kw)}")
             if self.shapes[s] == ():  # ufuncs return numpy scalars for 0-d operands
                 lines.append(f"    v{s} = asarray(v{s})")
         lines.append(f"    return [{', '.join(f'v{i}' for i in range(len(self.shapes)))}]")
         return _define("forward", lines, env)
 
-    def _compile_backward(self, mask, probe=None, seen=None):
+    def _compile_backward(self, mask, probe=None, seen=None, vals=None, xp=None):
         """Source of the backward for `mask`: with `probe` (a dict to fill) every check records
-        what it met; with `seen` (a filled one) each check becomes what it met, or nothing."""
+        what it met; with `seen` (a filled one) each check becomes what it met, or nothing, and
+        each vjp the op's lowering for the arrays it met (the probe's gradients and `vals`,
+        with `xp` to run the lowered vjp once and see what it returns)."""
         n_in, n_const = self.n_in, len(self.consts)
         live = [bool(m) for m in mask] + [False] * n_const  # slot depends on a grad input
         plans = []
@@ -101,12 +114,18 @@ class _Program:
                  f"    g{self.result} = g"]
         reached = {self.result}  # slots holding a gradient so far
 
-        def fix(site, var, slot, kinds):
-            """The lines that bring `var` to slot's shape (and dtype) at this site."""
-            env[f"S{slot}"] = self.shapes[slot]
+        def fix(site, var, slot, kinds, full=None, met=None):
+            """The lines that bring `var` to slot's shape (and dtype) at this site; `full`: the
+            shape a compact `var` stands for (see xp.reduce_to); `met`: what a lowered vjp
+            returned here (instead of what the probe saw)."""
+            env[f"S{slot}"], env[f"F{site}"] = self.shapes[slot], full
             if probe is not None:
                 return [f"    {var} = _probe(_seen, {site}, {var}, S{slot}, "
-                        f"{'v%d.dtype' % slot if 'dtype' in kinds else 'None'}, {kinds!r})"]
+                        f"{'v%d.dtype' % slot if 'dtype' in kinds else 'None'}, {kinds!r}, "
+                        f"F{site})"]
+            if met is not None:
+                seen[site] = (met.shape, met.dtype)
+                seen[site, "kept"] = met.shape == self.shapes[slot]
             shape, dtype = seen[site]
             out = []
             if kinds[0] in ("broadcast", "full"):
@@ -115,7 +134,8 @@ class _Program:
                                + (".copy()" if kinds[0] == "full" else ""))
                 return out
             if not seen[site, "kept"]:
-                out.append(f"    {var} = {_reduction(env, site, shape, self.shapes[slot], dtype)}"
+                out.append(f"    {var} = "
+                           f"{_reduction(env, site, shape, self.shapes[slot], dtype, full)}"
                            .replace("$", var).replace("S_", f"S{slot}"))
             if dtype != seen[site, "target"]:
                 out.append(f"    {var} = xp.astype({var}, v{slot}.dtype)")
@@ -130,12 +150,21 @@ class _Program:
             if not op.elementwise:  # a compact gradient meets a shape op
                 lines += fix(site, f"g{s}", s, ("broadcast",))
                 site += 1
+            if op.lower is not None and probe is not None:  # what the vjps will be given
+                lines.append(f"    _seen['g', {k}] = g{s}")
             for i in plans[k]:
                 a = spec[i]
                 fn, extra_kw = (op.vjps[0], dict(kw, argnum=i)) if op.variadic else (op.vjps[i], kw)
+                met = None
+                if op.lower is not None and probe is None:
+                    examples = [seen["g", k], vals[s]] + [vals[b] for b in spec]
+                    low = op.lower(i, examples, **kw)
+                    if low is not None:  # its result may differ in shape: fix what it returns
+                        fn, extra_kw, met = low, {}, low(xp, *examples)
                 call = self._call(env, f"b{k}_{i}", fn, (s,) + spec, extra_kw, f"xp, g{s}, ")
                 lines.append(f"    t = {call}")
-                lines += fix(site, "t", a, ("reduce", "dtype"))
+                lines += fix(site, "t", a, ("reduce", "dtype"),
+                             self.shapes[s] if op.elementwise else None, met)
                 site += 1
                 lines.append(f"    g{a} = t" if a not in reached else f"    g{a} = g{a} + t")
                 reached.add(a)
@@ -148,26 +177,26 @@ class _Program:
         return _define("backward", lines, env)
 
 
-def _probe_site(seen, site, t, shape, dtype, kinds):
+def _probe_site(seen, site, t, shape, dtype, kinds, full):
     """A check of the probing backward: note what `t` was, then fix it as the engine does."""
     seen[site] = (t.shape, t.dtype)
     if kinds[0] == "broadcast":
         return t if t.shape == shape else np.broadcast_to(t, shape)
     if kinds[0] == "full":
         return t if t.shape == shape else np.broadcast_to(t, shape).copy()
-    reduced = t if t.shape == shape else _reduce_to(t, shape)
+    reduced = t if t.shape == shape else _reduce_to(t, shape, full)
     seen[site, "kept"], seen[site, "target"] = reduced is t, dtype
     return reduced if reduced.dtype == dtype else reduced.astype(dtype)
 
 
-def _reduction(env, site, shape, target, dtype):
+def _reduction(env, site, shape, target, dtype, full):
     """Source summing `$` of `shape` down to `target`: a product with a ones vector for the
     column sum of a float matrix (the bias and batch-norm gradients), else xp.reduce_to."""
     if len(shape) == 2 and dtype.kind == "f" and shape[1:] == target[-1:] and \
-            target in ((shape[1],), (1, shape[1])):
+            target in ((shape[1],), (1, shape[1])) and (full is None or full == shape):
         env[f"ones{site}"] = np.ones(shape[0], dtype)
         return f"dot(ones{site}, $)" + (".reshape(S_)" if len(target) == 2 else "")
-    return "xp.reduce_to($, S_)"
+    return f"xp.reduce_to($, S_, F{site})"
 
 
 def _define(name, lines, env):
@@ -241,7 +270,9 @@ def _trace(fn, tensors, kw):
         where.append(number(slots[id(r)]))
     steps = [(op, tuple(number(a) for a in spec), op_kw) for op, spec, op_kw in steps]
     shapes = [t.data.shape for t in tensors] + [np.shape(c) for c in consts] + out_shapes
-    return (_Program(n_in, consts, steps, shapes, where[0], tuple(where[1:])),
+    examples = [t.data for t in tensors] + consts + [keep[len(tensors) + k].data
+                                                     for k in range(len(steps))]
+    return (_Program(n_in, consts, steps, shapes, where[0], tuple(where[1:]), examples),
             isinstance(result, tuple))
 
 
@@ -307,21 +338,21 @@ def fuse(fn):
 
     @functools.wraps(fn)
     def fused(*tensors, **kw):
-        for i, t in enumerate(tensors):
-            if not isinstance(t, Tensor):
-                raise TypeError(f"{name} (fused): argument {i} must be a Tensor, got "
-                                f"{type(t).__name__}")
+        if not all(map(isinstance, tensors, repeat(Tensor))):
+            i, t = next((i, t) for i, t in enumerate(tensors) if not isinstance(t, Tensor))
+            raise TypeError(f"{name} (fused): argument {i} must be a Tensor, got "
+                            f"{type(t).__name__}")
         if _t._tracer is not None:  # inside another trace: record our primitives there
             return fn(*tensors, **kw)
-        arrays = [t.data for t in tensors]
-        key = (tuple([(a.shape, a.dtype) for a in arrays]), tuple(kw.items()))
+        arrays = list(map(_data_of, tensors))
+        key = (tuple(map(_shape_dtype, arrays)), tuple(kw.items()))
         entry = programs.get(key)
         if entry is None:
             entry = programs[key] = _trace(fn, tensors, kw)
         program, has_aux = entry
         vals = program.run(arrays)
         out = vals[program.result]
-        mask = tuple([t.requires_grad for t in tensors])
+        mask = tuple(map(_requires_grad, tensors))
         if True in mask and _t._grad_enabled and out.dtype.kind == "f":
             need = [i for i, m in enumerate(mask) if m]
             saved = _Saved(program, vals, mask, kw)

@@ -509,7 +509,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                         continue
                     gi = gi.array()
                 if gi.shape != pdata.shape:  # undo broadcasting (compact axes may stay)
-                    gi = xp.reduce_to(gi, pdata.shape)
+                    gi = xp.reduce_to(gi, pdata.shape, out.shape if op.elementwise else None)
                 if gi.dtype != pdata.dtype:
                     gi = xp.astype(gi, pdata.dtype)
                 if p._op is not None:

@@ -16,7 +16,8 @@ _ONES = {}
 dot = getattr(np.dot, "_implementation", np.dot)
 
 
-def _ones(n, dtype, value=1.0):
+def filled(n, dtype, value=1.0):
+    """A cached read-only vector of n values `value` (the constant of a row or column sum)."""
     key = (n, dtype, value)
     ones = _ONES.get(key)
     if ones is None:
@@ -35,9 +36,9 @@ def fast_sum(a, axis=None, keepdims=False, scale=None):
             ax %= 2
             value = 1.0 if scale is None else scale
             if ax == 0:
-                s = dot(_ones(a.shape[0], a.dtype, value), a)
+                s = dot(filled(a.shape[0], a.dtype, value), a)
                 return s.reshape(1, -1) if keepdims else s
-            s = dot(a, _ones(a.shape[1], a.dtype, value))
+            s = dot(a, filled(a.shape[1], a.dtype, value))
             return s.reshape(-1, 1) if keepdims else s
     s = np.add.reduce(a, axis=axis, keepdims=keepdims)
     return s if scale is None else s * scale
@@ -51,9 +52,21 @@ def matmul(a, b):
     less per call than the matmul ufunc; anything else to matmul."""
     if a.ndim == 2 and b.ndim == 2:
         if a.shape[0] * b.shape[1] >= _BIG_PRODUCT and a.dtype == b.dtype and a.dtype.kind == "f":
-            return np.matmul(a, b, out=np.empty((a.shape[0], b.shape[1]), a.dtype))
+            return _product_into_fresh(a, b)
         return dot(a, b)
     return np.matmul(a, b)
+
+
+def matmul_2d(shape_a, shape_b, dtype_a, dtype_b):
+    """The function `matmul` uses for matrices of these shapes and dtypes (chosen once by the
+    ops' lowerings for fused programs, see Op.lower)."""
+    if shape_a[0] * shape_b[1] >= _BIG_PRODUCT and dtype_a == dtype_b and dtype_a.kind == "f":
+        return _product_into_fresh
+    return dot
+
+
+def _product_into_fresh(a, b):
+    return np.matmul(a, b, out=np.empty((a.shape[0], b.shape[1]), a.dtype))
 
 
 _BIG_PRODUCT = 1 << 14  # output elements
@@ -97,9 +110,17 @@ def _mean(a, axis=None, keepdims=False):
     return fast_sum(a, axis, keepdims, reciprocal(n))
 
 
-def reduce_to(g, shape):
+def reduce_to(g, shape, full=None):
     """Sum `g` over the axes where it is larger than `shape`; axes where it is smaller (a
-    compact gradient) stay as they are, so the result broadcasts to `shape`."""
+    compact gradient) stay as they are, so the result broadcasts to `shape`.
+
+    `full`: the shape `g` stands for (an elementwise op's output: its vjps may return a compact
+    gradient that broadcasts to it). Along an axis that `shape` broadcast (size 1 or missing)
+    and `full` has as n > 1, a compact `g` holds n equal terms of the sum: times n."""
+    if full is not None and full != g.shape:
+        n = compact_count(g.shape, shape, full)
+        if n != 1:
+            return reduce_to(g, shape) * n
     lead = g.ndim - len(shape)
     ones = tuple(i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
     if not ones:  # only leading axes: one reduction, and the result is a fresh array
@@ -108,6 +129,16 @@ def reduce_to(g, shape):
         return np.add.reduce(g, axis=tuple(range(lead))) if lead else g
     g = np.add.reduce(g, axis=tuple(range(lead)) + ones, keepdims=True)
     return g.reshape(g.shape[lead:]) if lead else g
+
+
+def compact_count(g_shape, shape, full):
+    """How many equal terms a compact gradient of `g_shape`, standing for its broadcast to
+    `full`, sums to per element when reduced to `shape` (see reduce_to)."""
+    n, off_g, off = 1, len(full) - len(g_shape), len(full) - len(shape)
+    for i, d in enumerate(full):
+        if d != 1 and (i < off or shape[i - off] == 1) and (i < off_g or g_shape[i - off_g] == 1):
+            n *= d
+    return n
 
 
 def _expand_dims(a, axis):

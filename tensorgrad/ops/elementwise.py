@@ -10,6 +10,7 @@ from scipy.special import expit
 
 from functools import partial
 
+from ..xp import filled, dot
 from ._base import Op as _Op, nondiff
 
 # every op here maps g elementwise, so it accepts a gradient that only broadcasts to its output
@@ -19,9 +20,20 @@ Op = partial(_Op, elementwise=True)
 add = Op("add", np.add,
          lambda xp, g, out, a, b: g,
          lambda xp, g, out, a, b: g)
+def _sub_lower(i, examples):
+    """In a fused program, b's gradient when b is a row vector under a float matrix (batch
+    norm's x - mean): minus the column sums of g as one product with a constant -1 vector."""
+    g, out, a, b = examples if i == 1 else (None,) * 4
+    if g is None or g.ndim != 2 or b.shape != g.shape[1:] or g.dtype.kind != "f":
+        return None
+    minus_ones = filled(g.shape[0], g.dtype, -1.0)
+    return lambda xp, g, out, a, b: dot(minus_ones, g)
+
+
 sub = Op("sub", np.subtract,
          lambda xp, g, out, a, b: g,
-         lambda xp, g, out, a, b: -xp.reduce_to(g, b.shape))  # reduce, then negate fewer values
+         lambda xp, g, out, a, b: -g,  # (g may be compact: the engine does every reduction)
+         lower=_sub_lower)
 mul = Op("mul", np.multiply,
          lambda xp, g, out, a, b: g * b,
          lambda xp, g, out, a, b: g * a)

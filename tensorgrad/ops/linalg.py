@@ -5,7 +5,7 @@ matrices and the batch dimensions that broadcasting added are summed back by the
 """
 import numpy as np
 
-from ..xp import matmul as _np_matmul
+from ..xp import matmul as _np_matmul, matmul_2d
 from ._base import Op, data_of
 
 
@@ -45,16 +45,48 @@ def _linear_vjp_weight(xp, g, out, x, weight, bias):
     if x.ndim > 2:  # fold the leading dims into one batch
         g = xp.reshape(g, (-1, g.shape[-1]))
         x = xp.reshape(x, (-1, x.shape[-1]))
-    w = data_of(weight)
-    if w.flags.f_contiguous and not w.flags.c_contiguous:  # stored (in, out), see nn.Linear
+    if _in_out_order(data_of(weight)):  # stored (in, out), see nn.Linear
         return xp.swapaxes(xp.matmul(xp.swapaxes(x, 0, 1), g), 0, 1)  # same memory order
     return xp.matmul(xp.swapaxes(g, 0, 1), x)
+
+
+def _linear_lower(i, examples):
+    """A 2-D linear layer in a fused program: each product's BLAS path chosen once (as
+    xp.matmul chooses it), and the weight's memory order read once."""
+    if i is None:
+        x, w = examples[:2]
+        if x.ndim != 2 or w.ndim != 2:
+            return None
+        product = matmul_2d(x.shape, w.shape[::-1], x.dtype, w.dtype)
+
+        def forward(x, weight, bias):
+            out = product(x, weight.T)
+            if bias is not None:
+                out += bias
+            return out
+        return forward
+    g, out, x, w = examples[:4]
+    if g.ndim != 2 or x.ndim != 2 or w.ndim != 2 or i == 2:
+        return None
+    if i == 0:
+        product = matmul_2d(g.shape, w.shape, g.dtype, w.dtype)
+        return lambda xp, g, out, x, weight, bias: product(g, weight)
+    if _in_out_order(w):  # stored (in, out), see nn.Linear: the gradient in the same order
+        product = matmul_2d(x.shape[::-1], g.shape, x.dtype, g.dtype)
+        return lambda xp, g, out, x, weight, bias: product(x.T, g).T
+    product = matmul_2d(g.shape[::-1], x.shape, g.dtype, x.dtype)
+    return lambda xp, g, out, x, weight, bias: product(g.T, x)
+
+
+def _in_out_order(w):
+    return w.flags.f_contiguous and not w.flags.c_contiguous
 
 
 _linear = Op("linear", _linear_forward,
              lambda xp, g, out, x, weight, bias: xp.matmul(g, weight),
              _linear_vjp_weight,
-             lambda xp, g, out, x, weight, bias: g)  # the engine sums over the batch
+             lambda xp, g, out, x, weight, bias: g,  # the engine sums over the batch
+             lower=_linear_lower)
 
 
 # sum(a * b) over all elements (numpy's vdot for real arrays): one BLAS dot, no temporary

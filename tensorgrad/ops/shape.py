@@ -6,7 +6,7 @@ flatten, expand and stack are compositions of these.
 """
 import numpy as np
 
-from ..xp import sum_to as _np_sum_to, unindex as _np_unindex
+from ..xp import compact_count, sum_to as _np_sum_to, unindex as _np_unindex
 from ._base import Op, Tensor, data_of
 
 _reshape = Op("reshape", np.reshape,
@@ -121,13 +121,16 @@ def sum_to(x, shape):
     return _sum_to(x, shape=shape)
 
 
-def reduce_to(x, shape):
+def reduce_to(x, shape, full=None):
     """Sum `x` over the axes where it is larger than `shape` (broadcast axes), keeping axes
-    where it is smaller: the result broadcasts to `shape` (the engine's unbroadcast step)."""
+    where it is smaller: the result broadcasts to `shape` (the engine's unbroadcast step).
+    `full`: the shape a compact `x` stands for, as in tensorgrad.xp.reduce_to."""
     xs = _shape_of(x)
-    lead = len(xs) - len(shape)
-    target = tuple(1 if s == 1 else d for s, d in zip(shape, xs[lead:]))
-    return sum_to(x, target)
+    n = 1 if full is None or full == xs else compact_count(xs, shape, full)
+    lead = len(xs) - len(shape)  # negative for a compact x with fewer axes: align the right
+    target = tuple(1 if s == 1 else d for s, d in zip(shape[max(0, -lead):], xs[max(0, lead):]))
+    out = sum_to(x, target)
+    return out if n == 1 else out * n
 
 
 def squeeze(x, axis=None, *, dim=None):

@@ -191,3 +191,35 @@ def test_retain_grad_on_a_non_leaf():
     y.retain_grad()
     (y * y).sum().backward()
     np.testing.assert_allclose(y.grad.data, 2 * y.data)
+
+
+_BINARY = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+           "div": lambda a, b: a / (b * b + 1.0), "maximum": tg.maximum, "minimum": tg.minimum}
+
+
+@given(shapes=broadcastable_shapes(), op=st.sampled_from(sorted(_BINARY)),
+       reduce=st.sampled_from(["sum", "mean", "sum0", "none"]), fused=st.booleans(),
+       seed=st.integers(0, 99))
+def test_a_reduction_s_compact_gradient_counts_every_broadcast_copy(shapes, op, reduce, fused,
+                                                                    seed):
+    # .sum() hands an elementwise op a compact gradient (one value standing for a full array):
+    # an input it broadcast must still receive the sum over all the copies it was broadcast to
+    rng = np.random.default_rng(seed)
+    fn = _BINARY[op]
+
+    def loss(a, b):
+        out = fn(a, b)
+        if reduce == "sum0" and out.ndim:
+            return out.sum(axis=0).sum()
+        return out.sum() if reduce != "mean" else out.mean()
+
+    run = tg.fuse(loss) if fused else loss
+    a, b = (tg.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes)
+    run(a, b).backward()
+    a2, b2 = (tg.tensor(t.data, requires_grad=True) for t in (a, b))
+    full = fn(a2, b2)
+    scale = 1.0 / max(full.data.size, 1) if reduce == "mean" else 1.0
+    full.backward(np.full(full.shape, scale))  # the same gradient, never compact
+    for t, ref in ((a, a2), (b, b2)):
+        assert t.grad.shape == t.shape
+        np.testing.assert_allclose(t.grad.data, ref.grad.data, rtol=1e-12, atol=1e-12)

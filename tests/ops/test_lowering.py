@@ -1,0 +1,100 @@
+"""Op.lower: the versions of a forward or vjp that fused programs specialise for fixed shapes must
+compute exactly what the general function computes (values, dtype; a vjp may sum down to its
+input's shape already), for every layout."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tensorgrad as tg
+from tensorgrad.ops.elementwise import sub
+from tensorgrad.ops.linalg import _linear
+from tensorgrad.ops.reduce import _mean
+from tensorgrad.xp import numpy_ns
+
+DTYPES = st.sampled_from([np.float32, np.float64])
+
+
+def _same(op, i, examples, **params):
+    low = op.lower(i, examples, **params)
+    assert low is not None, f"{op.name}: no lowering for {[np.shape(e) for e in examples]}"
+    if i is None:
+        got, want = low(*examples), op.forward(*examples, **params)
+    else:
+        got, want = low(numpy_ns, *examples), op.vjps[i](numpy_ns, *examples, **params)
+        if got.shape != want.shape:  # a lowered vjp may sum down to its input's shape already
+            assert got.shape == examples[2 + i].shape
+            want = numpy_ns.reduce_to(want, got.shape, examples[1].shape if op.elementwise
+                                      else None)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def _array(rng, shape, dtype, order="C"):
+    return np.asarray(rng.standard_normal(shape), dtype=dtype, order=order)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 7), k=st.integers(1, 7), m=st.integers(1, 7), dtype=DTYPES,
+       order=st.sampled_from("CF"), bias=st.booleans(), seed=st.integers(0, 99))
+def test_linear(n, k, m, dtype, order, bias, seed):
+    rng = np.random.default_rng(seed)
+    x, w = _array(rng, (n, k), dtype), _array(rng, (m, k), dtype, order)
+    b = _array(rng, (m,), dtype) if bias else None
+    out = _linear.forward(x, w, b)
+    _same(_linear, None, [x, w, b])
+    g = _array(rng, (n, m), dtype)
+    for i in (0, 1):
+        _same(_linear, i, [g, out, x, w, b])
+
+
+def test_linear_with_products_large_enough_for_the_fresh_output_path():
+    rng = np.random.default_rng(0)
+    x, w = _array(rng, (120, 300), np.float32), _array(rng, (150, 300), np.float32, "F")
+    out = _linear.forward(x, w, None)
+    _same(_linear, None, [x, w, None])
+    g = _array(rng, (120, 150), np.float32)
+    for i in (0, 1):
+        _same(_linear, i, [g, out, x, w, None])
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 9), c=st.integers(1, 9), dtype=DTYPES, seed=st.integers(0, 99))
+def test_column_mean_and_row_vector_subtraction(n, c, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x, g_rows = _array(rng, (n, c), dtype), _array(rng, (c,), dtype)
+    kw = dict(axis=(0,), keepdims=False)
+    mu = _mean.forward(x, **kw)
+    _same(_mean, None, [x], **kw)
+    _same(_mean, 0, [g_rows, mu, x], **kw)
+    g = _array(rng, (n, c), dtype)
+    _same(sub, 1, [g, x - mu, x, mu])
+
+
+def test_other_shapes_keep_the_general_functions():
+    x = np.ones((3, 4, 2))
+    assert _mean.lower(None, [x], axis=(0,), keepdims=False) is None
+    assert _mean.lower(None, [np.ones((3, 4))], axis=(1,), keepdims=False) is None
+    assert _linear.lower(None, [x, np.ones((5, 2)), None]) is None
+    assert sub.lower(0, [np.ones((3, 4))] * 4) is None
+    assert sub.lower(1, [np.ones((3, 4)), np.ones((3, 4)), np.ones((3, 4)), np.ones((1, 4))]) \
+        is None
+
+
+def test_a_fused_program_runs_the_lowered_functions():
+    calls = []
+
+    @tg.fuse
+    def block(x, w, b):
+        h = tg.ops.linear(x, w, b)
+        return (h - h.mean(axis=0)).sum()
+
+    x = tg.tensor(np.ones((4, 3)))
+    w, b = tg.tensor(np.ones((2, 3)), requires_grad=True), tg.tensor(np.zeros(2),
+                                                                     requires_grad=True)
+    for _ in range(2):  # the second backward runs the specialised program
+        block(x, w, b).backward()
+    (program, _), = block.programs.values()
+    names = {getattr(f, "__qualname__", "") for f in program.forward.__globals__.values()}
+    calls.extend(n for n in names if "_lower" in n)
+    assert any("_linear_lower" in n for n in calls)
+    np.testing.assert_allclose(w.grad.data, np.zeros((2, 3)), atol=1e-12)
