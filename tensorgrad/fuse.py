@@ -123,9 +123,8 @@ class _Program:
                 return [f"    {var} = _probe(_seen, {site}, {var}, S{slot}, "
                         f"{'v%d.dtype' % slot if 'dtype' in kinds else 'None'}, {kinds!r}, "
                         f"F{site})"]
-            if met is not None:
-                seen[site] = (met.shape, met.dtype)
-                seen[site, "kept"] = met.shape == self.shapes[slot]
+            if met is not None:  # note what it needs, as the probe does
+                _probe_site(seen, site, met, self.shapes[slot], vals[slot].dtype, kinds, full)
             shape, dtype = seen[site]
             out = []
             if kinds[0] in ("broadcast", "full"):
@@ -303,7 +302,12 @@ def _unshared(grads, g):
     (inside a program one array can reach two inputs, through an add say, and `g` itself can
     pass through), so that every gradient is an array nothing else holds (Op.vjp_all's promise:
     the engine hands them to the leaves as they are)."""
-    seen, gbase = set(), g if g.base is None else g.base
+    gbase = g if g.base is None else g.base
+    bases = [gi if gi.base is None else gi.base for gi in grads if gi is not None]
+    ids = set(map(id, bases))
+    if len(ids) == len(bases) and id(gbase) not in ids:  # the usual case: nothing to copy
+        return grads
+    seen = set()
     for i, gi in enumerate(grads):
         if gi is None:
             continue
