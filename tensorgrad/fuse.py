@@ -340,14 +340,17 @@ def fuse(fn):
     op = Op(f"fused[{name}]", None, _fused_vjp(vjp_all), variadic=True, fresh=True,
             vjp_all=vjp_all)
 
-    @functools.wraps(fn)
-    def fused(*tensors, **kw):
+    needs = {}  # requires-grad mask -> positions of the inputs that require grad
+
+    def apply(tensors, kw, wrap_aux):
         if not all(map(isinstance, tensors, repeat(Tensor))):
             i, t = next((i, t) for i, t in enumerate(tensors) if not isinstance(t, Tensor))
             raise TypeError(f"{name} (fused): argument {i} must be a Tensor, got "
                             f"{type(t).__name__}")
         if _t._tracer is not None:  # inside another trace: record our primitives there
-            return fn(*tensors, **kw)
+            result = fn(*tensors, **kw)
+            return result if wrap_aux or not isinstance(result, tuple) else \
+                (result[0], *[a.data for a in result[1:]])
         arrays = list(map(_data_of, tensors))
         key = (tuple(map(_shape_dtype, arrays)), tuple(kw.items()))
         entry = programs.get(key)
@@ -358,7 +361,9 @@ def fuse(fn):
         out = vals[program.result]
         mask = tuple(map(_requires_grad, tensors))
         if True in mask and _t._grad_enabled and out.dtype.kind == "f":
-            need = [i for i, m in enumerate(mask) if m]
+            need = needs.get(mask)
+            if need is None:
+                need = needs[mask] = [i for i, m in enumerate(mask) if m]
             saved = _Saved(program, vals, mask, kw)
             arrays.append(saved)
             result = _t.node(op, tensors + (saved,), arrays, need, out)
@@ -366,7 +371,16 @@ def fuse(fn):
             result = Tensor._wrap(out)
         if not has_aux:
             return result
+        if not wrap_aux:
+            return (result, *[vals[j] for j in program.aux])
         return (result, *[Tensor._wrap(vals[j]) for j in program.aux])
 
+    @functools.wraps(fn)
+    def fused(*tensors, **kw):
+        return apply(tensors, kw, True)
+
+    # the same call with the auxiliary results as plain arrays (nn.Sequential's layer chains
+    # feed batch-norm statistics straight into in-place updates: no Tensor for each)
+    fused.call_raw_aux = lambda tensors, kw: apply(tuple(tensors), kw, False)
     fused.programs = programs  # the traces, by input shapes/dtypes and keyword arguments
     return fused

@@ -10,7 +10,7 @@ A layer joins a chain when its exact class is registered here (`fusable`) with a
 `_fused_part()` returning (function, tensors, static parameters as (name, value) pairs,
 after): `function(x, *tensors, **params)` is a pure composition of tensorgrad ops returning y,
 or (y, *aux) when `after` is (callable, len(aux)[, batched]) that applies the layer's side
-effects outside the trace (batch norm's running averages) from those aux tensors, where
+effects outside the trace (batch norm's running averages) from those aux arrays, where
 `batched(modules)` may return one function doing it for several layers of the chain at once
 (or None when it cannot); else after is None.
 Subclasses run their own forward, never a chain.
@@ -89,7 +89,7 @@ class Chain:
             return x
         if not isinstance(x, Tensor):
             x = Tensor(x)
-        out = self.fused(x, *tensors, spec=spec)
+        out = self.fused.call_raw_aux((x,) + tensors, {"spec": spec})
         if effects is None:
             return out
         effects(out[1:])

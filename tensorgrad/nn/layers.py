@@ -133,12 +133,13 @@ class BatchNorm1d(Module):
         return F.batch_norm_batch_stats, wb, params, (self._track, 2, BatchNorm1d._track_all)
 
     def _track(self, mean, var):
-        """Training-mode side effects of forward, from a fused chain's batch statistics."""
+        """Training-mode side effects of forward, from a fused chain's batch statistics
+        (arrays)."""
         self.num_batches_tracked.data += 1
         momentum = self.momentum
         if momentum is None:
             momentum = 1.0 / float(self.num_batches_tracked.data)
-        F.update_running(self.running_mean, self.running_var, mean.data, var.data, momentum)
+        F.update_running(self.running_mean, self.running_var, mean, var, momentum)
 
     @staticmethod
     def _track_all(layers):
@@ -167,7 +168,7 @@ class BatchNorm1d(Module):
                 return
             counts.data += 1
             new = flat.grad  # scratch of the flat array's size
-            np.concatenate([s.data for s in stats], axis=None, out=new, casting="same_kind")
+            np.concatenate(stats, axis=None, out=new, casting="same_kind")
             new *= momentum
             flat.data *= keep
             flat.data += new
