@@ -157,12 +157,12 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: set ``p.grad = None`` (default) or to zeros of the same shape."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
+            if set_to_none:
+                for p in group["params"]:
                     p.grad = None
-                else:
+                continue
+            for p in group["params"]:
+                if p.grad is not None:
                     # A fresh array, so a gradient array shared with anything else is not clobbered.
                     p.grad.data = np.zeros_like(p.grad.data)
 
