@@ -47,8 +47,8 @@ class Op:
         # the inputs) or of input i's vjp (examples: g, out, inputs) specialised for arrays of
         # the examples' shapes and dtypes, or None. A fused program, whose shapes never change,
         # asks once and then runs the result instead of the general function, so it must
-        # compute the same values (a vjp's version may return them already summed down to its
-        # input's shape) and may read only static properties of the examples, never values
+        # compute the same values (a vjp's version may instead return the gradient already
+        # summed to exactly its input's shape) and read only static properties of the examples
         self.lower = lower
 
     def __call__(self, *args, **params):

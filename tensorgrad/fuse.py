@@ -22,7 +22,7 @@ import numpy as np
 
 from .function import Op
 from .tensor import Tensor
-from .xp import dot as _dot, reduce_to as _reduce_to
+from .xp import dot as _dot, number as _number, reduce_to as _reduce_to
 
 _t = importlib.import_module(".tensor", __package__)  # the module (tensorgrad.tensor is a function)
 
@@ -67,10 +67,11 @@ class _Program:
             return grads
         return compiled(xp, g, vals)
 
-    def _call(self, env, name, fn, spec, kw, extra=""):
-        """Source of a call of fn on the slots in spec with the parameters kw."""
+    def _call(self, env, name, fn, spec, kw, extra="", args=None):
+        """Source of a call of fn on the slots in spec (or the names `args`) with the
+        parameters kw."""
         env[name] = fn
-        parts = [f"v{a}" for a in spec]
+        parts = [f"v{a}" for a in spec] if args is None else list(args)
         for key, value in kw.items():
             env[f"{name}_{key}"] = value
             parts.append(f"{key}={name}_{key}")
@@ -90,7 +91,10 @@ class _Program:
                 low = op.lower(None, [examples[a] for a in spec], **kw)
                 if low is not None:
                     fn, kw = low, {}
-            lines.append(f"    v{s} = {self._call(env, f'f{k}', fn, spec, kw)}")
+            args = [f"v{a}" for a in spec]
+            if fn in _TYPED_NUMBERS:
+                _typed_numbers(env, k, args, [examples[a] for a in spec])
+            lines.append(f"    v{s} = {self._call(env, f'f{k}', fn, spec, kw, args=args)}")
             if self.shapes[s] == ():  # ufuncs return numpy scalars for 0-d operands
                 lines.append(f"    v{s} = asarray(v{s})")
         lines.append(f"    return [{', '.join(f'v{i}' for i in range(len(self.shapes)))}]")
@@ -123,8 +127,9 @@ class _Program:
                 return [f"    {var} = _probe(_seen, {site}, {var}, S{slot}, "
                         f"{'v%d.dtype' % slot if 'dtype' in kinds else 'None'}, {kinds!r}, "
                         f"F{site})"]
-            if met is not None:  # note what it needs, as the probe does
-                _probe_site(seen, site, met, self.shapes[slot], vals[slot].dtype, kinds, full)
+            if met is not None:  # note what it needs, as the probe does (of the input's
+                _probe_site(seen, site, met, self.shapes[slot], vals[slot].dtype, kinds,
+                            None if met.shape == self.shapes[slot] else full)  # shape: summed)
             shape, dtype = seen[site]
             out = []
             if kinds[0] in ("broadcast", "full"):
@@ -176,6 +181,24 @@ class _Program:
         return _define("backward", lines, env)
 
 
+# ufuncs for which a Python number operand computes exactly as a 0-d array of the other
+# operand's float dtype (NumPy 2 casts the number to it), at 0.4-0.6 us less per call
+_TYPED_NUMBERS = {np.add, np.subtract, np.multiply, np.true_divide, np.maximum, np.minimum}
+
+
+def _typed_numbers(env, k, args, examples):
+    """Replace, in step k's call, Python number operands (eps, a mean's 1/n) by xp.number
+    0-d arrays when the array operands are all of one float dtype."""
+    dtypes = {e.dtype for e in examples if isinstance(e, np.ndarray)}
+    if len(dtypes) != 1 or next(iter(dtypes)).kind != "f":
+        return
+    dtype = dtypes.pop()
+    for i, e in enumerate(examples):
+        if e.__class__ in (int, float):
+            env[f"n{k}_{i}"] = _number(e, dtype)
+            args[i] = f"n{k}_{i}"
+
+
 def _probe_site(seen, site, t, shape, dtype, kinds, full):
     """A check of the probing backward: note what `t` was, then fix it as the engine does."""
     seen[site] = (t.shape, t.dtype)
@@ -183,7 +206,8 @@ def _probe_site(seen, site, t, shape, dtype, kinds, full):
         return t if t.shape == shape else np.broadcast_to(t, shape)
     if kinds[0] == "full":
         return t if t.shape == shape else np.broadcast_to(t, shape).copy()
-    reduced = t if t.shape == shape else _reduce_to(t, shape, full)
+    reduced = t if t.shape == shape and (full is None or full == shape) else \
+        _reduce_to(t, shape, full)
     seen[site, "kept"], seen[site, "target"] = reduced is t, dtype
     return reduced if reduced.dtype == dtype else reduced.astype(dtype)
 

@@ -508,7 +508,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                             deliver(p, gi.array())
                         continue
                     gi = gi.array()
-                if gi.shape != pdata.shape:  # undo broadcasting (compact axes may stay)
+                if gi.shape != pdata.shape or (op.elementwise and gi.shape != out.shape):
+                    # undo broadcasting (compact axes may stay; see xp.reduce_to)
                     gi = xp.reduce_to(gi, pdata.shape, out.shape if op.elementwise else None)
                 if gi.dtype != pdata.dtype:
                     gi = xp.astype(gi, pdata.dtype)

@@ -26,6 +26,18 @@ def filled(n, dtype, value=1.0):
     return ones
 
 
+def number(value, dtype):
+    """`value` as a cached read-only 0-d array of the float `dtype`: in a ufunc with an array of
+    that dtype it computes exactly as the Python number does (NumPy 2 casts the number to the
+    array's dtype), without the 0.4-0.6 us numpy spends converting a Python number per call."""
+    key = (value, dtype, "0-d")
+    a = _ONES.get(key)
+    if a is None:
+        a = _ONES[key] = np.array(value, dtype=dtype)
+        a.flags.writeable = False
+    return a
+
+
 def fast_sum(a, axis=None, keepdims=False, scale=None):
     """np.add.reduce (times `scale`, if given), but a row or column sum of a float matrix goes
     through BLAS (a product with a constant vector): several times faster than numpy's

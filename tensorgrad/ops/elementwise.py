@@ -10,7 +10,7 @@ from scipy.special import expit
 
 from functools import partial
 
-from ..xp import filled, dot
+from ..xp import dot, filled, number
 from ._base import Op as _Op, nondiff
 
 # every op here maps g elementwise, so it accepts a gradient that only broadcasts to its output
@@ -43,10 +43,34 @@ div = Op("div", np.true_divide,
 _pow = Op("pow", np.power,
          lambda xp, g, out, a, b: g * b * a ** (b - 1),
          lambda xp, g, out, a, b: g * out * xp.log(xp.where(a > 0, a, 1)))
+def _float(*arrays):
+    return all(a.dtype.kind == "f" for a in arrays)
+
+
+def _square_lower(i, examples):  # fused programs: the constant 2 as a 0-d array of g's dtype
+    if i is None:
+        return None
+    g = examples[0]
+    two = number(2, g.dtype) if _float(g) else None
+    return None if two is None else (lambda xp, g, out, x: x * (g * two))
+
+
+def _rsqrt_lower(i, examples):  # fused programs: the constants as 0-d arrays (xp.number)
+    if i is None:
+        x, = examples
+        one = number(1, x.dtype) if _float(x) else None
+        return None if one is None else (lambda x: one / np.sqrt(x))
+    g = examples[0]
+    half = number(-0.5, g.dtype) if _float(g) else None
+    return None if half is None else (lambda xp, g, out, x: g * half * out / x)
+
+
 square = Op("square", np.square,
-            lambda xp, g, out, x: x * (g * 2))
+            lambda xp, g, out, x: x * (g * 2),
+            lower=_square_lower)
 rsqrt = Op("rsqrt", lambda x: 1 / np.sqrt(x),
-           lambda xp, g, out, x: g * -0.5 * out / x)
+           lambda xp, g, out, x: g * -0.5 * out / x,
+           lower=_rsqrt_lower)
 neg = Op("neg", np.negative,
          lambda xp, g, out, x: -g)
 
@@ -78,8 +102,19 @@ tanh = Op("tanh", np.tanh,
           lambda xp, g, out, x: g * (1 - out * out))
 sigmoid = Op("sigmoid", expit,
              lambda xp, g, out, x: g * out * (1 - out))
+def _relu_lower(i, examples):  # fused programs: zero as a 0-d array of x's dtype
+    x = examples[0] if i is None else examples[2]
+    if not _float(x):
+        return None
+    zero = number(0, x.dtype)
+    if i is None:
+        return lambda x: np.maximum(x, zero)
+    return lambda xp, g, out, x: g * (x > zero)
+
+
 relu = Op("relu", lambda x: np.maximum(x, 0),
-          lambda xp, g, out, x: g * (x > 0))
+          lambda xp, g, out, x: g * (x > 0),
+          lower=_relu_lower)
 leaky_relu = Op("leaky_relu",
                 lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
                 lambda xp, g, out, x, negative_slope=0.01: xp.where(x > 0, g, g * negative_slope))

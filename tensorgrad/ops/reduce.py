@@ -9,7 +9,7 @@ import numpy as np
 
 from functools import partial
 
-from ..xp import filled, dot, fast_sum, reciprocal
+from ..xp import dot, fast_sum, filled, number, reciprocal
 
 from ._base import Op, Tensor, data_of, keep, normalize_axis, reduced_shape
 
@@ -41,7 +41,11 @@ def _mean_lower(i, examples, axis, keepdims):
     n, row = x.shape[0], (1, x.shape[1])
     if i is None:
         return partial(dot, filled(n, x.dtype, reciprocal(n))) if x.dtype.kind == "f" else None
-    return (lambda xp, g, out, x: g.reshape(row) / n) if examples[0].shape == row[1:] else None
+    g = examples[0]
+    if g.shape != row[1:] or g.dtype.kind != "f":
+        return None
+    n = number(n, g.dtype)  # as a 0-d array (xp.number): the same quotient, a cheaper call
+    return lambda xp, g, out, x: g.reshape(row) / n
 
 
 _mean = Op("mean",

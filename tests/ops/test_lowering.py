@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import tensorgrad as tg
-from tensorgrad.ops.elementwise import sub
+from tensorgrad.ops.elementwise import relu, rsqrt, square, sub
 from tensorgrad.ops.linalg import _linear
 from tensorgrad.ops.reduce import _mean
+from tensorgrad.testing import shapes
 from tensorgrad.xp import numpy_ns
 
 DTYPES = st.sampled_from([np.float32, np.float64])
@@ -68,6 +69,22 @@ def test_column_mean_and_row_vector_subtraction(n, c, dtype, seed):
     _same(_mean, 0, [g_rows, mu, x], **kw)
     g = _array(rng, (n, c), dtype)
     _same(sub, 1, [g, x - mu, x, mu])
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes(), dtype=DTYPES, seed=st.integers(0, 99))
+def test_unary_ops_with_typed_constants(shape, dtype, seed):
+    # relu, square and rsqrt lowered with their constants as 0-d arrays (xp.number): the same
+    # values and dtype as with Python numbers, for any shape, 0-d included
+    rng = np.random.default_rng(seed)
+    x = np.abs(_array(rng, shape, dtype)) + dtype(0.5)
+    x = np.where(rng.random(shape) < 0.3, -x, x).astype(dtype) if shape else x
+    g = _array(rng, shape, dtype)
+    for op in (relu, square, rsqrt):
+        v = np.abs(x) if op is rsqrt else x
+        if op is not square:
+            _same(op, None, [v])
+        _same(op, 0, [g, np.asarray(op.forward(v)), v])
 
 
 def test_other_shapes_keep_the_general_functions():
