@@ -488,7 +488,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 if every is not None:
                     gi = every[i]
                     if fast and p._op is None and p.grad is None:  # arrays of its own: keep it
-                        p.grad = Tensor._wrap(gi)  # (shape, dtype and ownership: Op.vjp_all)
+                        p.grad = w = _new_tensor(Tensor)  # (shape, dtype, ownership: Op.vjp_all)
+                        w.data = gi
                         owned.add(id(gi))
                         if lazy and id(p) in lazy:
                             _add_lazy(lazy.pop(id(p))[1], gi)
