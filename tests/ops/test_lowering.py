@@ -115,3 +115,13 @@ def test_a_fused_program_runs_the_lowered_functions():
     calls.extend(n for n in names if "_lower" in n)
     assert any("_linear_lower" in n for n in calls)
     np.testing.assert_allclose(w.grad.data, np.zeros((2, 3)), atol=1e-12)
+
+
+def test_every_lowering_is_checked_here():
+    import tensorgrad.ops as ops_pkg
+    from tensorgrad.function import Op
+    lowered = set()
+    for mod in (ops_pkg.elementwise, ops_pkg.reduce, ops_pkg.linalg, ops_pkg.shape):
+        lowered |= {v.name for v in vars(mod).values() if isinstance(v, Op) and v.lower}
+    assert lowered == {"linear", "mean", "sub", "relu", "square", "rsqrt"}, \
+        f"new lowerings need a test above: {sorted(lowered)}"
