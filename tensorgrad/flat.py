@@ -19,6 +19,7 @@ from operator import attrgetter, is_
 import numpy as np
 
 from .tensor import Tensor
+from .xp import concatenate
 
 _data_of, _base_of = attrgetter("data"), attrgetter("base")
 SMALL = 1 << 16  # elements; larger parameters stay on their own (gathering costs a full pass)
@@ -80,5 +81,5 @@ class FlatParams:
             return False
         for i in self.transposed:  # flattening g.T in C order is flattening g in F order
             arrays[i] = arrays[i].T
-        np.concatenate(arrays, axis=None, out=self.grad, casting="same_kind")
+        concatenate(arrays, axis=None, out=self.grad, casting="same_kind")
         return True

@@ -9,6 +9,7 @@ import numpy as np
 from .. import ops
 from ..creation import as_generator
 from ..tensor import Tensor
+from ..xp import concatenate
 from . import functional as F
 from . import init
 from .fusion import fusable
@@ -168,7 +169,7 @@ class BatchNorm1d(Module):
                 return
             counts.data += 1
             new = flat.grad  # scratch of the flat array's size
-            np.concatenate(stats, axis=None, out=new, casting="same_kind")
+            concatenate(stats, axis=None, out=new, casting="same_kind")
             new *= momentum
             flat.data *= keep
             flat.data += new

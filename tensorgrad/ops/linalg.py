@@ -5,7 +5,7 @@ matrices and the batch dimensions that broadcasting added are summed back by the
 """
 import numpy as np
 
-from ..xp import matmul as _np_matmul, matmul_2d
+from ..xp import matmul as _np_matmul, matmul_2d, vdot as _np_vdot
 from ._base import Op, data_of
 
 
@@ -90,7 +90,7 @@ _linear = Op("linear", _linear_forward,
 
 
 # sum(a * b) over all elements (numpy's vdot for real arrays): one BLAS dot, no temporary
-_vdot = Op("vdot", lambda a, b: np.asarray(np.vdot(a, b)),
+_vdot = Op("vdot", lambda a, b: np.asarray(_np_vdot(a, b)),
            lambda xp, g, out, a, b: b * g,
            lambda xp, g, out, a, b: a * g)
 
