@@ -62,16 +62,16 @@ _TARGET_ROWS = {}  # (C, dtype, smoothing) -> read-only C x C table of target ro
 
 
 def _one_hot(y, n, c, dtype, smoothing=0.0):
-    """(1 - smoothing) * one_hot(y) + smoothing / C, as a fresh array of `dtype`: rows of a
-    cached C x C table picked by one fancy index (which copies)."""
-    key = (c, np.dtype(dtype), smoothing)
+    """(1 - smoothing) * one_hot(y) + smoothing / C, as a fresh array of `dtype` (a numpy
+    dtype): rows of a cached C x C table, picked by one take (which copies)."""
+    key = (c, dtype, smoothing)
     table = _TARGET_ROWS.get(key)
     if table is None:
         table = np.full((c, c), smoothing / c, dtype=dtype)
         table[np.diag_indices(c)] += 1.0 - smoothing
         table.flags.writeable = False
         _TARGET_ROWS[key] = table
-    return table[y]
+    return table.take(y, axis=0)  # a fresh array, as table[y] (1.9 vs 0.5 us)
 
 
 def nll_loss(input, target, *, reduction="mean"):

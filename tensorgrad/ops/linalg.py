@@ -98,7 +98,9 @@ _vdot = Op("vdot", lambda a, b: np.asarray(_np_vdot(a, b)),
 def vdot(a, b):
     """sum(a * b) over all elements of two same-shaped tensors, as a 0-d tensor (numpy's vdot
     for real arrays, without its flattening of different shapes)."""
-    sa, sb = np.shape(data_of(a)), np.shape(data_of(b))
+    a_, b_ = data_of(a), data_of(b)
+    sa = a_.shape if a_.__class__ is np.ndarray else np.shape(a_)
+    sb = b_.shape if b_.__class__ is np.ndarray else np.shape(b_)
     if sa != sb:
         raise ValueError(f"vdot: operands must have the same shape, got {sa} and {sb}")
     return _vdot(a, b)

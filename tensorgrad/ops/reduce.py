@@ -116,14 +116,23 @@ _logsumexp = Op("logsumexp", _logsumexp_forward,
                     * xp.exp(x - _expand(xp, out, x, axis, keepdims)))
 
 
+def _max_keepdims(x, axis):
+    """np.maximum.reduce(x, axis, keepdims=True), but the row maxima of a matrix with few columns
+    (a batch of class scores) from a transposed copy: numpy reduces long contiguous rows much
+    faster than many short ones (100 x 10: 2.2 vs 5.4 us; the same values)."""
+    if x.ndim == 2 and axis % 2 == 1 and 1 < x.shape[1] <= 32 and x.shape[0] >= 4 * x.shape[1]:
+        return np.maximum.reduce(x.T.copy(), axis=0).reshape(-1, 1)
+    return np.maximum.reduce(x, axis=axis, keepdims=True)
+
+
 def _softmax_forward(x, axis):
-    e = np.exp(x - np.maximum.reduce(x, axis=axis, keepdims=True))
+    e = np.exp(x - _max_keepdims(x, axis))
     e /= fast_sum(e, axis, True)
     return e
 
 
 def _log_softmax_forward(x, axis):
-    z = x - np.maximum.reduce(x, axis=axis, keepdims=True)  # the ufunc method: less overhead
+    z = x - _max_keepdims(x, axis)
     s = fast_sum(np.exp(z), axis, True)
     z -= np.log(s)
     return z
@@ -221,6 +230,8 @@ def logsumexp(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
 
 
 def _one_axis(name, x, axis, dim):
+    if dim is None and axis.__class__ is int and 0 < _ndim(x) > axis >= 0:
+        return axis  # the usual call: one valid non-negative axis
     if _ndim(x) == 0:  # a 0-d input has one element: axis 0 / -1 mean "all" (as in PyTorch)
         normalize_axis(name, 0, axis if dim is None else None, dim)
         return None

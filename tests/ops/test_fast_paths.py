@@ -1,0 +1,34 @@
+"""Faster ways to compute the same thing must give the same bits as the plain numpy call."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from tensorgrad.ops.reduce import _max_keepdims
+from tensorgrad.xp import number
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 200), c=st.integers(1, 40), dtype=st.sampled_from([np.float32, np.float64]),
+       special=st.sampled_from([None, np.nan, np.inf, -np.inf]), seed=st.integers(0, 99))
+def test_row_maxima_of_narrow_matrices(n, c, dtype, special, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c)).astype(dtype)
+    if special is not None:
+        x[rng.integers(n), rng.integers(c)] = special
+    for axis in (1, -1, 0):
+        want = np.maximum.reduce(x, axis=axis, keepdims=True)
+        got = _max_keepdims(x, axis)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+@given(value=st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6)),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 9))
+def test_a_number_as_a_0d_array_computes_as_the_python_number(value, dtype, seed):
+    x = np.random.default_rng(seed).standard_normal(7).astype(dtype)
+    c = number(value, dtype)
+    for op in (np.add, np.subtract, np.multiply, np.true_divide, np.maximum, np.minimum):
+        for a, b, a2, b2 in ((x, value, x, c), (value, x, c, x)):
+            with np.errstate(all="ignore"):
+                want, got = op(a, b), op(a2, b2)
+            assert got.dtype == want.dtype == dtype
+            np.testing.assert_array_equal(got, want)
