@@ -20,7 +20,7 @@ from operator import attrgetter
 
 import numpy as np
 
-from .function import Op
+from .function import Op, passthrough
 from .tensor import Tensor
 from .xp import dot as _dot, number as _number, reduce_to as _reduce_to
 
@@ -165,8 +165,11 @@ class _Program:
                     low = op.lower(i, examples, **kw)
                     if low is not None:  # its result may differ in shape: fix what it returns
                         fn, extra_kw, met = low, {}, low(xp, *examples)
-                call = self._call(env, f"b{k}_{i}", fn, (s,) + spec, extra_kw, f"xp, g{s}, ")
-                lines.append(f"    t = {call}")
+                if fn is passthrough:
+                    lines.append(f"    t = g{s}")
+                else:
+                    call = self._call(env, f"b{k}_{i}", fn, (s,) + spec, extra_kw, f"xp, g{s}, ")
+                    lines.append(f"    t = {call}")
                 lines += fix(site, "t", a, ("reduce", "dtype"),
                              self.shapes[s] if op.elementwise else None, met)
                 site += 1
