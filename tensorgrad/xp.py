@@ -40,6 +40,17 @@ def number(value, dtype):
     return a
 
 
+def zeros_of(shape, dtype):
+    """A cached read-only array of zeros: np.maximum(x, zeros_of(x.shape, x.dtype)) takes
+    numpy's contiguous loop, 1.4 vs 2.3 us with a 0-d zero on 100 x 50 (the same values)."""
+    key = (shape, dtype, "zeros")
+    a = _ONES.get(key)
+    if a is None:
+        a = _ONES[key] = np.zeros(shape, dtype)
+        a.flags.writeable = False
+    return a
+
+
 def fast_sum(a, axis=None, keepdims=False, scale=None):
     """np.add.reduce (times `scale`, if given), but a row or column sum of a float matrix goes
     through BLAS (a product with a constant vector): several times faster than numpy's

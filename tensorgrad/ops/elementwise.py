@@ -10,7 +10,7 @@ from scipy.special import expit
 
 from functools import partial
 
-from ..xp import dot, filled, number
+from ..xp import dot, filled, number, zeros_of
 from ..function import passthrough
 from ._base import Op as _Op, nondiff
 
@@ -103,13 +103,14 @@ tanh = Op("tanh", np.tanh,
           lambda xp, g, out, x: g * (1 - out * out))
 sigmoid = Op("sigmoid", expit,
              lambda xp, g, out, x: g * out * (1 - out))
-def _relu_lower(i, examples):  # fused programs: zero as a 0-d array of x's dtype
+def _relu_lower(i, examples):  # fused programs: zero as an array (xp.zeros_of, xp.number)
     x = examples[0] if i is None else examples[2]
     if not _float(x):
         return None
-    zero = number(0, x.dtype)
     if i is None:
-        return lambda x: np.maximum(x, zero)
+        zeros = zeros_of(x.shape, x.dtype)
+        return lambda x: np.maximum(x, zeros)
+    zero = number(0, x.dtype)
     return lambda xp, g, out, x: g * (x > zero)
 
 
