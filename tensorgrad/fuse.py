@@ -179,7 +179,9 @@ class _Program:
             if i < n_in:
                 lines += fix(site, f"g{i}", i, ("full",))
                 site += 1
-        grads = ", ".join(f"g{i}" if i in reached else "None" for i in range(n_in))
+        env["zeros_like"] = np.zeros_like  # an input the result does not depend on: zeros
+        grads = ", ".join(f"g{i}" if i in reached else f"zeros_like(v{i})" if mask[i] else "None"
+                          for i in range(n_in))
         lines.append(f"    return [{grads}]")
         return _define("backward", lines, env)
 
@@ -306,14 +308,12 @@ def _fused_vjp_all(fn):
     """The gradients for all inputs of a fused node at once (the engine asks once per node)."""
     def vjp_all(xp, g, out, args):
         saved, tensors = args[-1], args[:-1]
-        if isinstance(g, Tensor):  # create_graph: differentiate fn op by op
-            grads = _graph_grads(fn, tensors, saved.kw, g)
-        else:
-            grads = _unshared(saved.program.backward(xp, g, saved.vals, saved.mask), g)
+        if not isinstance(g, Tensor):  # (the program gives zeros for unreached inputs)
+            return _unshared(saved.program.backward(xp, g, saved.vals, saved.mask), g)
+        grads = _graph_grads(fn, tensors, saved.kw, g)  # create_graph: fn op by op
         for i, gi in enumerate(grads):
             if gi is None and saved.mask[i]:  # an input the result does not depend on
-                grads[i] = np.zeros_like(args[i]) if not isinstance(g, Tensor) else \
-                    Tensor(np.zeros_like(args[i].data))
+                grads[i] = Tensor(np.zeros_like(args[i].data))
         return grads
     return vjp_all
 
