@@ -36,7 +36,8 @@ class _Program:
     """The recorded primitives of one trace, over numbered slots: the inputs, then the
     constants, then one slot per recorded op. Forward and backward are compiled once into
     straight-line Python (one line per primitive and per vjp), so running them costs little
-    more than the numpy calls themselves."""
+    more than the numpy calls themselves; where an op offers a version specialised for the
+    program's fixed shapes (Op.lower), that version is called instead."""
 
     __slots__ = ("n_in", "consts", "steps", "shapes", "result", "aux", "forward", "backwards")
 
@@ -127,9 +128,9 @@ class _Program:
                 return [f"    {var} = _probe(_seen, {site}, {var}, S{slot}, "
                         f"{'v%d.dtype' % slot if 'dtype' in kinds else 'None'}, {kinds!r}, "
                         f"F{site})"]
-            if met is not None:  # note what it needs, as the probe does (of the input's
-                _probe_site(seen, site, met, self.shapes[slot], vals[slot].dtype, kinds,
-                            None if met.shape == self.shapes[slot] else full)  # shape: summed)
+            if met is not None:  # note what it needs as the probe does; of the input's own
+                full = None if met.shape == self.shapes[slot] else full  # shape: summed already
+                _probe_site(seen, site, met, self.shapes[slot], vals[slot].dtype, kinds, full)
             shape, dtype = seen[site]
             out = []
             if kinds[0] in ("broadcast", "full"):
