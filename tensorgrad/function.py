@@ -47,7 +47,8 @@ class Op:
         # optionally vjp_all(xp, g, out, inputs) -> every input's gradient in one call (a fused
         # node computes them together); the engine then calls it once instead of the vjps. In an
         # ordinary backward its gradients must already have their input's shape and dtype and be
-        # arrays nothing else holds (views of such allowed): a leaf keeps them as they are.
+        # arrays nothing else holds (views of such allowed), or lazy xp.Scaled products: a leaf
+        # keeps them as they are.
         self.vjp_all = vjp_all
         # optionally lower(i, examples, **params) -> a version of the forward (i None; examples:
         # the inputs) or of input i's vjp (examples: g, out, inputs) specialised for arrays of

@@ -487,8 +487,9 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     continue
                 if every is not None:
                     gi = every[i]
-                    if fast and p._op is None and p.grad is None:  # arrays of its own: keep it
-                        p.grad = w = _new_tensor(Tensor)  # (shape, dtype, ownership: Op.vjp_all)
+                    if fast and p._op is None and p.grad is None and gi.__class__ is not _Scaled:
+                        p.grad = w = _new_tensor(Tensor)  # an array of its own: keep it
+                        # (shape, dtype and ownership: see Op.vjp_all)
                         w.data = gi
                         owned.add(id(gi))
                         if lazy and id(p) in lazy:

@@ -85,8 +85,14 @@ def _sum_squares_forward(*xs):
 
 # sum of x_i ** 2 over every element of every input (the L2 penalty): d/dx_i = 2 g x_i, handed
 # over lazily (xp.scaled): the engine folds it into the weight's other gradient in one pass
+def _sum_squares_vjp_all(xp, g, out, xs):
+    s = g * 2  # once for all the inputs
+    return [xp.scaled(x, s) for x in xs]
+
+
 _sum_squares = Op("sum_squares", _sum_squares_forward,
-                  lambda xp, g, out, *xs, argnum: xp.scaled(xs[argnum], g * 2), variadic=True)
+                  lambda xp, g, out, *xs, argnum: xp.scaled(xs[argnum], g * 2), variadic=True,
+                  vjp_all=_sum_squares_vjp_all)
 
 
 def _extreme_vjp(xp, g, out, x, axis, keepdims):
