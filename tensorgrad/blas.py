@@ -57,10 +57,19 @@ def axpy(a, x, y):
     fn = _AXPY.get(y.dtype) if n >= BIG and _threads() > 1 else None
     if fn is not None and x.dtype == y.dtype and x.strides == y.strides and x.shape == y.shape \
             and (y.flags.c_contiguous or y.flags.f_contiguous) and y.flags.writeable:
-        fn(n, a, x.ctypes.data, 1, y.ctypes.data, 1)
+        fn(n, a, _address(x), 1, _address(y), 1)
     elif a == 1.0:
         y += x
     elif a == -1.0:
         y -= x
     else:
         y += a * x
+
+
+def _address(a):
+    """The data pointer of a contiguous array: through ctypes' buffer view of it (0.4 us), or
+    a.ctypes.data (2 us) when numpy does not lend it as writable."""
+    try:
+        return ctypes.addressof(ctypes.c_byte.from_buffer(a if a.flags.c_contiguous else a.T))
+    except (TypeError, ValueError, BufferError):
+        return a.ctypes.data

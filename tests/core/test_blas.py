@@ -58,3 +58,11 @@ def test_numpy_blas_is_found_on_pip_numpy():
     libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
                                   "libscipy_openblas*"))
     assert HAVE_BLAS == bool(libs)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("writeable", [True, False])
+def test_address_is_the_arrays_data_pointer(order, writeable):
+    a = np.asarray(np.arange(12.0).reshape(3, 4), order=order)
+    a.flags.writeable = writeable
+    assert blas._address(a) == a.ctypes.data
