@@ -309,6 +309,7 @@ class Module:
             for same in by_dtype.values():
                 if len(same) > 1:
                     FlatParams(same)
+        module_version[0] += 1  # fused chains plan their batch-norm updates anew
         return self
 
     def double(self):
