@@ -16,7 +16,7 @@ import glob
 import os
 import pickle
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -66,21 +66,33 @@ def time_updates(step_fn: Callable[[np.ndarray, np.ndarray, float], float], x: n
     buffer happens outside the timed region.  The learning rate follows cyclic_lr from t = 0
     (warmup updates included).  If `losses` is a list, every returned loss is appended to it.
     """
+    if n_updates < 1 or warmup < 0:
+        raise ValueError(f"time_updates: need n_updates >= 1 and warmup >= 0, "
+                         f"got {n_updates} and {warmup}")
+    times = list(timed_updates(step_fn, x, y, batch_size, warmup + n_updates, eta_min=eta_min,
+                               eta_max=eta_max, n_s=n_s, seed=seed, losses=losses))
+    return np.array(times[warmup:])
+
+
+def timed_updates(step_fn: Callable[[np.ndarray, np.ndarray, float], float], x: np.ndarray,
+                  y: np.ndarray, batch_size: int, n_updates: int, *, eta_min: float = 1e-5,
+                  eta_max: float = 1e-1, n_s: int = 2250, seed: int = 0,
+                  losses: list[float] | None = None) -> Iterator[float]:
+    """The updates of time_updates one at a time: yields each update's time in ms, so several
+    frameworks can take turns every few updates (see experiments/benchmark.py)."""
     if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
         raise ValueError(f"time_updates: need x (N, D) and y (N,), got {x.shape} and {y.shape}")
     n = x.shape[0]
     if not 1 <= batch_size <= n:
         raise ValueError(f"time_updates: batch_size {batch_size} not in [1, {n}]")
-    if n_updates < 1 or warmup < 0:
-        raise ValueError(f"time_updates: need n_updates >= 1 and warmup >= 0, "
-                         f"got {n_updates} and {warmup}")
+    if n_updates < 1:
+        raise ValueError(f"time_updates: need n_updates >= 1, got {n_updates}")
     rng = np.random.default_rng(seed)
     per_epoch = n // batch_size
     xb = np.empty((batch_size, x.shape[1]), dtype=x.dtype)
     yb = np.empty(batch_size, dtype=y.dtype)
-    times = np.empty(n_updates)
     perm = rng.permutation(n)
-    for t in range(warmup + n_updates):
+    for t in range(n_updates):
         j = t % per_epoch
         if j == 0 and t > 0:
             perm = rng.permutation(n)
@@ -91,11 +103,9 @@ def time_updates(step_fn: Callable[[np.ndarray, np.ndarray, float], float], x: n
         start = time.perf_counter()
         loss = step_fn(xb, yb, lr)
         stop = time.perf_counter()
-        if t >= warmup:
-            times[t - warmup] = (stop - start) * 1e3
         if losses is not None:
             losses.append(float(loss))
-    return times
+        yield (stop - start) * 1e3
 
 
 def _carve(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:

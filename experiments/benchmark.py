@@ -7,9 +7,10 @@ ReLU, batch 100, float32, SGD with the cyclical learning rate and the L2 term la
 the 9-layer network, in tensorgrad (MLP module, F.cross_entropy + lam * nn.l2_penalty, SGD,
 CyclicLR: batch norm is a composition of Tensor ops), in the serious numpy baseline of
 experiments/baselines.py (preallocated buffers, hand-written backward) and, when torch is
-installed, in PyTorch on CPU with the same number of threads. The frameworks take turns for
-`--rounds` rounds on the same batches; the medians of ms/update and the ratios are printed and
-written to experiments/results/benchmark/results.json (or --out).
+installed, in PyTorch on CPU with the same number of threads. In each of `--rounds` rounds every
+framework gets a fresh model and the same batches, and they take turns every `--chunk` updates
+(so that drift in the machine's load hits all alike); the medians of ms/update and the ratios are
+printed and written to experiments/results/benchmark/results.json (or --out).
 """
 import argparse
 import json
@@ -21,7 +22,7 @@ import time
 import numpy as np
 
 from experiments.baselines import (NINE_LAYER, THREE_LAYER, NumpyMLP, TorchMLP, numpy_blas_threads,
-                                   time_updates, torch_available)
+                                   timed_updates, torch_available)
 
 
 class TensorgradMLP:
@@ -41,7 +42,7 @@ class TensorgradMLP:
         self.lam = lam
 
     def train_step(self, x, y, lr):
-        # the scheduler sets the same triangular lr that time_updates passes in
+        # the scheduler sets the same triangular lr that timed_updates passes in
         logits = self.model(self.tg.Tensor(x))
         loss = self.F.cross_entropy(logits, y) + self.lam * self.nn.l2_penalty(self.model)
         self.opt.zero_grad()
@@ -73,13 +74,18 @@ def main(argv=None):
     p.add_argument("--data", default=None, help="CIFAR-10 folder (default TENSORGRAD_DATA)")
     p.add_argument("--updates", type=int, default=450, help="timed updates per round (one epoch)")
     p.add_argument("--warmup", type=int, default=30)
-    p.add_argument("--rounds", type=int, default=3, help="turns each framework takes")
+    p.add_argument("--rounds", type=int, default=3, help="fresh models and batch orders")
+    p.add_argument("--chunk", type=int, default=50,
+                   help="updates a framework runs before the next one takes its turn")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--quick", action="store_true", help="tiny run for the test suite")
     p.add_argument("--out", default=os.path.join("experiments", "results", "benchmark"))
     args = p.parse_args(argv)
     if args.quick:
         args.updates, args.warmup, args.rounds = 5, 2, 1
+    if args.chunk < 1 or args.updates < 1 or args.rounds < 1 or args.warmup < 0:
+        p.error(f"need --chunk, --updates, --rounds >= 1 and --warmup >= 0, got {args.chunk}, "
+                f"{args.updates}, {args.rounds}, {args.warmup}")
     n = 45000 if not args.quick else 1000
     x, y, source = _data(args.data, n, args.quick)
     threads = numpy_blas_threads()
@@ -95,13 +101,20 @@ def main(argv=None):
     for net, sizes in nets.items():
         runs = {fw: [] for fw in makers}
         for r in range(args.rounds):
-            for fw, make in makers.items():  # take turns: drift in machine load hits all alike
-                model = make(sizes)
-                times = time_updates(model.train_step, x, y, 100, args.updates, args.warmup,
-                                     seed=r)
-                runs[fw].append(times)
+            updates = {fw: timed_updates(make(sizes).train_step, x, y, 100,
+                                         args.warmup + args.updates, seed=r)
+                       for fw, make in makers.items()}
+            for fw, it in updates.items():  # warm up one after the other
+                for _ in range(args.warmup):
+                    next(it)
+            done = 0
+            while done < args.updates:  # take turns every --chunk updates: drift in machine
+                k = min(args.chunk, args.updates - done)  # load hits all frameworks alike
+                for fw, it in updates.items():
+                    runs[fw].extend(next(it) for _ in range(k))
+                done += k
         for fw, ts in runs.items():
-            medians[fw, net] = float(np.median(np.concatenate(ts)))
+            medians[fw, net] = float(np.median(ts))
     rows = []
     print(f"\nmedian ms per update, batch 100, float32 ({args.rounds} x {args.updates} updates):")
     print(f"| network | tensorgrad | numpy (by hand) | torch | tensorgrad/numpy | tensorgrad/torch |")
@@ -119,7 +132,7 @@ def main(argv=None):
     result = {"command": " ".join(["python -m experiments.benchmark"] + (argv or sys.argv[1:])),
               "data": source, "blas_threads": threads, "numpy": np.__version__,
               "python": platform.python_version(), "updates": args.updates,
-              "rounds": args.rounds, "rows": rows,
+              "rounds": args.rounds, "chunk": args.chunk, "warmup": args.warmup, "rows": rows,
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     if use_torch:
         import torch
