@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 
 
-_ONES = {}
+_ONES = {}  # the cached constants (_constant)
 # numpy's C dot without the __array_function__ dispatch wrapper around it (0.25 us a call; a
 # 9-layer step makes about 90): the arrays here are always plain ndarrays
 dot = getattr(np.dot, "_implementation", np.dot)
@@ -18,37 +18,31 @@ concatenate = getattr(np.concatenate, "_implementation", np.concatenate)  # like
 vdot = getattr(np.vdot, "_implementation", np.vdot)
 
 
+def _constant(key, make, *args):
+    """make(*args), made once per key and kept read-only (the constants below)."""
+    a = _ONES.get(key)
+    if a is None:
+        a = _ONES[key] = make(*args)
+        a.flags.writeable = False
+    return a
+
+
 def filled(n, dtype, value=1.0):
     """A cached read-only vector of n values `value` (the constant of a row or column sum)."""
-    key = (n, dtype, value)
-    ones = _ONES.get(key)
-    if ones is None:
-        ones = _ONES[key] = np.full(n, value, dtype=dtype)
-        ones.flags.writeable = False
-    return ones
+    return _constant((n, dtype, value), np.full, n, value, dtype)
 
 
 def number(value, dtype):
     """`value` as a cached read-only 0-d array of the float `dtype`: in a ufunc with an array of
     that dtype it computes exactly as the Python number does (NumPy 2 casts the number to the
     array's dtype), without the 0.4-0.6 us numpy spends converting a Python number per call."""
-    key = (value, dtype, "0-d")
-    a = _ONES.get(key)
-    if a is None:
-        a = _ONES[key] = np.array(value, dtype=dtype)
-        a.flags.writeable = False
-    return a
+    return _constant((value, dtype, "0-d"), np.array, value, dtype)
 
 
 def zeros_of(shape, dtype):
     """A cached read-only array of zeros: np.maximum(x, zeros_of(x.shape, x.dtype)) takes
     numpy's contiguous loop, 1.4 vs 2.3 us with a 0-d zero on 100 x 50 (the same values)."""
-    key = (shape, dtype, "zeros")
-    a = _ONES.get(key)
-    if a is None:
-        a = _ONES[key] = np.zeros(shape, dtype)
-        a.flags.writeable = False
-    return a
+    return _constant((shape, dtype, "zeros"), np.zeros, shape, dtype)
 
 
 def fast_sum(a, axis=None, keepdims=False, scale=None):
@@ -76,15 +70,13 @@ def matmul(a, b):
     matmul without `out` takes a slower path), small ones to numpy's C dot, which costs 2-4 us
     less per call than the matmul ufunc; anything else to matmul."""
     if a.ndim == 2 and b.ndim == 2:
-        if a.shape[0] * b.shape[1] >= _BIG_PRODUCT and a.dtype == b.dtype and a.dtype.kind == "f":
-            return _product_into_fresh(a, b)
-        return dot(a, b)
+        return matmul_2d(a.shape, b.shape, a.dtype, b.dtype)(a, b)
     return np.matmul(a, b)
 
 
 def matmul_2d(shape_a, shape_b, dtype_a, dtype_b):
-    """The function `matmul` uses for matrices of these shapes and dtypes (chosen once by the
-    ops' lowerings for fused programs, see Op.lower)."""
+    """The function `matmul` uses for matrices of these shapes and dtypes (the ops' lowerings
+    for fused programs choose it once, see Op.lower)."""
     if shape_a[0] * shape_b[1] >= _BIG_PRODUCT and dtype_a == dtype_b and dtype_a.kind == "f":
         return _product_into_fresh
     return dot
