@@ -4,10 +4,9 @@ Axes arrive normalised (a sorted tuple, or None for all): a vjp re-expands `g` t
 shape with size-1 axes and lets broadcasting carry it back over the input.
 """
 import math
+from functools import partial
 
 import numpy as np
-
-from functools import partial
 
 from ..xp import dot, fast_sum, filled, number, reciprocal
 
@@ -31,6 +30,7 @@ def _expand(xp, g, x, axis, keepdims):
 # engine broadcasts them only where an op needs a full-size gradient.
 _sum = Op("sum", fast_sum,
           lambda xp, g, out, x, axis, keepdims: _expand(xp, g, x, axis, keepdims))
+
 
 def _mean_lower(i, examples, axis, keepdims):
     """The column means of a float matrix (batch norm's) in a fused program: the forward is one
@@ -83,13 +83,13 @@ def _sum_squares_forward(*xs):
     return np.asarray(total, dtype=dtype)
 
 
-# sum of x_i ** 2 over every element of every input (the L2 penalty): d/dx_i = 2 g x_i, handed
-# over lazily (xp.scaled): the engine folds it into the weight's other gradient in one pass
 def _sum_squares_vjp_all(xp, g, out, xs):
     s = g * 2  # once for all the inputs
     return [xp.scaled(x, s) for x in xs]
 
 
+# sum of x_i ** 2 over every element of every input (the L2 penalty): d/dx_i = 2 g x_i, handed
+# over lazily (xp.scaled): the engine folds it into the weight's other gradient in one pass
 _sum_squares = Op("sum_squares", _sum_squares_forward,
                   lambda xp, g, out, *xs, argnum: xp.scaled(xs[argnum], g * 2), variadic=True,
                   vjp_all=_sum_squares_vjp_all)
