@@ -21,6 +21,7 @@ from operator import attrgetter
 import numpy as np
 
 from .function import Op, passthrough
+from .inline import expression
 from .tensor import Tensor
 from .xp import dot as _dot, number as _number, reduce_to as _reduce_to
 
@@ -68,15 +69,20 @@ class _Program:
             return grads
         return compiled(xp, g, vals)
 
-    def _call(self, env, name, fn, spec, kw, extra="", args=None):
-        """Source of a call of fn on the slots in spec (or the names `args`) with the
-        parameters kw."""
-        env[name] = fn
-        parts = [f"v{a}" for a in spec] if args is None else list(args)
+    def _call(self, env, name, fn, spec, kw, extra=(), args=None):
+        """Source of a call of fn on the names `extra`, then the slots in spec (or the names
+        `args`), with the parameters kw: a one-expression lambda is written out in place of
+        the call (see tensorgrad/inline.py)."""
+        parts = list(extra) + ([f"v{a}" for a in spec] if args is None else list(args))
+        named = {}
         for key, value in kw.items():
             env[f"{name}_{key}"] = value
-            parts.append(f"{key}={name}_{key}")
-        return f"{name}({extra}{', '.join(parts)})"
+            named[key] = f"{name}_{key}"
+        inlined = expression(fn, parts, named, env, name)
+        if inlined is not None:
+            return inlined
+        env[name] = fn
+        return f"{name}({', '.join(parts + [f'{k}={v}' for k, v in named.items()])})"
 
     def _compile_forward(self, examples):
         env = {"asarray": np.asarray}
@@ -167,14 +173,18 @@ class _Program:
                     if low is not None:  # its result may differ in shape: fix what it returns
                         fn, extra_kw, met = low, {}, low(xp, *examples)
                 if fn is passthrough:
-                    lines.append(f"    t = g{s}")
+                    value = f"g{s}"
                 else:
-                    call = self._call(env, f"b{k}_{i}", fn, (s,) + spec, extra_kw, f"xp, g{s}, ")
-                    lines.append(f"    t = {call}")
-                lines += fix(site, "t", a, ("reduce", "dtype"),
+                    value = self._call(env, f"b{k}_{i}", fn, (s,) + spec, extra_kw,
+                                       ("xp", f"g{s}"))
+                fixing = fix(site, "t", a, ("reduce", "dtype"),
                              self.shapes[s] if op.elementwise else None, met)
                 site += 1
-                lines.append(f"    g{a} = t" if a not in reached else f"    g{a} = g{a} + t")
+                if fixing:
+                    lines += [f"    t = {value}"] + fixing
+                    value = "t"
+                lines.append(f"    g{a} = {value}" if a not in reached else
+                             f"    g{a} = g{a} + {value}")
                 reached.add(a)
         for i in sorted(reached):  # an input's gradient may still be compact: make it full
             if i < n_in:
