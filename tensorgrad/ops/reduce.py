@@ -4,7 +4,6 @@ Axes arrive normalised (a sorted tuple, or None for all): a vjp re-expands `g` t
 shape with size-1 axes and lets broadcasting carry it back over the input.
 """
 import math
-from functools import partial
 
 import numpy as np
 
@@ -40,7 +39,10 @@ def _mean_lower(i, examples, axis, keepdims):
         return None
     n, row = x.shape[0], (1, x.shape[1])
     if i is None:
-        return partial(dot, filled(n, x.dtype, reciprocal(n))) if x.dtype.kind == "f" else None
+        if x.dtype.kind != "f":
+            return None
+        weights = filled(n, x.dtype, reciprocal(n))
+        return lambda x: dot(weights, x)
     g = examples[0]
     if g.shape != row[1:] or g.dtype.kind != "f":
         return None
