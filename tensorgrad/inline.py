@@ -1,5 +1,5 @@
-"""Inline a lambda into generated source: `expression(fn, args, env, prefix)` gives the lambda's
-body with its parameters replaced by the argument expressions, or None when it cannot.
+"""Inline a lambda into generated source: `expression(fn, args, kwargs, env, prefix)` gives the
+lambda's body with its parameters replaced by the argument names, or None when it cannot.
 
 Fused programs (tensorgrad/fuse.py) are compiled to straight-line Python, one line per
 primitive and per vjp. Most vjps are one-expression lambdas (`lambda xp, g, out, a, b: g * b`);
