@@ -78,7 +78,7 @@ class _Program:
         for key, value in kw.items():
             env[f"{name}_{key}"] = value
             named[key] = f"{name}_{key}"
-        inlined = expression(fn, parts, named, env, name)
+        inlined = expression(fn, parts, named, env, name) if _ours(fn) else None
         if inlined is not None:
             return inlined
         env[name] = fn
@@ -213,6 +213,13 @@ def _typed_numbers(env, k, args, examples):
         if e.__class__ in (int, float):
             env[f"n{k}_{i}"] = _number(e, dtype)
             args[i] = f"n{k}_{i}"
+
+
+def _ours(fn):
+    """Only tensorgrad's own lambdas are written out: a user's module may have been edited since
+    it was imported, and its source on disk would then not be the code that runs."""
+    module = getattr(fn, "__module__", None)
+    return isinstance(module, str) and module.split(".", 1)[0] == __package__
 
 
 def _probe_site(seen, site, t, shape, dtype, kinds, full):

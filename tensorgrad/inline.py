@@ -10,7 +10,9 @@ written, beside its op: this only reads the lambda's source.
 The lambda's other names (module globals such as `np`, or values it closed over) are bound
 once, as they are now, under fresh names in the program's globals `env`. Lambdas that cannot be
 found unambiguously in their source, that take *args or **kwargs, or whose body has its own
-scopes (nested lambdas, comprehensions) are left as calls.
+scopes (nested lambdas, comprehensions) are left as calls. The source is read from the
+lambda's file: fuse writes out only tensorgrad's own lambdas (a user's file may have changed
+since it was imported).
 """
 import ast
 import builtins

@@ -79,3 +79,21 @@ def test_a_fused_program_with_inlined_vjps_gives_the_eager_gradients(dtype):
         grads.append((xt.grad.data, wt.grad.data))
     for e, f in zip(*grads):
         np.testing.assert_allclose(f, e, rtol=1e-6)
+
+
+def test_a_users_op_stays_a_call_in_a_fused_program():
+    from tensorgrad.function import Op
+    cube = Op("cube", lambda x: x ** 3, lambda xp, g, out, x: g * 3 * x * x, elementwise=True)
+
+    @tg.fuse
+    def block(x):
+        return cube(x).sum()
+
+    x = tg.tensor(np.arange(1.0, 4.0), requires_grad=True)
+    for _ in range(2):
+        x.grad = None
+        block(x).backward()
+    np.testing.assert_allclose(x.grad.data, 3 * np.arange(1.0, 4.0) ** 2)
+    (program, _), = block.programs.values()
+    (backward,) = program.backwards.values()
+    assert cube.vjps[0] in backward.__globals__.values()  # called, not written out
