@@ -19,7 +19,9 @@ vdot = getattr(np.vdot, "_implementation", np.vdot)
 
 
 def _constant(key, make, *args):
-    """make(*args), made once per key and kept read-only (the constants below)."""
+    """make(*args), made once per key and kept read-only (the constants below). Their keys hold
+    a value's repr, not the value: 0.0 == -0.0 (a division by it would flip an infinity's sign)
+    and nan != nan (a new entry on every call)."""
     a = _ONES.get(key)
     if a is None:
         a = _ONES[key] = make(*args)
@@ -29,14 +31,14 @@ def _constant(key, make, *args):
 
 def filled(n, dtype, value=1.0):
     """A cached read-only vector of n values `value` (the constant of a row or column sum)."""
-    return _constant((n, dtype, value), np.full, n, value, dtype)
+    return _constant((n, dtype, repr(value)), np.full, n, value, dtype)
 
 
 def number(value, dtype):
     """`value` as a cached read-only 0-d array of the float `dtype`: in a ufunc with an array of
     that dtype it computes exactly as the Python number does (NumPy 2 casts the number to the
     array's dtype), without the 0.4-0.6 us numpy spends converting a Python number per call."""
-    return _constant((value, dtype, "0-d"), np.array, value, dtype)
+    return _constant((repr(value), dtype, "0-d"), np.array, value, dtype)
 
 
 def zeros_of(shape, dtype):

@@ -32,3 +32,14 @@ def test_a_number_as_a_0d_array_computes_as_the_python_number(value, dtype, seed
                 want, got = op(a, b), op(a2, b2)
             assert got.dtype == want.dtype == dtype
             np.testing.assert_array_equal(got, want)
+
+
+def test_cached_constants_keep_the_sign_of_zero_and_cache_nan():
+    from tensorgrad.xp import _ONES, filled
+    minus, plus = number(-0.0, np.float32), number(0.0, np.float32)
+    assert np.signbit(minus) and not np.signbit(plus)
+    assert not np.signbit(number(0, np.float32)) and np.signbit(filled(3, np.float64, -0.0)).all()
+    n = len(_ONES)
+    for _ in range(3):
+        assert np.isnan(number(float("nan"), np.float64))
+    assert len(_ONES) <= n + 1
