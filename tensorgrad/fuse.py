@@ -23,7 +23,7 @@ import numpy as np
 from .function import Op, passthrough
 from .inline import expression
 from .tensor import Tensor
-from .xp import dot as _dot, number as _number, reduce_to as _reduce_to
+from .xp import Scaled as _Scaled, dot as _dot, number as _number, reduce_to as _reduce_to
 
 _t = importlib.import_module(".tensor", __package__)  # the module (tensorgrad.tensor is a function)
 
@@ -138,7 +138,7 @@ class _Program:
                 full = None if met.shape == self.shapes[slot] else full  # shape: summed already
                 _probe_site(seen, site, met, self.shapes[slot], vals[slot].dtype, kinds, full)
             shape, dtype = seen[site]
-            out = []
+            out = [f"    {var} = {var}.array()"] if (site, "scaled") in seen else []
             if kinds[0] in ("broadcast", "full"):
                 if shape != self.shapes[slot]:
                     out.append(f"    {var} = xp.broadcast_to({var}, S{slot})"
@@ -224,6 +224,9 @@ def _ours(fn):
 
 def _probe_site(seen, site, t, shape, dtype, kinds, full):
     """A check of the probing backward: note what `t` was, then fix it as the engine does."""
+    if t.__class__ is _Scaled:  # a lazy product (the L2 term's gradient): computed here, where
+        seen[site, "scaled"] = True  # other gradients may be added to it
+        t = t.array()
     seen[site] = (t.shape, t.dtype)
     if kinds[0] == "broadcast":
         return t if t.shape == shape else np.broadcast_to(t, shape)

@@ -165,3 +165,23 @@ def test_specialised_backward_follows_the_incoming_gradient_shape_and_dtypes():
         assert fx.dtype == np.float32 and fb.dtype == np.float64 and fb.shape == (3,)
         np.testing.assert_allclose(fx, gx, rtol=1e-6)
         np.testing.assert_allclose(fb, gb, rtol=1e-12)
+
+
+def test_an_l2_term_inside_a_fused_function_adds_to_the_other_gradients():
+    # sum_squares hands over its gradient lazily (xp.Scaled); inside a program it is computed
+    # where other gradients of the same input are added to it (this raised a TypeError)
+    rng = np.random.default_rng(0)
+    w0, v0 = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+
+    def f(w, v):
+        return tg.ops.sum_squares(w) * 2.0 + (w * v).sum()
+
+    grads = []
+    for fn in (f, tg.fuse(f)):
+        w, v = tg.tensor(w0, requires_grad=True), tg.tensor(v0)
+        for _ in range(3):  # probing backward, then the compiled one
+            w.grad = None
+            fn(w, v).backward()
+            grads.append(w.grad.data)
+    for g in grads:
+        np.testing.assert_allclose(g, 4 * w0 + v0, rtol=1e-12)
