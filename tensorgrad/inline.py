@@ -21,6 +21,7 @@ import inspect
 __all__ = ["expression"]
 
 _FOUND = {}  # code object -> (ast.Lambda, parameter names, defaults by name) or None
+_LAMBDAS = {}  # module name -> {line: [ast.Lambda, ...]} (each module's source parsed once)
 
 
 def expression(fn, args, kwargs, env, prefix):
@@ -39,7 +40,7 @@ def expression(fn, args, kwargs, env, prefix):
             if p not in defaults:
                 return None
             names[p] = _bind(env, f"{prefix}_{p}", defaults[p])
-    body = _Rename(names, _free_values(fn), env, prefix).visit(_copy(node.body))
+    body = _Rename(names, fn, env, prefix).visit(_copy(node.body))
     if body is None:
         return None
     return f"({ast.unparse(body)})"
@@ -57,36 +58,37 @@ def _bind(env, name, value):
 class _Rename(ast.NodeTransformer):
     """Parameters -> argument expressions; any other name -> its current value, bound in env."""
 
-    def __init__(self, names, free, env, prefix):
-        self.names, self.free, self.env, self.prefix = names, free, env, prefix
+    def __init__(self, names, fn, env, prefix):
+        self.names, self.fn, self.env, self.prefix = names, fn, env, prefix
         self.ok = True
 
     def visit_Name(self, node):
         if node.id in self.names:
             return ast.parse(self.names[node.id], mode="eval").body
-        if node.id not in self.free:
+        found, value = _value(self.fn, node.id)
+        if not found:
             self.ok = False
             return node
-        return ast.Name(_bind(self.env, f"{self.prefix}_{node.id}", self.free[node.id]),
-                        ast.Load())
+        return ast.Name(_bind(self.env, f"{self.prefix}_{node.id}", value), ast.Load())
 
     def visit(self, node):
         result = super().visit(node)
         return result if self.ok else None
 
 
-def _free_values(fn):
-    """The values of the names fn's body may read besides its parameters: closure cells,
-    then its module's globals, then builtins."""
+def _value(fn, name):
+    """(True, the value) of a name fn's body reads besides its parameters, looked up as Python
+    does: a closure cell, then fn's module globals, then builtins; (False, None) if unbound."""
     code = fn.__code__
-    values = dict(vars(builtins))
-    values.update(fn.__globals__)
-    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+    if name in code.co_freevars:
         try:
-            values[name] = cell.cell_contents
-        except ValueError:  # an empty cell: not usable
-            values.pop(name, None)
-    return values
+            return True, fn.__closure__[code.co_freevars.index(name)].cell_contents
+        except ValueError:  # an empty cell
+            return False, None
+    for scope in (fn.__globals__, vars(builtins)):
+        if name in scope:
+            return True, scope[name]
+    return False, None
 
 
 def _lambda_of(fn):
@@ -102,14 +104,9 @@ def _lambda_of(fn):
 def _find(fn, code):
     if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_kwonlyargcount:
         return None
-    try:
-        tree = ast.parse(inspect.getsource(inspect.getmodule(fn)))
-    except (OSError, TypeError, SyntaxError):
-        return None
     params = code.co_varnames[:code.co_argcount]
-    matches = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda)
-               and n.lineno == code.co_firstlineno
-               and tuple(a.arg for a in n.args.args) == params]
+    matches = [n for n in _lambdas(inspect.getmodule(fn)).get(code.co_firstlineno, ())
+               if tuple(a.arg for a in n.args.args) == params]
     if len(matches) != 1:
         return None
     node = matches[0]
@@ -119,3 +116,19 @@ def _find(fn, code):
         return None
     defaults = dict(zip(params[len(params) - len(fn.__defaults__ or ()):], fn.__defaults__ or ()))
     return node, params, defaults
+
+
+def _lambdas(module):
+    """The lambdas of a module's source by their first line ({} without a readable source)."""
+    name = getattr(module, "__name__", None)
+    if name not in _LAMBDAS:
+        by_line = {}
+        try:
+            tree = ast.parse(inspect.getsource(module))
+        except (OSError, TypeError, SyntaxError):
+            tree = None
+        for n in ast.walk(tree) if tree is not None else ():
+            if isinstance(n, ast.Lambda):
+                by_line.setdefault(n.lineno, []).append(n)
+        _LAMBDAS[name] = by_line
+    return _LAMBDAS[name]
