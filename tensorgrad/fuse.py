@@ -71,8 +71,10 @@ class _Program:
             forward = self.lean[None] = self._assemble_forward(set())
         return forward(*arrays)
 
-    def backward(self, xp, g, vals, mask):
-        """Gradients of the result for the inputs flagged in mask (None elsewhere).
+    def backward(self, xp, g, vals, mask, consume=False):
+        """Gradients of the result for the inputs flagged in mask (None elsewhere); consume:
+        nothing else will read `vals`, so each value is freed after its last use (the list is
+        emptied).
 
         The first call for a mask and gradient shape runs a probing version that notes, at every
         place where a vjp's result might need summing down, casting or broadcasting, what it
@@ -90,7 +92,7 @@ class _Program:
             reads |= compiled.reads
             self.lean[mask] = self._assemble_forward(reads)
             return grads
-        return compiled(xp, g, vals)
+        return compiled(xp, g, vals, consume)
 
     def _call(self, env, name, fn, spec, kw, extra=(), args=None):
         """Source of a call of fn on the names `extra`, then the slots in spec (or the names
@@ -170,8 +172,10 @@ class _Program:
                                if live[a] and (op.variadic or op.vjps[i] is not None)))
             live.append(bool(plans[-1]))
         env = {"_probe": _probe_site, "_seen": probe, "dot": _dot}
-        lines = ["def backward(xp, g, vals):",
+        lines = ["def backward(xp, g, vals, consume=False):",
                  f"    {', '.join(f'v{i}' for i in range(len(self.shapes)))}, = vals",
+                 "    if consume:",
+                 "        vals.clear()",  # the values live on in the names, deleted once used
                  f"    g{self.result} = g"]
         reached = {self.result}  # slots holding a gradient so far
 
@@ -244,8 +248,8 @@ class _Program:
         grads = ", ".join(f"g{i}" if i in reached else f"zeros_like(v{i})" if mask[i] else "None"
                           for i in range(n_in))
         lines.append(f"    return [{grads}]")
-        compiled = _define("backward", _free_temporaries(lines, 3), env)
-        compiled.reads = {int(v) for line in lines[2:] for v in _SLOT.findall(line)}
+        compiled = _define("backward", _free_temporaries(lines, 4), env)
+        compiled.reads = {int(v) for line in lines[4:] for v in _SLOT.findall(line)}
         return compiled
 
 
@@ -300,19 +304,20 @@ def _reduction(env, site, shape, target, dtype, full):
     return f"xp.reduce_to($, S_, F{site})"
 
 
-_SLOT, _GRAD = re.compile(r"\bv(\d+)\b"), re.compile(r"\bg\d+\b")
+_SLOT, _NAME = re.compile(r"\bv(\d+)\b"), re.compile(r"\b[gv]\d+\b")
 _FREED = type("Freed", (), {"__repr__": lambda self: "<freed by a lean forward>",
                             "__slots__": ()})()  # a slot's value that was not kept
 
 
 def _free_temporaries(lines, start):
-    """`lines` with `del gN` after the last line (from `start`, before the return) that
-    mentions the gradient gN: each is freed as soon as it is used up, not at the return."""
+    """`lines` with `del gN` (a gradient) or `del vN` (a value) after the last line (from
+    `start`, before the return) that mentions it: each is freed as soon as it is used up, not
+    at the return (a value only if nothing else holds it: see `consume`)."""
     last = {}
     for i in range(start, len(lines) - 1):
-        for name in _GRAD.findall(lines[i]):
+        for name in _NAME.findall(lines[i]):
             last[name] = i
-    for name in _GRAD.findall(lines[-1]):  # returned: kept
+    for name in _NAME.findall(lines[-1]):  # returned: kept
         last.pop(name, None)
     after = {}
     for name, i in last.items():
@@ -404,10 +409,14 @@ def _trace(fn, tensors, kw):
 
 def _fused_vjp_all(fn):
     """The gradients for all inputs of a fused node at once (the engine asks once per node)."""
-    def vjp_all(xp, g, out, args):
+    def vjp_all(xp, g, out, args, retain_graph=True):
         saved, tensors = args[-1], args[:-1]
         if not isinstance(g, Tensor):  # (the program gives zeros for unreached inputs)
-            return _unshared(saved.program.backward(xp, g, saved.vals, saved.mask), g)
+            vals = saved.vals
+            if not retain_graph:  # the last backward: the program frees each value once used
+                saved.vals = None
+            return _unshared(saved.program.backward(xp, g, vals, saved.mask,
+                                                    consume=not retain_graph), g)
         grads = _graph_grads(fn, tensors, saved.kw, g)  # create_graph: fn op by op
         for i, gi in enumerate(grads):
             if gi is None and saved.mask[i]:  # an input the result does not depend on

@@ -480,7 +480,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 g = xp.broadcast_to(g, out.shape)  # a compact gradient meets a shape op
             kw = t._kw
             vjps = op.vjps
-            every = None if op.vjp_all is None else op.vjp_all(xp, g, out, args)
+            every = None if op.vjp_all is None else op.vjp_all(xp, g, out, args, retain_graph)
             for i in t._need:
                 p = parents[i]
                 if needed is not None and not (id(p) in needed or id(p) in tids):

@@ -252,3 +252,24 @@ def test_a_lean_forwards_values_meeting_a_new_backward_are_computed_again():
     want = program.backward(xp, np.ones((4, 3)), saved.vals, saved.mask)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_the_last_backward_through_a_node_frees_its_values_a_retained_one_keeps_them():
+    f = fuse(_norm)
+    g = np.linspace(-1.0, 1.0, 15).reshape(5, 3)
+    for _ in range(2):  # probing backward, then the compiled one
+        xs = _inputs((5, 3), 3)
+        f(*xs)[0].backward(g)
+    want = [x.grad.data.copy() for x in xs]
+    xs = _inputs((5, 3), 3)
+    out = f(*xs)[0]
+    saved = out._raw[-1]
+    vals = saved.vals
+    out.backward(g, retain_graph=True)
+    assert saved.vals is vals and len(vals) == len(saved.program.shapes)
+    out.backward(g)  # the second goes through the same values, then frees them
+    assert saved.vals is None and vals == []
+    for x, w in zip(xs, want):
+        np.testing.assert_array_equal(x.grad.data, 2 * w)
+    with pytest.raises(tg.GraphFreedError):
+        out.backward(g)
