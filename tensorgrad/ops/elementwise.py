@@ -112,11 +112,13 @@ def _relu_lower(i, examples):  # fused programs: zero as an array (xp.zeros_of, 
         zeros = zeros_of(x.shape, x.dtype)
         return lambda x: np.maximum(x, zeros)
     zero = number(0, x.dtype)
-    return lambda xp, g, out, x: g * (x > zero)
+    return lambda xp, g, out, x: g * (out > zero)
 
 
+# the gradient reads the output (out > 0 exactly where x > 0, nan included), as PyTorch's
+# does: a fused program then frees the input once the output is computed
 relu = Op("relu", lambda x: np.maximum(x, 0),
-          lambda xp, g, out, x: g * (x > 0),
+          lambda xp, g, out, x: g * (out > 0),
           lower=_relu_lower)
 leaky_relu = Op("leaky_relu",
                 lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
