@@ -44,7 +44,7 @@ class _Program:
     Once a backward is compiled for a requires-grad mask, later forwards for that mask keep
     only the slots it reads (and the results): every other intermediate is freed after its last
     use, as are the backward's own temporaries, so the next arrays reuse memory still in cache
-    (a 9-layer step kept 392 kB of intermediates of which its backward reads 194)."""
+    (the 9-layer MLP's program makes 392 kB of intermediates; its backward reads 130)."""
 
     __slots__ = ("n_in", "consts", "steps", "shapes", "result", "aux", "forward", "backwards",
                  "lean", "reads", "float_result", "_source")
