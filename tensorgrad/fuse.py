@@ -413,6 +413,10 @@ def _fused_vjp_all(fn):
         saved, tensors = args[-1], args[:-1]
         if not isinstance(g, Tensor):  # (the program gives zeros for unreached inputs)
             vals = saved.vals
+            if vals is None:  # handed to a last backward that stopped (an error, Ctrl-C)
+                raise _t.GraphFreedError(
+                    f"fused[{getattr(fn, '__name__', 'fused')}]: its saved values were freed by "
+                    f"an earlier backward that did not finish; run the forward again")
             if not retain_graph:  # the last backward: the program frees each value once used
                 saved.vals = None
             return _unshared(saved.program.backward(xp, g, vals, saved.mask,

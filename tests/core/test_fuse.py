@@ -273,3 +273,17 @@ def test_the_last_backward_through_a_node_frees_its_values_a_retained_one_keeps_
         np.testing.assert_array_equal(x.grad.data, 2 * w)
     with pytest.raises(tg.GraphFreedError):
         out.backward(g)
+
+
+def test_a_backward_after_an_unfinished_last_backward_says_the_values_are_gone():
+    f = fuse(_norm)
+    for _ in range(2):
+        f(*_inputs((5, 3), 3))[0].backward(np.ones((5, 3)))
+    out = f(*_inputs((5, 3), 3))[0]
+    saved = out._raw[-1]
+    vjp_all = out._op.vjp_all
+    with pytest.raises(ValueError):  # stops inside the program (a gradient of the wrong shape)
+        vjp_all(_t._namespace(False), np.ones((2, 7)), out.data, out._raw, retain_graph=False)
+    assert saved.vals is None
+    with pytest.raises(tg.GraphFreedError, match="did not finish"):
+        out.backward(np.ones((5, 3)))
