@@ -140,24 +140,13 @@ class _Program:
         env, head, body = self._source
         first = self.n_in + len(self.consts)  # the slot of step 0
         keep = None if reads is None else set(reads) | {self.result, *self.aux}
-        last = {}  # slot -> the last step that reads it (or makes it)
-        for k, (_, spec, _) in enumerate(self.steps):
-            last[first + k] = k
-            for a in spec:
-                last[a] = k
-        dead = [[] for _ in body]
-        for slot, k in last.items():
-            if keep is not None and slot >= first and slot not in keep:
-                dead[k].append(f"v{slot}")
         lines = [f"def forward({', '.join(f'v{i}' for i in range(self.n_in))}):"] + head
-        for k, step in enumerate(body):
+        for step in body:
             lines += step
-            if dead[k]:
-                lines.append(f"    del {', '.join(dead[k])}")
         slots = (f"v{i}" if keep is None or i < first or i in keep else "_FREED"
                  for i in range(len(self.shapes)))
         lines.append(f"    return [{', '.join(slots)}]")
-        return _define("forward", lines, dict(env))
+        return _define("forward", _free_temporaries(lines, 1), dict(env))
 
     def _compile_backward(self, mask, probe=None, seen=None, vals=None, xp=None):
         """Source of the backward for `mask`: with `probe` (a dict to fill) every check records
@@ -305,14 +294,25 @@ def _reduction(env, site, shape, target, dtype, full):
 
 
 _SLOT, _NAME = re.compile(r"\bv(\d+)\b"), re.compile(r"\b[gv]\d+\b")
-_FREED = type("Freed", (), {"__repr__": lambda self: "<freed by a lean forward>",
-                            "__slots__": ()})()  # a slot's value that was not kept
+
+
+class _Freed:
+    """What a lean forward returns in place of a slot's value it did not keep."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<freed by a lean forward>"
+
+
+_FREED = _Freed()
 
 
 def _free_temporaries(lines, start):
     """`lines` with `del gN` (a gradient) or `del vN` (a value) after the last line (from
     `start`, before the return) that mentions it: each is freed as soon as it is used up, not
-    at the return (a value only if nothing else holds it: see `consume`)."""
+    at the return (a value only if nothing else holds it: the caller's inputs and constants,
+    the backward's `vals` unless `consume`). The forward's and the backward's source alike."""
     last = {}
     for i in range(start, len(lines) - 1):
         for name in _NAME.findall(lines[i]):
