@@ -1,4 +1,4 @@
-"""S6: architecture searches of the reports (R3's widths, R0's depths) and wider nets they never tried.
+"""S6: architecture searches of the reports (R3's widths, R0's depths), wider nets they never tried.
 
     python -m experiments.architectures                        # every part, 2 one-thread workers
     python -m experiments.architectures --parts r3 r0_recipe
@@ -22,11 +22,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from matplotlib.figure import Figure
 
 from models.mlp import presets
-
 from tensorgrad.plotting import save_figure
 
 from . import common, parallel
@@ -123,7 +121,8 @@ def r0_table(runs, part):
         f = r["final"]
         report_text, rep = R0_REPORT.get(k, ("—", None))
         lines.append([f"{k}-layer", "-".join(map(str, r["config"]["dims"][1:-1])),
-                      common.pct(f.get("val_acc"), digits=2), common.pct(f.get("test_acc"), digits=2),
+                      common.pct(f.get("val_acc"), digits=2),
+                      common.pct(f.get("test_acc"), digits=2),
                       report_text if own else "—"])
         rows.append(common.result_row(
             f"R0 depth family {k}-layer, {'R0 recipe' if own else 'S4 settings'}",
@@ -142,16 +141,20 @@ def wide_table(runs):
     lines, rows = [], []
     for r in runs:
         h = r["config"]["tags"]["hidden"]
+        dims = r["config"]["dims"]
         f = r["final"]
-        lines.append(["-".join(map(str, h)), f"{sum(a * b for a, b in zip(r['config']['dims'][:-1], r['config']['dims'][1:])) / 1e6:.2f}",
-                      common.pct(f.get("train_acc"), digits=2), common.pct(f.get("val_acc"), digits=2),
+        lines.append(["-".join(map(str, h)),
+                      f"{sum(a * b for a, b in zip(dims[:-1], dims[1:])) / 1e6:.2f}",
+                      common.pct(f.get("train_acc"), digits=2),
+                      common.pct(f.get("val_acc"), digits=2),
                       common.pct(f.get("test_acc"), digits=2), f"{r['wall_time']:.0f}"])
         rows.append(common.result_row(f"wider net {'-'.join(map(str, h))}, S4 settings",
                                       {k: f.get(f"{k}_acc") for k in ("train", "val", "test")},
                                       None, report_text="— (not tried by the reports)"))
     table = ("Part wide: wider nets at S4's settings (SGD + cyclic 1e-5..1e-1, lambda 0.005, n_s "
              "2250, 2 cycles, He, BN, batch 100, split b); accuracy in %.\n\n"
-             + common.markdown_table(["hidden", "M weights", "train", "val", "test", "wall s"], lines))
+             + common.markdown_table(["hidden", "M weights", "train", "val", "test", "wall s"],
+                                     lines))
     return table, rows
 
 

@@ -278,16 +278,16 @@ class NumpyMLP:
         # gradient buffer directly holds the SGD step of its parameter.
         np.multiply(g, -lr * inv_n, out=g)
 
-        for l in range(last, -1, -1):
-            h_in = x if l == 0 else buf.h[l - 1]
-            np.matmul(h_in.T, g, out=buf.dW[l])
-            np.matmul(buf.ones_row, g, out=buf.db[l])
-            if l == 0:  # the input needs no gradient
+        for layer in range(last, -1, -1):
+            h_in = x if layer == 0 else buf.h[layer - 1]
+            np.matmul(h_in.T, g, out=buf.dW[layer])
+            np.matmul(buf.ones_row, g, out=buf.db[layer])
+            if layer == 0:  # the input needs no gradient
                 break
-            k = l - 1
+            k = layer - 1
             g_k, g_s, s_c = buf.gx[k][0], buf.gx[k][1], buf.s[k]
             istd, scale, scale_n, u = buf.istd[k], buf.scale[k], buf.scale_n[k], buf.u[k]
-            np.matmul(g, self.W[l].T, out=g_k)  # gradient w.r.t. h_k
+            np.matmul(g, self.W[layer].T, out=g_k)  # gradient w.r.t. h_k
             np.greater(buf.h[k], buf.zero, out=buf.mask[k])
             np.multiply(g_k, buf.mask[k], out=g_k)  # ReLU backward
             # Batch-norm backward with x_hat = istd * s_c: [d beta, d gamma] are the column sums
@@ -314,11 +314,11 @@ class NumpyMLP:
         """Eval-mode scores (batch norm with the running statistics); allocates, not timed."""
         self._check(x, "logits")
         h = x
-        for l, (W, b) in enumerate(zip(self.W, self.b)):
+        for layer, (W, b) in enumerate(zip(self.W, self.b)):
             h = h @ W + b
-            if l < len(self.W) - 1:
-                istd = 1 / np.sqrt(self.running_var[l] + self.dtype.type(self.eps))
-                h = (h - self.running_mean[l]) * (istd * self.gamma[l]) + self.beta[l]
+            if layer < len(self.W) - 1:
+                istd = 1 / np.sqrt(self.running_var[layer] + self.dtype.type(self.eps))
+                h = (h - self.running_mean[layer]) * (istd * self.gamma[layer]) + self.beta[layer]
                 h = np.maximum(h, 0)
         return h
 
@@ -353,14 +353,14 @@ class TorchMLP:
         layers: list[nn.Module] = []
         self.linears: list[nn.Linear] = []
         self.norms: list[nn.BatchNorm1d] = []
-        for l, W in enumerate(start.W):
+        for layer, W in enumerate(start.W):
             lin = nn.Linear(*W.shape, dtype=self.torch_dtype)
             with torch.no_grad():
                 lin.weight.copy_(torch.from_numpy(W.T.copy()))
-                lin.bias.copy_(torch.from_numpy(start.b[l]))
+                lin.bias.copy_(torch.from_numpy(start.b[layer]))
             layers.append(lin)
             self.linears.append(lin)
-            if l < len(start.W) - 1:
+            if layer < len(start.W) - 1:
                 bn = nn.BatchNorm1d(W.shape[1], eps=eps, momentum=momentum, dtype=self.torch_dtype)
                 layers += [bn, nn.ReLU()]
                 self.norms.append(bn)

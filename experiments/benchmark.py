@@ -21,20 +21,27 @@ import time
 
 import numpy as np
 
-from experiments.baselines import (NINE_LAYER, THREE_LAYER, NumpyMLP, TorchMLP, numpy_blas_threads,
-                                   timed_updates, torch_available)
+from experiments.baselines import (
+    NINE_LAYER,
+    THREE_LAYER,
+    NumpyMLP,
+    TorchMLP,
+    numpy_blas_threads,
+    timed_updates,
+    torch_available,
+)
 
 
 class TensorgradMLP:
     """The benchmark's network in tensorgrad, written as a user would write it."""
 
     def __init__(self, sizes, lam=0.005, seed=0, eta_min=1e-5, eta_max=1e-1, n_s=2250):
+        import tensorgrad as tg
         from models.mlp import MLP
         from tensorgrad import nn
         from tensorgrad.nn import functional as F
         from tensorgrad.optim import SGD
         from tensorgrad.optim.lr_scheduler import CyclicLR
-        import tensorgrad as tg
         self.tg, self.nn, self.F = tg, nn, F
         self.model = MLP(list(sizes), seed=seed)
         self.opt = SGD(self.model.parameters(), lr=eta_min)
@@ -117,8 +124,9 @@ def main(argv=None):
             medians[fw, net] = float(np.median(ts))
     rows = []
     print(f"\nmedian ms per update, batch 100, float32 ({args.rounds} x {args.updates} updates):")
-    print(f"| network | tensorgrad | numpy (by hand) | torch | tensorgrad/numpy | tensorgrad/torch |")
-    print(f"|---|---|---|---|---|---|")
+    print("| network | tensorgrad | numpy (by hand) | torch | tensorgrad/numpy "
+          "| tensorgrad/torch |")
+    print("|---|---|---|---|---|---|")
     for net in nets:
         t, npy = medians["tensorgrad", net], medians["numpy", net]
         tor = medians.get(("torch", net))

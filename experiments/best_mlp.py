@@ -11,8 +11,9 @@ the weights over the last epochs (SWA, batch-norm statistics recomputed) and fli
 augmentation. Each run's wall time covers model creation, training and evaluation (data
 loading is excluded and reported separately). The machine is shared, so its speed varies: with
 --fit-budget (default) --epochs is a maximum and, after every epoch, the schedule is shortened
-to the epochs that still fit in --time-limit, so every run ends its whole schedule in time. Seeds run one at a time (--workers 1, with this process's BLAS threads) or side
-by side in 1-thread worker processes (--workers 2).
+to the epochs that still fit in --time-limit, so every run ends its whole schedule in time.
+Seeds run one at a time (--workers 1, with this process's BLAS threads) or side by side in
+1-thread worker processes (--workers 2).
 """
 from __future__ import annotations
 
@@ -399,17 +400,21 @@ def main(argv=None) -> dict:
                         f"{r['wall_time']:.0f}", f"{r['epochs_done']:.0f}",
                         "yes" if r["within_limit"] else "NO"])
     c = recipes[0]
+    blas_threads = (args.threads if args.workers > 1
+                    else os.environ.get("OPENBLAS_NUM_THREADS", "default"))
     config_text = (f"{'-'.join(map(str, [3072, *c.hidden, 10]))}, BN + {c.activation}, dropout "
-                   f"{c.dropout}; {c.optimizer}{' Nesterov' if c.optimizer == 'sgd' and c.nesterov else ''}"
+                   f"{c.dropout}; {c.optimizer}"
+                   f"{' Nesterov' if c.optimizer == 'sgd' and c.nesterov else ''}"
                    f" momentum {c.momentum}, {c.schedule} peak lr {c.lr}, weight decay "
                    f"{c.weight_decay}, label smoothing {c.label_smoothing}, batch {c.batch_size}, "
                    + (f"at most {c.epochs} epochs (schedule fitted to {c.time_limit:.0f} s)"
                       if c.fit_budget else f"{c.epochs} epochs")
                    + f"; flips p {c.flip}, shifts +-{c.shift} px"
                    + (f", jitter {c.jitter}" if c.jitter else "")
-                   + (f", weights averaged over the last {c.average_last} epochs" if c.average_last else "")
+                   + (f", weights averaged over the last {c.average_last} epochs"
+                      if c.average_last else "")
                    + (", flip TTA" if c.tta else "") + f"; split {args.split}, "
-                   f"{args.workers} worker(s) x {args.threads if args.workers > 1 else os.environ.get('OPENBLAS_NUM_THREADS', 'default')} BLAS thread(s)")
+                   f"{args.workers} worker(s) x {blas_threads} BLAS thread(s)")
     table = (f"{config_text}.\n\nAccuracy in %; wall time per run in s (training + evaluation, "
              f"data loading excluded: {max(load.values()):.0f} s).\n\n"
              + common.markdown_table(["seed", "train (subset)", "val", "test (no TTA)", "test",

@@ -440,7 +440,8 @@ def finish(study: Study, table: str, rows, runs=(), plots=(), data: Data | None 
     }
     (study.out / "results.json").write_text(json.dumps(_jsonable(results), indent=1) + "\n")
     quick = " (--quick: tiny data, not comparable)" if study.args.quick else ""
-    header = f"# {study.sid}. {study.title}\n\n`{study.command}`  \nwall time {wall:.0f} s{quick}\n\n"
+    header = (f"# {study.sid}. {study.title}\n\n`{study.command}`  \n"
+              f"wall time {wall:.0f} s{quick}\n\n")
     (study.out / "table.md").write_text(header + table.rstrip() + "\n")
     print("\n" + table.rstrip() + "\n")
     print(f"wall time {wall:.0f} s")

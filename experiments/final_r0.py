@@ -106,7 +106,8 @@ def main(argv=None) -> dict:
     plots = [plot_epochs(runs[0], study.out / "final_r0_epochs.png",
                          f"R0's final recipe, seed {runs[0]['config']['seed']}")]
     return common.finish(study, table, rows, runs, plots, data,
-                         summary=f"Test accuracy {common.pct(ours['test'], std and std['test'], 2)}%"
+                         summary="Test accuracy "
+                                 f"{common.pct(ours['test'], std and std['test'], 2)}%"
                                  f" (R0: 52.13%)")
 
 

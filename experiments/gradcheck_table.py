@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=5, help="samples in the checked batch")
     p.add_argument("--input-dim", type=int, default=20, help="input dimensions (reports: 20-30)")
     p.add_argument("--lam", type=float, default=0.01,
-                   help="L2 coefficient in the checked cost (R1 used 0; >0 also checks the L2 term)")
+                   help="L2 coefficient in the checked cost (R1 used 0; >0 also checks the L2 "
+                        "term)")
     p.add_argument("--eps", type=float, default=1e-5, help="central-difference step h")
     p.add_argument("--stencil", type=int, choices=(2, 4), default=4,
                    help="points of the centred difference (2: the course's (f(x+h)-f(x-h))/2h)")
@@ -80,8 +81,8 @@ def main(argv=None) -> dict:
                 report_text="R1 rel. 0.02e-6 to 9.1e-6; R2 abs. 1.2e-9 to 4.5e-8"))
     table = (f"Target: max relative error < {REL_TOL:g} per parameter (absolute error < "
              f"{ABS_TOL_VANISHING:g} for a bias feeding a batch norm). float64, {args.n} "
-             f"standard-normal samples of {input_dim} dims, lambda {args.lam}, {args.stencil}-point "
-             f"centred difference with h {args.eps} evaluated in "
+             f"standard-normal samples of {input_dim} dims, lambda {args.lam}, "
+             f"{args.stencil}-point centred difference with h {args.eps} evaluated in "
              f"{'float64' if args.float64_numeric else 'extended precision (np.longdouble)'}.\n"
              f"Reports: {REPORT}.\n\n"
              + common.markdown_table(["network", "dims", "max rel. error (excl. vanishing)",

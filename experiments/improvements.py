@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from matplotlib.figure import Figure
 
 from tensorgrad.plotting import save_figure
@@ -171,7 +170,7 @@ def r3_table(args, runs):
         acc = mean_test(extra)[0]
         lines.append([f"baseline at (eta {R3_SETTINGS[2][0]:g}, lambda {R3_ACTIVATION_LAMBDA3:g})"
                       " (the activations' third setting)", "", "", common.pct(acc, digits=2)])
-    heads = [f"(eta {e:g}, lambda {l:g})" for e, l in R3_SETTINGS]
+    heads = [f"(eta {e:g}, lambda {lam:g})" for e, lam in R3_SETTINGS]
     table = (f"Part r3: R3's settings, constant eta, {R3_EPOCHS} epochs, split b, batch 100, "
              f"3-layer 50-50 BN; test accuracy in %, ours (R3's). The activations' third setting "
              f"uses lambda {R3_ACTIVATION_LAMBDA3:g}.\n\n"
@@ -212,7 +211,7 @@ def plot_r3(runs, path):
         ax.scatter(xs, [100 * v for v in R3_REPORT[key]], marker="_", s=200, color="black",
                    zorder=3, label="R3" if j == 0 else None)
         del bars
-    ax.set_xticks(range(3), [f"eta {e:g}\nlambda {l:g}" for e, l in R3_SETTINGS])
+    ax.set_xticks(range(3), [f"eta {e:g}\nlambda {lam:g}" for e, lam in R3_SETTINGS])
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(30, 56)
     ax.legend(fontsize="x-small", ncol=3)

@@ -28,9 +28,18 @@ import numpy as np
 
 from models.mlp import MLP
 from tensorgrad import nn
-from tensorgrad.data import (ColorJitter, Compose, DataLoader, GaussianBlur, GaussianNoise,
-                             Normalize, RandomHorizontalFlip, RandomTranslation, find_cifar10,
-                             load_cifar10)
+from tensorgrad.data import (
+    ColorJitter,
+    Compose,
+    DataLoader,
+    GaussianBlur,
+    GaussianNoise,
+    Normalize,
+    RandomHorizontalFlip,
+    RandomTranslation,
+    find_cifar10,
+    load_cifar10,
+)
 from tensorgrad.data.cifar10 import resolve_root
 from tensorgrad.optim import SGD, Adagrad
 from tensorgrad.optim.lr_scheduler import CyclicLR
@@ -147,7 +156,8 @@ class Variant:
             raise ValueError(f"Variant: unknown augmentations {unknown}; known: "
                              f"{sorted(AUGMENTATIONS)}")
         if self.optimizer not in ("sgd", "adagrad"):
-            raise ValueError(f"Variant: optimizer must be 'sgd' or 'adagrad', got {self.optimizer!r}")
+            raise ValueError(f"Variant: optimizer must be 'sgd' or 'adagrad', got "
+                             f"{self.optimizer!r}")
         if self.constant_lr is not None and not self.epochs:
             raise ValueError(f"Variant: constant_lr={self.constant_lr} needs epochs")
 
@@ -273,7 +283,8 @@ def run_jobs(func, items, args, split="b", n_val=5000, workers=2, threads=1, pro
     """[func(item, data, progress) for item in items], computed by `workers` processes.
 
     func must be a module-level function (it is pickled by name); data is load_data(args,
-    split, n_val, val_choice), loaded once per worker. Workers are `spawn`ed with `threads` BLAS threads.
+    split, n_val, val_choice), loaded once per worker. Workers are `spawn`ed with `threads`
+    BLAS threads.
     order: optional key giving the start order (e.g. longest first); results keep items' order.
     on_done(i, result) is called in this process as each result arrives.
     With workers <= 1 everything runs here, with this process's BLAS threads.
@@ -298,7 +309,8 @@ def run_jobs(func, items, args, split="b", n_val=5000, workers=2, threads=1, pro
         return results
     with blas_threads(threads):
         pool = multiprocessing.get_context("spawn").Pool(
-            min(workers, len(items)), initializer=_init_worker, initargs=(args, split, n_val, val_choice))
+            min(workers, len(items)), initializer=_init_worker,
+            initargs=(args, split, n_val, val_choice))
     try:
         for i, result in pool.imap_unordered(_call, jobs):
             results[i] = result

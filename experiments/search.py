@@ -28,13 +28,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.mlp import MLP
-from tensorgrad.data import (Compose, DataLoader, GaussianBlur, GaussianNoise,
-                             RandomHorizontalFlip)
+from tensorgrad.data import Compose, DataLoader, GaussianBlur, GaussianNoise, RandomHorizontalFlip
 from tensorgrad.optim import SGD, Adagrad, Adam, RMSprop
 from tensorgrad.optim.lr_scheduler import CyclicLR
-from tensorgrad.search import (PRUNERS, SAMPLERS, Int, LogUniform, Refine, StorageSpec,
-                               load_space, plot_best_so_far, plot_params, run_search,
-                               space_from_dict, span_seconds, top_table)
+from tensorgrad.search import (
+    PRUNERS,
+    SAMPLERS,
+    Int,
+    LogUniform,
+    Refine,
+    StorageSpec,
+    load_space,
+    plot_best_so_far,
+    plot_params,
+    run_search,
+    space_from_dict,
+    span_seconds,
+    top_table,
+)
 from tensorgrad.train import evaluate, fit
 
 from . import common

@@ -4,22 +4,49 @@
     x = tg.tensor([[1.0, 2.0]], requires_grad=True)
     y = (x * x).sum(); y.backward(); x.grad   # 2x
 """
-from . import memory  # first: tunes malloc before the big arrays come (see memory.py)
-from . import ops
-from .creation import (arange, as_generator, eye, full, full_like, ones, ones_like, rand, randn,
-                       zeros, zeros_like)
+import numpy as _np
+
+from . import (
+                       memory,  # first: tunes malloc before the big arrays come (see memory.py)
+                       nn,
+                       ops,
+                       optim,
+)
+from .creation import (
+                       arange,
+                       as_generator,
+                       eye,
+                       full,
+                       full_like,
+                       ones,
+                       ones_like,
+                       rand,
+                       randn,
+                       zeros,
+                       zeros_like,
+)
 from .function import Function, FunctionCtx, Op
 from .fuse import fuse
+from .gradcheck import (
+                       GradcheckError,
+                       NondifferentiableError,
+                       gradcheck,
+                       gradgradcheck,
+                       gradient_errors,
+)
 from .ops import *  # noqa: F401,F403  (every op as a function: tg.exp(x), tg.sum(x, axis=0), ...)
 from .ops import DIFFERENTIABLE
-from .tensor import (GraphFreedError, Tensor, enable_grad, grad, is_grad_enabled, no_grad,
-                     set_grad_enabled, tensor)
-from . import nn, optim
 from .serialization import load, save
-from .gradcheck import GradcheckError, NondifferentiableError, gradcheck, gradgradcheck, \
-    gradient_errors
-
-import numpy as _np
+from .tensor import (
+                       GraphFreedError,
+                       Tensor,
+                       enable_grad,
+                       grad,
+                       is_grad_enabled,
+                       no_grad,
+                       set_grad_enabled,
+                       tensor,
+)
 
 float32, float64, int64, bool_ = _np.float32, _np.float64, _np.int64, _np.bool_
 __version__ = "0.1.0"

@@ -24,7 +24,10 @@ import numpy as np
 from .function import Op, passthrough
 from .inline import expression
 from .tensor import Tensor
-from .xp import Scaled as _Scaled, dot as _dot, number as _number, reduce_to as _reduce_to
+from .xp import Scaled as _Scaled
+from .xp import dot as _dot
+from .xp import number as _number
+from .xp import reduce_to as _reduce_to
 
 _t = importlib.import_module(".tensor", __package__)  # the module (tensorgrad.tensor is a function)
 

@@ -8,7 +8,8 @@ NondifferentiableError instead of a false gradient failure.
 """
 import numpy as np
 
-from .tensor import Tensor, grad as _grad, no_grad
+from .tensor import Tensor, no_grad
+from .tensor import grad as _grad
 
 __all__ = ["gradcheck", "gradgradcheck", "gradient_errors", "GradcheckError",
            "NondifferentiableError"]

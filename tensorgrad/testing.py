@@ -10,7 +10,8 @@ Values are float64, bounded, and kept away from kinks (`avoid=(0,)` for relu/abs
 finite differences are meaningful. Needs hypothesis (the `test` extra).
 """
 import numpy as np
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.strategies import SearchStrategy
 

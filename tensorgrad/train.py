@@ -12,8 +12,6 @@ import pickle
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from .nn import functional as F
 from .nn.regularization import l2_penalty
 from .tensor import Tensor, no_grad
@@ -192,7 +190,8 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
                 if not math.isfinite(value):
                     raise TrainingDiverged(
                         f"fit: the loss became {value} at update {step + 1} (epoch "
-                        f"{step // updates_per_epoch + 1}, lr {optimizer.param_groups[0]['lr']:.3g})"
+                        f"{step // updates_per_epoch + 1}, "
+                        f"lr {optimizer.param_groups[0]['lr']:.3g})"
                         f"; lower the learning rate or check the data")
                 optimizer.zero_grad()
                 cost.backward()
@@ -210,7 +209,8 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
                     stop = measure()
                     model.train()
                     if bar is not None and history.last("val_acc") is not None:
-                        bar.set_postfix(loss=f"{running:.3f}", val_acc=f"{history.last('val_acc'):.3f}")
+                        bar.set_postfix(loss=f"{running:.3f}",
+                                        val_acc=f"{history.last('val_acc'):.3f}")
                 if checkpoint is not None and (step % checkpoint_every == 0 or stop
                                                or step == total_updates):
                     history.wall_time = time.perf_counter() - t0

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import numpy as np
 
-
 _ONES = {}  # the cached constants (_constant)
 # numpy's C dot without the __array_function__ dispatch wrapper around it (0.25 us a call; a
 # 9-layer step makes about 90): the arrays here are always plain ndarrays

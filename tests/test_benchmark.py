@@ -26,6 +26,7 @@ def test_frameworks_take_turns_in_chunks(tmp_path):
 
 def test_timed_updates_are_the_updates_time_updates_runs():
     import numpy as np
+
     from experiments.baselines import NumpyMLP, time_updates, timed_updates
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((60, 12)).astype(np.float32), rng.integers(0, 3, 60)

@@ -2,8 +2,17 @@
 
 Nothing here depends on the Tensor engine: everything takes and yields numpy arrays.
 """
-from .augment import (ColorJitter, Compose, GaussianBlur, GaussianNoise, Normalize,
-                      RandomHorizontalFlip, RandomTranslation, Transform, standardize)
+from .augment import (
+                      ColorJitter,
+                      Compose,
+                      GaussianBlur,
+                      GaussianNoise,
+                      Normalize,
+                      RandomHorizontalFlip,
+                      RandomTranslation,
+                      Transform,
+                      standardize,
+)
 from .cifar10 import CIFAR10Splits, ensure_cifar10, find_cifar10, load_cifar10, read_batch
 from .loader import DataLoader
 

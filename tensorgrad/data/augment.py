@@ -125,7 +125,8 @@ class RandomTranslation(Transform):
 
 
 class ColorJitter(Transform):
-    """Random brightness then contrast per image, like torchvision's ColorJitter (clamped to [0, 1]).
+    """Random brightness then contrast per image, like torchvision's ColorJitter (clamped to
+    [0, 1]).
 
     brightness b scales pixels by a factor drawn from [max(0, 1-b), 1+b]; contrast c blends each
     image with its mean grey level by a factor from [max(0, 1-c), 1+c]. Either may also be given
@@ -162,7 +163,8 @@ class GaussianNoise(Transform):
     def __init__(self, std_fraction: float = 0.1, seed=None):
         super().__init__(seed)
         if not std_fraction >= 0:
-            raise ValueError(f"GaussianNoise: std_fraction must be non-negative, got {std_fraction!r}")
+            raise ValueError(f"GaussianNoise: std_fraction must be non-negative, got "
+                             f"{std_fraction!r}")
         self.std_fraction = float(std_fraction)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -257,7 +259,8 @@ class Normalize:
         self.mean = np.array(mean, dtype=np.float64)
         self.std = np.array(std, dtype=np.float64)
         if self.mean.shape != self.std.shape:
-            raise ValueError(f"Normalize: mean shape {self.mean.shape} != std shape {self.std.shape}")
+            raise ValueError(f"Normalize: mean shape {self.mean.shape} != std shape "
+                             f"{self.std.shape}")
         if not np.all(self.std > 0):
             raise ValueError("Normalize: std must be positive everywhere")
         self.dtype = np.dtype(dtype)

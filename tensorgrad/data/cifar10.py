@@ -277,7 +277,8 @@ def ensure_cifar10(root: str | os.PathLike | None = None, download: bool = True,
         return folder
     looked = _where_looked(root, explicit)
     if not download:
-        raise FileNotFoundError(f"CIFAR-10 not found and download=False.\n{looked}\n{HOW_TO_PROVIDE}")
+        raise FileNotFoundError(f"CIFAR-10 not found and download=False.\n{looked}\n"
+                                f"{HOW_TO_PROVIDE}")
     target = root if root.name == FOLDER else root / FOLDER
     archive = target.parent / ARCHIVE
     if not (archive.is_file() and _md5(archive) == md5):

@@ -1,4 +1,5 @@
-"""Seeded mini-batches over in-memory numpy arrays, with exact resume from the middle of an epoch."""
+"""Seeded mini-batches over in-memory numpy arrays, with exact resume from the middle of an
+epoch."""
 from __future__ import annotations
 
 import math
@@ -37,10 +38,12 @@ class DataLoader:
         lengths = [len(a) for a in arrays]
         if len(set(lengths)) != 1:
             shapes = ", ".join(str(a.shape) for a in arrays)
-            raise ValueError(f"DataLoader: arrays must share their first dimension, got shapes {shapes}")
+            raise ValueError(f"DataLoader: arrays must share their first dimension, got shapes "
+                             f"{shapes}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+            raise ValueError(f"DataLoader: batch_size must be a positive integer, got "
+                             f"{batch_size!r}")
         self.arrays = arrays
         self.num_samples = lengths[0]
         self.batch_size = int(batch_size)
@@ -87,7 +90,8 @@ class DataLoader:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a state_dict(); the next `for` loop continues the saved epoch where it stopped."""
+        """Restore a state_dict(); the next `for` loop continues the saved epoch where it
+        stopped."""
         for key in ("num_samples", "batch_size", "shuffle", "drop_last"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"DataLoader.load_state_dict: state has {key}={state[key]!r} "

@@ -6,8 +6,18 @@
     loss = F.cross_entropy(model(x), y) + lam * nn.l2_penalty(model)
 """
 from . import functional, init
-from .layers import (ELU, BatchNorm1d, Dropout, Flatten, Identity, LeakyReLU, Linear, ReLU,
-                     Sigmoid, Tanh)
+from .layers import (
+                     ELU,
+                     BatchNorm1d,
+                     Dropout,
+                     Flatten,
+                     Identity,
+                     LeakyReLU,
+                     Linear,
+                     ReLU,
+                     Sigmoid,
+                     Tanh,
+)
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
 from .regularization import l2_param_groups, l2_penalty, l2_weights
 

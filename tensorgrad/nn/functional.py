@@ -6,9 +6,9 @@ ops as possible because each op costs Python overhead on small batches.
 import numpy as np
 
 from ..creation import as_generator
-from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, tanh, vdot
-from ..ops import mean as _mean, square
 from ..fuse import fuse
+from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, square, tanh, vdot
+from ..ops import mean as _mean
 from ..tensor import Tensor
 
 __all__ = ["linear", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softmax", "log_softmax",

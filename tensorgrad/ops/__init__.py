@@ -5,20 +5,67 @@ helper names there (sum_to, unindex, getitem, astype, ...) exist here with the s
 To add an op: define its `Op` beside its siblings in elementwise/reduce/shape/linalg, expose a
 function here, and give it an entry in tests/ops/op_cases.py (a test fails until you do).
 """
-from .elementwise import (abs, add, clip, div, elu, equal, exp, greater, greater_equal, isfinite,
-                          isnan, leaky_relu as _leaky_relu, elu as _elu, less, less_equal, log,
-                          logical_and, logical_not, logical_or, logical_xor, maximum, minimum,
-                          mul, neg, not_equal, pow, relu, rsqrt, sigmoid, sign, sqrt, square, sub,
-                          tanh,
-                          where)
-from .linalg import linear, matmul, vdot
-from .reduce import (log_softmax, logsumexp, max, mean, min, softmax, std, sum,
-                     sum_squares, var)
-from .shape import (astype, broadcast_to, cat, concatenate, expand, expand_dims, flatten,
-                    getitem, matrix_transpose, pad, permute, reduce_to, reshape, squeeze, stack,
-                    sum_to,
-                    swapaxes, transpose, unindex, unsqueeze)
 from ._base import Tensor, data_of
+from .elementwise import (
+    abs,
+    add,
+    div,
+    elu,
+    equal,
+    exp,
+    greater,
+    greater_equal,
+    isfinite,
+    isnan,
+    less,
+    less_equal,
+    log,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    not_equal,
+    pow,
+    relu,
+    rsqrt,
+    sigmoid,
+    sign,
+    sqrt,
+    square,
+    sub,
+    tanh,
+    where,
+)
+from .elementwise import elu as _elu
+from .elementwise import leaky_relu as _leaky_relu
+from .linalg import linear, matmul, vdot
+from .reduce import log_softmax, logsumexp, max, mean, min, softmax, std, sum, sum_squares, var
+from .shape import (
+    astype,
+    broadcast_to,
+    cat,
+    concatenate,
+    expand,
+    expand_dims,
+    flatten,
+    getitem,
+    matrix_transpose,
+    pad,
+    permute,
+    reduce_to,
+    reshape,
+    squeeze,
+    stack,
+    sum_to,
+    swapaxes,
+    transpose,
+    unindex,
+    unsqueeze,
+)
 
 # elementwise ops exposed under numpy's names
 negative = neg
@@ -59,7 +106,8 @@ clamp = clip
 # The public op list: each name is property-tested (gradcheck + gradgradcheck) by
 # tests/ops/test_op_gradients.py, and a completeness test keeps this list and the cases in step.
 DIFFERENTIABLE = {
-    "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "square": square, "rsqrt": rsqrt, "matmul": matmul, "neg": neg,
+    "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "square": square, "rsqrt": rsqrt,
+    "matmul": matmul, "neg": neg,
     "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "tanh": tanh, "sigmoid": sigmoid,
     "relu": relu, "leaky_relu": leaky_relu, "elu": elu,
     "maximum": maximum, "minimum": minimum, "where": where, "clip": clip,
@@ -110,7 +158,8 @@ def _install_tensor_methods():
     T.__invert__ = logical_not
     T.__getitem__ = getitem
 
-    for name in ("exp", "log", "sqrt", "square", "rsqrt", "abs", "tanh", "sigmoid", "relu", "leaky_relu", "elu",
+    for name in ("exp", "log", "sqrt", "square", "rsqrt", "abs", "tanh", "sigmoid", "relu",
+                 "leaky_relu", "elu",
                  "sum", "mean", "var", "std", "max", "min", "logsumexp", "softmax",
                  "log_softmax", "maximum", "minimum", "clip", "clamp", "reshape", "transpose",
                  "permute", "swapaxes", "flatten", "broadcast_to", "expand", "squeeze",

@@ -6,14 +6,15 @@ written against the array namespace `xp` (see tensorgrad/xp.py). Broadcasting is
 engine, so the vjps below read like the calculus. A `_<op>_lower` beside an op gives fused
 programs versions specialised for their fixed shapes (see Op.lower); the maths stays above.
 """
+from functools import partial
+
 import numpy as np
 from scipy.special import expit
 
-from functools import partial
-
 from ..function import passthrough
 from ..xp import dot, filled, number, zeros_of
-from ._base import Op as _Op, nondiff
+from ._base import Op as _Op
+from ._base import nondiff
 
 # every op here maps g elementwise, so it accepts a gradient that only broadcasts to its output
 Op = partial(_Op, elementwise=True)

@@ -5,8 +5,10 @@ matrices and the batch dimensions that broadcasting added are summed back by the
 """
 import numpy as np
 
-from ..xp import matmul as _np_matmul, matmul_2d, vdot as _np_vdot
 from ..function import passthrough
+from ..xp import matmul as _np_matmul
+from ..xp import matmul_2d
+from ..xp import vdot as _np_vdot
 from ._base import Op, data_of
 
 

@@ -8,7 +8,6 @@ import math
 import numpy as np
 
 from ..xp import dot, fast_sum, filled, number, reciprocal
-
 from ._base import Op, Tensor, data_of, keep, normalize_axis, reduced_shape
 
 

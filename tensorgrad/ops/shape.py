@@ -6,7 +6,9 @@ flatten, expand and stack are compositions of these.
 """
 import numpy as np
 
-from ..xp import compact_count, sum_to as _np_sum_to, unindex as _np_unindex
+from ..xp import compact_count
+from ..xp import sum_to as _np_sum_to
+from ..xp import unindex as _np_unindex
 from ._base import Op, Tensor, data_of
 
 _reshape = Op("reshape", np.reshape,

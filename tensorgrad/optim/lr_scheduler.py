@@ -26,13 +26,16 @@ from typing import Any, Callable, Sequence
 from .optimizer import Optimizer
 
 
-def _per_group(name: str, optimizer: Optimizer, value: float | Sequence[float], where: str) -> list[float]:
+def _per_group(
+    name: str, optimizer: Optimizer, value: float | Sequence[float], where: str
+) -> list[float]:
     """One value per parameter group: a scalar is repeated, a list must match the group count."""
     n_groups = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
         if len(value) != n_groups:
             raise ValueError(
-                f"{where}: expected {n_groups} values for {name} (one per parameter group), got {len(value)}"
+                f"{where}: expected {n_groups} values for {name} (one per parameter group), "
+                f"got {len(value)}"
             )
         return [float(v) for v in value]
     return [float(value)] * n_groups
@@ -48,7 +51,9 @@ class LRScheduler:
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         name = type(self).__name__
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{name}: expected a tensorgrad Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(
+                f"{name}: expected a tensorgrad Optimizer, got {type(optimizer).__name__}"
+            )
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -57,7 +62,8 @@ class LRScheduler:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
                     raise KeyError(
-                        f"{name}: param_groups[{i}] has no 'initial_lr' although last_epoch={last_epoch} "
+                        f"{name}: param_groups[{i}] has no 'initial_lr' although "
+                        f"last_epoch={last_epoch} "
                         "asks to resume a schedule; load the optimizer's state_dict first"
                     )
         self.base_lrs: list[float] = [group["initial_lr"] for group in optimizer.param_groups]
@@ -88,15 +94,20 @@ class LRScheduler:
 
     def state_dict(self) -> dict[str, Any]:
         """Every attribute except the optimizer (copied), as in PyTorch."""
-        return {key: copy.deepcopy(value) for key, value in self.__dict__.items() if key != "optimizer"}
+        return {
+            key: copy.deepcopy(value) for key, value in self.__dict__.items() if key != "optimizer"
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore attributes saved by ``state_dict`` (the optimizer's lrs come from its own state_dict)."""
+        """Restore attributes saved by ``state_dict`` (the optimizer's lrs come from its own
+        state_dict)."""
         self.__dict__.update(copy.deepcopy(state_dict))
 
     # -- momentum cycling shared by CyclicLR and OneCycleLR ---------------------------
 
-    def _setup_momentum(self, base_momentum: float | Sequence[float], max_momentum: float | Sequence[float]) -> None:
+    def _setup_momentum(
+        self, base_momentum: float | Sequence[float], max_momentum: float | Sequence[float]
+    ) -> None:
         """Check the optimizer has a momentum (SGD, RMSprop) or beta1 (Adam) to cycle."""
         name = type(self).__name__
         defaults = self.optimizer.defaults
@@ -139,7 +150,9 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+        return [
+            base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)
+        ]
 
     def state_dict(self) -> dict[str, Any]:
         state = {
@@ -148,7 +161,8 @@ class LambdaLR(LRScheduler):
             if key not in ("optimizer", "lr_lambdas")
         }
         state["lr_lambdas"] = [
-            None if isinstance(fn, types.FunctionType) else copy.deepcopy(fn.__dict__) for fn in self.lr_lambdas
+            None if isinstance(fn, types.FunctionType) else copy.deepcopy(fn.__dict__)
+            for fn in self.lr_lambdas
         ]
         return state
 
@@ -164,7 +178,9 @@ class LambdaLR(LRScheduler):
 class StepLR(LRScheduler):
     """lr = base_lr * gamma ** (last_epoch // step_size)."""
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         if int(step_size) != step_size or step_size < 1:
             raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
         self.step_size = int(step_size)
@@ -172,14 +188,20 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        return [base_lr * self.gamma ** (self.last_epoch // self.step_size) for base_lr in self.base_lrs]
+        return [
+            base_lr * self.gamma ** (self.last_epoch // self.step_size) for base_lr in self.base_lrs
+        ]
 
 
 class ConstantLR(LRScheduler):
     """lr = base_lr * factor for the first ``total_iters`` updates, then base_lr."""
 
     def __init__(
-        self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1
+        self,
+        optimizer: Optimizer,
+        factor: float = 1.0 / 3,
+        total_iters: int = 5,
+        last_epoch: int = -1,
     ) -> None:
         if not 0.0 <= factor <= 1.0:
             raise ValueError(f"ConstantLR: factor must be in [0, 1], got {factor!r}")
@@ -199,7 +221,9 @@ class CosineAnnealingLR(LRScheduler):
     as PyTorch's recursive version does.
     """
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
         if T_max <= 0:
             raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max!r}")
         self.T_max = T_max
@@ -246,7 +270,9 @@ class CyclicLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"CyclicLR: expected a tensorgrad Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(
+                f"CyclicLR: expected a tensorgrad Optimizer, got {type(optimizer).__name__}"
+            )
         base_lrs = _per_group("base_lr", optimizer, base_lr, "CyclicLR")
         self.max_lrs = _per_group("max_lr", optimizer, max_lr, "CyclicLR")
         if step_size_up <= 0 or (step_size_down is not None and step_size_down <= 0):
@@ -256,10 +282,13 @@ class CyclicLR(LRScheduler):
             )
         if scale_fn is None and mode not in ("triangular", "triangular2", "exp_range"):
             raise ValueError(
-                f"CyclicLR: mode must be 'triangular', 'triangular2' or 'exp_range' (or pass scale_fn), got {mode!r}"
+                "CyclicLR: mode must be 'triangular', 'triangular2' or 'exp_range' (or pass "
+                f"scale_fn), got {mode!r}"
             )
         if scale_fn is not None and scale_mode not in ("cycle", "iterations"):
-            raise ValueError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}")
+            raise ValueError(
+                f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}"
+            )
         up = float(step_size_up)
         down = float(step_size_down) if step_size_down is not None else up
         self.total_size = up + down
@@ -304,18 +333,24 @@ class CyclicLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         height, scale = self._phase()
-        return [base + (peak - base) * height * scale for base, peak in zip(self.base_lrs, self.max_lrs)]
+        return [
+            base + (peak - base) * height * scale for base, peak in zip(self.base_lrs, self.max_lrs)
+        ]
 
     def step(self) -> None:
         super().step()
         if self.cycle_momentum:
             height, scale = self._phase()
             self._set_momentum(
-                [high - (high - low) * height * scale for low, high in zip(self.base_momentums, self.max_momentums)]
+                [
+                    high - (high - low) * height * scale
+                    for low, high in zip(self.base_momentums, self.max_momentums)
+                ]
             )
 
     def state_dict(self) -> dict[str, Any]:
-        """As the base class, but a custom scale_fn is kept only as its ``__dict__`` (if not a function)."""
+        """As the base class, but a custom scale_fn is kept only as its ``__dict__`` (if not a
+        function)."""
         state = {
             key: copy.deepcopy(value)
             for key, value in self.__dict__.items()
@@ -366,22 +401,32 @@ class OneCycleLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"OneCycleLR: expected a tensorgrad Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(
+                f"OneCycleLR: expected a tensorgrad Optimizer, got {type(optimizer).__name__}"
+            )
         if total_steps is not None:
             if int(total_steps) != total_steps or total_steps <= 0:
-                raise ValueError(f"OneCycleLR: expected a positive integer total_steps, got {total_steps!r}")
+                raise ValueError(
+                    f"OneCycleLR: expected a positive integer total_steps, got {total_steps!r}"
+                )
             self.total_steps = int(total_steps)
         elif epochs is not None and steps_per_epoch is not None:
             for key, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
                 if int(value) != value or value <= 0:
-                    raise ValueError(f"OneCycleLR: expected a positive integer {key}, got {value!r}")
+                    raise ValueError(
+                        f"OneCycleLR: expected a positive integer {key}, got {value!r}"
+                    )
             self.total_steps = int(epochs) * int(steps_per_epoch)
         else:
-            raise ValueError("OneCycleLR: give either total_steps or both epochs and steps_per_epoch")
+            raise ValueError(
+                "OneCycleLR: give either total_steps or both epochs and steps_per_epoch"
+            )
         if not 0.0 <= pct_start <= 1.0:
             raise ValueError(f"OneCycleLR: pct_start must be in [0, 1], got {pct_start!r}")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+            raise ValueError(
+                f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}"
+            )
         self.anneal_strategy = anneal_strategy
 
         # Each phase: (its last update, lr from, lr to, momentum from, momentum to), naming the
@@ -421,14 +466,16 @@ class OneCycleLR(LRScheduler):
         step_num = self.last_epoch
         if step_num > self.total_steps:
             raise ValueError(
-                f"OneCycleLR: tried to step {step_num} times; the schedule has total_steps={self.total_steps}"
+                f"OneCycleLR: tried to step {step_num} times; the schedule has "
+                f"total_steps={self.total_steps}"
             )
         start_step = 0.0
         for i, (end_step, lr_from, lr_to, m_from, m_to) in enumerate(self._phases):
             if step_num <= end_step or i == len(self._phases) - 1:
                 if end_step == start_step:
                     raise ValueError(
-                        f"OneCycleLR: phase {i + 1} has zero length (total_steps={self.total_steps}, "
+                        f"OneCycleLR: phase {i + 1} has zero length "
+                        f"(total_steps={self.total_steps}, "
                         f"phase ends at update {end_step}); change pct_start or use more steps"
                     )
                 pct = (step_num - start_step) / (end_step - start_step)

@@ -6,9 +6,10 @@ in place in ``_step_group``; everything else (groups, closure, checkpoints) live
 
 About ``weight_decay`` and the course's L2 term: the cost ``J = loss + lambda * sum ||W||^2``
 has gradient ``dloss/dW + 2*lambda*W``, so ``SGD(..., weight_decay=2*lambda)`` reproduces it
-(with or without momentum: the decay is added to the gradient).  But ``weight_decay`` decays every parameter of its group (biases, batch-norm
-gamma/beta too), while the course's L2 term covers only the weight matrices; to match it put
-biases and batch-norm parameters in a separate group with ``weight_decay=0``::
+(with or without momentum: the decay is added to the gradient).  But ``weight_decay`` decays
+every parameter of its group (biases, batch-norm gamma/beta too), while the course's L2 term
+covers only the weight matrices; to match it put biases and batch-norm parameters in a
+separate group with ``weight_decay=0``::
 
     SGD([{"params": weights, "weight_decay": 2 * lam},
          {"params": biases_and_bn, "weight_decay": 0.0}], lr=0.01)
@@ -26,9 +27,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..tensor import Tensor
 from ..blas import axpy  # noqa: F401  (the optimizers' update primitive)
 from ..flat import FlatParams
+from ..tensor import Tensor
 
 
 def _copy_value(value: Any) -> Any:
@@ -81,11 +82,14 @@ class Optimizer:
     # -- parameter groups -------------------------------------------------------------
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Append a group ``{"params": [...], option: value, ...}``; missing options take defaults."""
+        """Append a group ``{"params": [...], option: value, ...}``; missing options take
+        defaults."""
         name = type(self).__name__
         where = f"param_groups[{len(self.param_groups)}]"
         if not isinstance(param_group, dict):
-            raise TypeError(f"{name}.add_param_group: expected a dict, got {type(param_group).__name__}")
+            raise TypeError(
+                f"{name}.add_param_group: expected a dict, got {type(param_group).__name__}"
+            )
         if "params" not in param_group:
             raise ValueError(f"{name}.add_param_group: {where} has no 'params' key")
         params = param_group["params"]
@@ -141,8 +145,12 @@ class Optimizer:
         entry = self._flat.get(id(group))
         params = group["params"]
         key = (len(params), FlatParams.generation)
-        if entry is None or entry[2] is not group or entry[3] != key \
-                or (entry[0] is not None and not entry[0].valid()):
+        if (
+            entry is None
+            or entry[2] is not group
+            or entry[3] != key
+            or (entry[0] is not None and not entry[0].valid())
+        ):
             flat, rest = FlatParams.of(params)
             entry = self._flat[id(group)] = (flat, rest, group, key)
         return entry[0], entry[1]
@@ -186,7 +194,8 @@ class Optimizer:
     # -- checkpoints -----------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}`` (PyTorch layout).
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``
+        (PyTorch layout).
 
         Parameters are numbered in group order; arrays are copies.
         """
@@ -214,7 +223,8 @@ class Optimizer:
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
             raise ValueError(
-                f"{name}.load_state_dict: expected a dict with keys 'state' and 'param_groups', got {keys}"
+                f"{name}.load_state_dict: expected a dict with keys 'state' and 'param_groups', "
+                f"got {keys}"
             )
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
@@ -235,15 +245,17 @@ class Optimizer:
         new_state: dict[Tensor, dict[str, Any]] = {}
         for index, saved_state in state_dict["state"].items():
             if int(index) not in params_by_index:
-                raise ValueError(f"{name}.load_state_dict: state for unknown parameter index {index}")
+                raise ValueError(
+                    f"{name}.load_state_dict: state for unknown parameter index {index}"
+                )
             p = params_by_index[int(index)]
             restored = {}
             for key, value in saved_state.items():
                 if isinstance(value, np.ndarray):
                     if value.shape != p.data.shape:
                         raise ValueError(
-                            f"{name}.load_state_dict: state[{index}][{key!r}] has shape {value.shape} "
-                            f"but the parameter has shape {p.data.shape}"
+                            f"{name}.load_state_dict: state[{index}][{key!r}] has shape "
+                            f"{value.shape} but the parameter has shape {p.data.shape}"
                         )
                     dtype = p.data.dtype if np.issubdtype(value.dtype, np.floating) else value.dtype
                     value = np.array(value, dtype=dtype, copy=True)

@@ -49,7 +49,9 @@ class RMSprop(Optimizer):
     def _check_hyperparameters(self, group: dict[str, Any], where: str) -> None:
         for key in ("lr", "eps", "weight_decay", "momentum"):
             self._require(group[key] >= 0.0, key, group[key], where, "must be >= 0")
-        self._require(0.0 <= group["alpha"] <= 1.0, "alpha", group["alpha"], where, "must be in [0, 1]")
+        self._require(
+            0.0 <= group["alpha"] <= 1.0, "alpha", group["alpha"], where, "must be in [0, 1]"
+        )
 
     def _step_group(self, group: dict[str, Any]) -> None:
         lr = float(group["lr"])

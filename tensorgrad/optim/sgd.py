@@ -49,9 +49,15 @@ class SGD(Optimizer):
 
     def _check_hyperparameters(self, group: dict[str, Any], where: str) -> None:
         self._require(group["lr"] >= 0.0, "lr", group["lr"], where, "must be >= 0")
-        self._require(group["momentum"] >= 0.0, "momentum", group["momentum"], where, "must be >= 0")
         self._require(
-            group["weight_decay"] >= 0.0, "weight_decay", group["weight_decay"], where, "must be >= 0"
+            group["momentum"] >= 0.0, "momentum", group["momentum"], where, "must be >= 0"
+        )
+        self._require(
+            group["weight_decay"] >= 0.0,
+            "weight_decay",
+            group["weight_decay"],
+            where,
+            "must be >= 0",
         )
         if group["nesterov"]:
             self._require(

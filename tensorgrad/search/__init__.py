@@ -14,11 +14,29 @@
 
 Optuna is an optional extra (pip install -e ".[search]"), imported only when a search runs.
 """
-from .report import (best_record, plot_best_so_far, plot_params, span_seconds, top_table,
-                     trial_records)
+from .report import (
+                     best_record,
+                     plot_best_so_far,
+                     plot_params,
+                     span_seconds,
+                     top_table,
+                     trial_records,
+)
 from .runner import Refine, SearchResult, fine_space, run_search
-from .space import (Choice, Int, LogUniform, Uniform, grid_points, grid_size, grid_values,
-                    load_space, narrow, space_from_dict, space_to_dict, suggest)
+from .space import (
+                     Choice,
+                     Int,
+                     LogUniform,
+                     Uniform,
+                     grid_points,
+                     grid_size,
+                     grid_values,
+                     load_space,
+                     narrow,
+                     space_from_dict,
+                     space_to_dict,
+                     suggest,
+)
 from .storage import StorageSpec
 from .worker import PRUNERS, SAMPLERS, PruningCallback, SearchTrial
 

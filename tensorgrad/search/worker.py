@@ -24,8 +24,15 @@ import numpy as np
 
 from ..train import StopTraining
 from .space import grid_values, suggest
-from .storage import (ClaimLock, StorageSpec, WorkerLock, budget_used, import_optuna,
-                      open_storage, requeue_interrupted)
+from .storage import (
+    ClaimLock,
+    StorageSpec,
+    WorkerLock,
+    budget_used,
+    import_optuna,
+    open_storage,
+    requeue_interrupted,
+)
 
 __all__ = ["SearchTrial", "PruningCallback", "StageSpec", "run_worker", "make_sampler",
            "make_pruner", "SAMPLERS", "PRUNERS"]

@@ -1,7 +1,8 @@
 """Properties of the graph walk: backward, grad, accumulation, no_grad, detach, higher order."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tensorgrad as tg
 from tensorgrad import Op

@@ -1,7 +1,8 @@
 """tensorgrad.blas.axpy: y += a * x in place, for every size, layout and dtype pair."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tensorgrad import blas
 from tensorgrad.blas import BIG, HAVE_BLAS, axpy

@@ -1,7 +1,6 @@
 """Custom Functions, the gradient checker (strictness, kinks, modes) and the testing kit."""
 import numpy as np
 import pytest
-from hypothesis import strategies as st
 
 import tensorgrad as tg
 from tensorgrad.testing import assert_op_gradients, tensors

@@ -4,7 +4,8 @@ import importlib
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tensorgrad as tg
 from tensorgrad.fuse import fuse

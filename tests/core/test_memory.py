@@ -1,4 +1,5 @@
 """tensorgrad.memory: malloc keeps freed blocks for reuse (glibc), and can be turned off."""
+
 import os
 import platform
 import subprocess
@@ -24,6 +25,11 @@ def test_does_nothing_elsewhere():
 @pytest.mark.parametrize("value", ["0", "1"])
 def test_import_applies_it_unless_the_environment_says_0(value):
     env = dict(os.environ, TENSORGRAD_KEEP_FREED_MEMORY=value)
-    out = subprocess.run([sys.executable, "-c", "import tensorgrad; print(tensorgrad.memory.APPLIED)"],
-                         env=env, capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", "import tensorgrad; print(tensorgrad.memory.APPLIED)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert out[-1] == str(GLIBC and value == "1")

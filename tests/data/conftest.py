@@ -1,4 +1,5 @@
-"""Fixtures for tensorgrad.data: tiny CIFAR-10 folders in the real formats, archives, HTTP servers."""
+"""Fixtures for tensorgrad.data: tiny CIFAR-10 folders in the real formats, archives, HTTP
+servers."""
 import hashlib
 import http.server
 import io
@@ -53,7 +54,8 @@ def _py2_int(v: int) -> bytes:
 
 
 def _py2_array(a: np.ndarray) -> bytes:
-    """A uint8 2-D array exactly as Python 2's cPickle (protocol 2) stored it in the official files."""
+    """A uint8 2-D array exactly as Python 2's cPickle (protocol 2) stored it in the official
+    files."""
     return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + _py2_int(0) + b"\x85"
             + _py2_str(b"b") + b"\x87R("
             + _py2_int(1) + _py2_int(a.shape[0]) + _py2_int(a.shape[1]) + b"\x86"
@@ -64,7 +66,8 @@ def _py2_array(a: np.ndarray) -> bytes:
 
 
 def py2_pickle(obj: dict) -> bytes:
-    """A dict of str keys holding str, int lists, str lists or uint8 arrays, pickled as Python 2 did."""
+    """A dict of str keys holding str, int lists, str lists or uint8 arrays, pickled as Python 2
+    did."""
     def value(v):
         if isinstance(v, np.ndarray):
             return _py2_array(v)
@@ -117,7 +120,8 @@ def cifar_root_py2(tmp_path_factory) -> Path:
 @pytest.fixture
 def cifar_copy(cifar_root, tmp_path) -> Path:
     """A private, writable copy of cifar_root's batch folder (to damage in a test)."""
-    return Path(shutil.copytree(cifar_root / "cifar-10-batches-py", tmp_path / "cifar-10-batches-py"))
+    return Path(shutil.copytree(cifar_root / "cifar-10-batches-py",
+                                tmp_path / "cifar-10-batches-py"))
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

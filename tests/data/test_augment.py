@@ -7,8 +7,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.ndimage import gaussian_filter
 
-from tensorgrad.data import (ColorJitter, Compose, GaussianBlur, GaussianNoise, Normalize,
-                             RandomHorizontalFlip, RandomTranslation, standardize)
+from tensorgrad.data import (
+    ColorJitter,
+    Compose,
+    GaussianBlur,
+    GaussianNoise,
+    Normalize,
+    RandomHorizontalFlip,
+    RandomTranslation,
+    standardize,
+)
 
 
 def images(n=16, seed=0, dtype=np.float32):
@@ -55,9 +63,11 @@ def test_state_dict_restores_the_random_stream(make):
 def test_reprs_are_readable():
     assert repr(RandomHorizontalFlip(0.2)) == "RandomHorizontalFlip(p=0.2)"
     assert repr(RandomTranslation(2, fill="edge")) == "RandomTranslation(max_shift=2, fill='edge')"
-    assert repr(ColorJitter(0.2, (0.5, 1.5))) == "ColorJitter(brightness=(0.8, 1.2), contrast=(0.5, 1.5))"
+    assert repr(ColorJitter(0.2, (0.5, 1.5))) == (
+        "ColorJitter(brightness=(0.8, 1.2), contrast=(0.5, 1.5))")
     assert repr(GaussianNoise(0.05)) == "GaussianNoise(std_fraction=0.05)"
-    assert repr(GaussianBlur(0.5, (0, 0.5))) == "GaussianBlur(p=0.5, sigma=(0.0, 0.5), mode='reflect')"
+    assert repr(GaussianBlur(0.5, (0, 0.5))) == (
+        "GaussianBlur(p=0.5, sigma=(0.0, 0.5), mode='reflect')")
     assert repr(Compose([RandomHorizontalFlip(0.2), GaussianNoise(0.1)])) == (
         "Compose(\n    RandomHorizontalFlip(p=0.2)\n    GaussianNoise(std_fraction=0.1)\n)")
 
@@ -126,7 +136,8 @@ def test_each_image_is_a_whole_pixel_shift_within_range(max_shift, fill, seed):
     out = RandomTranslation(max_shift, fill=fill, seed=seed)(x)
     shifts = range(-max_shift, max_shift + 1)
     for img, got in zip(x, out):
-        assert any(np.array_equal(got, shifted(img, dy, dx, fill)) for dy in shifts for dx in shifts)
+        assert any(np.array_equal(got, shifted(img, dy, dx, fill))
+                   for dy in shifts for dx in shifts)
 
 
 # --- colour jitter ------------------------------------------------------------------------------
@@ -208,7 +219,8 @@ def test_compose_applies_in_order_and_aggregates_state():
     x = images(10)
     pipeline = Compose([RandomHorizontalFlip(0.2, seed=1), GaussianBlur(0.5, seed=2),
                         GaussianNoise(0.05, seed=3)])
-    manual = GaussianNoise(0.05, seed=3)(GaussianBlur(0.5, seed=2)(RandomHorizontalFlip(0.2, seed=1)(x)))
+    manual = GaussianNoise(0.05, seed=3)(
+        GaussianBlur(0.5, seed=2)(RandomHorizontalFlip(0.2, seed=1)(x)))
     np.testing.assert_array_equal(pipeline(x), manual)
     state = pipeline.state_dict()
     assert len(state["transforms"]) == 3

@@ -1,4 +1,5 @@
-"""Tests for tensorgrad.data.cifar10: finding, reading, splitting, downloading CIFAR-10 (tiny copies)."""
+"""Tests for tensorgrad.data.cifar10: finding, reading, splitting, downloading CIFAR-10 (tiny
+copies)."""
 import pickle
 import socket
 import time
@@ -213,8 +214,8 @@ def test_md5_mismatch_is_an_error_and_leaves_nothing(http_server, tmp_path):
 def test_symlink_member_is_refused(http_server, archive_dir, tmp_path, helpers):
     base, _ = http_server
     with pytest.raises(ValueError, match="data_batch_1 is not a regular file"):
-        load_cifar10(tmp_path, url=f"{base}/bad.tar.gz", md5=helpers.md5_of(archive_dir / "bad.tar.gz"),
-                     timeout=5)
+        load_cifar10(tmp_path, url=f"{base}/bad.tar.gz",
+                     md5=helpers.md5_of(archive_dir / "bad.tar.gz"), timeout=5)
     assert not (tmp_path / FOLDER / "data_batch_1").exists()
 
 

@@ -1,9 +1,9 @@
 """Unit tests of the S6 helpers: Variant checks, thread settings, job order, weight averaging."""
 import argparse
-import time
-import types
 import json
 import os
+import time
+import types
 
 import numpy as np
 import pytest

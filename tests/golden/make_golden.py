@@ -2,9 +2,9 @@
 
 Run ``python tests/golden/make_golden.py [out_dir]`` (needs torch; tensorgrad never does).
 Inputs come from ``numpy.random.default_rng(SEED)`` (a fresh generator per file) and are
-saved in the files too, so the output is deterministic; ``tests/golden/test_golden_fresh.py`` regenerates and compares.
-All arrays are float64 unless noted.  Every file also holds ``torch_version`` (str) and
-``seed`` (int).
+saved in the files too, so the output is deterministic; ``tests/golden/test_golden_fresh.py``
+regenerates and compares.  All arrays are float64 unless noted.  Every file also holds
+``torch_version`` (str) and ``seed`` (int).
 
 optimizers.npz -- parameters after each of 5 steps, for each optimizer and option set
     cases       JSON str: {case: {"optimizer": "SGD"|"Adagrad"|"RMSprop"|"Adam"|"AdamW",
@@ -72,7 +72,13 @@ OPTIMIZER_CASES = {
     "sgd_weight_decay": {"optimizer": "SGD", "kwargs": {"lr": 0.1, "weight_decay": 0.2}},
     "sgd_all_maximize": {
         "optimizer": "SGD",
-        "kwargs": {"lr": 0.05, "momentum": 0.7, "dampening": 0.1, "weight_decay": 0.3, "maximize": True},
+        "kwargs": {
+            "lr": 0.05,
+            "momentum": 0.7,
+            "dampening": 0.1,
+            "weight_decay": 0.3,
+            "maximize": True,
+        },
     },
     "sgd_groups": {
         "optimizer": "SGD",
@@ -89,7 +95,10 @@ OPTIMIZER_CASES = {
     "adagrad_maximize": {"optimizer": "Adagrad", "kwargs": {"lr": 0.1, "maximize": True}},
     "adagrad_float32": {"optimizer": "Adagrad", "kwargs": {"lr": 0.1}, "dtype": "float32"},
     "rmsprop": {"optimizer": "RMSprop", "kwargs": {"lr": 0.01}},
-    "rmsprop_momentum": {"optimizer": "RMSprop", "kwargs": {"lr": 0.01, "momentum": 0.9, "alpha": 0.9}},
+    "rmsprop_momentum": {
+        "optimizer": "RMSprop",
+        "kwargs": {"lr": 0.01, "momentum": 0.9, "alpha": 0.9},
+    },
     "rmsprop_centered": {"optimizer": "RMSprop", "kwargs": {"lr": 0.01, "centered": True}},
     "rmsprop_centered_momentum_wd": {
         "optimizer": "RMSprop",
@@ -99,8 +108,14 @@ OPTIMIZER_CASES = {
     "adam": {"optimizer": "Adam", "kwargs": {"lr": 0.1}},
     "adam_amsgrad": {"optimizer": "Adam", "kwargs": {"lr": 0.1, "amsgrad": True}},
     "adam_weight_decay": {"optimizer": "Adam", "kwargs": {"lr": 0.1, "weight_decay": 0.2}},
-    "adam_betas_eps": {"optimizer": "Adam", "kwargs": {"lr": 0.1, "betas": [0.5, 0.9], "eps": 1e-2}},
-    "adam_maximize": {"optimizer": "Adam", "kwargs": {"lr": 0.1, "maximize": True, "amsgrad": True}},
+    "adam_betas_eps": {
+        "optimizer": "Adam",
+        "kwargs": {"lr": 0.1, "betas": [0.5, 0.9], "eps": 1e-2},
+    },
+    "adam_maximize": {
+        "optimizer": "Adam",
+        "kwargs": {"lr": 0.1, "maximize": True, "amsgrad": True},
+    },
     "adam_groups": {
         "optimizer": "Adam",
         "kwargs": {"lr": 0.1},
@@ -127,7 +142,13 @@ SCHEDULER_CASES = {
     },
     "cyclic_exp_range": {
         "scheduler": "CyclicLR",
-        "kwargs": {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 5, "mode": "exp_range", "gamma": 0.9},
+        "kwargs": {
+            "base_lr": 0.01,
+            "max_lr": 0.1,
+            "step_size_up": 5,
+            "mode": "exp_range",
+            "gamma": 0.9,
+        },
         "steps": 20,
     },
     "cyclic_asymmetric": {
@@ -137,7 +158,12 @@ SCHEDULER_CASES = {
     },
     "cyclic_groups": {
         "scheduler": "CyclicLR",
-        "kwargs": {"base_lr": [0.01, 0.001], "max_lr": [0.1, 0.05], "step_size_up": 4, "mode": "triangular2"},
+        "kwargs": {
+            "base_lr": [0.01, 0.001],
+            "max_lr": [0.1, 0.05],
+            "step_size_up": 4,
+            "mode": "triangular2",
+        },
         "group_lrs": [0.5, 0.5],
         "steps": 16,
     },
@@ -163,8 +189,16 @@ SCHEDULER_CASES = {
         "steps": 16,
     },
     "steplr": {"scheduler": "StepLR", "kwargs": {"step_size": 3, "gamma": 0.5}, "steps": 10},
-    "cosine": {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": 10, "eta_min": 0.001}, "steps": 25},
-    "constantlr": {"scheduler": "ConstantLR", "kwargs": {"factor": 0.5, "total_iters": 4}, "steps": 8},
+    "cosine": {
+        "scheduler": "CosineAnnealingLR",
+        "kwargs": {"T_max": 10, "eta_min": 0.001},
+        "steps": 25,
+    },
+    "constantlr": {
+        "scheduler": "ConstantLR",
+        "kwargs": {"factor": 0.5, "total_iters": 4},
+        "steps": 8,
+    },
     "onecycle_cos": {
         "scheduler": "OneCycleLR",
         "kwargs": {"max_lr": 0.1, "total_steps": 20, "cycle_momentum": False},
@@ -172,7 +206,12 @@ SCHEDULER_CASES = {
     },
     "onecycle_linear": {
         "scheduler": "OneCycleLR",
-        "kwargs": {"max_lr": 0.1, "total_steps": 20, "anneal_strategy": "linear", "cycle_momentum": False},
+        "kwargs": {
+            "max_lr": 0.1,
+            "total_steps": 20,
+            "anneal_strategy": "linear",
+            "cycle_momentum": False,
+        },
         "steps": 19,
     },
     "onecycle_three_phase": {
@@ -292,7 +331,9 @@ def make_schedulers() -> dict[str, np.ndarray]:
 def make_batchnorm1d() -> dict[str, np.ndarray]:
     """BatchNorm1d forward/backward in training mode, running statistics, eval output."""
     rng = np.random.default_rng(SEED)
-    x = rng.standard_normal((3, 6, 4)) * np.array([1.0, 2.0, 0.5, 3.0]) + np.array([0.5, -1.0, 2.0, 0.0])
+    x = rng.standard_normal((3, 6, 4)) * np.array([1.0, 2.0, 0.5, 3.0]) + np.array(
+        [0.5, -1.0, 2.0, 0.0]
+    )
     weight = rng.uniform(0.5, 1.5, 4)
     bias = rng.standard_normal(4)
     dy = rng.standard_normal((6, 4))
@@ -351,7 +392,10 @@ def make_cross_entropy() -> dict[str, np.ndarray]:
         "upstream_none": upstream_none,
         "label_smoothing": np.array(label_smoothing),
     }
-    targets = {"labels": torch.from_numpy(labels.astype(np.int64)), "soft": torch.from_numpy(soft_targets)}
+    targets = {
+        "labels": torch.from_numpy(labels.astype(np.int64)),
+        "soft": torch.from_numpy(soft_targets),
+    }
     for src, values in (("logits", logits), ("large", large_logits)):
         for target_name, target in targets.items():
             for smooth_name, smoothing in (("plain", 0.0), ("smooth", label_smoothing)):

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
-GOLDEN_FILES = ["optimizers.npz", "schedulers.npz", "batchnorm1d.npz", "cross_entropy.npz", "softmax.npz"]
+GOLDEN_FILES = [
+    "optimizers.npz",
+    "schedulers.npz",
+    "batchnorm1d.npz",
+    "cross_entropy.npz",
+    "softmax.npz",
+]
 
 
 def load_generator():
@@ -29,7 +35,9 @@ def test_regenerated_goldens_equal_the_committed_ones(tmp_path):
     assert sorted(p.name for p in written) == sorted(GOLDEN_FILES)
     for name in GOLDEN_FILES:
         with np.load(HERE / name) as committed, np.load(tmp_path / name) as fresh:
-            assert set(committed.files) == set(fresh.files), f"{name}: keys differ; rerun make_golden.py"
+            assert set(committed.files) == set(fresh.files), (
+                f"{name}: keys differ; rerun make_golden.py"
+            )
             same_torch = str(committed["torch_version"]) == torch.__version__
             for key in committed.files:
                 if key == "torch_version":
@@ -39,4 +47,6 @@ def test_regenerated_goldens_equal_the_committed_ones(tmp_path):
                 if same_torch or not np.issubdtype(old.dtype, np.floating):
                     np.testing.assert_array_equal(new, old, err_msg=f"{name}[{key}]")
                 else:  # another torch release may round differently in the last bits
-                    np.testing.assert_allclose(new, old, rtol=1e-10, atol=1e-12, err_msg=f"{name}[{key}]")
+                    np.testing.assert_allclose(
+                        new, old, rtol=1e-10, atol=1e-12, err_msg=f"{name}[{key}]"
+                    )

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import tensorgrad as tg
-from tensorgrad import nn
 from models import checks, mlp
 from models.checks import format_gradient_table, mlp_gradient_table
+from tensorgrad import nn
 
 # The numerical side is a 4-point centred difference evaluated in extended precision (the
 # table's default), accurate to ~1e-13, so every seed passes: the test is not tuned to one.

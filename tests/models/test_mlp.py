@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import tensorgrad as tg
+from models import MLP, mlp_preset, presets
 from tensorgrad import nn
 from tensorgrad.nn import functional as F
-from models import MLP, mlp_preset, presets
 
 
 def _types(model):
@@ -18,7 +18,7 @@ def test_default_is_the_course_network():
     m = MLP([3072, 50, 50, 10], seed=0)
     assert _types(m) == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU",
                          "Linear"]
-    assert [l.weight.shape for l in m.linears] == [(50, 3072), (50, 50), (10, 50)]
+    assert [lin.weight.shape for lin in m.linears] == [(50, 3072), (50, 50), (10, 50)]
     assert m[1].momentum == 0.1 and m[1].eps == 1e-5
     assert all(p.dtype == np.float32 for p in m.parameters())
     assert m.course_names() == {
@@ -69,14 +69,14 @@ def test_seeded_init_is_reproducible_and_independent_of_bn_and_dropout():
     g1 = MLP([20, 10, 5], seed=np.random.default_rng(9))
     g2 = MLP([20, 10, 5], seed=np.random.default_rng(9))
     np.testing.assert_array_equal(g1[0].weight.data, g2[0].weight.data)
-    assert not any(l.bias.data.any() for l in a.linears)
+    assert not any(lin.bias.data.any() for lin in a.linears)
 
 
 def test_dropout_layers_get_different_reproducible_streams():
     m1 = MLP([8, 8, 8, 2], dropout=0.5, seed=0)
     m2 = MLP([8, 8, 8, 2], dropout=0.5, seed=0)
-    drops1 = [l for l in m1 if isinstance(l, nn.Dropout)]
-    drops2 = [l for l in m2 if isinstance(l, nn.Dropout)]
+    drops1 = [layer for layer in m1 if isinstance(layer, nn.Dropout)]
+    drops2 = [layer for layer in m2 if isinstance(layer, nn.Dropout)]
     x = tg.tensor(np.ones((4, 8), np.float32))
     masks = [d(x).data for d in drops1]
     assert not np.array_equal(masks[0], masks[1])

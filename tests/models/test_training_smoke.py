@@ -2,9 +2,9 @@
 import numpy as np
 
 import tensorgrad as tg
+from models import MLP
 from tensorgrad import nn
 from tensorgrad.nn import functional as F
-from models import MLP
 
 
 def _problem(n=600, d=20, classes=10, seed=0):

@@ -3,7 +3,8 @@ import copy
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tensorgrad as tg
 from tensorgrad import nn

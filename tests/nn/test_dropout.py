@@ -2,7 +2,8 @@
 generator state is saved in the module's state dict."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tensorgrad as tg
 from tensorgrad import nn

@@ -1,7 +1,8 @@
 """cross_entropy / nll_loss: values, gradients (softmax - target), stability, targets, errors."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tensorgrad as tg

@@ -2,7 +2,8 @@
 the layers one by one, in training and eval mode, for every activation and layout."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tensorgrad as tg
 from models.mlp import MLP

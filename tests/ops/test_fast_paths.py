@@ -1,6 +1,7 @@
 """Faster ways to compute the same thing must give the same bits as the plain numpy call."""
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tensorgrad.ops.reduce import _max_keepdims
 from tensorgrad.xp import number

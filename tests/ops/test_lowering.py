@@ -2,8 +2,8 @@
 compute exactly what the general function computes (values, dtype; a vjp may sum down to its
 input's shape already), for every layout."""
 import numpy as np
-import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tensorgrad as tg
 from tensorgrad.ops.elementwise import relu, rsqrt, square, sub

@@ -1,4 +1,5 @@
-"""Learning-rate schedules: the published formulas, PyTorch goldens, momentum cycling, checkpoints."""
+"""Learning-rate schedules: the published formulas, PyTorch goldens, momentum cycling,
+checkpoints."""
 
 import json
 import math
@@ -35,11 +36,14 @@ def lr_sequence(scheduler, n_steps):
 
 def course_cyclical_lr(t, eta_min, eta_max, n_s, amplitude=1.0):
     """eta_t of the course: up from eta_min to eta_max over n_s updates, then back down."""
-    l = t // (2 * n_s)
-    if 2 * l * n_s <= t <= (2 * l + 1) * n_s:
-        return eta_min + (t - 2 * l * n_s) / n_s * (eta_max - eta_min) * amplitude
-    return eta_max * amplitude + eta_min * (1 - amplitude) - (t - (2 * l + 1) * n_s) / n_s * (
-        eta_max - eta_min) * amplitude
+    cycle = t // (2 * n_s)
+    if 2 * cycle * n_s <= t <= (2 * cycle + 1) * n_s:
+        return eta_min + (t - 2 * cycle * n_s) / n_s * (eta_max - eta_min) * amplitude
+    return (
+        eta_max * amplitude
+        + eta_min * (1 - amplitude)
+        - (t - (2 * cycle + 1) * n_s) / n_s * (eta_max - eta_min) * amplitude
+    )
 
 
 ETA_MIN, ETA_MAX, N_S = 1e-5, 1e-1, 6
@@ -56,16 +60,24 @@ def test_cyclic_lr_follows_the_formula_for_two_cycles(mode):
             return 0.5 ** (t // (2 * N_S))  # halves every cycle
         return gamma**t
 
-    s = sched.CyclicLR(make_sgd(), base_lr=ETA_MIN, max_lr=ETA_MAX, step_size_up=N_S, mode=mode, gamma=gamma)
+    s = sched.CyclicLR(
+        make_sgd(), base_lr=ETA_MIN, max_lr=ETA_MAX, step_size_up=N_S, mode=mode, gamma=gamma
+    )
     lrs = lr_sequence(s, 4 * N_S)
     for t, lr in enumerate(lrs):
-        assert lr == pytest.approx(course_cyclical_lr(t, ETA_MIN, ETA_MAX, N_S, amplitude(t)), rel=1e-12)
+        assert lr == pytest.approx(
+            course_cyclical_lr(t, ETA_MIN, ETA_MAX, N_S, amplitude(t)), rel=1e-12
+        )
     # the named points of both cycles: first, middle of the climb, peak, last
     for cycle in range(2):
         first, middle, peak = 2 * N_S * cycle, 2 * N_S * cycle + N_S // 2, 2 * N_S * cycle + N_S
         assert lrs[first] == pytest.approx(ETA_MIN, rel=1e-12)
-        assert lrs[middle] == pytest.approx(ETA_MIN + (ETA_MAX - ETA_MIN) / 2 * amplitude(middle), rel=1e-12)
-        assert lrs[peak] == pytest.approx(ETA_MIN + (ETA_MAX - ETA_MIN) * amplitude(peak), rel=1e-12)
+        assert lrs[middle] == pytest.approx(
+            ETA_MIN + (ETA_MAX - ETA_MIN) / 2 * amplitude(middle), rel=1e-12
+        )
+        assert lrs[peak] == pytest.approx(
+            ETA_MIN + (ETA_MAX - ETA_MIN) * amplitude(peak), rel=1e-12
+        )
     assert lrs[4 * N_S] == pytest.approx(ETA_MIN, rel=1e-12)
     if mode == "triangular":
         assert lrs.max() == pytest.approx(ETA_MAX) and lrs[N_S] == pytest.approx(lrs[3 * N_S])
@@ -78,11 +90,23 @@ def test_cyclic_lr_with_unequal_up_and_down_steps():
 
 
 def test_cyclic_lr_custom_scale_fn_per_cycle_and_per_iteration():
-    s = sched.CyclicLR(make_sgd(), base_lr=0.0, max_lr=1.0, step_size_up=2, scale_fn=lambda x: 1.0 / x)
-    np.testing.assert_allclose(lr_sequence(s, 8), [0, 0.5, 1, 0.5, 0, 0.25, 0.5, 0.25, 0], atol=1e-15)
-    s = sched.CyclicLR(make_sgd(), base_lr=0.0, max_lr=1.0, step_size_up=2, scale_fn=lambda t: 0.5**t,
-                       scale_mode="iterations")
-    np.testing.assert_allclose(lr_sequence(s, 3), [0, 0.5 * 0.5, 1.0 * 0.25, 0.5 * 0.125], atol=1e-15)
+    s = sched.CyclicLR(
+        make_sgd(), base_lr=0.0, max_lr=1.0, step_size_up=2, scale_fn=lambda x: 1.0 / x
+    )
+    np.testing.assert_allclose(
+        lr_sequence(s, 8), [0, 0.5, 1, 0.5, 0, 0.25, 0.5, 0.25, 0], atol=1e-15
+    )
+    s = sched.CyclicLR(
+        make_sgd(),
+        base_lr=0.0,
+        max_lr=1.0,
+        step_size_up=2,
+        scale_fn=lambda t: 0.5**t,
+        scale_mode="iterations",
+    )
+    np.testing.assert_allclose(
+        lr_sequence(s, 3), [0, 0.5 * 0.5, 1.0 * 0.25, 0.5 * 0.125], atol=1e-15
+    )
 
 
 def test_cyclic_lr_sets_base_lr_at_construction_and_leaves_momentum_alone_by_default():
@@ -95,14 +119,23 @@ def test_cyclic_lr_sets_base_lr_at_construction_and_leaves_momentum_alone_by_def
     adagrad = optim.Adagrad([tg.tensor(np.zeros(2), requires_grad=True)])
     s = sched.CyclicLR(adagrad, base_lr=0.01, max_lr=0.1, step_size_up=3)
     assert lr_sequence(s, 3)[-1] == pytest.approx(0.1)
-    with pytest.raises(ValueError, match="cycle_momentum=True needs an optimizer with 'momentum' or 'betas'"):
+    with pytest.raises(
+        ValueError, match="cycle_momentum=True needs an optimizer with 'momentum' or 'betas'"
+    ):
         sched.CyclicLR(adagrad, base_lr=0.01, max_lr=0.1, cycle_momentum=True)
 
 
 def test_cyclic_momentum_moves_against_the_lr_for_sgd_and_adam_beta1():
     opt = make_sgd(momentum=0.9)
-    s = sched.CyclicLR(opt, base_lr=0.0, max_lr=1.0, step_size_up=2, cycle_momentum=True,
-                       base_momentum=0.8, max_momentum=0.9)
+    s = sched.CyclicLR(
+        opt,
+        base_lr=0.0,
+        max_lr=1.0,
+        step_size_up=2,
+        cycle_momentum=True,
+        base_momentum=0.8,
+        max_momentum=0.9,
+    )
     momentums = [opt.param_groups[0]["momentum"]]
     for _ in range(4):
         s.step()
@@ -137,17 +170,26 @@ def test_cosine_annealing_lr_including_past_t_max():
     base, eta_min, t_max = 0.3, 0.01, 8
     s = sched.CosineAnnealingLR(make_sgd(lrs=(base,)), T_max=t_max, eta_min=eta_min)
     lrs = lr_sequence(s, 2 * t_max + 3)
-    expected = [eta_min + (base - eta_min) * (1 + math.cos(math.pi * t / t_max)) / 2 for t in range(len(lrs))]
+    expected = [
+        eta_min + (base - eta_min) * (1 + math.cos(math.pi * t / t_max)) / 2
+        for t in range(len(lrs))
+    ]
     np.testing.assert_allclose(lrs, expected, rtol=1e-14)
-    assert lrs[0] == base and lrs[t_max] == pytest.approx(eta_min) and lrs[t_max // 2] == pytest.approx(
-        (base + eta_min) / 2)
+    assert (
+        lrs[0] == base
+        and lrs[t_max] == pytest.approx(eta_min)
+        and lrs[t_max // 2] == pytest.approx((base + eta_min) / 2)
+    )
 
 
 def one_cycle_reference(t, total, max_lr, pct, div, final_div, strategy):
     """Smith & Topin's 1cycle: warm up to max_lr until update pct*total - 1, then anneal down."""
     initial, minimum = max_lr / div, max_lr / div / final_div
-    anneal = (lambda a, b, x: b + (a - b) * (1 + math.cos(math.pi * x)) / 2) if strategy == "cos" else (
-        lambda a, b, x: a + (b - a) * x)
+    anneal = (
+        (lambda a, b, x: b + (a - b) * (1 + math.cos(math.pi * x)) / 2)
+        if strategy == "cos"
+        else (lambda a, b, x: a + (b - a) * x)
+    )
     peak = pct * total - 1
     if t <= peak:
         return anneal(initial, max_lr, t / peak)
@@ -157,17 +199,37 @@ def one_cycle_reference(t, total, max_lr, pct, div, final_div, strategy):
 @pytest.mark.parametrize("strategy", ["cos", "linear"])
 def test_one_cycle_lr(strategy):
     total = 30
-    s = sched.OneCycleLR(make_sgd(), max_lr=0.2, total_steps=total, pct_start=0.4, div_factor=20.0,
-                         final_div_factor=50.0, anneal_strategy=strategy)
+    s = sched.OneCycleLR(
+        make_sgd(),
+        max_lr=0.2,
+        total_steps=total,
+        pct_start=0.4,
+        div_factor=20.0,
+        final_div_factor=50.0,
+        anneal_strategy=strategy,
+    )
     lrs = lr_sequence(s, total - 1)
     expected = [one_cycle_reference(t, total, 0.2, 0.4, 20.0, 50.0, strategy) for t in range(total)]
     np.testing.assert_allclose(lrs, expected, rtol=1e-12)
-    assert lrs[0] == pytest.approx(0.01) and lrs[11] == pytest.approx(0.2) and lrs[-1] == pytest.approx(0.0002)
+    assert (
+        lrs[0] == pytest.approx(0.01)
+        and lrs[11] == pytest.approx(0.2)
+        and lrs[-1] == pytest.approx(0.0002)
+    )
 
 
 def test_one_cycle_three_phase_and_epoch_arguments():
-    s = sched.OneCycleLR(make_sgd(), max_lr=1.0, epochs=2, steps_per_epoch=5, pct_start=0.3,
-                         three_phase=True, anneal_strategy="linear", div_factor=10.0, final_div_factor=10.0)
+    s = sched.OneCycleLR(
+        make_sgd(),
+        max_lr=1.0,
+        epochs=2,
+        steps_per_epoch=5,
+        pct_start=0.3,
+        three_phase=True,
+        anneal_strategy="linear",
+        div_factor=10.0,
+        final_div_factor=10.0,
+    )
     lrs = lr_sequence(s, 9)
     # up 0.1 -> 1 over updates 0..2, down to 0.1 over 2..4, then to 0.01 over 4..9
     expected = [0.1, 0.55, 1.0, 0.55, 0.1, 0.082, 0.064, 0.046, 0.028, 0.01]
@@ -210,8 +272,10 @@ def test_matches_pytorch_golden(name, case):
     with np.load(GOLDEN) as f:
         expected_lr = f[f"{name}__lr"]
         expected_momentum = f[f"{name}__momentum"] if f"{name}__momentum" in f.files else None
-    groups = [{"params": [tg.tensor(np.zeros(1), requires_grad=True)], "lr": lr}
-              for lr in case.get("group_lrs", [0.1])]
+    groups = [
+        {"params": [tg.tensor(np.zeros(1), requires_grad=True)], "lr": lr}
+        for lr in case.get("group_lrs", [0.1])
+    ]
     opt_name = case.get("optimizer", "SGD")
     opt = getattr(optim, opt_name)(groups, **case.get("optimizer_kwargs", {"lr": 0.1}))
     kwargs = dict(case["kwargs"])
@@ -232,9 +296,17 @@ def test_matches_pytorch_golden(name, case):
 
 def test_golden_file_covers_every_scheduler_and_cyclic_mode():
     cases = dict(golden_cases())
-    assert {c["scheduler"] for c in cases.values()} >= {"CyclicLR", "StepLR", "CosineAnnealingLR", "OneCycleLR"}
-    assert {c["kwargs"].get("mode", "triangular") for c in cases.values() if c["scheduler"] == "CyclicLR"} == {
-        "triangular", "triangular2", "exp_range"}
+    assert {c["scheduler"] for c in cases.values()} >= {
+        "CyclicLR",
+        "StepLR",
+        "CosineAnnealingLR",
+        "OneCycleLR",
+    }
+    assert {
+        c["kwargs"].get("mode", "triangular")
+        for c in cases.values()
+        if c["scheduler"] == "CyclicLR"
+    } == {"triangular", "triangular2", "exp_range"}
 
 
 # ---- get_last_lr, state_dict, resuming ---------------------------------------------------------
@@ -250,13 +322,19 @@ def test_get_last_lr_is_a_copy_per_group():
     assert s.get_last_lr() == [0.05, 0.1] and [g["lr"] for g in opt.param_groups] == [0.05, 0.1]
 
 
-@pytest.mark.parametrize("make", [
-    lambda opt: sched.CyclicLR(opt, 0.01, 0.1, step_size_up=3, mode="triangular2", cycle_momentum=True),
-    lambda opt: sched.OneCycleLR(opt, max_lr=0.1, total_steps=20, cycle_momentum=True),
-    lambda opt: sched.StepLR(opt, step_size=2, gamma=0.3),
-    lambda opt: sched.CosineAnnealingLR(opt, T_max=7, eta_min=0.001),
-    lambda opt: sched.ConstantLR(opt, factor=0.25, total_iters=9),
-], ids=["cyclic", "onecycle", "step", "cosine", "constant"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda opt: sched.CyclicLR(
+            opt, 0.01, 0.1, step_size_up=3, mode="triangular2", cycle_momentum=True
+        ),
+        lambda opt: sched.OneCycleLR(opt, max_lr=0.1, total_steps=20, cycle_momentum=True),
+        lambda opt: sched.StepLR(opt, step_size=2, gamma=0.3),
+        lambda opt: sched.CosineAnnealingLR(opt, T_max=7, eta_min=0.001),
+        lambda opt: sched.ConstantLR(opt, factor=0.25, total_iters=9),
+    ],
+    ids=["cyclic", "onecycle", "step", "cosine", "constant"],
+)
 def test_state_dict_round_trip_continues_the_schedule(make):
     opt = make_sgd(lrs=(0.1,), momentum=0.9)
     s = make(opt)
@@ -307,5 +385,7 @@ def test_step_after_adding_a_param_group_is_a_clear_error():
     opt = make_sgd()
     s = sched.StepLR(opt, step_size=2)
     opt.add_param_group({"params": [tg.tensor(np.zeros(1), requires_grad=True)]})
-    with pytest.raises(ValueError, match="built for 1 parameter groups, but the optimizer now has 2"):
+    with pytest.raises(
+        ValueError, match="built for 1 parameter groups, but the optimizer now has 2"
+    ):
         s.step()

@@ -1,4 +1,5 @@
-"""Optimizers: textbook update rules on a quadratic, PyTorch goldens, dtypes, groups, checkpoints."""
+"""Optimizers: textbook update rules on a quadratic, PyTorch goldens, dtypes, groups,
+checkpoints."""
 
 import json
 from pathlib import Path
@@ -230,7 +231,8 @@ def build_from_golden(case, params):
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
     if "groups" in case:
-        groups = [dict(case["groups"][0], params=[params[0]]), dict(case["groups"][1], params=[params[1]])]
+        groups = [dict(case["groups"][0], params=[params[0]]),
+                  dict(case["groups"][1], params=[params[1]])]
         for group in groups:
             if "betas" in group:
                 group["betas"] = tuple(group["betas"])
@@ -241,7 +243,8 @@ def build_from_golden(case, params):
 
 def test_golden_file_covers_every_optimizer_and_option():
     cases = dict(golden_cases())
-    assert {c["optimizer"] for c in cases.values()} == {"SGD", "Adagrad", "RMSprop", "Adam", "AdamW"}
+    assert ({c["optimizer"] for c in cases.values()}
+            == {"SGD", "Adagrad", "RMSprop", "Adam", "AdamW"})
     options = {key for c in cases.values() for key in c["kwargs"]}
     assert {"momentum", "dampening", "nesterov", "weight_decay", "maximize", "lr_decay",
             "initial_accumulator_value", "centered", "amsgrad", "betas", "alpha"} <= options
@@ -410,7 +413,8 @@ def test_state_dict_round_trip_reproduces_the_next_update_exactly(name, kwargs):
     _, p, opt = run_ours(name, kwargs, 3)
     saved = opt.state_dict()
     p_copy = tg.tensor(p.data.copy(), requires_grad=True)
-    fresh = getattr(optim, name)([p_copy], lr=0.123) if name == "SGD" else getattr(optim, name)([p_copy])
+    fresh = (getattr(optim, name)([p_copy], lr=0.123) if name == "SGD"
+             else getattr(optim, name)([p_copy]))
     fresh.load_state_dict(saved)
     assert fresh.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
     for _ in range(2):

@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tensorgrad.search import (Int, LogUniform, Refine, StorageSpec, grid_points, run_search,
-                               span_seconds, trial_records)
+from tensorgrad.search import (
+    Int,
+    LogUniform,
+    Refine,
+    StorageSpec,
+    grid_points,
+    run_search,
+    span_seconds,
+    trial_records,
+)
 from tensorgrad.search.storage import open_storage
 from tests.search import objectives as obj
 

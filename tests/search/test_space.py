@@ -6,8 +6,19 @@ import sys
 
 import pytest
 
-from tensorgrad.search import (Choice, Int, LogUniform, Uniform, grid_points, grid_size,
-                               grid_values, load_space, narrow, space_from_dict, space_to_dict)
+from tensorgrad.search import (
+    Choice,
+    Int,
+    LogUniform,
+    Uniform,
+    grid_points,
+    grid_size,
+    grid_values,
+    load_space,
+    narrow,
+    space_from_dict,
+    space_to_dict,
+)
 
 
 def test_log_grid_is_log_spaced_with_both_ends_like_r4():

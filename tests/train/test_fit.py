@@ -35,7 +35,7 @@ def test_fit_records_lr_per_update_and_metrics_per_measurement():
     assert h.steps[0] == 1  # a cycle of 10 updates -> a measurement every update
     for k in ["train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc"]:
         assert len(h.metrics[k]) == len(h.steps)
-    assert all(c > l for c, l in zip(h.metrics["train_cost"], h.metrics["train_loss"]))
+    assert all(c > loss for c, loss in zip(h.metrics["train_cost"], h.metrics["train_loss"]))
 
 
 def test_resume_after_interruption_mid_epoch_is_bitwise_identical(tmp_path):
