@@ -394,6 +394,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         `g` may alias `upstream` (the gradient flowing into the op that produced it: add, reshape
         and friends pass it through) and then must be copied before a leaf keeps it. A fresh
         array the walk computed is owned: kept as is, and later arrivals add into it in place.
+        A 0-d `g` may be a numpy scalar (what ufuncs return for 0-d operands): a leaf keeps an
+        array, since later terms are added into what it keeps in place.
         """
         if g.shape != t.data.shape:  # a compact gradient becomes full-size at delivery
             g = xp.broadcast_to(g, t.data.shape)
@@ -413,12 +415,15 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             current.data += g  # our own buffer from this walk: accumulate in place
             return
         if current is not None:
-            t.grad = Tensor._wrap(current.data + g)
-        else:
-            if upstream is None or not g.flags.writeable or np.may_share_memory(g, upstream):
-                g = g.copy()  # the caller's array, a broadcast, or a pass-through of one
-            t.grad = Tensor._wrap(g)
-        owned.add(id(t.grad.data))
+            g = current.data + g
+            if g.__class__ is not np.ndarray:
+                g = np.asarray(g)  # the sum of 0-d arrays is a scalar
+        elif g.__class__ is not np.ndarray:
+            g = np.array(g)
+        elif upstream is None or not g.flags.writeable or np.may_share_memory(g, upstream):
+            g = g.copy()  # the caller's array, a broadcast, or a pass-through of one
+        t.grad = Tensor._wrap(g)
+        owned.add(id(g))
 
     heap = []  # (-seq, node) of the nodes holding a pending gradient in ._g
     lazy = {}  # id(leaf) -> (leaf, [xp.Scaled, ...]) waiting for another gradient (fast only)
@@ -436,6 +441,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         if g.shape != r.shape:
             raise RuntimeError(f"gradient shape {g.shape} does not match the output shape "
                                f"{r.shape}")
+        if g.dtype != r.dtype:  # a Tensor of another dtype (an array was converted above)
+            g = xp.astype(g, r.dtype)
         if create_graph and not isinstance(g, Tensor):
             g = Tensor._wrap(g)
         if r._op is None:  # a root that is itself a leaf: gets a copy, never the caller's array
@@ -487,7 +494,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     continue
                 if every is not None:
                     gi = every[i]
-                    if fast and p._op is None and p.grad is None and gi.__class__ is not _Scaled:
+                    if fast and p._op is None and p.grad is None and gi.__class__ is np.ndarray:
                         p.grad = w = _new_tensor(Tensor)  # an array of its own: keep it
                         # (shape, dtype and ownership: see Op.vjp_all)
                         w.data = gi
@@ -503,13 +510,10 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     gi = vjps[i](xp, g, out, *args)
                 pdata = p.data
                 if gi.__class__ is _Scaled:  # x * s, not computed yet (see xp.Scaled)
-                    if fast and p._op is None and gi.dtype == pdata.dtype:
-                        if p.grad is None:  # wait for another gradient to add it into
-                            lazy.setdefault(id(p), (p, []))[1].append(gi)
-                        else:
-                            deliver(p, gi.array())
+                    if fast and p._op is None and p.grad is None and gi.dtype == pdata.dtype:
+                        lazy.setdefault(id(p), (p, []))[1].append(gi)  # wait for another gradient
                         continue
-                    gi = gi.array()
+                    gi = gi.array()  # (its dtype may follow s's: cast below)
                 if gi.shape != pdata.shape or (op.elementwise and gi.shape != out.shape):
                     # undo broadcasting (compact axes may stay; see xp.reduce_to)
                     gi = xp.reduce_to(gi, pdata.shape, out.shape if op.elementwise else None)
@@ -523,7 +527,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     else:
                         p._g = pg + gi
                 elif fast and p.grad is None and gi.shape == pdata.shape and gi is not g \
-                        and gi.base is None and op.fresh:
+                        and gi.base is None and op.fresh and gi.__class__ is np.ndarray:
                     p.grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
                     owned.add(id(gi))
                     if lazy and id(p) in lazy:
@@ -536,6 +540,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 t._parents = t._raw = None
         for p, pending in lazy.values():  # no other gradient came: compute them now
             total = pending[0].array()  # a fresh array: the leaf keeps it (p.grad is None)
+            if total.__class__ is not np.ndarray or total.dtype != p.data.dtype:
+                total = np.asarray(total, p.data.dtype)  # a 0-d scalar, or in s's wider dtype
             _add_lazy(pending[1:], total)
             p.grad = Tensor._wrap(total)
     finally:
@@ -591,5 +597,5 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                    f"of the outputs; pass allow_unused=True to get None for it")
             out.append(None)
         else:
-            out.append(g if isinstance(g, Tensor) else Tensor._wrap(g))
+            out.append(g if isinstance(g, Tensor) else Tensor._wrap(np.asarray(g)))
     return tuple(out)

@@ -224,3 +224,61 @@ def test_a_reduction_s_compact_gradient_counts_every_broadcast_copy(shapes, op, 
     for t, ref in ((a, a2), (b, b2)):
         assert t.grad.shape == t.shape
         np.testing.assert_allclose(t.grad.data, ref.grad.data, rtol=1e-12, atol=1e-12)
+
+
+# ---- 0-d leaves: the kept gradient is an array that later terms are added into ------------------
+_X0 = -0.665
+_SIG = 1.0 / (1.0 + np.exp(-_X0))
+_DSIG = _SIG * (1 - _SIG)
+# loss(x) for a 0-d x, and d loss / dx at x = _X0
+_ZERO_D = {
+    "sigmoid+sum_squares": (lambda x: tg.sigmoid(x) + tg.sum_squares(x), _DSIG + 2 * _X0),
+    "sum_squares+sigmoid": (lambda x: tg.sum_squares(x) + tg.sigmoid(x), _DSIG + 2 * _X0),
+    "sum_squares+sum_squares": (lambda x: tg.sum_squares(x) + tg.sum_squares(x), 4 * _X0),
+    "sum_squares(x, x)": (lambda x: tg.sum_squares(x, x), 4 * _X0),
+    "x*x+sum_squares": (lambda x: x * x + tg.sum_squares(x), 4 * _X0),
+    "sum_squares+x*3": (lambda x: tg.sum_squares(x) + x * 3.0, 2 * _X0 + 3),
+    "fused": (tg.fuse(lambda x: tg.sigmoid(x) + tg.sum_squares(x)), _DSIG + 2 * _X0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_ZERO_D))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("api", ["backward", "grad", "backward twice"])
+def test_a_0d_leaf_keeps_every_gradient_term(case, dtype, api):
+    fn, expected = _ZERO_D[case]
+    x = tg.tensor(np.array(_X0, dtype=dtype), requires_grad=True)
+    if api == "grad":
+        (got,) = tg.grad(fn(x), x)
+    else:
+        fn(x).backward()
+        if api == "backward twice":  # the second backward adds into the kept gradient
+            fn(x).backward()
+            expected = 2 * expected
+        got = x.grad
+    np.testing.assert_allclose(got.data, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert type(got.data) is np.ndarray and got.shape == () and got.dtype == dtype
+
+
+def test_a_0d_parameter_s_gradient_can_be_zeroed_in_place():
+    w = tg.nn.Parameter(np.array(0.5))
+    (tg.sigmoid(w) + tg.sum_squares(w)).backward()
+    m = tg.nn.Module()
+    m.w = w
+    m.zero_grad(set_to_none=False)  # writes into .grad.data: must be an array
+    assert w.grad.data == 0 and type(w.grad.data) is np.ndarray
+
+
+def test_the_penalty_s_gradient_has_its_leaf_s_dtype_when_inputs_mix_dtypes():
+    w32 = tg.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    v64 = tg.tensor(np.ones(2), requires_grad=True)
+    tg.sum_squares(w32, v64).backward()  # the float64 total's gradient reaches w32 lazily
+    assert w32.grad.dtype == np.float32 and v64.grad.dtype == np.float64
+    np.testing.assert_allclose(w32.grad.data, 2.0)
+
+
+def test_a_leaf_root_keeps_a_gradient_of_its_own_dtype():
+    x = tg.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    x.backward(tg.tensor(np.full(3, 2.0)))  # a float64 Tensor as the root's gradient
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.data, 2.0)
