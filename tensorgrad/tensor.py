@@ -97,7 +97,7 @@ class Tensor:
     __array_priority__ = 1000
 
     # class-level defaults keep op outputs cheap: a result that needs no graph sets only `data`
-    grad = None
+    _grad = None        # .grad (the engine writes this slot directly, unchecked)
     requires_grad = False
     _op = None          # the Op that produced this tensor (None for leaves)
     _parents = None     # the op's inputs (Tensors or constants) as passed
@@ -141,6 +141,26 @@ class Tensor:
     @property
     def size(self):
         return self.data.size
+
+    def _set_grad(self, value):
+        """`.grad = value`: None, or a Tensor of this tensor's shape and dtype (as in PyTorch)."""
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
+                                f"type {type(value).__name__}")
+            if value is self:
+                raise RuntimeError("can't assign a tensor as its own grad")
+            if value.data.shape != self.data.shape:
+                raise RuntimeError(f"assigned grad has data of a different size: grad shape "
+                                   f"{value.data.shape}, tensor shape {self.data.shape}")
+            if value.data.dtype != self.data.dtype:
+                raise RuntimeError(f"assigned grad has data of a different type: grad dtype "
+                                   f"{value.data.dtype}, tensor dtype {self.data.dtype}")
+        self._grad = value
+
+    # the getter is a C callable: reading .grad costs no Python frame
+    grad = property(operator.attrgetter("_grad"), _set_grad, doc=(
+        "The gradient accumulated by `backward()` (a Tensor of this shape and dtype), or None."))
 
     @property
     def is_leaf(self):
@@ -408,9 +428,9 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             return
         if create_graph:
             g = g if isinstance(g, Tensor) else Tensor._wrap(g)
-            t.grad = g if t.grad is None else t.grad + g
+            t._grad = g if t._grad is None else t._grad + g
             return
-        current = t.grad
+        current = t._grad
         if current is not None and id(current.data) in owned:
             current.data += g  # our own buffer from this walk: accumulate in place
             return
@@ -422,7 +442,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             g = np.array(g)
         elif upstream is None or not g.flags.writeable or np.may_share_memory(g, upstream):
             g = g.copy()  # the caller's array, a broadcast, or a pass-through of one
-        t.grad = Tensor._wrap(g)
+        t._grad = Tensor._wrap(g)
         owned.add(id(g))
 
     heap = []  # (-seq, node) of the nodes holding a pending gradient in ._g
@@ -494,8 +514,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     continue
                 if every is not None:
                     gi = every[i]
-                    if fast and p._op is None and p.grad is None and gi.__class__ is np.ndarray:
-                        p.grad = w = _new_tensor(Tensor)  # an array of its own: keep it
+                    if fast and p._op is None and p._grad is None and gi.__class__ is np.ndarray:
+                        p._grad = w = _new_tensor(Tensor)  # an array of its own: keep it
                         # (shape, dtype and ownership: see Op.vjp_all)
                         w.data = gi
                         owned.add(id(gi))
@@ -510,7 +530,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     gi = vjps[i](xp, g, out, *args)
                 pdata = p.data
                 if gi.__class__ is _Scaled:  # x * s, not computed yet (see xp.Scaled)
-                    if fast and p._op is None and p.grad is None and gi.dtype == pdata.dtype:
+                    if fast and p._op is None and p._grad is None and gi.dtype == pdata.dtype:
                         lazy.setdefault(id(p), (p, []))[1].append(gi)  # wait for another gradient
                         continue
                     gi = gi.array()  # (its dtype may follow s's: cast below)
@@ -526,24 +546,24 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                         _heappush(heap, (-p._seq, p))
                     else:
                         p._g = pg + gi
-                elif fast and p.grad is None and gi.shape == pdata.shape and gi is not g \
+                elif fast and p._grad is None and gi.shape == pdata.shape and gi is not g \
                         and gi.base is None and op.fresh and gi.__class__ is np.ndarray:
-                    p.grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
+                    p._grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
                     owned.add(id(gi))
                     if lazy and id(p) in lazy:
                         _add_lazy(lazy.pop(id(p))[1], gi)
                 else:
                     deliver(p, gi, g)
                     if lazy and id(p) in lazy:
-                        _add_lazy(lazy.pop(id(p))[1], p.grad.data)  # owned after deliver
+                        _add_lazy(lazy.pop(id(p))[1], p._grad.data)  # owned after deliver
             if not retain_graph:
                 t._parents = t._raw = None
         for p, pending in lazy.values():  # no other gradient came: compute them now
-            total = pending[0].array()  # a fresh array: the leaf keeps it (p.grad is None)
+            total = pending[0].array()  # a fresh array: the leaf keeps it (p._grad is None)
             if total.__class__ is not np.ndarray or total.dtype != p.data.dtype:
                 total = np.asarray(total, p.data.dtype)  # a 0-d scalar, or in s's wider dtype
             _add_lazy(pending[1:], total)
-            p.grad = Tensor._wrap(total)
+            p._grad = Tensor._wrap(total)
     finally:
         for _, t in heap:  # an error stopped the walk: drop the pending gradients
             t._g = None

@@ -91,3 +91,36 @@ def test_shape_methods():
     assert x.clamp(min=3.0).data.min() == 3.0
     with pytest.raises(ValueError, match="swapaxes"):
         x.transpose(0, 2)
+
+
+_F32 = np.float32
+_BAD_GRADS = {  # what is assigned to .grad of a (2, 3) float32 leaf -> (error, message)
+    "smaller shape": (lambda x: tg.tensor(np.ones(3, _F32)), RuntimeError,
+                      r"different size.*\(3,\).*\(2, 3\)"),
+    "transposed shape": (lambda x: tg.tensor(np.ones((3, 2), _F32)), RuntimeError,
+                         r"different size.*\(3, 2\).*\(2, 3\)"),
+    "other dtype": (lambda x: tg.tensor(np.ones((2, 3))), RuntimeError,
+                    "different type.*float64.*float32"),
+    "ndarray": (lambda x: np.ones((2, 3), _F32), TypeError, "Tensor or None.*ndarray"),
+    "itself": (lambda x: x, RuntimeError, "its own grad"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_GRADS))
+def test_grad_assignment_checks_shape_and_dtype_as_pytorch_does(case):
+    make, error, message = _BAD_GRADS[case]
+    x = tg.tensor(np.zeros((2, 3), _F32), requires_grad=True)
+    with pytest.raises(error, match=message):
+        x.grad = make(x)
+    assert x.grad is None  # nothing was assigned
+
+
+def test_grad_assignment_keeps_a_matching_tensor_or_none():
+    x = tg.tensor(np.zeros((2, 3), _F32), requires_grad=True)
+    g = tg.tensor(np.ones((2, 3), _F32))
+    x.grad = g
+    assert x.grad is g
+    (x * 2).sum().backward()  # accumulates into it
+    np.testing.assert_array_equal(x.grad.data, 3)
+    x.grad = None
+    assert x.grad is None

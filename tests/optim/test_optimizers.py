@@ -281,13 +281,12 @@ def test_matches_pytorch_golden(name, case):
 
 
 @pytest.mark.parametrize("name, kwargs", CASES, ids=[f"{n}-{k}" for n, k in CASES])
-@pytest.mark.parametrize("grad_dtype", [np.float32, np.float64])
-def test_float32_parameters_stay_float32_and_update_in_place(name, kwargs, grad_dtype):
+def test_float32_parameters_stay_float32_and_update_in_place(name, kwargs):
     p = tg.tensor(START.astype(np.float32), requires_grad=True)
     buffer = p.data
     opt = getattr(optim, name)([p], **kwargs)
     for _ in range(3):
-        p.grad = tg.tensor(quadratic_grad(p.data.astype(np.float64)).astype(grad_dtype))
+        p.grad = tg.tensor(quadratic_grad(p.data.astype(np.float64)).astype(np.float32))
         opt.step()
     assert p.data is buffer and p.data.dtype == np.float32
     for value in opt.state.get(p, {}).values():
