@@ -4,6 +4,8 @@ A primitive pairs a forward on numpy arrays with one vector-Jacobian product per
 once against an array namespace `xp`: plain numpy in an ordinary backward, tensorgrad itself under
 `create_graph=True`, so every gradient is itself differentiable at no cost to first-order speed.
 """
+import numpy as np
+
 from . import tensor as _t
 
 __all__ = ["Op", "Function", "FunctionCtx"]
@@ -82,7 +84,9 @@ class Function:
 
     Subclass it with static methods ``forward(ctx, *inputs)`` (inputs arrive as Tensors, computed
     without recording a graph; return a Tensor or an array) and ``backward(ctx, grad_output)``
-    (return one gradient per input, None where there is none). Call it as ``MyOp.apply(*inputs)``.
+    (return one gradient per input, None where there is none: a floating point gradient of the
+    input's shape, or of a larger shape the input broadcasts to, which is summed down as in
+    PyTorch; any other shape or dtype raises). Call it as ``MyOp.apply(*inputs)``.
     Under `create_graph`, backward runs with grad recording on, so if it is written with Tensor ops
     the custom op supports higher-order derivatives too.
     """
@@ -112,7 +116,8 @@ def _is_array(a):
 
 
 def _function_vjp(cls, ctx, n_inputs):
-    """Adapt a Function's all-inputs backward to the engine's per-input vjp calls (run once)."""
+    """Adapt a Function's all-inputs backward to the engine's per-input vjp calls (run once),
+    checking each gradient against its input (see _fit_gradient)."""
     cache = [None, None]  # [the grad_output last seen, the gradients backward returned for it]
 
     def vjp(xp, g, out, *inputs, argnum):
@@ -132,7 +137,32 @@ def _function_vjp(cls, ctx, n_inputs):
             raise RuntimeError(f"{cls.__name__}.backward returned None for input {argnum}, "
                                f"which requires grad")
         if isinstance(g, _t.Tensor):
-            return gi if isinstance(gi, _t.Tensor) else _t.Tensor(gi)
-        return gi.data if isinstance(gi, _t.Tensor) else gi
+            gi = gi if isinstance(gi, _t.Tensor) else _t.Tensor(gi)
+        else:
+            gi = gi.data if isinstance(gi, _t.Tensor) else np.asarray(gi)
+        return _fit_gradient(xp, cls, argnum, gi, inputs[argnum])
 
     return vjp
+
+
+def _fit_gradient(xp, cls, i, gi, x):
+    """The gradient `gi` a Function's backward returned for its input `x` (arrays, or Tensors
+    under create_graph), as PyTorch takes it: a floating point array of x's shape, or of a larger
+    shape x broadcasts to (then summed down to x's); anything else raises. The engine casts a
+    float of another precision to x's dtype."""
+    if gi.dtype.kind != "f":
+        raise RuntimeError(f"Function {cls.__name__}.backward returned an invalid gradient at "
+                           f"index {i} - got dtype {gi.dtype} but expected a floating point "
+                           f"gradient for input {i} (dtype {x.dtype}, shape {x.shape})")
+    if gi.shape != x.shape:
+        try:
+            expands = np.broadcast_shapes(x.shape, gi.shape) == gi.shape
+        except ValueError:
+            expands = False
+        if not expands:
+            raise RuntimeError(f"Function {cls.__name__}.backward returned an invalid gradient "
+                               f"at index {i} - got {gi.shape} but expected shape compatible "
+                               f"with {x.shape} (input {i}'s shape, or a larger one it "
+                               f"broadcasts to)")
+        gi = xp.sum_to(gi, x.shape)
+    return gi

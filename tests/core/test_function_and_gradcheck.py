@@ -1,4 +1,6 @@
 """Custom Functions, the gradient checker (strictness, kinks, modes) and the testing kit."""
+import re
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,65 @@ def test_gradient_errors_extended_precision_resolves_tiny_gradients():
     assert w.data.dtype == np.float64  # the inputs are restored
     with pytest.raises(ValueError, match="stencil"):
         tg.gradient_errors(fn, [w], stencil=3)
+
+
+def _function_whose_backward_returns(shape, dtype=np.float64):
+    """A custom Function (y = 2 x) whose backward returns a gradient of `shape` and `dtype`."""
+    class Returns(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.data * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            value = g.sum() * tg.tensor(np.full(shape, 2.0))  # a Tensor under create_graph too
+            return value if dtype == np.float64 else value.astype(dtype)
+    Returns.__name__ = f"Returns{dtype.__name__.title()}{'x'.join(map(str, shape))}"
+    return Returns
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (1, 3), (2, 1), (3, 2), (6,), (2, 3, 1), (2, 3, 3)],
+                         ids=str)
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_custom_backward_of_the_wrong_shape_raises_naming_function_index_and_shapes(
+        shape, create_graph):
+    fn = _function_whose_backward_returns(shape)
+    x = tg.tensor(np.ones((2, 3)), requires_grad=True)
+    pattern = (rf"{fn.__name__}.*invalid gradient at index 0.*"
+               rf"got {re.escape(str(shape))}.*compatible with \(2, 3\)")
+    with pytest.raises(RuntimeError, match=pattern):
+        tg.grad(fn.apply(x).sum(), x, create_graph=create_graph)
+    if not create_graph:
+        with pytest.raises(RuntimeError, match=pattern):
+            fn.apply(x).sum().backward()
+        assert x.grad is None
+
+
+@pytest.mark.parametrize("in_shape, shape", [((3,), (2, 3)), ((1, 3), (2, 3)), ((2, 1), (2, 3)),
+                                             ((), (2, 3)), ((2, 3), (2, 3)), ((2, 3), (4, 2, 3))],
+                         ids=str)
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_custom_gradient_larger_than_its_input_is_summed_down_as_pytorch_does(
+        in_shape, shape, create_graph):
+    x = tg.tensor(np.ones(in_shape), requires_grad=True)
+    (got,) = tg.grad(_function_whose_backward_returns(shape).apply(x).sum(), x,
+                     create_graph=create_graph)
+    # backward returned 2 * x.size everywhere in `shape`: each input element sums its copies
+    assert got.shape == in_shape
+    np.testing.assert_allclose(got.data, 2.0 * np.prod(shape))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.bool_])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_custom_backward_returning_a_non_float_gradient_raises(dtype, create_graph):
+    fn = _function_whose_backward_returns((2, 3), dtype)
+    x = tg.tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(RuntimeError, match=rf"{fn.__name__}.*index 0.*{np.dtype(dtype)}.*float64"):
+        tg.grad(fn.apply(x).sum(), x, create_graph=create_graph)
+
+
+def test_a_custom_backward_may_return_a_float32_gradient_for_a_float64_input():
+    x = tg.tensor(np.ones((2, 3)), requires_grad=True)
+    (got,) = tg.grad(_function_whose_backward_returns((2, 3), np.float32).apply(x).sum(), x)
+    assert got.dtype == np.float64  # cast to the input's dtype, as PyTorch does
+    np.testing.assert_allclose(got.data, 12.0)
