@@ -178,14 +178,43 @@ class Optimizer:
         """Update every parameter that has a gradient; return ``closure()`` if given.
 
         The closure (re-evaluating the loss and calling backward) runs before the update,
-        as in PyTorch.
+        as in PyTorch. A gradient whose shape or dtype differs from its parameter's raises
+        before any parameter is updated (see ``_check_gradients``).
         """
         loss = None
         if closure is not None:
             loss = closure()
+        self._check_gradients()
         for group in self.param_groups:
             self._step_group(group)
         return loss
+
+    def _check_gradients(self) -> None:
+        """Raise if some parameter's gradient array does not have its shape and dtype (the
+        .grad setter checks, but ``p.grad.data = ...`` or ``p.data = ...`` bypass it), where
+        numpy would broadcast or cast it silently. A comparison per parameter, no data pass."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p._grad
+                if g is not None and (
+                    g.data.shape != p.data.shape or g.data.dtype != p.data.dtype
+                ):
+                    raise self._gradient_mismatch(p)
+
+    def _gradient_mismatch(self, p: Tensor) -> RuntimeError:
+        """The error naming parameter `p` (by its place in ``param_groups``) and its gradient."""
+        where = next(
+            f"param_groups[{i}]['params'][{j}]"
+            for i, group in enumerate(self.param_groups)
+            for j, q in enumerate(group["params"])
+            if q is p
+        )
+        g = p._grad.data
+        return RuntimeError(
+            f"{type(self).__name__}.step(): {where} has shape {p.data.shape} and dtype "
+            f"{p.data.dtype}, but its gradient has shape {g.shape} and dtype {g.dtype}; a "
+            f"gradient must match its parameter (was .grad.data or .data replaced?)"
+        )
 
     def _step_group(self, group: dict[str, Any]) -> None:
         """Update the parameters of one group in place (subclasses implement)."""

@@ -2,6 +2,7 @@
 checkpoints."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 import tensorgrad as tg
 from tensorgrad import optim
+from tensorgrad.flat import FlatParams
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "optimizers.npz"
 
@@ -294,6 +296,40 @@ def test_float32_parameters_stay_float32_and_update_in_place(name, kwargs):
             assert value.dtype == np.float32
     expected = run_reference(name, kwargs, 3)[-1]
     np.testing.assert_allclose(p.data, expected, rtol=1e-4, atol=1e-5)
+
+
+STEP_CASES = [("SGD", {"lr": 0.1}), ("SGD", {"lr": 0.1, "momentum": 0.9}),
+              ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}), ("Adam", {}), ("AdamW", {}),
+              ("Adam", {"amsgrad": True}), ("Adagrad", {}), ("RMSprop", {}),
+              ("RMSprop", {"momentum": 0.9, "centered": True})]
+# what replaces the (2, 3) float32 gradient's array behind the .grad setter's back
+_BAD_GRAD_ARRAYS = {"smaller": np.ones(3, np.float32), "broadcastable": np.ones((1, 3), np.float32),
+                    "transposed": np.ones((3, 2), np.float32), "float64": np.ones((2, 3)),
+                    "float16": np.ones((2, 3), np.float16)}
+
+
+@pytest.mark.parametrize("name, kwargs", STEP_CASES, ids=[f"{n}-{k}" for n, k in STEP_CASES])
+@pytest.mark.parametrize("flat", [False, True], ids=["arrays", "flat"])
+@pytest.mark.parametrize("bad", sorted(_BAD_GRAD_ARRAYS))
+def test_step_names_the_parameter_whose_gradient_does_not_match_it(name, kwargs, flat, bad):
+    first = tg.tensor(np.ones(4, np.float32), requires_grad=True)
+    a = tg.tensor(np.ones(2, np.float32), requires_grad=True)
+    b = tg.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    if flat:  # SGD without momentum then updates a and b as one array (tensorgrad/flat.py)
+        FlatParams([a, b])
+    opt = getattr(optim, name)([{"params": [first]}, {"params": [a, b]}], **kwargs)
+    for p in (first, a, b):
+        p.grad = tg.tensor(np.full(p.shape, 0.5, np.float32))
+    opt.step()
+    b.grad.data = _BAD_GRAD_ARRAYS[bad]
+    before = [p.data.copy() for p in (first, a, b)]
+    grad = _BAD_GRAD_ARRAYS[bad]
+    pattern = (rf"{name}.*param_groups\[1\]\['params'\]\[1\].*\(2, 3\).*float32.*"
+               rf"{re.escape(str(grad.shape))}.*{grad.dtype}")
+    with pytest.raises(RuntimeError, match=pattern):
+        opt.step()
+    for p, old in zip((first, a, b), before):  # no parameter was updated
+        np.testing.assert_array_equal(p.data, old)
 
 
 def test_params_without_grad_are_skipped_and_get_no_state():
