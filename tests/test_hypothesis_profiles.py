@@ -1,0 +1,14 @@
+"""The test suite's hypothesis profiles (tests/conftest.py) give the same verdict on a fresh
+clone and after a failed run."""
+import pytest
+from hypothesis import settings
+
+
+@pytest.mark.parametrize("name", ["ci", "dev"])
+def test_no_profile_replays_a_leftover_example_database(name):
+    # a database would replay a failed run's examples (kept in .hypothesis/) into every later run
+    assert settings.get_profile(name).database is None
+
+
+def test_ci_runs_the_same_examples_every_time():
+    assert settings.get_profile("ci").derandomize
