@@ -26,7 +26,7 @@ from .creation import (
                        zeros_like,
 )
 from .function import Function, FunctionCtx, Op
-from .fuse import fuse
+from .fuse import TraceError, fuse
 from .gradcheck import (
                        GradcheckError,
                        NondifferentiableError,

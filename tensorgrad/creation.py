@@ -1,6 +1,7 @@
 """Tensor factories: zeros, ones, *_like, randn/rand (seeded), arange, eye, full."""
 import numpy as np
 
+from .fuse import random_draw
 from .tensor import Tensor
 
 __all__ = ["zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "randn", "rand",
@@ -36,7 +37,7 @@ def full(shape, fill_value, dtype=DEFAULT_DTYPE, requires_grad=False):
 
 
 def _like(x, value, dtype, requires_grad):
-    arr = x.data if isinstance(x, Tensor) else np.asarray(x)
+    arr = x if isinstance(x, Tensor) else np.asarray(x)  # shape and dtype only
     return Tensor(np.full(arr.shape, value, dtype=dtype or arr.dtype), requires_grad=requires_grad)
 
 
@@ -54,6 +55,7 @@ def full_like(x, fill_value, dtype=None, requires_grad=False):
 
 def randn(*shape, generator=None, seed=None, dtype=DEFAULT_DTYPE, requires_grad=False):
     """Standard normal samples from `generator` (a numpy Generator) or a fresh one from `seed`."""
+    random_draw("tg.randn")
     rng = as_generator(generator if generator is not None else seed)
     return Tensor(rng.standard_normal(_shape(shape), dtype=np.float64).astype(dtype),
                   requires_grad=requires_grad)
@@ -61,6 +63,7 @@ def randn(*shape, generator=None, seed=None, dtype=DEFAULT_DTYPE, requires_grad=
 
 def rand(*shape, generator=None, seed=None, dtype=DEFAULT_DTYPE, requires_grad=False):
     """Uniform samples on [0, 1) from `generator` or a fresh Generator from `seed`."""
+    random_draw("tg.rand")
     rng = as_generator(generator if generator is not None else seed)
     return Tensor(rng.random(_shape(shape)).astype(dtype), requires_grad=requires_grad)
 

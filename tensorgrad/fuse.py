@@ -8,20 +8,36 @@ is eight primitives on 100 x 50 arrays), so fusing such a block makes it several
 
 Rules for `fn`: it takes Tensors (positional) and returns a Tensor, or a tuple whose first item
 is the differentiable result and the rest are auxiliary tensors returned without gradient
-(batch statistics, say). It must perform the same ops for the same input shapes (no branching
-on values), and use only its arguments and constants that never change between calls. Keyword
-arguments are static: each distinct value gets its own trace. Under `create_graph=True` the
-backward re-runs `fn` op by op, so higher-order gradients work as without fusion.
+(batch statistics, say). Every tensorgrad op it calls is recorded and recomputed on each call,
+comparisons and the other non-differentiable ops (sign, isnan, logical_*, detach) included;
+shapes, dtypes and `len` are static per trace and may be read. A traced tensor has no value:
+whatever would freeze the first call's value raises `TraceError` at the line that does it,
+naming the function (as JAX's tracer errors do): item(), bool() (so `if x.sum() > 0:`),
+float(), int(), numpy(), tolist(), np.asarray(x), `.data`, Tensor(x), indexing with a traced
+index, in-place changes, random draws (tg.rand/randn, dropout: draw outside and pass the mask
+as an argument), a gradient taken inside, a captured tensor that requires grad (pass it as an
+argument) and a traced tensor kept and used after its trace. Captured tensors that do not
+require grad, and numpy arrays, are constants of the trace: they must not change between calls.
+Keyword arguments are static: each distinct value gets its own trace. Under
+`create_graph=True` the backward re-runs `fn` op by op, so higher-order gradients work as
+without fusion.
+
+How: the trace runs `fn` on `_Traced` tensors (its leaves, and every op's output switches to that
+class), whose `.data` only the engine's own readers get (`apply`, and the functions marked
+`static_read` that look at shapes and dtypes only); the eager path is untouched.
 """
 import functools
 import importlib
+import linecache
+import os
 import re
+import sys
 from itertools import repeat
 from operator import attrgetter
 
 import numpy as np
 
-from .function import Op, passthrough
+from .function import Function, Op, passthrough
 from .inline import expression
 from .tensor import Tensor
 from .xp import Scaled as _Scaled
@@ -31,7 +47,7 @@ from .xp import reduce_to as _reduce_to
 
 _t = importlib.import_module(".tensor", __package__)  # the module (tensorgrad.tensor is a function)
 
-__all__ = ["fuse"]
+__all__ = ["fuse", "TraceError"]
 
 _data_of, _requires_grad = attrgetter("data"), attrgetter("requires_grad")
 _shape_dtype = attrgetter("shape", "dtype")
@@ -50,18 +66,33 @@ class _Program:
     (the 9-layer MLP's program makes 392 kB of intermediates; its backward reads 130)."""
 
     __slots__ = ("n_in", "consts", "steps", "shapes", "result", "aux", "forward", "backwards",
-                 "lean", "reads", "float_result", "_source")
+                 "lean", "reads", "differentiable", "_source")
 
     def __init__(self, n_in, consts, steps, shapes, result, aux, examples):
         """`examples`: every slot's value in the trace (for Op.lower; not kept)."""
         self.n_in, self.consts, self.steps, self.shapes = n_in, consts, steps, shapes
         self.result, self.aux = result, aux
-        self.float_result = np.asarray(examples[result]).dtype.kind == "f"  # differentiable
+        # differentiable: a float result some input reaches through ops with gradients (not
+        # only through comparisons, sign, detach, ...)
+        self.differentiable = np.asarray(examples[result]).dtype.kind == "f" and \
+            self._reach([True] * n_in)[0][result]
         self._source = self._forward_source(examples)
         self.forward = self._assemble_forward(None)  # keeps every slot
         self.backwards = {}  # (mask, gradient shape and dtype) -> compiled backward
         self.lean = {}  # mask (None: no backward will run) -> forward keeping what it needs
         self.reads = {}  # mask -> the slots its compiled backwards read
+
+    def _reach(self, mask):
+        """(per slot: whether it depends on an input flagged in mask through ops with a vjp,
+        per step: the positions of its inputs a gradient must reach). Steps without vjps
+        (comparisons, sign, detach) pass no gradient on."""
+        live = [bool(m) for m in mask] + [False] * len(self.consts)
+        plans = []
+        for op, spec, _ in self.steps:
+            plans.append(tuple(i for i, a in enumerate(spec)
+                               if live[a] and (op.variadic or op.vjps[i] is not None)))
+            live.append(bool(plans[-1]))
+        return live, plans
 
     def run(self, arrays, mask=None):
         """The slots' values for these input arrays: every one until a backward for `mask` is
@@ -157,12 +188,7 @@ class _Program:
         each vjp the op's lowering for the arrays it met (the probe's gradients and `vals`,
         with `xp` to run the lowered vjp once and see what it returns)."""
         n_in, n_const = self.n_in, len(self.consts)
-        live = [bool(m) for m in mask] + [False] * n_const  # slot depends on a grad input
-        plans = []
-        for op, spec, _ in self.steps:
-            plans.append(tuple(i for i, a in enumerate(spec)
-                               if live[a] and (op.variadic or op.vjps[i] is not None)))
-            live.append(bool(plans[-1]))
+        plans = self._reach(mask)[1]
         env = {"_probe": _probe_site, "_seen": probe, "dot": _dot}
         lines = ["def backward(xp, g, vals, consume=False):",
                  f"    {', '.join(f'v{i}' for i in range(len(self.shapes)))}, = vals",
@@ -349,11 +375,258 @@ class _Saved:
         self.program, self.vals, self.mask, self.kw = program, vals, mask, kw
 
 
+# ------------------------------------------------------------------------------------------------
+# traced tensors: no value outside the engine
+class TraceError(RuntimeError):
+    """A fused function did something its trace cannot record: read a traced tensor's value
+    (item(), bool(), .data, ...), changed one in place, drew random numbers, or used a tensor
+    that requires grad without taking it as an argument. The message names the function and
+    the line."""
+
+
+class _TraceState:
+    """One trace: the fused function's name, and whether it is still recording."""
+
+    __slots__ = ("name", "active")
+
+    def __init__(self, name):
+        self.name, self.active = name, True
+
+
+_STATIC = set()  # code objects that read a traced tensor's .data only for its shape or dtype
+_WHY = {}  # code object of a reader -> what its read means (the error's wording)
+
+
+def _codes(fn):
+    """The code objects of `fn` and of the functions, comprehensions and lambdas inside it."""
+    stack, out = [fn.__code__], []
+    while stack:
+        code = stack.pop()
+        out.append(code)
+        stack += [c for c in code.co_consts if isinstance(c, type(code))]
+    return out
+
+
+def static_read(fn):
+    """Decorator: `fn` reads the arrays of the tensors it is given for their shape, dtype or
+    flags only, so it may read a traced tensor's `.data` (the function is returned as is)."""
+    _STATIC.update(_codes(fn))
+    return fn
+
+
+def value_read(what, why):
+    """Decorator: `fn` reads the values of the tensors it is given, which a traced tensor
+    refuses with a TraceError saying `what` was done and `why` a trace cannot record it (the
+    function is returned as is)."""
+    def mark(fn):
+        _WHY.update(dict.fromkeys(_codes(fn), (what, why)))
+        return fn
+    return mark
+
+
+_SKIPPED = {"tensorgrad", "numpy"}  # packages whose frames are not the user's line
+_STDLIB = os.path.dirname(os.__file__) + os.sep
+
+
+def _not_users(frame):
+    """Whether `frame` runs tensorgrad's, numpy's or the standard library's code (copy,
+    functools, ...)."""
+    top = frame.f_globals.get("__name__", "").partition(".")[0]
+    return top in _SKIPPED or (top in sys.stdlib_module_names and
+                               frame.f_code.co_filename.startswith(_STDLIB))
+
+
+def _user_line():
+    """'file:line' and the source text of the innermost frame outside tensorgrad, numpy and
+    the standard library: the user's line that caused the error."""
+    frame = inner = sys._getframe(1)
+    while frame is not None and _not_users(frame):
+        frame = frame.f_back
+    frame = frame or inner
+    code = frame.f_code
+    text = linecache.getline(code.co_filename, frame.f_lineno).strip()
+    return f"{code.co_filename}:{frame.f_lineno}" + (f": {text}" if text else "")
+
+
+_NO_VALUE = ("inside a fused function a tensor has no value: fuse records the ops once per "
+             "input shapes and replays them, so a value read here would stay its first call's "
+             "value on every later call. Compute with tensor ops instead (tg.where for a "
+             "branch), or call the function without fuse")
+
+
+def _trace_error(name, what, why=_NO_VALUE):
+    """The TraceError for `what` done while tracing the function `name`, at the user's line."""
+    return TraceError(f"fuse({name}): {what}\n  at {_user_line()}\n{why[0].upper()}{why[1:]}.")
+
+
+def _current_name():
+    """The name of the function being traced."""
+    state = getattr(_t._tracer, "trace", None)
+    return "?" if state is None else state.name
+
+
+def random_draw(what):
+    """Raise TraceError if a trace is recording: `what` draws random numbers (tg.randn, a
+    dropout mask), which the program would replay as the first call's draw."""
+    if _t._tracer is not None:
+        raise _trace_error(_current_name(), f"{what} draws random numbers inside the trace",
+                           "the program would replay the first call's draw on every call, and "
+                           "recording it would need a generator inside the program: draw "
+                           "outside the fused function and pass the result as an argument "
+                           "(for dropout: the mask, from F.dropout_mask)")
+
+
+def _reader(code):
+    """Who read a traced value, for the message: the tensorgrad function's qualified name."""
+    return getattr(code, "co_qualname", code.co_name)
+
+
+class _Traced(Tensor):
+    """A tensor of a trace (its leaves and every op's output): the engine reads its array, user
+    code may read only its shape and dtype. Anything that would read its value, change it in
+    place or keep it past the trace raises TraceError (see the module docstring). Tensors
+    become traced by a class switch inside the trace, so the eager path pays nothing."""
+
+    _trace = None  # the _TraceState
+
+    @property
+    def data(self):
+        code = sys._getframe(1).f_code
+        if code in _STATIC or (code is _APPLY and self._trace.active):
+            return self.__dict__["data"]
+        if not self._trace.active:
+            raise self._leaked()
+        why = _WHY.get(code)
+        if why is not None:
+            raise _trace_error(self._trace.name, why[0], why[1])
+        inside = code.co_filename.startswith(_PACKAGE_DIR)
+        raise self._error(".data of a traced tensor" +
+                          (f" (read by tensorgrad's {_reader(code)})" if inside else ""))
+
+    @data.setter
+    def data(self, value):
+        raise self._error("assigning .data of a traced tensor (an in-place change)")
+
+    def _error(self, what, why=_NO_VALUE):
+        if not self._trace.active:
+            return self._leaked()
+        return _trace_error(self._trace.name, what, why)
+
+    def _leaked(self):
+        return _trace_error(self._trace.name, "a tensor of its trace is used after the trace "
+                            "ended", "a traced tensor was kept (in a global, a closure, an "
+                            "attribute) and holds only its first call's value: return what you "
+                            "need from the fused function instead")
+
+    def item(self):
+        raise self._error("item() of a traced tensor")
+
+    def tolist(self):
+        raise self._error("tolist() of a traced tensor")
+
+    def numpy(self):
+        raise self._error("numpy() of a traced tensor")
+
+    def __array__(self, dtype=None, copy=None):
+        raise self._error("np.asarray() / np.array() of a traced tensor")
+
+    def __bool__(self):
+        raise self._error("bool() of a traced tensor (Python control flow on its value: if, "
+                          "while, and, or, not)")
+
+    def __float__(self):
+        raise self._error("float() of a traced tensor")
+
+    def __int__(self):
+        raise self._error("int() of a traced tensor")
+
+    def __index__(self):
+        raise self._error("a traced tensor used as a Python integer (an index, a range)")
+
+    def __setitem__(self, index, value):
+        raise self._error("item assignment to a traced tensor (an in-place change)",
+                          "tensors do not support in-place changes inside a fused function: "
+                          "build the new value with ops (tg.where, tg.concatenate)")
+
+    def requires_grad_(self, requires_grad=True):
+        raise self._error("requires_grad_() of a traced tensor (an in-place change)",
+                          "which inputs require grad is decided by the fused function's "
+                          "arguments: set it on them before the call")
+
+    def retain_grad(self):
+        raise self._error("retain_grad() of a traced tensor",
+                          "a fused function's intermediate tensors are not graph nodes once it "
+                          "is compiled: return the tensor as a result to get its gradient")
+
+    def backward(self, *args, **kwargs):
+        raise self._error("backward() inside the trace", _WHY_GRAD)
+
+    def __reduce_ex__(self, protocol):
+        raise self._error("copying or pickling a traced tensor (copy, deepcopy, pickle)",
+                          "the copy would hold the first call's value: use the tensor itself, "
+                          "or x.clone()")
+
+    def detach(self):
+        """A gradient-free step of the program (the same array, as in PyTorch)."""
+        return record_nondiff(_identity, (self,), {}, "detach")
+
+    def __repr__(self):
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        name = self._trace.name if self._trace is not None else "?"
+        return (f"tensor(<traced by fuse({name})>, shape={self.shape}, dtype={self.dtype}"
+                f"{extra})")
+
+
+_WHY_GRAD = ("a fused function is differentiated as a whole: take the gradient of its result "
+             "outside it")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_APPLY = _t.apply.__code__  # the engine's own reader: it records what it computes
+for _f in (Tensor.shape.fget, Tensor.ndim.fget, Tensor.dtype.fget, Tensor.size.fget,
+           Tensor.numel, Tensor.dim, Tensor.__len__):
+    static_read(_f)
+value_read("Tensor(x) / tg.tensor(x) of a traced tensor", "it would copy the first call's value "
+           "into a constant of the trace: use the tensor itself, or x.clone()")(_t._to_array)
+value_read("a gradient (tg.grad) taken inside the trace", _WHY_GRAD)(_t._backward)
+for _f in (_t.attach, Function.apply.__func__):
+    value_read("a custom tg.Function inside the trace", "fuse records tensorgrad's ops only: "
+               "call it outside the fused function")(_f)
+del _f
+
+
+def _identity(x):
+    return x
+
+
+_NONDIFF = {}  # (function, number of inputs) -> the Op recording it in a program
+
+
+def record_nondiff(fn, args, kw, name=None):
+    """Inside a trace: fn on the arrays of `args` as a recorded step without gradient (a
+    comparison, sign, detach): the program recomputes it on every call, the backward skips it
+    (its vjps are None), and it creates no graph node."""
+    op = _NONDIFF.get((fn, len(args)))
+    if op is None:
+        op = _NONDIFF[fn, len(args)] = Op(name or getattr(fn, "__name__", "nondiff"), fn,
+                                          *[None] * len(args))
+    arrays = [a.__dict__["data"] if a.__class__ is _Traced else
+              a.data if isinstance(a, Tensor) else a for a in args]
+    out = fn(*arrays, **kw)
+    t = Tensor._wrap(out if out.__class__ is np.ndarray else np.asarray(out))
+    _t._tracer(op, args, kw, t)
+    return t
+
+
 def _trace(fn, tensors, kw):
-    """Run fn on fresh leaves (requiring grad like the real inputs) and record its primitives."""
-    leaves = [Tensor._wrap(t.data) for t in tensors]
-    for leaf, t in zip(leaves, tensors):
+    """Run fn on fresh traced leaves (requiring grad like the real inputs) and record its
+    primitives."""
+    state = _TraceState(getattr(fn, "__name__", "fused"))
+    leaves = []
+    for t in tensors:
+        leaf = Tensor._wrap(t.data)
         leaf.requires_grad = t.requires_grad
+        leaf._trace = state
+        leaf.__class__ = _Traced
+        leaves.append(leaf)
     slots = {id(x): i for i, x in enumerate(leaves)}
     keep = list(leaves)  # keep recorded tensors alive so their ids stay unique
     steps, consts, out_shapes = [], [], []
@@ -366,21 +639,28 @@ def _trace(fn, tensors, kw):
         spec = []
         for a in args:
             if isinstance(a, Tensor):
-                if id(a) in slots:
-                    spec.append(slots[id(a)])
+                slot = slots.get(id(a))
+                if slot is not None:
+                    spec.append(slot)
+                elif a.__class__ is _Traced:  # from another trace, kept past its end
+                    raise a._leaked()
                 elif a.requires_grad:
-                    raise ValueError(f"fuse({fn.__name__}): op '{op.name}' used a tensor that "
-                                     f"requires grad but is not an argument of the function "
-                                     f"(shape {a.shape}); pass it as an argument")
+                    raise _trace_error(state.name, f"op '{op.name}' used a tensor that requires "
+                                       f"grad but is not an argument of the function (shape "
+                                       f"{a.shape})", "its gradient would be lost: pass it as "
+                                       "an argument")
                 else:
                     spec.append(const(a.data))
             else:
                 spec.append(const(a))
+        out._trace = state
+        out.__class__ = _Traced
         slots[id(out)] = ("step", len(steps))
         keep.append(out)
         steps.append((op, spec, op_kw))
-        out_shapes.append(out.data.shape)
+        out_shapes.append(out.__dict__["data"].shape)
 
+    record.trace = state
     prev = _t._tracer
     _t._tracer = record
     try:
@@ -388,6 +668,7 @@ def _trace(fn, tensors, kw):
             result = fn(*leaves, **kw)
     finally:
         _t._tracer = prev
+        state.active = False
     items = result if isinstance(result, tuple) else (result,)
     n_in, n_const = len(tensors), len(consts)
 
@@ -404,7 +685,7 @@ def _trace(fn, tensors, kw):
         where.append(number(slots[id(r)]))
     steps = [(op, tuple(number(a) for a in spec), op_kw) for op, spec, op_kw in steps]
     shapes = [t.data.shape for t in tensors] + [np.shape(c) for c in consts] + out_shapes
-    examples = [t.data for t in tensors] + consts + [keep[len(tensors) + k].data
+    examples = [t.data for t in tensors] + consts + [keep[len(tensors) + k].__dict__["data"]
                                                      for k in range(len(steps))]
     return (_Program(n_in, consts, steps, shapes, where[0], tuple(where[1:]), examples),
             isinstance(result, tuple))
@@ -490,8 +771,13 @@ def fuse(fn):
                             f"{type(t).__name__}")
         if _t._tracer is not None:  # inside another trace: record our primitives there
             result = fn(*tensors, **kw)
-            return result if wrap_aux or not isinstance(result, tuple) else \
-                (result[0], *[a.data for a in result[1:]])
+            if wrap_aux or not isinstance(result, tuple):
+                return result
+            raise _trace_error(_current_name(), f"{name}'s auxiliary results feed side effects "
+                               f"outside the trace (batch-norm running statistics of "
+                               f"nn.Sequential's fused layers in training mode)",
+                               "they would be applied once, with the first call's values: "
+                               "call it outside the fused function, or in eval mode")
         arrays = list(map(_data_of, tensors))
         key = (tuple(map(_shape_dtype, arrays)), tuple(kw.items()))
         entry = programs.get(key)
@@ -499,7 +785,7 @@ def fuse(fn):
             entry = programs[key] = _trace(fn, tensors, kw)
         program, has_aux = entry
         mask = tuple(map(_requires_grad, tensors))
-        node = True in mask and _t._grad_enabled and program.float_result
+        node = True in mask and _t._grad_enabled and program.differentiable
         vals = program.run(arrays, mask if node else None)
         out = vals[program.result]
         if node:

@@ -6,7 +6,7 @@ ops as possible because each op costs Python overhead on small batches.
 import numpy as np
 
 from ..creation import as_generator
-from ..fuse import fuse
+from ..fuse import fuse, random_draw, static_read, value_read
 from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, square, tanh, vdot
 from ..ops import mean as _mean
 from ..tensor import Tensor
@@ -21,18 +21,27 @@ def _data(x):
     return x.data if isinstance(x, Tensor) else np.asarray(x)
 
 
+@static_read
+def _meta(x):
+    """The array of `x` for its shape and dtype only (so a traced tensor allows the read)."""
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
 def _check_logits(x, who, reduction):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    shape = _data(x).shape
+    shape = _meta(x).shape
     if len(shape) != 2:
         raise ValueError(f"{who}: expected input of shape (N, C), got shape {shape}")
     return shape
 
 
+@value_read("integer class labels as a traced tensor",
+            "cross_entropy and nll_loss read them to build one-hot weights, which would stay "
+            "the first call's: pass one-hot (or soft) float targets of shape (N, C) instead")
 def _labels(target, shape, who):
     """Integer class labels as an int array of shape (N,), range-checked."""
-    y = _data(target)
+    y = target.data if isinstance(target, Tensor) else np.asarray(target)
     n, c = shape
     if y.shape != (n,):
         raise ValueError(f"{who}: integer targets must have shape ({n},) for input of shape "
@@ -77,11 +86,11 @@ def _one_hot(y, n, c, dtype, smoothing=0.0):
 def nll_loss(input, target, *, reduction="mean"):
     """Negative log-likelihood of integer labels given log-probabilities of shape (N, C)."""
     n, c = _check_logits(input, "nll_loss", reduction)
-    y = _data(target)
-    if y.dtype.kind not in "iu":
-        raise TypeError(f"nll_loss: target must hold integer class labels, got dtype {y.dtype}")
-    y = _labels(y, (n, c), "nll_loss")
-    return _weighted_sum(input, _one_hot(y, n, c, _data(input).dtype), reduction)
+    dtype = _meta(target).dtype
+    if dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold integer class labels, got dtype {dtype}")
+    y = _labels(target, (n, c), "nll_loss")
+    return _weighted_sum(input, _one_hot(y, n, c, _meta(input).dtype), reduction)
 
 
 def cross_entropy(input, target, *, reduction="mean", label_smoothing=0.0):
@@ -96,17 +105,18 @@ def cross_entropy(input, target, *, reduction="mean", label_smoothing=0.0):
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
                          f"{label_smoothing}")
-    t = target.data if isinstance(target, Tensor) and not target.requires_grad else target
-    t_data = _data(t)
-    dtype = _data(input).dtype
+    # a constant target as its array (a traced one stays a tensor: an input of the trace)
+    t = target.data if target.__class__ is Tensor and not target.requires_grad else target
+    t_data = _meta(t)  # for its shape and dtype
+    dtype = _meta(input).dtype
     if t_data.dtype.kind in "iu":
-        y = _labels(t_data, (n, c), "cross_entropy")
+        y = _labels(t, (n, c), "cross_entropy")
         weights = _one_hot(y, n, c, dtype, label_smoothing)
     elif t_data.shape == (n, c):
         if isinstance(t, Tensor):
             weights = t * (1.0 - label_smoothing) + label_smoothing / c if label_smoothing else t
         else:
-            weights = np.array(t_data, dtype=dtype)  # a copy: scaled in place below
+            weights = np.array(t, dtype=dtype)  # a copy: scaled in place below
             if label_smoothing:
                 weights *= 1.0 - label_smoothing
                 weights += label_smoothing / c
@@ -117,6 +127,10 @@ def cross_entropy(input, target, *, reduction="mean", label_smoothing=0.0):
     return _weighted_sum(log_softmax(input, axis=1), weights, reduction)
 
 
+@value_read("batch_norm(training=True) updating running statistics inside the trace",
+            "they would be updated once, with the first call's batch statistics: use "
+            "F.batch_norm_batch_stats and update them outside, or pass running_mean and "
+            "running_var as None")
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
     """Batch normalisation over the batch axis of (N, C) (or N and L of (N, C, L)) input.
@@ -147,7 +161,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             if not all(isinstance(a, Tensor) for a in args):
                 args = tuple(a if isinstance(a, Tensor) else Tensor(a) for a in args)
             out, mu, var = _normalize_fused(*args, axes=axes, wide=wide, eps=eps)
-        update_running(running_mean, running_var, mu.data, var.data, momentum, count / (count - 1))
+        if running_mean is not None or running_var is not None:
+            update_running(running_mean, running_var, mu.data, var.data, momentum,
+                           count / (count - 1))
         return out
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: training=False needs running_mean and running_var")
@@ -157,8 +173,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def _batch_input(input):
-    """The array of batch norm's input, checked to be (N, C) or (N, C, L)."""
-    x = _data(input)
+    """The array of batch norm's input (for its shape), checked to be (N, C) or (N, C, L)."""
+    x = _meta(input)
     if x.ndim not in (2, 3):
         raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got "
                          f"{x.shape}")
@@ -253,12 +269,13 @@ def dropout(input, p=0.5, training=True, generator=None):
         raise ValueError(f"dropout: p (the probability of dropping) must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return input
-    x = _data(input)
+    x = _meta(input)
     return input * dropout_mask(x.shape, p, x.dtype, as_generator(generator))
 
 
 def dropout_mask(shape, p, dtype, rng):
     """Array of 0 (probability p) and 1 / (1 - p), of `dtype`, drawn from the Generator `rng`."""
+    random_draw("dropout")
     dtype = np.dtype(dtype)
     if p >= 1.0:
         return np.zeros(shape, dtype=dtype)

@@ -206,7 +206,7 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0.0:
             return x
-        data = x.data if isinstance(x, Tensor) else np.asarray(x)
+        data = x if isinstance(x, Tensor) else np.asarray(x)  # for its shape and dtype
         return x * F.dropout_mask(data.shape, self.p, data.dtype, self.generator)
 
     def get_extra_state(self):

@@ -1,10 +1,15 @@
 """Small helpers the op modules share: array access, non-differentiable results, axis arguments."""
+import importlib
+
 import numpy as np
 
 from ..function import Op
+from ..fuse import record_nondiff, static_read
 from ..tensor import Tensor
 
-__all__ = ["Op", "Tensor", "data_of", "nondiff", "normalize_axis", "reduced_shape"]
+__all__ = ["Op", "Tensor", "data_of", "shape_of", "nondiff", "normalize_axis", "reduced_shape"]
+
+_t = importlib.import_module("..tensor", __package__)  # the module (for its `_tracer` hook)
 
 
 def data_of(x):
@@ -12,8 +17,20 @@ def data_of(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+@static_read
+def shape_of(x):
+    """The shape of a Tensor's array, an array or a nested sequence (static: allowed on a
+    traced tensor)."""
+    if isinstance(x, Tensor):
+        return x.data.shape
+    return x.shape if x.__class__ is np.ndarray else np.shape(x)
+
+
 def nondiff(fn, *args, **kwargs):
-    """Apply a numpy function whose result carries no gradient (comparisons, sign, ...)."""
+    """Apply a numpy function whose result carries no gradient (comparisons, sign, ...): no
+    graph node; inside a fuse trace, a recorded step without gradient."""
+    if _t._tracer is not None:
+        return record_nondiff(fn, args, kwargs)
     out = fn(*[data_of(a) for a in args], **kwargs)
     return Tensor._wrap(out if out.__class__ is np.ndarray else np.asarray(out))
 

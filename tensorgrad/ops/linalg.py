@@ -9,7 +9,7 @@ from ..function import passthrough
 from ..xp import matmul as _np_matmul
 from ..xp import matmul_2d
 from ..xp import vdot as _np_vdot
-from ._base import Op, data_of
+from ._base import Op, data_of, shape_of
 
 
 def _matmul_vjp_a(xp, g, out, a, b):
@@ -101,9 +101,7 @@ _vdot = Op("vdot", lambda a, b: np.asarray(_np_vdot(a, b)),
 def vdot(a, b):
     """sum(a * b) over all elements of two same-shaped tensors, as a 0-d tensor (numpy's vdot
     for real arrays, without its flattening of different shapes)."""
-    a_, b_ = data_of(a), data_of(b)
-    sa = a_.shape if a_.__class__ is np.ndarray else np.shape(a_)
-    sb = b_.shape if b_.__class__ is np.ndarray else np.shape(b_)
+    sa, sb = shape_of(a), shape_of(b)
     if sa != sb:
         raise ValueError(f"vdot: operands must have the same shape, got {sa} and {sb}")
     return _vdot(a, b)
@@ -111,7 +109,7 @@ def vdot(a, b):
 
 def matmul(a, b):
     """Matrix product with numpy's rules (1-D vectors, 2-D matrices, batched N-D)."""
-    sa, sb = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+    sa, sb = shape_of(a), shape_of(b)
     if len(sa) == 0 or len(sb) == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes "
                          f"{sa} and {sb} (use * for scalars)")
@@ -120,7 +118,7 @@ def matmul(a, b):
 
 def linear(x, weight, bias=None):
     """y = x W^T + b with PyTorch's layout: weight (out_features, in_features), bias (out,)."""
-    sx, sw = np.shape(getattr(x, "data", x)), np.shape(getattr(weight, "data", weight))
+    sx, sw = shape_of(x), shape_of(weight)
     if len(sw) != 2 or len(sx) < 1 or sx[-1] != sw[1]:
         raise ValueError(f"linear: input of shape {sx} does not match weight of shape {sw} "
                          f"(expected input (..., {sw[1] if len(sw) == 2 else '?'}))")

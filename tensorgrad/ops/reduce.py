@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 
+from ..fuse import static_read
 from ..xp import dot, fast_sum, filled, number, reciprocal
-from ._base import Op, Tensor, data_of, keep, normalize_axis, reduced_shape
+from ._base import Op, Tensor, keep, normalize_axis, reduced_shape, shape_of
 
 
 def _count(shape, axis):
@@ -152,6 +153,7 @@ _log_softmax = Op("log_softmax", _log_softmax_forward,
 
 
 # ---- public functions ---------------------------------------------------------------------------
+@static_read
 def _ndim(x):
     return x.data.ndim if isinstance(x, Tensor) else np.ndim(x)
 
@@ -195,10 +197,10 @@ def var(x, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, correct
     """
     axis = normalize_axis("var", _ndim(x), axis, dim)
     ddof = _ddof("var", ddof, correction, unbiased)
-    n = _count(np.shape(data_of(x)), axis)
+    n = _count(shape_of(x), axis)
     if n - ddof <= 0:
         raise ValueError(f"var: {n} element(s) along axis {axis} with ddof={ddof}: the variance "
-                         f"is undefined (shape {np.shape(data_of(x))})")
+                         f"is undefined (shape {shape_of(x)})")
     return _var(x, axis=axis, keepdims=keep("var", keepdims, keepdim), ddof=ddof)
 
 
@@ -211,7 +213,7 @@ def std(x, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, correct
 
 
 def _check_nonempty(name, x, axis):
-    shape = np.shape(data_of(x))
+    shape = shape_of(x)
     if _count(shape, axis) == 0:
         raise ValueError(f"{name}: reduction over an empty axis (shape {shape}, axis {axis})")
 

@@ -6,10 +6,11 @@ flatten, expand and stack are compositions of these.
 """
 import numpy as np
 
+from ..fuse import value_read
 from ..xp import compact_count
 from ..xp import sum_to as _np_sum_to
 from ..xp import unindex as _np_unindex
-from ._base import Op, Tensor, data_of
+from ._base import Op, Tensor, shape_of
 
 _reshape = Op("reshape", np.reshape,
               lambda xp, g, out, x, shape: xp.reshape(g, x.shape))
@@ -46,8 +47,7 @@ _pad = Op("pad", lambda x, pad_width, value: np.pad(x, pad_width, constant_value
 
 
 # ---- public functions ---------------------------------------------------------------------------
-def _shape_of(x):
-    return np.shape(data_of(x))
+_shape_of = shape_of
 
 
 def _shape_arg(shape):
@@ -172,6 +172,9 @@ def flatten(x, start_dim=0, end_dim=-1):
     return reshape(x, shape[:s] + (merged,) + shape[e + 1:])
 
 
+@value_read("indexing with a traced tensor",
+            "its values would stay the first call's (and a boolean mask gives a shape that "
+            "depends on the values): select with tg.where, or index with a constant")
 def _index_arg(idx):
     """Tensors inside an index become arrays; lists become arrays (numpy's fancy indexing)."""
     if isinstance(idx, tuple):
@@ -199,7 +202,7 @@ def unindex(g, idx, shape):
 def astype(x, dtype, copy=False):
     """Cast to `dtype`; between float dtypes the gradient is cast back."""
     dtype = np.dtype(dtype)
-    if not copy and np.result_type(data_of(x)) == dtype:
+    if not copy and (x.dtype if isinstance(x, Tensor) else np.result_type(x)) == dtype:
         return x if isinstance(x, Tensor) else Tensor(x)
     return _astype(x, dtype=dtype, copy=copy)
 
