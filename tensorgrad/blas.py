@@ -62,23 +62,28 @@ def axpy(a, x, y):
     n = y.size
     fn = _AXPY.get(y.dtype) if n >= BIG and _threads() > 1 else None
     if fn is not None and x.dtype == y.dtype and y.flags.writeable:
-        flags = y.flags
-        order = "C" if flags.c_contiguous else "F" if flags.f_contiguous else None
-        target = y if order is not None else np.array(y, order="C")
-        order = order or "C"
-        if x.shape != y.shape:
-            x = np.broadcast_to(x, y.shape)
-        if not (x.flags.c_contiguous if order == "C" else x.flags.f_contiguous):
-            x = np.array(x, order=order)
-        fn(n, a, _address(x), 1, _address(target), 1)
-        if target is not y:
-            y[...] = target
+        _blas_axpy(fn, n, a, x, y)
     elif a == 1.0:
         y += x
     elif a == -1.0:
         y -= x
     else:
         y += a * x
+
+
+def _blas_axpy(fn, n, a, x, y):
+    """The one BLAS pass of `axpy`, on x in y's memory order and on a contiguous y."""
+    flags = y.flags
+    order = "C" if flags.c_contiguous else "F" if flags.f_contiguous else None
+    target = y if order is not None else np.array(y, order="C")  # strided: through a copy
+    order = order or "C"
+    if x.shape != y.shape:
+        x = np.broadcast_to(x, y.shape)
+    if not (x.flags.c_contiguous if order == "C" else x.flags.f_contiguous):
+        x = np.array(x, order=order)
+    fn(n, a, _address(x), 1, _address(target), 1)
+    if target is not y:
+        y[...] = target
 
 
 def _address(a):
