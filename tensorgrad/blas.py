@@ -6,7 +6,7 @@ numpy needs a temporary and two passes for y += a * x. On the large arrays of a 
 BLAS threads of a matrix product. Calling numpy's own BLAS matters: scipy's BLAS brings a second
 OpenBLAS thread pool whose idle threads spin against numpy's (measured: a training step 3x slower
 with two BLAS threads). Where that library is not found (a numpy built on another BLAS), or for
-small or non-contiguous arrays, numpy's two passes are used; and with one BLAS thread too, where
+small arrays or mixed dtypes, numpy's two passes are used; and with one BLAS thread too, where
 numpy's two passes over cache-hot arrays measured faster (70 vs 90 us on the 3072 x 50 update; with
 two threads the one BLAS pass, split like the product before it, took 240 vs 370-650 us).
 """
@@ -52,18 +52,38 @@ HAVE_BLAS = bool(_AXPY)
 
 
 def axpy(a, x, y):
-    """y += a * x in place (x and y same shape); one BLAS pass when possible, see above."""
+    """y += a * x in place (x of y's shape or broadcasting to it); one BLAS pass when possible.
+
+    The new bits of y depend on the values, the dtype, the size and the number of BLAS threads,
+    never on the memory layouts: the BLAS pass computes each element as one fused multiply-add
+    wherever it sits, so x is first brought to y's memory order (a copy, only when they differ)
+    and a strided y is updated through a contiguous copy, rather than falling back to numpy's
+    two roundings. A checkpoint restored in another order cannot change a training run."""
     n = y.size
     fn = _AXPY.get(y.dtype) if n >= BIG and _threads() > 1 else None
-    if fn is not None and x.dtype == y.dtype and x.strides == y.strides and x.shape == y.shape \
-            and (y.flags.c_contiguous or y.flags.f_contiguous) and y.flags.writeable:
-        fn(n, a, _address(x), 1, _address(y), 1)
+    if fn is not None and x.dtype == y.dtype and y.flags.writeable:
+        _blas_axpy(fn, n, a, x, y)
     elif a == 1.0:
         y += x
     elif a == -1.0:
         y -= x
     else:
         y += a * x
+
+
+def _blas_axpy(fn, n, a, x, y):
+    """The one BLAS pass of `axpy`, on x in y's memory order and on a contiguous y."""
+    flags = y.flags
+    order = "C" if flags.c_contiguous else "F" if flags.f_contiguous else None
+    target = y if order is not None else np.array(y, order="C")  # strided: through a copy
+    order = order or "C"
+    if x.shape != y.shape:
+        x = np.broadcast_to(x, y.shape)
+    if not (x.flags.c_contiguous if order == "C" else x.flags.f_contiguous):
+        x = np.array(x, order=order)
+    fn(n, a, _address(x), 1, _address(target), 1)
+    if target is not y:
+        y[...] = target
 
 
 def _address(a):

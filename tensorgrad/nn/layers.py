@@ -112,26 +112,29 @@ class BatchNorm1d(Module):
             self.num_batches_tracked.data[...] = 0
 
     def forward(self, x):
-        """Input (N, C) or (N, C, L) with C = num_features (checked by F.batch_norm)."""
+        """Input (N, C) or (N, C, L) with C = num_features. Refused input changes no state: it is
+        checked first, and the counter moves only once the running statistics have."""
+        batch_stats = self.training or not self.track_running_stats
+        _check_input(x, self.num_features, batch_stats)
         momentum = self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.data)
+        tracking = self.training and self.track_running_stats
+        if tracking and momentum is None:  # cumulative moving average over this batch too
+            momentum = 1.0 / (float(self.num_batches_tracked.data) + 1.0)
         # without running statistics, batch statistics are used in eval mode too (as PyTorch)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            self.training or not self.track_running_stats,
-                            0.0 if momentum is None else momentum, self.eps)
+        out = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                           batch_stats, 0.0 if momentum is None else momentum, self.eps)
+        if tracking:
+            self.num_batches_tracked.data += 1
+        return out
 
     def _fused_part(self):  # see fusion.py: the same maths as forward, as a pure composition
         wb = (self.weight, self.bias) if self.affine else ()
-        params = (("eps", self.eps),)
+        params = (("eps", self.eps), ("num_features", self.num_features))
         if not self.training and self.track_running_stats:
-            return (F.batch_norm_running_stats, (self.running_mean, self.running_var) + wb, params,
-                    None)
+            return _batch_norm_running, (self.running_mean, self.running_var) + wb, params, None
         if not self.track_running_stats:
             return _batch_norm_output, wb, params, None
-        return F.batch_norm_batch_stats, wb, params, (self._track, 2, BatchNorm1d._track_all)
+        return _batch_norm_batch, wb, params, (self._track, 2, BatchNorm1d._track_all)
 
     def _track(self, mean, var):
         """Training-mode side effects of forward, from a fused chain's batch statistics
@@ -180,8 +183,33 @@ class BatchNorm1d(Module):
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 
 
-def _batch_norm_output(x, *weight_bias, eps):
-    return F.batch_norm_batch_stats(x, *weight_bias, eps=eps)[0]
+def _check_input(x, num_features, batch_stats):
+    """BatchNorm1d's checks of its input, before any state changes (in a fused chain: once, when
+    it is traced for an input shape)."""
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"BatchNorm1d: expected input of shape (N, C) or (N, C, L), got {shape}")
+    if shape[1] != num_features:
+        raise ValueError(f"BatchNorm1d: input of shape {shape} has {shape[1]} features, but "
+                         f"num_features is {num_features}")
+    if batch_stats and shape[0] * (shape[2] if len(shape) == 3 else 1) < 2:
+        raise ValueError(f"BatchNorm1d: expected more than 1 value per channel when training, "
+                         f"got input of shape {shape}")
+
+
+# BatchNorm1d's parts of a fused chain (see `_fused_part`): its checks, then the functional form
+def _batch_norm_batch(x, *weight_bias, eps, num_features):
+    _check_input(x, num_features, True)
+    return F.batch_norm_batch_stats(x, *weight_bias, eps=eps)
+
+
+def _batch_norm_output(x, *weight_bias, eps, num_features):
+    return _batch_norm_batch(x, *weight_bias, eps=eps, num_features=num_features)[0]
+
+
+def _batch_norm_running(x, running_mean, running_var, *weight_bias, eps, num_features):
+    _check_input(x, num_features, False)
+    return F.batch_norm_running_stats(x, running_mean, running_var, *weight_bias, eps=eps)
 
 
 class Dropout(Module):

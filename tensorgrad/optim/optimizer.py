@@ -33,9 +33,11 @@ from ..tensor import Tensor
 
 
 def _copy_value(value: Any) -> Any:
-    """Copy arrays (and tuples of them) so saved and live state never share memory."""
+    """Copy arrays (and tuples of them) so saved and live state never share memory; each copy
+    keeps its array's memory order (a Linear weight's buffers are in Fortran order), so a resumed
+    run works on the same layouts, and takes the same fast paths, as the uninterrupted one."""
     if isinstance(value, np.ndarray):
-        return value.copy()
+        return value.copy(order="K")
     if isinstance(value, tuple):
         return tuple(_copy_value(v) for v in value)
     if isinstance(value, list):
@@ -226,7 +228,7 @@ class Optimizer:
         """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``
         (PyTorch layout).
 
-        Parameters are numbered in group order; arrays are copies.
+        Parameters are numbered in group order; arrays are copies in their memory order.
         """
         index: dict[int, int] = {}
         groups = []
@@ -244,7 +246,8 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore hyperparameters and state saved by ``state_dict`` (arrays are copied in).
+        """Restore hyperparameters and state saved by ``state_dict`` (arrays are copied in,
+        each in the memory order it was saved in).
 
         Floating-point state arrays are cast to their parameter's dtype, as in PyTorch.
         """
@@ -287,7 +290,7 @@ class Optimizer:
                             f"{value.shape} but the parameter has shape {p.data.shape}"
                         )
                     dtype = p.data.dtype if np.issubdtype(value.dtype, np.floating) else value.dtype
-                    value = np.array(value, dtype=dtype, copy=True)
+                    value = np.array(value, dtype=dtype, copy=True, order="K")
                 else:
                     value = _copy_value(value)
                 restored[key] = value

@@ -67,3 +67,37 @@ def test_address_is_the_arrays_data_pointer(order, writeable):
     a = np.asarray(np.arange(12.0).reshape(3, 4), order=order)
     a.flags.writeable = writeable
     assert blas._address(a) == a.ctypes.data
+
+
+
+def _layouts(a):
+    """Copies of `a` in C order, in Fortran order and as a strided (non-contiguous) view."""
+    strided = np.empty((a.shape[0], 2 * a.shape[1]), a.dtype)[:, ::2]
+    strided[...] = a
+    return {"C": np.array(a, order="C"), "F": np.array(a, order="F"), "strided": strided}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_axpy_bits_do_not_depend_on_memory_layout(dtype, threads, monkeypatch):
+    """The new bits of y depend on the values only, never on the operands' memory orders (C,
+    Fortran, strided, broadcast): a checkpoint that comes back in another order than the live
+    arrays cannot change a training run."""
+    if HAVE_BLAS:
+        monkeypatch.setattr(blas, "_threads", lambda: threads)
+    rng = np.random.default_rng(2)
+    shape = (BIG // 50 + 7, 50)
+    y0 = rng.standard_normal(shape).astype(dtype)
+    for x0, broadcast in ((rng.standard_normal(shape).astype(dtype), None),
+                          (np.repeat(rng.standard_normal((1, 50)).astype(dtype), shape[0], 0),
+                           "broadcast")):
+        xs = _layouts(x0)
+        if broadcast:
+            xs[broadcast] = np.broadcast_to(x0[:1], shape)
+        expected = None
+        for ny in ("C", "F", "strided"):
+            for nx, x in xs.items():
+                y = _layouts(y0)[ny]
+                axpy(-0.3, x, y)
+                expected = y.tobytes() if expected is None else expected
+                assert y.tobytes() == expected, (ny, nx)

@@ -1,9 +1,10 @@
 """BatchNorm1d: normalisation, invariances, running statistics, eval mode, gradients."""
 import copy
+import re
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import tensorgrad as tg
@@ -30,12 +31,17 @@ def test_training_output_has_zero_mean_unit_variance_per_feature(p):
 
 
 @given(batches, st.floats(0.1, 10), st.floats(-5, 5))
+@example(p=(2, 5, 1878), scale=0.25, shift=0.0)  # feature 0: two samples 3e-3 apart
 def test_invariant_to_positive_scale_and_shift_per_feature(p, scale, shift):
     n, c, seed = p
     x = _batch(n, c, seed)
     a = np.linspace(1, 2, c) * scale
     b = np.linspace(-1, 1, c) + shift
-    bn = nn.BatchNorm1d(c, eps=1e-12).double()
+    eps = 1e-12
+    # exact only for eps = 0: eps moves the output by a relative eps / (2 var) at most, so every
+    # feature's variance, scaled or not, stays 1e7 eps above it (20 times under rtol below)
+    assume(np.all(x.var(0) * np.minimum(a, 1.0) ** 2 >= 1e7 * eps))
+    bn = nn.BatchNorm1d(c, eps=eps).double()
     bn.weight.data[...] = np.linspace(0.5, 2, c)
     bn.bias.data[...] = 0.3
     np.testing.assert_allclose(bn(x * a + b).data, bn(x).data, rtol=1e-6, atol=1e-6)
@@ -142,9 +148,12 @@ def test_float32_stays_float32_and_errors_are_clear():
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     assert bn(x).dtype == np.float32 and bn.eval()(x).dtype == np.float32
     bn.train()
-    with pytest.raises(ValueError, match=r"input of shape \(3, 5\) has 5 features, but "
-                                         r"running_mean has shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"BatchNorm1d: input of shape \(3, 5\) has 5 features, "
+                                         r"but num_features is 4"):
         bn(np.ones((3, 5), np.float32))
+    with pytest.raises(ValueError, match=r"batch_norm: input of shape \(3, 5\) has 5 features, "
+                                         r"but running_mean has shape \(4,\)"):
+        F.batch_norm(np.ones((3, 5)), np.zeros(4), np.ones(4), training=True)
     with pytest.raises(ValueError, match=r"\(N, C\) or \(N, C, L\)"):
         bn(np.ones(4, np.float32))
     with pytest.raises(ValueError, match="more than 1 value per channel"):
@@ -163,3 +172,94 @@ def test_reset_running_stats():
     bn.reset_running_stats()
     assert not bn.running_mean.data.any() and (bn.running_var.data == 1).all()
     assert bn.num_batches_tracked.item() == 0
+
+
+def _state(module):
+    """Every parameter and buffer of `module` as bytes (bitwise comparison)."""
+    return {k: (v.dtype, v.shape, np.ascontiguousarray(v).tobytes())
+            for k, v in module.state_dict().items()}
+
+
+REFUSED = [  # (input shape, the message it gets) for a BatchNorm1d(4) in training mode
+    pytest.param((1, 4), r"BatchNorm1d: expected more than 1 value per channel when training, "
+                 r"got input of shape \(1, 4\)", id="batch_of_one"),
+    pytest.param((1, 4, 1), r"BatchNorm1d: expected more than 1 value per channel when "
+                 r"training, got input of shape \(1, 4, 1\)", id="one_value_per_channel_3d"),
+    pytest.param((3, 5), r"BatchNorm1d: input of shape \(3, 5\) has 5 features, but "
+                 r"num_features is 4", id="wrong_features"),
+    pytest.param((2, 3, 6), r"BatchNorm1d: input of shape \(2, 3, 6\) has 3 features, but "
+                 r"num_features is 4", id="wrong_features_3d"),
+    pytest.param((4,), r"BatchNorm1d: expected input of shape \(N, C\) or \(N, C, L\), "
+                 r"got \(4,\)", id="1d"),
+    pytest.param((2, 4, 3, 1), r"BatchNorm1d: expected input of shape \(N, C\) or "
+                 r"\(N, C, L\), got \(2, 4, 3, 1\)", id="4d"),
+]
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("shape, message", REFUSED)
+def test_refused_input_changes_no_state(shape, message, momentum):
+    bn = nn.BatchNorm1d(4, momentum=momentum)
+    bn(_batch(6, 4, 0, np.float32))
+    before = _state(bn)
+    with pytest.raises(ValueError) as refused:
+        bn(np.ones(shape, np.float32))
+    assert _state(bn) == before
+    assert re.search(message, str(refused.value)), str(refused.value)
+    assert bn.num_batches_tracked.item() == 1
+    bn(_batch(6, 4, 1, np.float32))  # and the layer still works
+    assert bn.num_batches_tracked.item() == 2
+
+
+@pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.parametrize("shape, message", [  # what the BatchNorm1d after Linear(3, 4) gets
+    pytest.param((1, 3), REFUSED[0].values[1], id="batch_of_one"),
+    pytest.param((3,), REFUSED[4].values[1], id="1d"),
+    pytest.param((2, 5, 3), r"BatchNorm1d: input of shape \(2, 5, 4\) has 5 features, but "
+                 r"num_features is 4", id="wrong_features_3d"),
+])
+def test_refused_input_changes_no_state_in_a_fused_chain(shape, message, flat, monkeypatch):
+    monkeypatch.setattr(nn.BatchNorm1d, "forward", lambda *a: pytest.fail("not fused"))
+    model = nn.Sequential(nn.Linear(3, 4, seed=0), nn.BatchNorm1d(4), nn.ReLU())
+    if flat:
+        model.flatten_parameters()
+    model(_batch(6, 3, 0, np.float32))  # traced and run once
+    before = _state(model)
+    with pytest.raises(ValueError) as refused:
+        model(np.ones(shape, np.float32))
+    assert _state(model) == before
+    assert re.search(message, str(refused.value)), str(refused.value)
+    assert model[1].num_batches_tracked.item() == 1
+    model(_batch(6, 3, 1, np.float32))
+    assert model[1].num_batches_tracked.item() == 2
+
+
+def test_wrong_feature_count_in_a_fused_chain_changes_no_state(monkeypatch):
+    monkeypatch.setattr(nn.BatchNorm1d, "forward", lambda *a: pytest.fail("not fused"))
+    model = nn.Sequential(nn.Linear(3, 5, seed=0), nn.BatchNorm1d(4), nn.ReLU())
+    before = _state(model)
+    with pytest.raises(ValueError) as refused:
+        model(_batch(6, 3, 0, np.float32))
+    assert _state(model) == before
+    assert re.search(r"BatchNorm1d: input of shape \(6, 5\) has 5 features, but num_features "
+                     r"is 4", str(refused.value)), str(refused.value)
+
+
+@pytest.mark.parametrize("track", [True, False])
+def test_fused_chain_checks_its_input_in_eval_mode_too(track, monkeypatch):
+    monkeypatch.setattr(nn.BatchNorm1d, "forward", lambda *a: pytest.fail("not fused"))
+    model = nn.Sequential(nn.Linear(3, 4, seed=0), nn.BatchNorm1d(4, track_running_stats=track),
+                          nn.ReLU())
+    model(_batch(6, 3, 0, np.float32))
+    model.eval()
+    before = _state(model)
+    with pytest.raises(ValueError, match=r"BatchNorm1d: input of shape \(2, 5, 4\) has 5 "
+                                         r"features, but num_features is 4"):
+        model(np.ones((2, 5, 3), np.float32))
+    if track:  # running statistics: one sample is enough
+        assert model(np.ones((1, 3), np.float32)).shape == (1, 4)
+    else:  # batch statistics in eval mode too, as PyTorch
+        with pytest.raises(ValueError, match="BatchNorm1d: expected more than 1 value per "
+                                             "channel"):
+            model(np.ones((1, 3), np.float32))
+    assert _state(model) == before

@@ -497,3 +497,30 @@ def test_load_state_dict_casts_to_the_parameter_dtype_and_checks_shapes():
         two_groups.load_state_dict(opt64.state_dict())
     with pytest.raises(ValueError, match="'state' and 'param_groups'"):
         opt64.load_state_dict({"state": {}})
+
+
+def test_state_dict_keeps_each_buffers_memory_order():
+    """nn.Linear keeps its (out, in) weight in (in, out) memory order, and so are its gradient
+    and the momentum buffer made from it: saved and loaded, the buffer keeps that order."""
+    w = tg.tensor(np.asfortranarray(np.arange(6.0).reshape(2, 3)), requires_grad=True)
+    c = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    opt = optim.SGD([w, c], lr=0.1, momentum=0.9)
+    w.grad = tg.tensor(np.asfortranarray(np.ones((2, 3))))
+    c.grad = tg.tensor(np.ones((2, 3)))
+    opt.step()
+    assert opt.state[w]["momentum_buffer"].flags.f_contiguous
+    saved = opt.state_dict()
+    assert saved["state"][0]["momentum_buffer"].flags.f_contiguous
+    assert saved["state"][1]["momentum_buffer"].flags.c_contiguous
+    fresh = optim.SGD([tg.tensor(np.zeros((2, 3)), requires_grad=True) for _ in range(2)],
+                      lr=0.1, momentum=0.9)
+    fresh.load_state_dict(saved)
+    buffers = [s["momentum_buffer"] for s in fresh.state.values()]
+    assert buffers[0].flags.f_contiguous and not buffers[0].flags.c_contiguous
+    assert buffers[1].flags.c_contiguous
+    assert not np.shares_memory(buffers[0], saved["state"][0]["momentum_buffer"])
+    fresh.load_state_dict(opt.state_dict() | {"state": {
+        i: {"momentum_buffer": np.asfortranarray(s["momentum_buffer"], np.float32)}
+        for i, s in saved["state"].items()}})  # cast to the parameter's dtype: order kept too
+    for s in fresh.state.values():
+        assert s["momentum_buffer"].dtype == np.float64 and s["momentum_buffer"].flags.f_contiguous
