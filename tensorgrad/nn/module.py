@@ -347,14 +347,15 @@ class Module:
 
     def state_dict(self, keep_vars=False):
         """OrderedDict of dotted name -> copy of the array, for parameters, persistent buffers and
-        extra state (keep_vars=True gives the Parameter / buffer Tensors themselves)."""
+        extra state (keep_vars=True gives the Parameter / buffer Tensors themselves). Copies keep
+        each array's memory order, on which the rounding of some fast paths depends."""
         out = OrderedDict()
         for key, m, kind, name in self._state_entries():
             if kind == "extra":
                 out[key] = m.get_extra_state()
             else:
                 t = getattr(m, name)
-                out[key] = t if keep_vars else t.data.copy()
+                out[key] = t if keep_vars else t.data.copy(order="K")
         return out
 
     def load_state_dict(self, state_dict, strict=True):

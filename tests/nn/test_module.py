@@ -328,3 +328,13 @@ def test_functional_and_module_agree():
                     (nn.ELU(0.5), lambda t: F.elu(t, 0.5)),
                     (nn.LeakyReLU(0.2), lambda t: F.leaky_relu(t, 0.2))]:
         np.testing.assert_array_equal(mod(x).data, fn(x).data)
+
+
+def test_state_dict_copies_keep_each_arrays_memory_order():
+    from models.mlp import MLP
+    model = MLP([20, 8, 4], batch_norm=True, seed=0)
+    for name, p in model.named_parameters():
+        saved = model.state_dict()[name]
+        assert saved.flags.f_contiguous == p.data.flags.f_contiguous, name
+        assert saved.flags.c_contiguous == p.data.flags.c_contiguous, name
+        assert not np.shares_memory(saved, p.data)
