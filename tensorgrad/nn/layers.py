@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import ops
 from ..creation import as_generator
+from ..ops._base import shape_of
 from ..tensor import Tensor
 from ..xp import concatenate
 from . import functional as F
@@ -186,7 +187,7 @@ class BatchNorm1d(Module):
 def _check_input(x, num_features, batch_stats):
     """BatchNorm1d's checks of its input, before any state changes (in a fused chain: once, when
     it is traced for an input shape)."""
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    shape = shape_of(x)
     if len(shape) not in (2, 3):
         raise ValueError(f"BatchNorm1d: expected input of shape (N, C) or (N, C, L), got {shape}")
     if shape[1] != num_features:
