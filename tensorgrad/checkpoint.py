@@ -33,7 +33,7 @@ class CheckpointError(ValueError):
 
     def __init__(self, path, problem):
         self.path = os.fspath(path)
-        super().__init__(f"checkpoint {self.path}: {problem}")
+        super().__init__(f"checkpoint {self.path} {problem}")
 
 
 def _encode(obj, arrays, where):
@@ -111,7 +111,7 @@ def _refuse_other_files(path, f):
     head = f.read(256)
     f.seek(0)
     if not head:
-        raise CheckpointError(path, "the file is empty")
+        raise CheckpointError(path, "is an empty file")
     if head[:1] == b"\x80":  # the opcode that starts every pickle of protocol 2 and later
         old = f" ({OLD_FORMAT}, the old checkpoint format)" if OLD_FORMAT.encode() in head else ""
         raise CheckpointError(

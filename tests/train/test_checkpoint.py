@@ -240,3 +240,46 @@ def test_a_full_disk_names_the_checkpoint_and_leaves_no_temporary(tmp_path, monk
     monkeypatch.undo()
     assert info.value.errno == errno.ENOSPC and str(path) in str(info.value)
     assert sorted(os.listdir(folder)) == ["run.ckpt"] and path.read_bytes() == before
+
+
+def test_a_state_dict_file_or_another_format_version_is_refused(tmp_path, ckpt):
+    import tensorgrad as tg
+    from tensorgrad.checkpoint import save_checkpoint
+    weights = tmp_path / "weights.npz"
+    tg.save(MLP([12, 16, 3], seed=0), weights)
+    with pytest.raises(ValueError, match="checkpoint.json") as info:
+        _run(weights)
+    assert str(weights) in str(info.value)
+    future = tmp_path / "future.ckpt"
+    save_checkpoint(future, {"step": 1})
+    with zipfile.ZipFile(future) as zf:
+        meta = zf.read("checkpoint.json").replace(b"checkpoint-2", b"checkpoint-9")
+    with zipfile.ZipFile(future, "w") as zf:
+        zf.writestr("checkpoint.json", meta)
+    with pytest.raises(ValueError, match="tensorgrad-checkpoint-9.*tensorgrad-checkpoint-2"):
+        _run(future)
+
+
+def test_hyperparameters_come_from_the_checkpoint(tmp_path):
+    """As in torch: the optimizer's lr (here set by hand after 4 updates) is the saved one,
+    not the one the resumed run's optimizer was built with."""
+    path = tmp_path / "run.ckpt"
+    model, opt, _ = _run(path, lr=0.05)
+    model = MLP([12, 16, 3], dropout=0.1, seed=0)
+    opt = SGD(model.parameters(), lr=0.5, momentum=0.9)
+    fit(model, opt, DataLoader(_data(), batch_size=30, seed=0), epochs=1, checkpoint=str(path),
+        progress=False)
+    assert opt.param_groups[0]["lr"] == 0.05
+
+
+def test_nested_state_round_trips_exactly(tmp_path):
+    """Tuples, int-keyed dicts, numpy scalars (their type matters under NumPy 2's promotion
+    rules), big ints (bit-generator states), NaN and F-ordered arrays come back as saved."""
+    from tensorgrad.checkpoint import load_checkpoint, save_checkpoint
+    state = {"betas": (0.9, 0.999), "state": {0: {"step": 3, "buf": np.ones((3, 2), order="F")}},
+             "scalar": np.float32(1.5), "rng": np.random.default_rng(0).bit_generator.state,
+             "nan": float("nan"), "text": np.array("x"), "__tensorgrad__": [None, True, "s"]}
+    save_checkpoint(tmp_path / "s.ckpt", state)
+    back = load_checkpoint(tmp_path / "s.ckpt")
+    assert _same(back, state)
+    assert back["state"][0]["buf"].flags.f_contiguous and type(back["scalar"]) is np.float32
