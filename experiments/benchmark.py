@@ -147,8 +147,8 @@ def main(argv=None):
         result["torch"] = torch.__version__
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "results.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
+    from tensorgrad.atomic import write_text
+    write_text(path, json.dumps(result, indent=2))
     print(f"\nwritten: {path}")
     return result
 

@@ -26,11 +26,14 @@ import numpy as np
 import tensorgrad
 from models.mlp import MLP
 from tensorgrad import nn
+from tensorgrad.atomic import write_text
 from tensorgrad.data import DataLoader, find_cifar10, load_cifar10, standardize
 from tensorgrad.data.cifar10 import ENV_VAR, resolve_root
 from tensorgrad.optim import SGD
 from tensorgrad.optim.lr_scheduler import CyclicLR
 from tensorgrad.train import TrainingDiverged, evaluate, fit
+
+from . import interrupts
 
 EXPERIMENTS = Path(__file__).resolve().parent
 RESULTS_ROOT = EXPERIMENTS / "results"                            # committed full-run results
@@ -89,14 +92,32 @@ def bn_choice(value):
     return [True, False] if value is None else [bool(value)]
 
 
-def run_cli(main, succeeded=lambda results: True) -> None:
+def run_cli(main, succeeded=lambda results: True, interrupted=None) -> None:
     """Entry point of a study module: run main(); a missing dataset ends with its message
-    instead of a traceback; exit status 1 when succeeded(results) is false."""
+    instead of a traceback; exit status 1 when succeeded(results) is false. Ctrl-C / SIGTERM
+    end with one message, interrupted(exc) (default: what a study keeps), and status 130 / 143
+    (experiments/interrupts.py)."""
     try:
-        results = main()
+        results = interrupts.run(main, interrupted or interrupted_message)
     except FileNotFoundError as exc:
         sys.exit(f"error: {exc}")
     sys.exit(0 if succeeded(results) else 1)
+
+
+_started = []  # the Study begun in this process by start(), for interrupted_message
+
+
+def interrupted_message(exc) -> str:
+    """What a study stopped by Ctrl-C / SIGTERM kept, and that re-running starts over."""
+    how = interrupts.signal_name(exc)
+    if not _started:
+        return f"interrupted ({how}) before the study began; nothing was written."
+    study = _started[-1]
+    saved = getattr(exc, "checkpoint", None)
+    saved = f" The training state is saved in {saved}." if saved else ""
+    return (f"interrupted ({how}): {study.name} did not finish. Kept in {study.out}: the plots "
+            f"drawn so far (results.json and table.md are written only at the end).{saved}\n"
+            f"The studies cannot resume yet: re-running `{study.command}` starts over.")
 
 
 def output_dir(args, name: str) -> Path:
@@ -388,6 +409,7 @@ def start(name: str, sid: str, title: str, args, argv) -> Study:
     study = Study(name, sid, title, args, command_line(name, argv, args.data), out,
                   datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
     print(f"{sid} {title}\n  command: {study.command}\n  output:  {out}", flush=True)
+    _started.append(study)
     return study
 
 
@@ -438,11 +460,11 @@ def finish(study: Study, table: str, rows, runs=(), plots=(), data: Data | None 
         "plots": [os.path.relpath(p, study.out) for p in plots], "table": "table.md",
         **(extra or {}),
     }
-    (study.out / "results.json").write_text(json.dumps(_jsonable(results), indent=1) + "\n")
+    write_text(study.out / "results.json", json.dumps(_jsonable(results), indent=1) + "\n")
     quick = " (--quick: tiny data, not comparable)" if study.args.quick else ""
     header = (f"# {study.sid}. {study.title}\n\n`{study.command}`  \n"
               f"wall time {wall:.0f} s{quick}\n\n")
-    (study.out / "table.md").write_text(header + table.rstrip() + "\n")
+    write_text(study.out / "table.md", header + table.rstrip() + "\n")
     print("\n" + table.rstrip() + "\n")
     print(f"wall time {wall:.0f} s")
     print(f"results: {study.out / 'results.json'}\ntable:   {study.out / 'table.md'}")

@@ -20,6 +20,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import numpy as np
 
 from models.mlp import MLP
 from tensorgrad import nn
+from tensorgrad.atomic import write_text
 from tensorgrad.data import (
     ColorJitter,
     Compose,
@@ -263,6 +265,20 @@ def blas_threads(n: int):
 _worker: dict = {}
 
 
+def _start_pool(workers, threads, initargs):
+    """A pool of `spawn`ed workers with `threads` BLAS threads that ignore Ctrl-C from their
+    start (an ignored signal stays ignored across exec): Ctrl-C reaches every process of the
+    terminal's group, and only the parent should answer it, by stopping the pool. A Ctrl-C
+    during the few milliseconds the workers take to start is ignored by the parent too."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with blas_threads(threads):
+            return multiprocessing.get_context("spawn").Pool(
+                workers, initializer=_init_worker, initargs=initargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _init_worker(args, split, n_val, val_choice="last"):
     t0 = time.perf_counter()
     _worker["data"] = load_data(args, split, n_val, val_choice)
@@ -307,15 +323,15 @@ def run_jobs(func, items, args, split="b", n_val=5000, workers=2, threads=1, pro
             if on_done:
                 on_done(i, result)
         return results
-    with blas_threads(threads):
-        pool = multiprocessing.get_context("spawn").Pool(
-            min(workers, len(items)), initializer=_init_worker,
-            initargs=(args, split, n_val, val_choice))
+    pool = _start_pool(min(workers, len(items)), threads, (args, split, n_val, val_choice))
     try:
         for i, result in pool.imap_unordered(_call, jobs):
             results[i] = result
             if on_done:
                 on_done(i, result)
+    except BaseException:  # Ctrl-C, SIGTERM, an error: stop the workers now, not after the queue
+        pool.terminate()
+        raise
     finally:
         pool.close()
         pool.join()
@@ -355,12 +371,13 @@ def speed(args) -> dict:
     out = {}
     for name, (workers, threads) in modes.items():
         t0 = time.perf_counter()
-        with blas_threads(threads):
-            pool = multiprocessing.get_context("spawn").Pool(
-                workers, initializer=_init_worker, initargs=(args, "b", 5000))
+        pool = _start_pool(workers, threads, (args, "b", 5000))
         try:
             results = [r for _, r in pool.imap_unordered(
                 _call, [(i, train_variant, v) for i, v in enumerate(runs)])]
+        except BaseException:
+            pool.terminate()
+            raise
         finally:
             pool.close()
             pool.join()
@@ -407,7 +424,7 @@ def main(argv=None):
         out["command"] = common.command_line("parallel", list(sys.argv[1:] if argv is None
                                                              else argv), args.data)
         out["quick"] = bool(args.quick)
-        (folder / "speed.json").write_text(json.dumps(common._jsonable(out), indent=1) + "\n")
+        write_text(folder / "speed.json", json.dumps(common._jsonable(out), indent=1) + "\n")
         print(f"faster: {out['speed']['faster']}\nresults: {folder / 'speed.json'}")
     if args.total:
         out["total"] = total_wall_time()

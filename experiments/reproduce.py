@@ -22,7 +22,9 @@ import time
 import traceback
 from pathlib import Path
 
-from . import common
+from tensorgrad.atomic import write_text
+
+from . import common, interrupts
 
 SIDE_BY_SIDE = ["--workers", "2", "--threads", "1"]  # faster here: experiments/parallel.py --speed
 STUDIES = [  # (results folder, module, id, extra flags of the full reproduction)
@@ -248,8 +250,28 @@ def write_report(path: Path, all_results, command: str, quick: bool, elapsed: fl
     body = [section(sid, folder, all_results.get(folder), path.parent)
             for folder, _, sid, _ in STUDIES]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(head) + "\n" + "\n".join(body))
+    write_text(path, "\n".join(head) + "\n" + "\n".join(body))
     return path
+
+
+_progress = {}  # main's command, output root, study running and studies finished, for the message
+
+
+def interrupted_message(exc) -> str:
+    """What a stopped reproduction kept, and the command that goes on without redoing it."""
+    how = interrupts.signal_name(exc)
+    if "command" not in _progress:
+        return f"interrupted ({how}) before any study began; nothing was written."
+    done = ", ".join(_progress["done"]) or "none"
+    command = _progress["command"]
+    if "--reuse" not in shlex.split(command):
+        command += " --reuse"
+    running = _progress.get("running")
+    where = f" during {running}" if running else ""
+    return (f"interrupted ({how}){where}; RESULTS.md was not written. Finished studies keep "
+            f"their results.json under {_progress['root']} (this run: {done}).\n"
+            f"To go on without running those again: `{command}` (it reuses every results.json "
+            f"found{f'; {running} starts over' if running else ''}).")
 
 
 def main(argv=None) -> dict:
@@ -262,6 +284,7 @@ def main(argv=None) -> dict:
         common.QUICK_ROOT if args.quick else common.RESULTS_ROOT)
     todo = selected(args.only)
     all_results = {}
+    _progress.update(command=command, root=root, done=[], running=None)
     for name, module, sid, extra in STUDIES:
         out = root / name
         existing = read_results(out / "results.json", args.quick)
@@ -272,13 +295,16 @@ def main(argv=None) -> dict:
             continue
         study = study_argv(extra, args, out, default_root, own_folder=name == module)
         print(f"\n===== python -m experiments.{module} {shlex.join(study)}", flush=True)
+        _progress["running"] = name
         try:
             results = importlib.import_module(f"experiments.{module}").main(study)
             all_results[name] = dict(results, _dir=os.fspath(out))
+            _progress["done"].append(name)
         except Exception as exc:  # one failing study must not lose the others' results
             traceback.print_exc()
             all_results[name] = {"command": common.command_line(module, study, args.data),
                                  "error": f"{type(exc).__name__}: {exc}"}
+    _progress["running"] = None
     committed = default_root and not args.quick
     target = (common.EXPERIMENTS if committed else root) / "RESULTS.md"
     path = write_report(target, all_results, command, args.quick, time.perf_counter() - t0)
@@ -288,4 +314,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    common.run_cli(main, lambda results: not results["failed"])
+    common.run_cli(main, lambda results: not results["failed"], interrupted_message)

@@ -3,17 +3,18 @@
 Every function takes a `train.History` (or its `to_dict()`, e.g. read back from results.json) and
 a file path, writes one image and returns the path. Figures are drawn with matplotlib's
 object-oriented API on the Agg canvas, so nothing here needs a display or touches pyplot's global
-backend.
+backend. Files are written atomically (tensorgrad.atomic): a failure leaves the previous image.
 """
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .atomic import atomic_write
 
 __all__ = ["plot_curves", "plot_lr", "plot_search", "plot_side_by_side", "plot_compare",
            "save_figure"]
@@ -44,7 +45,8 @@ def save_figure(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(os.fspath(path), dpi=110)
+    with atomic_write(path) as f:  # the format from the suffix, as savefig does with a name
+        fig.savefig(f, format=path.suffix[1:].lower() or None, dpi=110)
     return path
 
 

@@ -4,16 +4,15 @@
     model.load_state_dict(tg.load("model.npz"))
 
 The file is a standard numpy .npz archive (one .npy entry per dotted name, readable with
-`np.load`), written to exactly the path given (numpy's savez would append ".npz") and atomically:
-a crash mid-write leaves any previous file intact.
+`np.load`), written to exactly the path given (numpy's savez would append ".npz") and atomically
+(tensorgrad.atomic): a crash mid-write leaves any previous file intact.
 """
-import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
 
+from .atomic import atomic_write
 from .tensor import Tensor
 
 __all__ = ["save", "load"]
@@ -50,19 +49,8 @@ def save(obj, path):
     if hasattr(path, "write"):
         _write(path, arrays)
         return
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"save: directory {folder!r} does not exist (saving to {path!r})")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write(f, arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path) as f:
+        _write(f, arrays)
 
 
 def load(path):

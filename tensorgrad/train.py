@@ -2,23 +2,26 @@
 
 `fit` runs mini-batch training with the scheduler stepped per update, records the learning rate
 of every update and, at each measurement point, loss / cost (loss + L2 term) / accuracy on the
-training and validation data, the numbers the course reports plot. A checkpoint holds the model,
-optimizer, scheduler, every RNG (shuffle, dropout, augmentation) and the history, so an
-interrupted run resumes to bitwise the same result.
+training and validation data, the numbers the course reports plot. A checkpoint
+(tensorgrad.checkpoint: arrays and JSON, no pickle) holds the model, optimizer, scheduler, every
+RNG (shuffle, dropout, augmentation) and the history, so an interrupted run resumes to bitwise
+the same result; one that is not finite is never written.
 """
 import math
 import os
-import pickle
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from . import faults
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .deferred_signals import DeferredSignals
 from .nn import functional as F
 from .nn.regularization import l2_penalty
 from .tensor import Tensor, no_grad
 
-__all__ = ["fit", "evaluate", "History", "StopTraining", "TrainingDiverged"]
-
-CHECKPOINT_FORMAT = "tensorgrad-checkpoint-1"
+__all__ = ["fit", "evaluate", "History", "StopTraining", "TrainingDiverged", "CheckpointError"]
 
 
 class StopTraining(Exception):
@@ -26,7 +29,14 @@ class StopTraining(Exception):
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite."""
+    """The loss, a parameter, a buffer or the optimizer state became NaN or infinite.
+
+    `step` is the update after which it was found, `tensor` what was not finite (None for the
+    loss), `checkpoint` the path of the last (finite) checkpoint on disk, or None."""
+
+    def __init__(self, message, step=None, tensor=None, checkpoint=None):
+        super().__init__(message)
+        self.step, self.tensor, self.checkpoint = step, tensor, checkpoint
 
 
 @dataclass
@@ -87,23 +97,104 @@ def _default_measure_every(scheduler, updates_per_epoch):
     return updates_per_epoch
 
 
-def _state(obj):
-    return None if obj is None else obj.state_dict()
+def _finite(array):
+    """All values finite (one cheap sum first; huge finite values may overflow it)."""
+    if array.dtype.kind not in "fc":
+        return True
+    return bool(np.isfinite(array.sum())) or bool(np.isfinite(array).all())
 
 
-def _save_checkpoint(path, **state):
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        pickle.dump({"format": CHECKPOINT_FORMAT, **state}, f, protocol=4)
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
+def _first_non_finite(model, optimizer):
+    """(what, 'NaN' or 'inf') for the first parameter, buffer or optimizer state entry that is
+    not finite, else None."""
+    def kind(a):
+        return "NaN" if np.isnan(a).any() else "inf"
+    names = {}
+    for name, p in model.named_parameters():
+        names[id(p)] = name
+        if not _finite(p.data):
+            return f"parameter '{name}'", kind(p.data)
+    for name, b in model.named_buffers():
+        if b is not None and not _finite(b.data):
+            return f"buffer '{name}'", kind(b.data)
+    for p, state in optimizer.state.items():
+        for key, value in state.items():
+            if isinstance(value, (np.ndarray, np.floating, float)):
+                value = np.asarray(value)
+                if not _finite(value):
+                    return (f"optimizer state '{key}' of parameter "
+                            f"'{names.get(id(p), '(not in the model)')}'", kind(value))
+    return None
 
 
-def _load_checkpoint(path):
-    with open(path, "rb") as f:
-        state = pickle.load(f)  # only checkpoints this function wrote are read here
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a tensorgrad training checkpoint")
-    return state
+def _state_of(obj):
+    return None if obj is None else {"type": type(obj).__name__, "state_dict": obj.state_dict()}
+
+
+def _group_layout(optimizer):
+    return [{"options": sorted(k for k in g if k != "params"),
+             "shapes": [list(p.data.shape) for p in g["params"]]}
+            for g in optimizer.param_groups]
+
+
+def _check_matches(path, state, model, optimizer, scheduler, augment):
+    """Raise CheckpointError naming every difference between the checkpoint and this run's
+    model, optimizer (type, parameter groups), scheduler and augmentation."""
+    problems = []
+    saved, live = state["model"], model.state_dict()
+    missing = [k for k in live if k not in saved]
+    unexpected = [k for k in saved if k not in live]
+    if missing:
+        problems.append(f"the model's {missing} are not in it")
+    if unexpected:
+        problems.append(f"it holds {unexpected}, which the model does not have")
+    problems += [f"'{k}' has shape {np.shape(saved[k])} in it and {np.shape(v)} in the model"
+                 for k, v in live.items() if k in saved and np.shape(saved[k]) != np.shape(v)]
+    kind = type(optimizer).__name__
+    if state["optimizer"]["type"] != kind:
+        problems.append(f"it was saved with optimizer {state['optimizer']['type']}, this run "
+                        f"has {kind}")
+    else:
+        groups, here = state["optimizer"]["groups"], _group_layout(optimizer)
+        if len(groups) != len(here):
+            problems.append(f"it has {len(groups)} parameter group(s), the optimizer "
+                            f"{len(here)}")
+        for i, (a, b) in enumerate(zip(groups, here)):
+            if a["shapes"] != b["shapes"]:
+                problems.append(f"parameter group {i} holds parameters of shapes "
+                                f"{[tuple(x) for x in a['shapes']]} in it and "
+                                f"{[tuple(x) for x in b['shapes']]} in the optimizer")
+            if a["options"] != b["options"]:
+                problems.append(f"parameter group {i} has options {a['options']} in it and "
+                                f"{b['options']} in the optimizer")
+    for what, obj in (("scheduler", scheduler), ("augment", augment)):
+        had = state[what]
+        if (had is None) != (obj is None):
+            problems.append(f"it was saved {'with' if had else 'without'} a {what}, this run "
+                            f"has {'one' if obj is not None else 'none'}")
+        elif had is not None and had["type"] != type(obj).__name__:
+            problems.append(f"its {what} is a {had['type']}, this run's a {type(obj).__name__}")
+    if problems:
+        raise CheckpointError(path, "does not match this run: " + "; ".join(problems))
+
+
+def _restore(path, model, optimizer, scheduler, train_loader, augment):
+    """Load the checkpoint at `path` into the run's objects; return (step, History)."""
+    state = load_checkpoint(path)
+    try:
+        _check_matches(path, state, model, optimizer, scheduler, augment)
+        train_loader.load_state_dict(state["loader"])
+        if augment is not None:
+            augment.load_state_dict(state["augment"]["state_dict"])
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"]["state_dict"])  # hyper-parameters too
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"]["state_dict"])
+        return int(state["step"]), History(**state["history"])
+    except CheckpointError:
+        raise
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(path, f"cannot be restored ({type(e).__name__}: {e})") from e
 
 
 def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None, l2=0.0,
@@ -122,9 +213,17 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
       StopTraining.
     - `augment(x_batch) -> x_batch` runs on every training batch (numpy in, numpy out).
     - `checkpoint`: a file path; the full state is saved there every `checkpoint_every` updates
-      (default: at each measurement) and, if the file exists when fit starts, training resumes
-      from it exactly.
-    - A NaN or infinite loss raises TrainingDiverged naming the update.
+      (default: at each measurement) and at the end, and, if the file exists when fit starts,
+      training resumes from it exactly. Its model, optimizer type and parameter groups must
+      match this run's (CheckpointError otherwise); hyper-parameters (lr, ...) come from it.
+    - A NaN or infinite loss, parameter, buffer or optimizer state raises TrainingDiverged
+      naming the update and the tensor; parameters, buffers and optimizer state are checked at
+      every measurement, before every save and at the end, so no checkpoint is ever written
+      from a non-finite state: the last good one stays on disk.
+    - Ctrl-C (KeyboardInterrupt; in the main thread it takes effect when the current update
+      and its measurement end, a second one at once): with `checkpoint`, the state after the
+      last finished update is saved; the KeyboardInterrupt is then re-raised with attributes
+      `checkpoint` (the path holding it, or None) and `step` (the update it holds).
     Returns a History.
     """
     updates_per_epoch = len(train_loader)
@@ -138,25 +237,45 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
         train_eval_data = (arrays[0], arrays[1]) if arrays is not None else None
     history = History()
     step = 0
-    if checkpoint is not None and os.path.exists(checkpoint):
-        state = _load_checkpoint(checkpoint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        train_loader.load_state_dict(state["loader"])
-        if augment is not None:
-            augment.load_state_dict(state["augment"])
-        history = History(**state["history"])
-        step = state["step"]
+    saved = None    # the update whose state the checkpoint file holds
+    checked = None  # the last update after which the state was found finite
+    if checkpoint is not None:
+        checkpoint = os.fspath(checkpoint)
+        if os.path.exists(checkpoint):
+            step, history = _restore(checkpoint, model, optimizer, scheduler, train_loader,
+                                     augment)
+            saved = step
+
+    def kept():
+        if saved is not None:
+            return f"the last finite checkpoint, of update {saved}, is kept at {checkpoint}"
+        return "no checkpoint was written" if checkpoint is not None else "nothing was saved"
+
+    def check():
+        nonlocal checked
+        bad = _first_non_finite(model, optimizer)
+        if bad is not None:
+            raise TrainingDiverged(
+                f"fit: {bad[0]} is not finite ({bad[1]}) after update {step} (epoch "
+                f"{math.ceil(step / updates_per_epoch)}); {kept()}; lower the learning rate or "
+                f"check the data", step=step, tensor=bad[0],
+                checkpoint=checkpoint if saved is not None else None)
+        checked = step
 
     def save():
-        _save_checkpoint(checkpoint, step=step, model=model.state_dict(),
-                         optimizer=optimizer.state_dict(), scheduler=_state(scheduler),
-                         loader=train_loader.state_dict(), augment=_state(augment),
-                         history=history.to_dict())
+        nonlocal saved
+        if checked != step:
+            check()
+        history.wall_time = time.perf_counter() - t0
+        save_checkpoint(checkpoint, {
+            "step": step, "model": model.state_dict(),
+            "optimizer": {**_state_of(optimizer), "groups": _group_layout(optimizer)},
+            "scheduler": _state_of(scheduler), "loader": train_loader.state_dict(),
+            "augment": _state_of(augment), "history": history.to_dict()})
+        saved = step
 
     def measure():
+        check()
         values = {}
         if train_eval_data is not None:
             for k, v in evaluate(model, *train_eval_data, eval_batch_size, l2).items():
@@ -178,51 +297,103 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
     model.train()
     stop = False
     running = None
+    fault = faults.active("update") or faults.active("saved")  # tests only
+    done = step  # the last update whose measurement and save are complete too
+    signals = DeferredSignals()
     try:
-        while step < total_updates and not stop:
-            for xb, yb in train_loader:
-                if augment is not None:
-                    xb = augment(xb)
-                logits = model(Tensor(xb))
-                loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
-                cost = loss + l2 * l2_penalty(model) if l2 else loss
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"fit: the loss became {value} at update {step + 1} (epoch "
-                        f"{step // updates_per_epoch + 1}, "
-                        f"lr {optimizer.param_groups[0]['lr']:.3g})"
-                        f"; lower the learning rate or check the data")
-                optimizer.zero_grad()
-                cost.backward()
-                history.lr.append(optimizer.param_groups[0]["lr"])
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                step += 1
-                running = value if running is None else 0.98 * running + 0.02 * value
-                if bar is not None:
-                    bar.update(1)
-                    if step % 20 == 0:
-                        bar.set_postfix(loss=f"{running:.3f}")
-                if step % measure_every == 0 or step == total_updates:
-                    stop = measure()
-                    model.train()
-                    if bar is not None and history.last("val_acc") is not None:
-                        bar.set_postfix(loss=f"{running:.3f}",
-                                        val_acc=f"{history.last('val_acc'):.3f}")
-                if checkpoint is not None and (step % checkpoint_every == 0 or stop
-                                               or step == total_updates):
-                    history.wall_time = time.perf_counter() - t0
-                    save()
-                if stop or step >= total_updates:
-                    break
+        with signals:
+            while step < total_updates and not stop:
+                for xb, yb in train_loader:
+                    if augment is not None:
+                        xb = augment(xb)
+                    logits = model(Tensor(xb))
+                    loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
+                    cost = loss + l2 * l2_penalty(model) if l2 else loss
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise TrainingDiverged(
+                            f"fit: the loss became {value} at update {step + 1} (epoch "
+                            f"{step // updates_per_epoch + 1}, "
+                            f"lr {optimizer.param_groups[0]['lr']:.3g}); {kept()}; lower the "
+                            f"learning rate or check the data", step=step + 1,
+                            checkpoint=checkpoint if saved is not None else None)
+                    optimizer.zero_grad()
+                    cost.backward()
+                    history.lr.append(optimizer.param_groups[0]["lr"])
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    step += 1
+                    if fault:
+                        faults.at("update", step)
+                    running = value if running is None else 0.98 * running + 0.02 * value
+                    if bar is not None:
+                        bar.update(1)
+                        if step % 20 == 0:
+                            bar.set_postfix(loss=f"{running:.3f}")
+                    if step % measure_every == 0 or step == total_updates:
+                        stop = measure()
+                        model.train()
+                        if bar is not None and history.last("val_acc") is not None:
+                            bar.set_postfix(loss=f"{running:.3f}",
+                                            val_acc=f"{history.last('val_acc'):.3f}")
+                    if checkpoint is not None and (step % checkpoint_every == 0 or stop
+                                                   or step == total_updates):
+                        save()
+                        if fault:
+                            faults.at("saved", step)
+                    done = step
+                    if signals.pending is not None:
+                        signals.deliver()
+                    if stop or step >= total_updates:
+                        break
+        if signals.pending is not None:
+            signals.deliver()
+    except KeyboardInterrupt as exc:
+        signals.restore()  # from here on a second Ctrl-C acts at once
+        _interrupted(exc, checkpoint, save if done == step and saved != step else None,
+                     lambda: saved, done)
+        raise
     finally:
         if bar is not None:
             bar.close()
+    if checked != step:
+        check()
     history.stopped_early = stop and step < total_updates
     history.wall_time = time.perf_counter() - t0
     return history
+
+
+def _interrupted(exc, checkpoint, save, saved, done):
+    """Save on Ctrl-C if the state is that of a finished update (`save` is None otherwise),
+    and attach `checkpoint` / `step` to the KeyboardInterrupt for the caller."""
+    problem = None
+    if checkpoint is not None and save is not None:
+        try:
+            save()
+        except KeyboardInterrupt as again:  # a second Ctrl-C while saving: give the save up
+            _carry(again, checkpoint if saved() is not None else None, saved(),
+                   "the save was stopped by a second interrupt")
+            raise
+        except TrainingDiverged as e:
+            problem = f"the state is not saved: {e}"
+    if checkpoint is None:
+        _carry(exc, None, done, "nothing was saved (no checkpoint path)")
+    else:
+        _carry(exc, checkpoint if saved() is not None else None, saved(), problem)
+
+
+def _carry(exc, checkpoint, step, problem=None):
+    exc.checkpoint, exc.step = checkpoint, step
+    if checkpoint is not None:
+        note = (f"fit: interrupted; {checkpoint} holds the state after update {step}: calling "
+                f"fit again with checkpoint={checkpoint!r} resumes from there")
+    else:
+        note = f"fit: interrupted after update {step}"
+    if problem:
+        note += f" ({problem})"
+    if hasattr(exc, "add_note"):  # Python 3.11+: shown under the traceback
+        exc.add_note(note)
 
 
 def _progress(total, initial, enabled):

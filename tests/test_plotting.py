@@ -63,3 +63,22 @@ def test_bad_input_is_named(tmp_path):
     with pytest.raises(ValueError, match="split must be"):
         plot_compare({"a": history()}, tmp_path / "x.png", split="test")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_plot_that_fails_midway_keeps_the_previous_image(tmp_path, monkeypatch):
+    """Figures are written through tensorgrad.atomic: a failure while rendering leaves the
+    previous PNG whole and no temporary file."""
+    from matplotlib.figure import Figure
+    path = tmp_path / "curves.png"
+    plot_curves(history(), path)
+    before = path.read_bytes()
+    real = Figure.savefig
+
+    def broken(self, fname, *args, **kwargs):
+        real(self, fname, *args, **kwargs)  # the whole image, then a failure
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Figure, "savefig", broken)
+    with pytest.raises(OSError) as info:
+        plot_curves(history(3), path)
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["curves.png"]

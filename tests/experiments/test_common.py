@@ -91,3 +91,20 @@ def test_command_line_records_the_data_source(monkeypatch):
     assert common.command_line("s", ["--seed", "1"], None) == (
         "TENSORGRAD_DATA='/some data' python -m experiments.s --seed 1")
     assert common.command_line("s", ["--data", "/d"], "/d") == "python -m experiments.s --data /d"
+
+
+def test_results_and_tables_are_written_atomically(tmp_path, monkeypatch):
+    """finish() and reproduce's RESULTS.md go through tensorgrad.atomic (fsync, then rename)."""
+    import os
+
+    from experiments import reproduce
+    replaced = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (replaced.append(os.path.basename(dst)),
+                                                        real(src, dst)))
+    args = argparse.Namespace(out=str(tmp_path), quick=True, seed=0, data=None)
+    study = common.start("two_layer_cyclic", "S2", "test", args, [])
+    common.finish(study, "| a |\n|---|\n| 1 |", [])
+    reproduce.write_report(tmp_path / "RESULTS.md", {}, "python -m experiments.reproduce",
+                           True, 1.0)
+    assert replaced == ["results.json", "table.md", "RESULTS.md"]

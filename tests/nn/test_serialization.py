@@ -87,3 +87,28 @@ def test_failed_save_keeps_the_previous_file(tmp_path):
     with pytest.raises(TypeError):
         save({"ok": np.zeros(2), "bad": object()}, path)
     assert load(path)["a"].tolist() == [1.0, 1.0]
+
+
+def test_save_names_the_file_when_the_disk_is_full(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    path = tmp_path / "model.npz"
+    save(_model(), path)
+    before = path.read_bytes()
+    monkeypatch.setattr(np.lib.format, "write_array", full)
+    with pytest.raises(OSError) as info:
+        save(_model(), path)
+    assert info.value.errno == errno.ENOSPC and str(path) in str(info.value)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_save_fsyncs_the_file_and_its_folder(tmp_path, monkeypatch):
+    import os
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    save(_model(), tmp_path / "model.npz")
+    assert len(synced) == 2

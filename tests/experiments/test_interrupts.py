@@ -1,0 +1,50 @@
+"""Ctrl-C and SIGTERM at the command line, as real signals (sent by the study process to itself
+after a training update named by the test-only TENSORGRAD_FAULT variable): one short message
+and no traceback, exit status 130 or 143, no temporary file left."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.experiments.conftest import REPO
+
+
+def run(module, fault, *args):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg",
+               TENSORGRAD_FAULT=fault)
+    return subprocess.run([sys.executable, "-m", f"experiments.{module}", *map(str, args)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _no_temporaries(folder):
+    return [p for p in folder.rglob("*") if "tmp" in p.name]
+
+
+@pytest.mark.parametrize("signal_name, status", [("INT", 130), ("TERM", 143)])
+def test_a_study_stopped_by_a_signal_says_so_in_one_message(tiny_cifar, tmp_path, signal_name,
+                                                             status):
+    out = tmp_path / "s2"
+    proc = run("two_layer_cyclic", f"{signal_name}@update:2", "--quick", "--data", tiny_cifar,
+               "--out", out, "--no-progress")
+    assert proc.returncode == status, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    message = proc.stderr.strip()
+    assert 0 < len(message.splitlines()) <= 3, message
+    assert "starts over" in message and str(out) in message
+    assert ("Ctrl-C" if signal_name == "INT" else "SIGTERM") in message
+    assert not (out / "results.json").exists() and not _no_temporaries(out)
+
+
+def test_reproduce_stopped_by_ctrl_c_names_the_command_that_skips_finished_studies(
+        tiny_cifar, tmp_path):
+    root = tmp_path / "root"
+    proc = run("reproduce", "INT@update:12", "--quick", "--only", "S1", "S2", "--data",
+               tiny_cifar, "--out-root", root, "--no-progress")
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    message = proc.stderr.strip()
+    assert 0 < len(message.splitlines()) <= 4, message
+    assert "--reuse" in message and "python -m experiments.reproduce" in message
+    assert (root / "gradcheck_table" / "results.json").exists()  # S1 finished: kept
+    assert not (root / "RESULTS.md").exists() and not _no_temporaries(root)
