@@ -14,9 +14,9 @@ import pytest
 import tensorgrad as tg
 from models.mlp import MLP
 from tensorgrad import blas, optim
+from tensorgrad.checkpoint import load_checkpoint, save_checkpoint
 from tensorgrad.nn import functional as F
 from tensorgrad.optim import lr_scheduler
-from tensorgrad.train import _load_checkpoint, _save_checkpoint
 
 
 def _openblas_set_threads():
@@ -94,11 +94,11 @@ def test_resumed_training_is_bitwise_equal_to_uninterrupted(name, two_blas_threa
 
     first, opt1, sched1 = _fresh(name)
     _train(first, opt1, sched1, batches[:STOP])
-    path = tmp_path / "checkpoint.pkl"  # train.fit's checkpoint format
-    _save_checkpoint(path, model=first.state_dict(), optimizer=opt1.state_dict(),
-                     scheduler=sched1.state_dict())
+    path = tmp_path / "checkpoint.npz"  # train.fit's checkpoint format
+    save_checkpoint(path, {"model": first.state_dict(), "optimizer": opt1.state_dict(),
+                           "scheduler": sched1.state_dict()})
     del first, opt1, sched1
-    state = _load_checkpoint(path)
+    state = load_checkpoint(path)
     resumed, opt2, sched2 = _fresh(name)
     resumed.load_state_dict(state["model"])
     opt2.load_state_dict(state["optimizer"])

@@ -100,7 +100,7 @@ def _same(a, b):
 
 def test_a_flipped_byte_in_the_weights_is_detected(ckpt):
     model, _, _ = _run(ckpt)  # resumes a finished run: fit only loads the checkpoint
-    weight = model.state_dict()["0.weight"].tobytes()
+    weight = model.state_dict()["0.weight"].tobytes(order="A")  # as stored (memory order)
     original = ckpt.read_bytes()
     at = original.index(weight[:64]) + 100  # a byte inside the stored first-layer weights
     damaged = bytearray(original)
