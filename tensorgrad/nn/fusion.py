@@ -16,6 +16,7 @@ effects outside the trace (batch norm's running averages) from those aux arrays,
 Subclasses run their own forward, never a chain.
 """
 from ..fuse import fuse
+from ..mode import HITS as _HITS
 from ..tensor import Tensor
 from .module import module_version
 
@@ -89,6 +90,7 @@ class Chain:
             return x
         if not isinstance(x, Tensor):
             x = Tensor(x)
+        _HITS["fused_chain"] += 1
         out = self.fused.call_raw_aux((x,) + tensors, {"spec": spec})
         if effects is None:
             return out
