@@ -328,3 +328,27 @@ def test_the_readmes_table_lists_the_fast_paths_of_the_registry():
     assert [name for name, _, _ in rows] == list(paths)
     for name, purpose, per in rows:
         assert (purpose, per) == (paths[name].purpose, paths[name].per), name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ops_with_a_fast_forward_compute_it_with_plain_numpy_in_reference_mode(dtype):
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.standard_normal((64, 10))).astype(dtype) + 0.5  # (roots: positive)
+    w = rng.standard_normal((7, 10)).astype(dtype)
+    cases = {
+        "sum": lambda x: tg.sum(x, axis=0), "mean": lambda x: tg.mean(x, axis=1),
+        "var": lambda x: tg.var(x, axis=0), "softmax": lambda x: tg.softmax(x, axis=1),
+        "log_softmax": lambda x: tg.log_softmax(x, axis=1),
+        "matmul": lambda x: tg.matmul(x, w.T), "linear": lambda x: tg.linear(x, w, w[:, 0]),
+        "sum_squares": lambda x: tg.sum_squares(x, w), "square": lambda x: x ** 2,
+        "sqrt": lambda x: x ** 0.5, "rsqrt": lambda x: x ** -0.5,
+    }
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for name, fn in cases.items():
+        fast = fn(tg.tensor(x)).data
+        tg.fast_paths(reset=True)
+        with tg.fast_mode(False):
+            ref = fn(tg.tensor(x)).data
+        assert _hit() == set(), name
+        assert ref.dtype == fast.dtype == dtype, name
+        np.testing.assert_allclose(ref, fast, rtol=tol, atol=tol, err_msg=name)
