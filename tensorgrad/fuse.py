@@ -20,7 +20,8 @@ argument) and a traced tensor kept and used after its trace. Captured tensors th
 require grad, and numpy arrays, are constants of the trace: they must not change between calls.
 Keyword arguments are static: each distinct value gets its own trace. Under
 `create_graph=True` the backward re-runs `fn` op by op, so higher-order gradients work as
-without fusion.
+without fusion. In reference mode (`tg.set_fast(False)`, tensorgrad/mode.py) a fused function
+calls `fn` op by op, without a trace.
 
 How: the trace runs `fn` on `_Traced` tensors (its leaves, and every op's output switches to that
 class), whose `.data` only the engine's own readers get (`apply`, and the functions marked

@@ -99,12 +99,18 @@ def _run(code, **env):
 GLIBC = sys.platform.startswith("linux") and __import__("platform").libc_ver()[0] == "glibc"
 _IMPORT_REPORT = ("import tensorgrad as tg; print(tg.is_fast(), tg.memory.APPLIED, "
                   "sorted(n for n, p in tg.fast_paths().items() if p.hits))")
+_COMPUTE = ("import numpy as np, tensorgrad as tg; x = tg.tensor(np.ones((50, 4)), "
+            "requires_grad=True); (tg.softmax(x, axis=1).sum(axis=0) ** 2).sum().backward(); "
+            "print(sorted(n for n, p in tg.fast_paths().items() if p.hits))")
 
 
 def test_environment_variable_switches_everything_off_at_import():
     out = _run(_IMPORT_REPORT, TENSORGRAD_FAST="0")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False", "[]"]  # no malloc tuning either
+    fast, ref = _run(_COMPUTE, TENSORGRAD_FAST="1"), _run(_COMPUTE, TENSORGRAD_FAST="0")
+    assert fast.returncode == ref.returncode == 0, fast.stderr + ref.stderr
+    assert "blas_reduction" in fast.stdout and ref.stdout.split() == ["[]"]
 
 
 @pytest.mark.skipif(not GLIBC, reason="malloc tuning only exists on glibc")
@@ -268,10 +274,11 @@ def test_fast_and_reference_training_agree_in_float64(momentum):
         np.testing.assert_allclose(fast[name], ref[name], rtol=1e-12, atol=1e-12, err_msg=name)
 
 
-def test_a_model_trained_fast_then_in_reference_mode_takes_the_plain_path():
-    """Flat parameters, fused chains and programs built in fast mode, trained on with the fast
-    paths off: no counter moves, and the result is the reference run's."""
-    model, opt, sched = _setup(0.0, np.float64)
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_a_model_trained_fast_then_in_reference_mode_takes_the_plain_path(momentum):
+    """Flat parameters, fused chains and programs, momentum buffers built in fast mode, trained
+    on with the fast paths off: no counter moves, and the result is the reference run's."""
+    model, opt, sched = _setup(momentum, np.float64)
     costs = _train(model, opt, sched, 2)
     tg.fast_paths(reset=True)
     with tg.fast_mode(False):
@@ -279,7 +286,7 @@ def test_a_model_trained_fast_then_in_reference_mode_takes_the_plain_path():
     assert _hit() == set()
 
     with tg.fast_mode(False):
-        ref_model, ref_opt, ref_sched = _setup(0.0, np.float64)
+        ref_model, ref_opt, ref_sched = _setup(momentum, np.float64)
         ref_costs = _train(ref_model, ref_opt, ref_sched, 2)
         ref_costs += _train(ref_model, ref_opt, ref_sched, 2, seed=1)
     np.testing.assert_allclose(costs, ref_costs, rtol=1e-12, atol=1e-12)
