@@ -46,6 +46,14 @@ EXPECTED = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _start_fast():
+    """Every test starts in fast mode (also under TENSORGRAD_FAST=0) and ends in the mode it
+    found."""
+    with tg.fast_mode(True):
+        yield
+
+
 def _hit():
     return {name for name, path in tg.fast_paths().items() if path.hits > 0}
 
@@ -359,3 +367,21 @@ def test_ops_with_a_fast_forward_compute_it_with_plain_numpy_in_reference_mode(d
         assert _hit() == set(), name
         assert ref.dtype == fast.dtype == dtype, name
         np.testing.assert_allclose(ref, fast, rtol=tol, atol=tol, err_msg=name)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_fused_function_gives_an_input_its_result_ignores_a_zero_gradient_in_both_modes(fast):
+    f = tg.fuse(lambda x, y, z: (x * 2).sum() + z.sum())
+    x, y = tg.tensor([1.0, 2.0], requires_grad=True), tg.tensor([3.0], requires_grad=True)
+    z = tg.tensor([4.0, 5.0], requires_grad=True)
+    with tg.fast_mode(fast):
+        gx, gy, gz = tg.grad(f(x, y, z), [x, y, z])
+        (hx,) = tg.grad(tg.grad(f(x, y, z) * (x * x).sum(), x, create_graph=True)[0].sum(), x)
+        f(x, y, z).backward()
+    np.testing.assert_array_equal(gx.data, [2.0, 2.0])
+    np.testing.assert_array_equal(gy.data, [0.0])
+    np.testing.assert_array_equal(gz.data, [1.0, 1.0])
+    np.testing.assert_array_equal(y.grad.data, [0.0])
+    # G = sum_i dF/dx_i for F = f * sum(x ** 2), f = 2 sum(x) + sum(z): G = 2 n sum(x ** 2)
+    # + 2 f sum(x), so dG/dx_j = 4 n x_j + 4 sum(x) + 2 f = 8 x_j + 12 + 30
+    np.testing.assert_array_equal(hx.data, [50.0, 58.0])
