@@ -20,7 +20,8 @@ argument) and a traced tensor kept and used after its trace. Captured tensors th
 require grad, and numpy arrays, are constants of the trace: they must not change between calls.
 Keyword arguments are static: each distinct value gets its own trace. Under
 `create_graph=True` the backward re-runs `fn` op by op, so higher-order gradients work as
-without fusion.
+without fusion. In reference mode (`tg.set_fast(False)`, tensorgrad/mode.py) a fused function
+calls `fn` op by op, without a trace.
 
 How: the trace runs `fn` on `_Traced` tensors (its leaves, and every op's output switches to that
 class), whose `.data` only the engine's own readers get (`apply`, and the functions marked
@@ -782,6 +783,30 @@ def _graph_grads(fn, tensors, kw, g, create_graph=True):
     return grads
 
 
+def _reference_call(fn, tensors, kw, wrap_aux):
+    """A fused function's call in reference mode: fn op by op. As from a fused node, the
+    inputs requiring grad that the result does not depend on get a zero gradient, and the
+    auxiliary results carry no gradient."""
+    result = fn(*tensors, **kw)
+    out, aux = (result[0], result[1:]) if isinstance(result, tuple) else (result, None)
+    if isinstance(out, Tensor) and out.requires_grad and _t._grad_enabled:
+        reached = {id(p) for t in _t._graph([out]) for p in t._parents} | {id(out)}
+        ignored = [t for t in tensors if t.requires_grad and id(t) not in reached]
+        if ignored:
+            out = _t.node(_IGNORED_INPUTS, (out, *ignored), [out.data, *map(_data_of, ignored)],
+                          list(range(1 + len(ignored))), out.data)
+    if aux is None:
+        return out
+    aux = [a.detach() for a in aux]
+    return (out, *(aux if wrap_aux else [a.data for a in aux]))
+
+
+# the result (input 0) passes its gradient on; the other inputs get zeros
+_IGNORED_INPUTS = Op("fused_inputs", None, lambda xp, g, out, *args, argnum:
+                     g if argnum == 0 else np.zeros(args[argnum].shape, args[argnum].dtype),
+                     variadic=True)
+
+
 def fuse(fn):
     """Decorator: make `fn` (a composition of tensorgrad ops on Tensor arguments) one graph
     node, traced once per input shapes and dtypes; see the module docstring for its rules."""
@@ -807,12 +832,8 @@ def fuse(fn):
                                f"nn.Sequential's fused layers in training mode)",
                                "they would be applied once, with the first call's values: "
                                "call it outside the fused function, or in eval mode")
-        if not _mode.FAST:  # reference mode: fn op by op
-            result = fn(*tensors, **kw)
-            if not isinstance(result, tuple):
-                return result
-            aux = [a.detach() for a in result[1:]]  # returned without gradient, as when fused
-            return (result[0], *(aux if wrap_aux else [a.data for a in aux]))
+        if not _mode.FAST:
+            return _reference_call(fn, tensors, kw, wrap_aux)
         _HITS["fused_program"] += 1
         arrays = list(map(_data_of, tensors))
         key = (tuple(map(_shape_dtype, arrays)), tuple(kw.items()))

@@ -34,8 +34,9 @@ PATHS = {
                      "frees the others after their last use", "fused call"),
     "early_free": ("a fused backward frees each saved value and gradient once used (graph "
                    "not retained)", "fused backward"),
-    "blas_reduction": ("row or column sums and means of float matrices as one BLAS product "
-                       "with a cached constant vector", "call or compiled site"),
+    "blas_reduction": ("sums as BLAS products: a float matrix's row or column sums and "
+                       "means with a cached constant vector, sum_squares as dot(x, x)",
+                       "call or compiled site"),
     "matmul_dispatch": ("2-D products through numpy's C dot when small, into a fresh array "
                         "with matmul when large", "choice"),
     "narrow_row_max": ("row maxima of a narrow matrix (softmax over classes) reduced from a "

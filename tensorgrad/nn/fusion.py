@@ -13,7 +13,8 @@ or (y, *aux) when `after` is (callable, len(aux)[, batched]) that applies the la
 effects outside the trace (batch norm's running averages) from those aux arrays, where
 `batched(modules)` may return one function doing it for several layers of the chain at once
 (or None when it cannot); else after is None.
-Subclasses run their own forward, never a chain.
+Subclasses run their own forward, never a chain. In reference mode (`tg.set_fast(False)`)
+Sequential runs every layer on its own.
 """
 from ..fuse import fuse
 from ..mode import HITS as _HITS

@@ -76,14 +76,20 @@ _var = Op("var", _var_forward,
               * (_expand(xp, g, x, axis, keepdims) * (2 / (_count(x.shape, axis) - ddof))))
 
 
-def _sum_squares_forward(*xs):
+def _float_result(xs):
     dtype = np.result_type(*xs)
     if dtype.kind != "f":
         raise TypeError(f"sum_squares: inputs must be floating point, got {dtype}")
+    return dtype
+
+
+def _sum_squares_forward(*xs):
+    dtype = _float_result(xs)
     total = dtype.type(0)
     for x in xs:
         v = x.ravel(order="K")  # a view of a contiguous array, C or Fortran order
         total += dot(v, v)  # one BLAS pass, no squared temporary
+    _HITS["blas_reduction"] += 1
     return np.asarray(total, dtype=dtype)
 
 
@@ -172,6 +178,15 @@ reference_swap(_mean, forward=lambda x, axis, keepdims:
                np.sum(x, axis=axis, keepdims=keepdims) * reciprocal(_count(x.shape, axis)))
 reference_swap(_var, forward=lambda x, axis, keepdims, ddof:
                np.var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+def _plain_sum_squares(*xs):
+    dtype = _float_result(xs)
+    total = dtype.type(0)
+    for x in xs:
+        total += np.sum(np.square(x))
+    return np.asarray(total, dtype=dtype)
+
+
+reference_swap(_sum_squares, forward=_plain_sum_squares)
 reference_swap(_softmax, forward=_plain_softmax)
 reference_swap(_log_softmax, forward=_plain_log_softmax)
 

@@ -46,6 +46,14 @@ EXPECTED = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _start_fast():
+    """Every test starts in fast mode (also under TENSORGRAD_FAST=0) and ends in the mode it
+    found."""
+    with tg.fast_mode(True):
+        yield
+
+
 def _hit():
     return {name for name, path in tg.fast_paths().items() if path.hits > 0}
 
@@ -99,12 +107,18 @@ def _run(code, **env):
 GLIBC = sys.platform.startswith("linux") and __import__("platform").libc_ver()[0] == "glibc"
 _IMPORT_REPORT = ("import tensorgrad as tg; print(tg.is_fast(), tg.memory.APPLIED, "
                   "sorted(n for n, p in tg.fast_paths().items() if p.hits))")
+_COMPUTE = ("import numpy as np, tensorgrad as tg; x = tg.tensor(np.ones((50, 4)), "
+            "requires_grad=True); (tg.softmax(x, axis=1).sum(axis=0) ** 2).sum().backward(); "
+            "print(sorted(n for n, p in tg.fast_paths().items() if p.hits))")
 
 
 def test_environment_variable_switches_everything_off_at_import():
     out = _run(_IMPORT_REPORT, TENSORGRAD_FAST="0")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False", "[]"]  # no malloc tuning either
+    fast, ref = _run(_COMPUTE, TENSORGRAD_FAST="1"), _run(_COMPUTE, TENSORGRAD_FAST="0")
+    assert fast.returncode == ref.returncode == 0, fast.stderr + ref.stderr
+    assert "blas_reduction" in fast.stdout and ref.stdout.split() == ["[]"]
 
 
 @pytest.mark.skipif(not GLIBC, reason="malloc tuning only exists on glibc")
@@ -268,10 +282,11 @@ def test_fast_and_reference_training_agree_in_float64(momentum):
         np.testing.assert_allclose(fast[name], ref[name], rtol=1e-12, atol=1e-12, err_msg=name)
 
 
-def test_a_model_trained_fast_then_in_reference_mode_takes_the_plain_path():
-    """Flat parameters, fused chains and programs built in fast mode, trained on with the fast
-    paths off: no counter moves, and the result is the reference run's."""
-    model, opt, sched = _setup(0.0, np.float64)
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_a_model_trained_fast_then_in_reference_mode_takes_the_plain_path(momentum):
+    """Flat parameters, fused chains and programs, momentum buffers built in fast mode, trained
+    on with the fast paths off: no counter moves, and the result is the reference run's."""
+    model, opt, sched = _setup(momentum, np.float64)
     costs = _train(model, opt, sched, 2)
     tg.fast_paths(reset=True)
     with tg.fast_mode(False):
@@ -279,7 +294,7 @@ def test_a_model_trained_fast_then_in_reference_mode_takes_the_plain_path():
     assert _hit() == set()
 
     with tg.fast_mode(False):
-        ref_model, ref_opt, ref_sched = _setup(0.0, np.float64)
+        ref_model, ref_opt, ref_sched = _setup(momentum, np.float64)
         ref_costs = _train(ref_model, ref_opt, ref_sched, 2)
         ref_costs += _train(ref_model, ref_opt, ref_sched, 2, seed=1)
     np.testing.assert_allclose(costs, ref_costs, rtol=1e-12, atol=1e-12)
@@ -328,3 +343,45 @@ def test_the_readmes_table_lists_the_fast_paths_of_the_registry():
     assert [name for name, _, _ in rows] == list(paths)
     for name, purpose, per in rows:
         assert (purpose, per) == (paths[name].purpose, paths[name].per), name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ops_with_a_fast_forward_compute_it_with_plain_numpy_in_reference_mode(dtype):
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.standard_normal((64, 10))).astype(dtype) + 0.5  # (roots: positive)
+    w = rng.standard_normal((7, 10)).astype(dtype)
+    cases = {
+        "sum": lambda x: tg.sum(x, axis=0), "mean": lambda x: tg.mean(x, axis=1),
+        "var": lambda x: tg.var(x, axis=0), "softmax": lambda x: tg.softmax(x, axis=1),
+        "log_softmax": lambda x: tg.log_softmax(x, axis=1),
+        "matmul": lambda x: tg.matmul(x, w.T), "linear": lambda x: tg.linear(x, w, w[:, 0]),
+        "sum_squares": lambda x: tg.sum_squares(x, w), "square": lambda x: x ** 2,
+        "sqrt": lambda x: x ** 0.5, "rsqrt": lambda x: x ** -0.5,
+    }
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for name, fn in cases.items():
+        fast = fn(tg.tensor(x)).data
+        tg.fast_paths(reset=True)
+        with tg.fast_mode(False):
+            ref = fn(tg.tensor(x)).data
+        assert _hit() == set(), name
+        assert ref.dtype == fast.dtype == dtype, name
+        np.testing.assert_allclose(ref, fast, rtol=tol, atol=tol, err_msg=name)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_fused_function_gives_an_input_its_result_ignores_a_zero_gradient_in_both_modes(fast):
+    f = tg.fuse(lambda x, y, z: (x * 2).sum() + z.sum())
+    x, y = tg.tensor([1.0, 2.0], requires_grad=True), tg.tensor([3.0], requires_grad=True)
+    z = tg.tensor([4.0, 5.0], requires_grad=True)
+    with tg.fast_mode(fast):
+        gx, gy, gz = tg.grad(f(x, y, z), [x, y, z])
+        (hx,) = tg.grad(tg.grad(f(x, y, z) * (x * x).sum(), x, create_graph=True)[0].sum(), x)
+        f(x, y, z).backward()
+    np.testing.assert_array_equal(gx.data, [2.0, 2.0])
+    np.testing.assert_array_equal(gy.data, [0.0])
+    np.testing.assert_array_equal(gz.data, [1.0, 1.0])
+    np.testing.assert_array_equal(y.grad.data, [0.0])
+    # G = sum_i dF/dx_i for F = f * sum(x ** 2), f = 2 sum(x) + sum(z): G = 2 n sum(x ** 2)
+    # + 2 f sum(x), so dG/dx_j = 4 n x_j + 4 sum(x) + 2 f = 8 x_j + 12 + 30
+    np.testing.assert_array_equal(hx.data, [50.0, 58.0])
