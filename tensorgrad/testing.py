@@ -142,7 +142,7 @@ def assert_op_gradients(op, *inputs, gradgrad=True, eps=1e-6, atol=1e-5, rtol=1e
 # ------------------------------------------------------------------------------------------------
 # random programs of the registered ops, run eagerly, fused and in reference mode
 FEATURES = ("broadcasting", "reduction_axis", "keepdims", "indexing", "integer_array_index",
-            "where", "shared", "zero_dim", "linear_bn_relu", "dropout")
+            "where", "shared", "zero_dim", "linear_bn_relu", "dropout", "l2_penalty")
 """What `programs()` records in `Program.features` (besides 'float32' and 'nn_modules')."""
 
 _INF = float("inf")
@@ -241,18 +241,19 @@ def _index(idx):
     return np.asarray(idx) if isinstance(idx, list) else idx
 
 
-BATCH_CONDITION = 4.0
-"""The largest |value| / standard deviation (per feature) of a batch that a drawn program
-hands to batch norm (see Program.well_conditioned)."""
+BATCH_CONDITION = 4.0, 0.1
+"""What a drawn program's batch norm may meet, per feature: values at most 4 standard
+deviations from zero, and a standard deviation of at least 0.1 (Program.well_conditioned)."""
 
 
-def _batch_condition(args, bias):
-    """max |h| / sqrt(var(h) + eps) per feature of h = linear(x, w, b): batch norm's input."""
+def _batch_conditioned(args, bias):
+    """Whether h = linear(x, w, b), batch norm's input, is as BATCH_CONDITION asks."""
     from .ops import linear
     x, w, *rest = args
     h = linear(x, w, rest[0] if bias else None).data.astype(np.float64)
     std = np.sqrt(h.var(axis=0) + 1e-5)
-    return float(max(np.max(np.abs(h) / std), np.max(0.4 / std)))
+    ratio, least = BATCH_CONDITION
+    return bool(np.all(np.abs(h) <= ratio * std) and np.all(std >= least))
 
 
 def _chain(x, w, *rest, form="functional", bias=True):
@@ -336,10 +337,9 @@ class Program:
         for s in self.steps:
             args = [env[a] if isinstance(a, str) else a for a in s.args]
             if conditions is not None and s.op == "linear_bn_relu":
-                conditions.append(_batch_condition(args, s.params["bias"]))
+                conditions.append(_batch_conditioned(args, s.params["bias"]))
             form = s.params.get("form")
-            if eager and form in ("nn", "module", "functional") and s.op != "linear_bn_relu" \
-                    or eager and form == "nn":
+            if eager and (s.op == "dropout" and form != "mask" or form == "nn"):
                 env[s.out] = self._eager_form(s, args)
             else:
                 env[s.out] = self._fn(s.op)(*args, **s.params)
@@ -383,16 +383,16 @@ class Program:
         return fuse(program)
 
     def well_conditioned(self, arrays):
-        """Whether batch norm meets batches whose values lie within BATCH_CONDITION standard
-        deviations of zero, per feature (a batch far off zero for its spread loses digits to
-        the mean's rounding, and runs that round differently disagree in the result)."""
+        """Whether batch norm meets well spread batches only (BATCH_CONDITION): a batch far
+        off zero for its spread loses digits to the rounding of its mean, a narrow one has
+        large gradients, and runs that round differently then disagree in the result."""
         if not any(s.op == "linear_bn_relu" for s in self.steps):
             return True
         from .tensor import no_grad
         conditions = []
         with no_grad(), np.errstate(all="ignore"):
             self._execute([Tensor(a) for a in arrays], False, conditions)
-        return max(conditions) <= BATCH_CONDITION
+        return all(conditions)
 
     def draw_values(self, rng, tries=100):
         """Fresh input arrays (numpy Generator `rng`), well conditioned (redrawn up to `tries`
@@ -778,8 +778,12 @@ def _reduction(op):
 
 def _softmax(op):
     def build(b):
-        x = b.bounded(b.operand(), 10.0)
-        axis = b.draw(st.integers(-max(x.ndim, 1), max(x.ndim, 1) - 1))
+        if b.draw(st.integers(0, 3)) == 0:  # class scores: a batch of rows of a few columns
+            c = b.draw(st.integers(2, 3))
+            x, axis = b.fresh((4 * c + b.draw(st.integers(0, 2)), c)), 1
+        else:
+            x = b.bounded(b.operand(), 10.0)
+            axis = b.draw(st.integers(-max(x.ndim, 1), max(x.ndim, 1) - 1))
         if x.ndim:
             b.features.add("reduction_axis")
         lo = 0.0 if op == "softmax" else x.lo - x.hi - np.log(max(x.size, 1))
@@ -790,6 +794,20 @@ def _softmax(op):
 def _sum_squares(b):
     xs = [b.bounded(b.operand(), 5.0) for _ in range(b.draw(st.integers(1, 3)))]
     return b.emit("sum_squares", xs, 0.0, sum(x.size * x.mag ** 2 for x in xs), exact=False)
+
+
+def _l2_penalty(b):
+    """x + lambda * sum_squares(inputs): the course's L2 term, on inputs (leaves) that other
+    steps use as well, so their gradients meet the penalty's."""
+    leaves = [b.nodes[i.name] for i in b.inputs if i.requires_grad]
+    used = [n for n in leaves if n.name in b.uses] or leaves
+    ws = b.draw(st.lists(st.sampled_from(used), min_size=1, max_size=3, unique_by=id))
+    penalty = b.emit("sum_squares", ws, 0.0, sum(w.size * w.mag ** 2 for w in ws), exact=False)
+    lam = b.draw(st.sampled_from([0.005, 0.1]))
+    penalty = b.emit("mul", (penalty, lam), 0.0, penalty.hi * lam)
+    b.features.add("l2_penalty")
+    x = b.bounded(b.operand(), 10.0)
+    return b.elementwise("add", (x, penalty), x.lo, x.hi + penalty.hi)
 
 
 def _vdot(b):
@@ -1060,7 +1078,7 @@ _FEATURE_BUILDERS = {
     "indexing": _getitem,
     "integer_array_index": lambda b: _getitem(b, integer_array=True),
     "where": _where, "shared": _shared, "zero_dim": _zero_dim,
-    "linear_bn_relu": _linear_bn_relu, "dropout": _dropout,
+    "linear_bn_relu": _linear_bn_relu, "dropout": _dropout, "l2_penalty": _l2_penalty,
 }
 
 
@@ -1118,7 +1136,10 @@ def programs(draw, max_steps=6, dtypes=("float64", "float32"), ops=None, extra_o
         features = [f for f in features if f != "linear_bn_relu"]
     plan = draw(st.lists(st.sampled_from(sorted(builders)), max_size=max_steps)) \
         if builders else []
-    plan += [("feature", f) for f in features if draw(st.booleans())]
+    # each feature in half the programs (the chain, left out of some, in three quarters)
+    plan += [("feature", f) for f in features
+             if draw(st.sampled_from([True, True, True, False] if f == "linear_bn_relu" else
+                                     [True, False]))]
     if not plan:
         plan = [next(iter(builders))] if builders else [("feature", features[0])]
     plan = draw(st.permutations(plan))
@@ -1147,6 +1168,13 @@ def programs(draw, max_steps=6, dtypes=("float64", "float32"), ops=None, extra_o
 
 
 # ---- running a program every way and comparing ---------------------------------------------------
+def _hits():
+    """{fast path: hits so far} (tg.fast_paths), or {} where there is none."""
+    import tensorgrad as tg
+    paths = getattr(tg, "fast_paths", None)
+    return {} if paths is None else {name: p.hits for name, p in paths().items()}
+
+
 def _reference_mode():
     """The context manager switching every fast path off (None where there is none)."""
     import tensorgrad as tg
@@ -1157,7 +1185,7 @@ def _reference_mode():
 class _Outcome:
     """A run of a program: its value and its gradients for the inputs that require grad, by
     backward(), by grad(), by grad(create_graph=True), and the second order: the gradient of
-    sum(grad * u) for fixed directions u."""
+    sum(grad * u) for fixed directions u (none when the result needs no gradient)."""
 
     def __init__(self, fn, program, arrays, gout, directions, second_order):
         from .tensor import grad
@@ -1165,30 +1193,34 @@ class _Outcome:
         wanted = [i for i, t in enumerate(leaves) if t.requires_grad]
         out = fn(*leaves)
         self.value = np.array(out.data, copy=True)
+        self.requires_grad = np.array(out.requires_grad)
+        self.backward, self.grad, self.create_graph, self.second = [], [], None, None
+        if not out.requires_grad:  # a result of constants, comparisons, ...
+            return
         out.backward(gout)
         self.backward = [_array(leaves[i].grad, leaves[i]) for i in wanted]
         leaves = program.leaves(arrays)
         self.grad = [_array(g, leaves[i]) for i, g in zip(wanted, grad(
             fn(*leaves), [leaves[i] for i in wanted], gout, allow_unused=True))]
-        self.create_graph = self.second = None
-        if second_order:
-            leaves = program.leaves(arrays)
-            xs = [leaves[i] for i in wanted]
-            first = grad(fn(*leaves), xs, gout, create_graph=True, allow_unused=True)
-            self.create_graph = [_array(g, x) for g, x in zip(first, xs)]
-            total = None
-            for g, u in zip(first, directions):
-                if g is not None and g.requires_grad:
-                    term = (g * u).sum()
-                    total = term if total is None else total + term
-            if total is None:  # the gradient is constant: no second order
-                self.second = [np.zeros_like(x.data) for x in xs]
-            else:
-                self.second = [_array(g, x) for g, x in
-                               zip(grad(total, xs, allow_unused=True), xs)]
+        if not second_order:
+            return
+        leaves = program.leaves(arrays)
+        xs = [leaves[i] for i in wanted]
+        first = grad(fn(*leaves), xs, gout, create_graph=True, allow_unused=True)
+        self.create_graph = [_array(g, x) for g, x in zip(first, xs)]
+        total = None
+        for g, u in zip(first, directions):
+            if g is not None and g.requires_grad:
+                term = (g * u).sum()
+                total = term if total is None else total + term
+        if total is None:  # the gradient is constant: no second order
+            self.second = [np.zeros_like(x.data) for x in xs]
+        else:
+            self.second = [_array(g, x) for g, x in zip(grad(total, xs, allow_unused=True), xs)]
 
     def items(self):
         yield "value", [self.value]
+        yield "result's requires_grad", [self.requires_grad]
         yield "backward() gradient", self.backward
         yield "grad() gradient", self.grad
         if self.second is not None:
@@ -1268,22 +1300,33 @@ def assert_program_modes_agree(program, seed=0, calls=3, second_order=True):
     fused = program.fused() if program.fusable else None
     reference = _reference_mode()
     for k, arrays in enumerate(values):
+        k = f"call {k}" + (" (the signs of call 0 flipped)" if calls > 1 and
+                           k == len(values) - 1 else "")
         wanted = [a for i, a in zip(program.inputs, arrays) if i.requires_grad]
         runs = {}
         with no_grad():
             probe = program(*program.leaves(arrays))
         gout = rng.uniform(-1.0, 1.0, probe.shape).astype(probe.dtype)
         directions = [rng.uniform(-1.0, 1.0, a.shape).astype(a.dtype) for a in wanted]
-        runs["eager"] = _Outcome(program.eager, program, arrays, gout, directions, second_order)
+        ways = [("reference", reference, program.eager)] if reference is not None else []
+        ways += [("eager", None, program.eager)]
         if fused is not None:
-            runs["fused"] = _Outcome(fused, program, arrays, gout, directions, second_order)
-        if reference is not None:
-            with reference:
-                runs["reference"] = _Outcome(program.eager, program, arrays, gout, directions,
-                                             second_order)
-                if fused is not None:
-                    runs["fused in reference mode"] = _Outcome(
-                        fused, program, arrays, gout, directions, second_order)
+            ways += [("fused", None, fused)]
+            ways += [("fused in reference mode", reference, fused)] if reference else []
+        for name, mode, fn in ways:
+            hits = _hits() if mode is not None else None
+            try:
+                with mode or nullcontext():
+                    runs[name] = _Outcome(fn, program, arrays, gout, directions, second_order)
+            except Exception as e:
+                if not runs:  # the first way failed: the program itself is wrong
+                    raise
+                raise ModesDisagree(_report(program, seed, k, None, name, ways[0][0],
+                                            repr(e))) from e
+            ran = hits and {p for p, n in _hits().items() if n > hits[p]}
+            if ran:
+                raise ModesDisagree(_report(program, seed, k, None, name, name,
+                                            f"fast paths ran in reference mode: {sorted(ran)}"))
         base = "reference" if "reference" in runs else "eager"
         for what, arrays_ in runs[base].items():
             for a in arrays_:
@@ -1306,15 +1349,21 @@ def assert_program_modes_agree(program, seed=0, calls=3, second_order=True):
             if name == base:
                 continue
             for (what, got), (_, want) in zip(run.items(), runs[base].items()):
+                if len(got) != len(want):
+                    raise ModesDisagree(_report(program, seed, k, what, name, base,
+                                                f"{len(got)} vs {len(want)} arrays"))
                 for i, (g, w) in enumerate(zip(got, want)):
                     why = _compare(g, w, program.exact,
                                    lambda q=what, i=i: truth(q, i))
                     if why is not None:
-                        label = what if what == "value" else f"{what} of input {i}"
+                        label = what if len(want) == 1 and what[0] in "vr" else \
+                            f"{what} of input {i}"
                         raise ModesDisagree(_report(program, seed, k, label, name, base, why))
 
 
 def _report(program, seed, call, what, got, want, why):
-    flips = " (signs flipped)" if call == 2 else ""
-    return (f"{got} and {want} disagree on the {what}, call {call}{flips}, seed {seed}: "
-            f"{why}\n{program.source()}\nas an @example: program={program!r}")
+    where = f"{call}, seed {seed}"
+    head = f"{got} ({where}): {why}" if got == want else \
+        f"{got} raised where {want} ran ({where}): {why}" if what is None else \
+        f"{got} and {want} disagree on the {what} ({where}): {why}"
+    return f"{head}\n{program.source()}\nas an @example: program={program!r}, seed={seed}"

@@ -1,0 +1,60 @@
+"""Programs that once failed the equivalence test (tests/core/test_equivalence.py), kept as its
+@examples: each with what it found. Add every new failure here (its report prints the line)."""
+from tensorgrad.testing import Input, Program, Step
+
+EXAMPLES = [
+    # the kit's sign flips turned a 0-d input into shape (1,) (np.ascontiguousarray does)
+    dict(program=Program(
+        inputs=[Input("x0", ()), Input("x1", (), "float32")],
+        steps=[Step("v2", "transpose", ("x0",), axes=()),
+               Step("v3", "mul", ("v2", "x1"))],
+        result="v3", features=("zero_dim",), exact=True), seed=0),
+    # x ** -0.5 is rsqrt in fast mode and np.power in reference mode: not the same numpy call,
+    # so not bitwise (the kit had marked the program exact)
+    dict(program=Program(
+        inputs=[Input("x0", (4, 2), "float32"), Input("x1", (4, 2), "float32"),
+                Input("x3", (4, 2), "float32", requires_grad=False), Input("x16", (), "float32")],
+        steps=[Step("v2", "less", ("x0", "x1")),
+               Step("v4", "where", ("v2", "x0", "x3")),
+               Step("v5", "abs", ("v4",)),
+               Step("v6", "add", ("v5", 0.5)),
+               Step("v7", "div", ("v4", "v6")),
+               Step("v17", "exp", ("x16",)),
+               Step("v18", "pow", ("v17", -0.5)),
+               Step("v19", "mul", ("v7", "v18"))],
+        result="v19", features=("where", "shared", "zero_dim", "float32"), exact=False),
+        seed=0),
+    # a comparison passes no gradient: where(c > 0, c, 0) of a constant c needs no gradient
+    # (the kit counted one through the comparison and called backward() on a constant)
+    dict(program=Program(
+        inputs=[Input("x1", (3, 2)), Input("x7", (5,)), Input("x9", (5,), requires_grad=False),
+                Input("x11", (5,))],
+        steps=[Step("v2", "getitem", ("x1",), index=-2),
+               Step("v3", "pad", ("v2",), pad_width=((1, 2),)),
+               Step("v8", "greater", ("v3", "x7")),
+               Step("v10", "where", ("v8", "x9", 0.0)),
+               Step("v12", "add", ("v10", "x11"))],
+        result="v12", features=("indexing", "where"), exact=True), seed=0),
+    # Linear -> BatchNorm1d -> ReLU as nn modules (a fused chain in fast mode) against the
+    # functional forms (fused by tg.fuse): second-order gradients of a batch of two; in float32
+    # they differed by 5 ulp (batch norm's gradients cancel), so the chain runs in float64
+    dict(program=Program(
+        inputs=[Input("x0", (3, 3)), Input("x4", (3, 4)),
+                Input("w5", (2, 4), kind="param", order="F"), Input("w6", (2,), kind="param"),
+                Input("w7", (2,), kind="param"), Input("w8", (2,), kind="param"),
+                Input("x13", (3, 3, 1)), Input("x15", ())],
+        steps=[Step("v1", "expand_dims", ("x0",), axis=2),
+               Step("v2", "mean", ("v1",), axis=(1,), keepdims=True),
+               Step("v9", "linear_bn_relu", ("x4", "w5", "w6", "w7", "w8"), form="nn",
+                    bias=True),
+               Step("v10", "mul", ("v9", "v2")),
+               Step("v11", "mul", ("v10", 0.5)),
+               Step("v12", "elu", ("v11",), alpha=1.0),
+               Step("v14", "concatenate", ("v11", "x13", "v1"), axis=2),
+               Step("v16", "mul", ("v12", "x15")),
+               Step("v18", "var", ("v14",), axis=-1, keepdims=True, ddof=1),
+               Step("v19", "add", ("v18", "v16"))],
+        result="v19", features=("broadcasting", "keepdims", "linear_bn_relu", "nn_modules",
+                                "reduction_axis", "shared", "zero_dim"), exact=False),
+        seed=767),
+]
