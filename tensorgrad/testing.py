@@ -522,6 +522,8 @@ class _Builder:
                 if a.shape == ():
                     self.features.add("zero_dim")
         self.exact &= exact
+        if op == "sum_squares" and all(a.name[0] != "v" for a in args):
+            self.features.add("l2_penalty")  # of leaves: their gradients are lazy products
         grad = op not in _NO_GRADIENT and any(isinstance(a, _Node) and a.grad for a in args)
         self.steps.append(Step(name, op, [a.name if isinstance(a, _Node) else a for a in args],
                                **params))
@@ -551,19 +553,19 @@ class _Builder:
         return self.emit("mul", (x, c), x.lo * c, x.hi * c, x.generic)
 
     def positive(self, x, low=0.1, high=10.0):
-        """x, or a positive function of it with values in [low, high]."""
+        """x, or a positive function of it with values in [low, high] (high >= low + 1)."""
         if low <= x.lo and x.hi <= high:
             return x
         how = self.draw(st.sampled_from(["exp", "square", "sigmoid", "abs"]))
         if how == "exp":
-            x = self.bounded(x, 2.0)
+            x = self.bounded(x, min(2.0, -np.log(low), np.log(high)))
             return self.emit("exp", (x,), np.exp(x.lo), np.exp(x.hi), x.generic)
         if how == "sigmoid":
             s = self.emit("sigmoid", (x,), 0.0, 1.0, x.generic)
-            return self.emit("add", (s, 0.25), 0.25, 1.25, x.generic)
-        x = self.bounded(x, 3.0)
-        s = self.emit(how, (x,), 0.0, x.mag ** (2 if how == "square" else 1))
-        return self.emit("add", (s, 0.5), 0.5, s.hi + 0.5)
+        else:
+            x = self.bounded(x, min(3.0, np.sqrt(high - low) if how == "square" else high - low))
+            s = self.emit(how, (x,), 0.0, x.mag ** (2 if how == "square" else 1))
+        return self.emit("add", (s, low), low, s.hi + low, how == "sigmoid" and x.generic)
 
     def into(self, x, lo, hi):
         """x, or tanh(x) mapped affinely into [lo, hi] (infinite ends become finite)."""
@@ -703,7 +705,7 @@ def _binary(op):
         if op == "div":
             if not isinstance(y, _Node) and yi[0] == 0:
                 y, yi = 2.0, (2.0, 2.0)
-            if yi[0] <= 0 <= yi[1]:  # a number over x: divide by a positive x instead
+            if not (yi[0] >= 0.25 or yi[1] <= -0.25):  # a divisor that may come near 0
                 y = b.positive(y, 0.25, 10.0)
                 yi = (y.lo, y.hi)
             lo, hi = _interval_mul(xi, (1 / yi[1], 1 / yi[0]))
@@ -805,7 +807,6 @@ def _l2_penalty(b):
     penalty = b.emit("sum_squares", ws, 0.0, sum(w.size * w.mag ** 2 for w in ws), exact=False)
     lam = b.draw(st.sampled_from([0.005, 0.1]))
     penalty = b.emit("mul", (penalty, lam), 0.0, penalty.hi * lam)
-    b.features.add("l2_penalty")
     x = b.bounded(b.operand(), 10.0)
     return b.elementwise("add", (x, penalty), x.lo, x.hi + penalty.hi)
 
@@ -896,6 +897,8 @@ def _unindex(b):
     if _size(shape) > _MAX_SIZE:
         return None
     b.features.add("indexing")
+    if isinstance(index, list):
+        b.features.add("integer_array_index")
     k = x.shape[0]
     return b.emit("unindex", (x,), k * min(x.lo, 0), k * max(x.hi, 0), index=index, shape=shape)
 
