@@ -2,10 +2,14 @@
 and `dev` (the default: fresh random examples every run); no deadlines, small arrays.
 No example database in either (database=None, as PyTorch's profiles), so a failed run's leftover
 .hypothesis/ never replays into later runs; a failure prints its @reproduce_failure blob instead.
+
+The fixture `each_mode` runs a test in fast mode and again in reference mode: the op cases, the
+`fit` tests and the golden tests use it (`pytestmark` / tests/golden/conftest.py).
 """
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -26,3 +30,12 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(params=[True, False], ids=["fast", "reference"])
+def each_mode(request):
+    """Run the test twice: in fast mode and in reference mode (tg.fast_mode(False), the
+    textbook engine), so the fast paths and the specification pass the same checks."""
+    import tensorgrad as tg
+    with tg.fast_mode(request.param):
+        yield request.param

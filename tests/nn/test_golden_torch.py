@@ -12,6 +12,8 @@ import tensorgrad as tg
 from tensorgrad import nn
 from tensorgrad.nn import functional as F
 
+pytestmark = pytest.mark.usefixtures("each_mode")  # in fast and reference mode
+
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 RTOL, ATOL = 1e-10, 1e-12
 

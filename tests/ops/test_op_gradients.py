@@ -7,6 +7,8 @@ from tensorgrad.testing import assert_op_gradients
 
 from .op_cases import CASES
 
+pytestmark = pytest.mark.usefixtures("each_mode")  # in fast and reference mode
+
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_op_gradients(name):

@@ -8,6 +8,8 @@ from tensorgrad.optim import SGD
 from tensorgrad.optim.lr_scheduler import CyclicLR
 from tensorgrad.train import StopTraining, TrainingDiverged, evaluate, fit
 
+pytestmark = pytest.mark.usefixtures("each_mode")  # in fast and reference mode
+
 
 def _data(n=300, d=12, seed=0):
     rng = np.random.default_rng(seed)
