@@ -142,7 +142,8 @@ def assert_op_gradients(op, *inputs, gradgrad=True, eps=1e-6, atol=1e-5, rtol=1e
 # ------------------------------------------------------------------------------------------------
 # random programs of the registered ops, run eagerly, fused and in reference mode
 FEATURES = ("broadcasting", "reduction_axis", "keepdims", "indexing", "integer_array_index",
-            "where", "shared", "zero_dim", "linear_bn_relu", "dropout", "l2_penalty")
+            "where", "shared", "zero_dim", "linear_bn_relu", "dropout", "l2_penalty",
+            "aliased_input")
 """What `programs()` records in `Program.features` (besides 'float32' and 'nn_modules')."""
 
 _INF = float("inf")
@@ -167,14 +168,16 @@ def _literal(value):
 class Input:
     """An argument of a Program: `kind` 'value' (a tensor, sign flips allowed), 'param' (a
     layer's parameter: an nn.Parameter) or 'mask' (a dropout mask drawn from `seed` with
-    drop probability `p`, requires no grad). `order` 'F' stores it in Fortran order."""
+    drop probability `p`, requires no grad). `order` 'F' stores it in Fortran order. `alias`:
+    the name of an earlier input whose tensor this argument is too (f(x, x))."""
 
-    __slots__ = ("name", "shape", "dtype", "kind", "requires_grad", "order", "p", "seed")
+    __slots__ = ("name", "shape", "dtype", "kind", "requires_grad", "order", "p", "seed",
+                 "alias")
 
     def __init__(self, name, shape, dtype="float64", kind="value", requires_grad=True, order="C",
-                 p=None, seed=None):
+                 p=None, seed=None, alias=None):
         self.name, self.shape, self.dtype = name, tuple(shape), np.dtype(dtype).name
-        self.kind, self.order, self.p, self.seed = kind, order, p, seed
+        self.kind, self.order, self.p, self.seed, self.alias = kind, order, p, seed, alias
         self.requires_grad = bool(requires_grad) and kind != "mask"
 
     def __repr__(self):
@@ -182,6 +185,7 @@ class Input:
         extra += "" if self.requires_grad or self.kind == "mask" else ", requires_grad=False"
         extra += "" if self.order == "C" else f", order={self.order!r}"
         extra += "" if self.kind != "mask" else f", p={self.p!r}, seed={self.seed!r}"
+        extra += "" if self.alias is None else f", alias={self.alias!r}"
         return f"Input({self.name!r}, {self.shape!r}, {self.dtype!r}{extra})"
 
     def draw(self, rng):
@@ -398,7 +402,7 @@ class Program:
         """Fresh input arrays (numpy Generator `rng`), well conditioned (redrawn up to `tries`
         times)."""
         for _ in range(tries):
-            arrays = [i.draw(rng) for i in self.inputs]
+            arrays = self._aliased([i.draw(rng) for i in self.inputs])
             if self.well_conditioned(arrays):
                 break
         return arrays
@@ -413,6 +417,7 @@ class Program:
                     flip = rng.random(a.shape) < 0.5
                     a = np.array(np.where(flip, -a, a), dtype=a.dtype, order=i.order)
                 out.append(a)
+            out = self._aliased(out)
             if self.well_conditioned(out):
                 break
         return out
@@ -420,12 +425,22 @@ class Program:
     def leaves(self, arrays):
         """Fresh leaf tensors of `arrays` (Parameters for layer parameters)."""
         from .nn import Parameter
-        out = []
+        out, named = [], {}
         for i, a in zip(self.inputs, arrays):
+            if i.alias is not None:
+                out.append(named[i.alias])
+                continue
             a = a.copy(order="K")
             out.append(Parameter(a) if i.kind == "param" else
                        Tensor(a, requires_grad=i.requires_grad))
+            named[i.name] = out[-1]
         return out
+
+    def _aliased(self, arrays):
+        """`arrays` with each alias's array its input's."""
+        named = {i.name: a for i, a in zip(self.inputs, arrays)}
+        return [named[i.alias] if i.alias is not None else a
+                for i, a in zip(self.inputs, arrays)]
 
 
 class _Node:
@@ -476,6 +491,7 @@ class _Builder:
         self.exact_only = exact_only  # draw no broadcasting (see `partner`)
         self.inputs, self.steps, self.nodes, self.pool = [], [], {}, []
         self.uses, self.features, self.exact, self.count = {}, set(), True, 0
+        self.aliases = {}  # an aliased input's name -> its input's name
         self.run = Program([], [], None, ops=extra)._fn
 
     # ---- values
@@ -505,6 +521,17 @@ class _Builder:
             self.features.add("zero_dim")
         return node
 
+    def alias(self, x):
+        """A new argument holding the tensor of the input `x` (a second name for it)."""
+        name = self._name("a")
+        i = next(i for i in self.inputs if i.name == x.name)
+        self.inputs.append(Input(name, i.shape, i.dtype, i.kind, i.requires_grad, i.order,
+                                 alias=x.name))
+        self.aliases[name] = x.name
+        self.features.add("aliased_input")
+        node = self.nodes[name] = _Node(name, x.example, x.lo, x.hi, x.generic, x.grad)
+        return node
+
     def emit(self, op, args, lo, hi, generic=False, exact=True, pool=True, **params):
         """Append the step op(*args, **params) (args: nodes or constants) and return its node."""
         name = self._name("v")
@@ -514,7 +541,8 @@ class _Builder:
             example = self.run(op)(*values, **params)
         for a in args:
             if isinstance(a, _Node):
-                n = self.uses[a.name] = self.uses.get(a.name, 0) + 1
+                key = self.aliases.get(a.name, a.name)  # (an alias is its input's tensor)
+                n = self.uses[key] = self.uses.get(key, 0) + 1
                 if n == 2:
                     self.features.add("shared")
                 if n >= 3:  # three gradients for one value: the order of the sum may differ
@@ -991,6 +1019,17 @@ def _shared(b):
     return _binary(op)(b, x, y)
 
 
+def _aliased_input(b):
+    """One tensor passed as two arguments (f(x, x)), each used: a fused program gets the same
+    tensor in two places and gives it two gradients."""
+    inputs = [b.nodes[i.name] for i in b.inputs if i.kind != "mask" and i.alias is None]
+    x = b.draw(st.sampled_from(inputs))
+    y = b.alias(x)
+    if b.draw(st.booleans()):  # something made of x meets y
+        x = b.emit("tanh", (x,), -1.0, 1.0, x.generic)
+    return _binary(b.draw(st.sampled_from(["mul", "add", "sub", "maximum"])))(b, x, y)
+
+
 def _zero_dim(b):
     """A 0-d value meeting a larger one: a 0-d input, or a full reduction."""
     if b.exact_only:  # 0-d with 0-d: no broadcasting
@@ -1070,7 +1109,8 @@ EXACT_OPS = frozenset(BUILDERS) - {
     "matmul", "linear", "broadcast_to", "expand", "sum_to"}
 """The ops that run the same numpy calls in every mode (no sums): a program of these alone,
 without broadcasting, must give bitwise equal results."""
-_EXACT_FEATURES = ("indexing", "integer_array_index", "where", "shared", "zero_dim", "dropout")
+_EXACT_FEATURES = ("indexing", "integer_array_index", "where", "shared", "zero_dim", "dropout",
+                   "aliased_input")
 
 _FEATURE_BUILDERS = {
     "broadcasting": _broadcasting,
@@ -1082,6 +1122,7 @@ _FEATURE_BUILDERS = {
     "integer_array_index": lambda b: _getitem(b, integer_array=True),
     "where": _where, "shared": _shared, "zero_dim": _zero_dim,
     "linear_bn_relu": _linear_bn_relu, "dropout": _dropout, "l2_penalty": _l2_penalty,
+    "aliased_input": _aliased_input,
 }
 
 
@@ -1251,8 +1292,8 @@ def _compare(got, want, exact, truth=None):
         if np.array_equal(got, want, equal_nan=True):
             return None
         diff = np.abs(got.astype(np.float64) - want)
-        return f"not bitwise equal: max |diff| {np.nanmax(diff):.3g} at " \
-               f"{np.unravel_index(np.nanargmax(diff), diff.shape) if diff.ndim else ()}"
+        at = tuple(int(i) for i in np.unravel_index(np.nanargmax(diff), diff.shape))
+        return f"not bitwise equal: max |diff| {np.nanmax(diff):.3g} at {at}"
     scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
     if got.dtype == np.float32:
         try:

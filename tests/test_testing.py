@@ -61,12 +61,15 @@ def _derived(program):
     """(features, exact) of a program, found from its steps and their shapes."""
     values = _run_steps(program, program.draw_values(np.random.default_rng(0)))
     inputs = {i.name for i in program.inputs}
+    alias = {i.name: i.alias for i in program.inputs if i.alias is not None}
     features, exact, uses = set(), True, Counter()
+    if alias:
+        features.add("aliased_input")
     if any(i.shape == () for i in program.inputs) or values[program.result].shape == ():
         features.add("zero_dim")
     for s in program.steps:
         names = [a for a in s.args if isinstance(a, str)]
-        uses.update(names)
+        uses.update(alias.get(a, a) for a in names)
         if any(values[a].shape == () for a in names):
             features.add("zero_dim")
         out = values[s.out].shape
