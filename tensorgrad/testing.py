@@ -168,8 +168,9 @@ def _literal(value):
 
 class Input:
     """An argument of a Program: `kind` 'value' (a tensor, sign flips allowed), 'param' (a
-    layer's parameter: an nn.Parameter) or 'mask' (a dropout mask drawn from `seed` with
-    drop probability `p`, requires no grad). `order` 'F' stores it in Fortran order. `alias`:
+    layer's parameter: an nn.Parameter), 'variance' (batch norm's running variance, in
+    [0.5, 2], requires no grad) or 'mask' (a dropout mask drawn from `seed` with drop
+    probability `p`, requires no grad). `order` 'F' stores it in Fortran order. `alias`:
     the name of an earlier input whose tensor this argument is too (f(x, x))."""
 
     __slots__ = ("name", "shape", "dtype", "kind", "requires_grad", "order", "p", "seed",
@@ -179,22 +180,25 @@ class Input:
                  p=None, seed=None, alias=None):
         self.name, self.shape, self.dtype = name, tuple(shape), np.dtype(dtype).name
         self.kind, self.order, self.p, self.seed, self.alias = kind, order, p, seed, alias
-        self.requires_grad = bool(requires_grad) and kind != "mask"
+        self.requires_grad = bool(requires_grad) and kind not in ("mask", "variance")
 
     def __repr__(self):
         extra = "" if self.kind == "value" else f", kind={self.kind!r}"
-        extra += "" if self.requires_grad or self.kind == "mask" else ", requires_grad=False"
+        extra += "" if self.requires_grad or self.kind in ("mask", "variance") else \
+            ", requires_grad=False"
         extra += "" if self.order == "C" else f", order={self.order!r}"
         extra += "" if self.kind != "mask" else f", p={self.p!r}, seed={self.seed!r}"
         extra += "" if self.alias is None else f", alias={self.alias!r}"
         return f"Input({self.name!r}, {self.shape!r}, {self.dtype!r}{extra})"
 
     def draw(self, rng):
-        """A fresh value: uniform in [-2, 2] (a mask: always the one its seed gives)."""
+        """A fresh value: uniform in [-2, 2] (a variance in [0.5, 2]; a mask: always the one
+        its seed gives)."""
         if self.kind == "mask":
             from .nn.functional import dropout_mask
             return dropout_mask(self.shape, self.p, self.dtype, np.random.default_rng(self.seed))
-        a = rng.uniform(-2.0, 2.0, self.shape).astype(self.dtype)
+        low = 0.5 if self.kind == "variance" else -2.0
+        a = rng.uniform(low, 2.0, self.shape).astype(self.dtype)
         return np.asfortranarray(a) if self.order == "F" else a
 
 
@@ -254,18 +258,30 @@ deviations from zero, and a standard deviation of at least 0.1 (Program.well_con
 def _batch_conditioned(args, bias):
     """Whether h = linear(x, w, b), batch norm's input, is as BATCH_CONDITION asks."""
     from .ops import linear
-    x, w, *rest = args
-    h = linear(x, w, rest[0] if bias else None).data.astype(np.float64)
+    x, w, b = _chain_args(args, bias, True)[:3]
+    h = linear(x, w, b).data.astype(np.float64)
     std = np.sqrt(h.var(axis=0) + 1e-5)
     ratio, least = BATCH_CONDITION
     return bool(np.all(np.abs(h) <= ratio * std) and np.all(std >= least))
 
 
-def _chain(x, w, *rest, form="functional", bias=True):
-    """Linear -> BatchNorm1d (training, batch statistics) -> ReLU, functional forms."""
+def _chain_args(args, bias, training):
+    """(x, weight, bias, gamma, beta, running mean, running variance) of a chain's arguments."""
+    x, w, *rest = args
+    b, rest = (rest[0], rest[1:]) if bias else (None, rest)
+    gamma, beta, *stats = rest
+    return (x, w, b, gamma, beta) + (tuple(stats) if not training else (None, None))
+
+
+def _chain(*args, form="functional", bias=True, training=True):
+    """Linear -> BatchNorm1d -> ReLU, functional forms: batch statistics in training, the
+    running statistics (arguments) in eval mode."""
     from .nn import functional as F
-    b, (gamma, beta) = (rest[0], rest[1:]) if bias else (None, rest)
-    return F.relu(F.batch_norm(F.linear(x, w, b), None, None, gamma, beta, training=True))
+    x, w, b, gamma, beta, mean, var = _chain_args(args, bias, training)
+    h = F.linear(x, w, b)
+    if training:
+        return F.relu(F.batch_norm(h, None, None, gamma, beta, training=True))
+    return F.relu(F.batch_norm_running_stats(h, mean, var, gamma, beta))
 
 
 def _run_table():
@@ -341,7 +357,7 @@ class Program:
         env = {i.name: t for i, t in zip(self.inputs, tensors)}
         for s in self.steps:
             args = [env[a] if isinstance(a, str) else a for a in s.args]
-            if conditions is not None and s.op == "linear_bn_relu":
+            if conditions is not None and s.op == "linear_bn_relu" and s.params["training"]:
                 conditions.append(_batch_conditioned(args, s.params["bias"]))
             form = s.params.get("form")
             if eager and (s.op == "dropout" and form != "mask" or form == "nn"):
@@ -365,8 +381,8 @@ class Program:
             if p["form"] == "module":
                 return nn.Dropout(p["p"], seed=p["seed"])(args[0])
             return F.dropout(args[0], p["p"], training=True, generator=p["seed"])
-        x, w, *rest = args  # linear_bn_relu as nn.Sequential(Linear, BatchNorm1d, ReLU)
-        b, (gamma, beta) = (rest[0], rest[1:]) if p["bias"] else (None, rest)
+        # linear_bn_relu as nn.Sequential(Linear, BatchNorm1d, ReLU)
+        x, w, b, gamma, beta, mean, var = _chain_args(args, p["bias"], p["training"])
         seq = self._modules.get(step.out)
         if seq is None:
             fout, fin = w.shape
@@ -377,6 +393,10 @@ class Program:
         if b is not None:
             seq[0].bias = b
         seq[1].weight, seq[1].bias = gamma, beta
+        seq.train(p["training"])
+        if not p["training"]:
+            seq[1].running_mean.data[...] = mean.data
+            seq[1].running_var.data[...] = var.data
         return seq(x)
 
     def fused(self):
@@ -414,7 +434,7 @@ class Program:
         for _ in range(tries):
             out = []
             for i, a in zip(self.inputs, arrays):
-                if i.kind != "mask":
+                if i.kind in ("value", "param"):
                     flip = rng.random(a.shape) < 0.5
                     a = np.array(np.where(flip, -a, a), dtype=a.dtype, order=i.order)
                 out.append(a)
@@ -983,19 +1003,26 @@ def _linear(b):
 
 
 def _linear_bn_relu(b):
-    """Linear -> BatchNorm1d (batch statistics) -> ReLU on a new (N, in) input."""
+    """Linear -> BatchNorm1d -> ReLU on a new (N, in) input or a value of that shape; batch
+    norm in training (batch statistics: float64 only, see `programs`) or eval mode (the
+    running statistics as inputs)."""
     n, fin, fout = b.draw(st.integers(2, 5)), b.draw(st.integers(1, 4)), b.draw(st.integers(1, 4))
     x = b.pick(lambda v: v.ndim == 2 and v.shape[0] >= 2 and v.generic, (n, fin))
     x = b.bounded(x, 3.0)
     bias = b.draw(st.booleans())
+    training = b.dtype == np.float64 and b.draw(st.sampled_from([True, True, False]))
     params = [b.fresh((fout, x.shape[1]), kind="param")]
     params += [b.fresh((fout,), kind="param") for _ in range(3 if bias else 2)]
+    if not training:
+        params += [b.fresh((fout,), requires_grad=False), b.fresh((fout,), kind="variance")]
     form = b.draw(st.sampled_from(["functional", "nn"]))
     b.features.add("linear_bn_relu")
     if form == "nn":
         b.features.add("nn_modules")
-    hi = 2.0 * np.sqrt(x.shape[0]) + 2.0
-    return b.emit("linear_bn_relu", [x] + params, 0.0, hi, exact=False, form=form, bias=bias)
+    h = x.shape[1] * x.mag * 2.0 + 2.0  # |linear(x)|
+    hi = 2.0 * np.sqrt(x.shape[0]) + 2.0 if training else (h + 2.0) * 2.0 / np.sqrt(0.5) + 2.0
+    return b.emit("linear_bn_relu", [x] + params, 0.0, hi, exact=False, form=form, bias=bias,
+                  training=training)
 
 
 def _dropout(b):
@@ -1150,15 +1177,17 @@ def programs(draw, max_steps=6, dtypes=("float64", "float32"), ops=None, extra_o
     all, which is every op of tg.DIFFERENTIABLE), plus steps for each of `features` the draw
     picks: broadcasting, reductions with an axis and keepdims, indexing with ints, slices and
     integer arrays, comparisons with `where`, a value used twice, 0-d tensors, Linear ->
-    BatchNorm1d -> ReLU (nn modules or functional forms), seeded dropout, the L2 term
-    sum_squares of inputs, and one tensor passed as two inputs. `exact=True` draws only ops
-    that run the same numpy calls in every mode, without broadcasting (None: a quarter of the
-    programs). Operands are first mapped where each op is well conditioned (log and sqrt of
-    values >= 0.1, divisors >= 0.25, exp of |x| <= 3) whatever the signs of the inputs, and
-    batch norm gets well spread batches (Program.well_conditioned). Float32 programs leave the
-    batch-norm chain out: its gradients cancel (for a batch of two they are zero), and two
-    orders of summation then differ by far more than float32's 4 ulp (float64's 1e-12 leaves
-    room for it).
+    BatchNorm1d -> ReLU (nn modules or functional forms, training or eval mode), seeded
+    dropout, the L2 term sum_squares of inputs, and one tensor passed as two inputs.
+    `exact=True` draws only ops that run the same numpy calls in every mode, without
+    broadcasting (None: a quarter of the programs).
+
+    Operands are first mapped where each op is well conditioned (log and sqrt of values
+    >= 0.1, divisors >= 0.25, exp of |x| <= 3) whatever the signs of the inputs, and batch
+    norm gets well spread batches (Program.well_conditioned). In float32 programs batch norm
+    uses running statistics (eval mode): with batch statistics its gradients cancel (for a
+    batch of two they are zero), and two orders of summation then differ by far more than
+    float32's 4 ulp (float64's 1e-12 leaves room for it).
 
     Your own elementwise ops join with `extra_ops` (ProgramOp); `ops=()` draws only them (and
     the features):
@@ -1180,11 +1209,9 @@ def programs(draw, max_steps=6, dtypes=("float64", "float32"), ops=None, extra_o
     builders.update({op.name: _extra_builder(op) for op in extra_ops if op.exact or not exact})
     if exact:
         features = [f for f in features if f in _EXACT_FEATURES]
-    if np.dtype(dtype) == np.float32:  # see the docstring
-        features = [f for f in features if f != "linear_bn_relu"]
     plan = draw(st.lists(st.sampled_from(sorted(builders)), max_size=max_steps)) \
         if builders else []
-    # each feature in half the programs (the chain, left out of some, in three quarters)
+    # each feature in half the programs (the chain, in three quarters)
     plan += [("feature", f) for f in features
              if draw(st.sampled_from([True, True, True, False] if f == "linear_bn_relu" else
                                      [True, False]))]

@@ -46,7 +46,7 @@ EXAMPLES = [
         steps=[Step("v1", "expand_dims", ("x0",), axis=2),
                Step("v2", "mean", ("v1",), axis=(1,), keepdims=True),
                Step("v9", "linear_bn_relu", ("x4", "w5", "w6", "w7", "w8"), form="nn",
-                    bias=True),
+                    bias=True, training=True),
                Step("v10", "mul", ("v9", "v2")),
                Step("v11", "mul", ("v10", 0.5)),
                Step("v12", "elu", ("v11",), alpha=1.0),
