@@ -867,16 +867,28 @@ def _vdot(b):
     return b.emit("vdot", (x, y), -x.size * x.mag * y.mag, x.size * x.mag * y.mag, exact=False)
 
 
-def _same(op, min_ndim, params, generic=True, exact=True, max_ndim=None):
-    """A builder of a step that keeps the values (shape ops): `params(b, x)` draws its
-    parameters."""
+def _same(op, min_ndim, params, generic=True, exact=True, max_ndim=None, bounds=None):
+    """A builder of a step that moves values around (shape ops): `params(b, x)` draws its
+    parameters; `bounds(x, out)` gives the result's interval where it is not x's (a sum, a
+    padding)."""
     def build(b):
         x = b.operand(min_ndim, ok=lambda n: max_ndim is None or n.ndim <= max_ndim)
         kw = params(b, x)
         if kw is None:
             return None
-        return b.emit(op, (x,), x.lo, x.hi, generic and x.generic, exact, **kw)
+        lo, hi = (x.lo, x.hi) if bounds is None else bounds(x, kw)
+        return b.emit(op, (x,), lo, hi, generic and x.generic, exact, **kw)
     return build
+
+
+def _summed_bounds(x, kw):
+    """The interval of sum_to(x, shape): each result sums size(x) / size(shape) values."""
+    n = x.size // _size(kw["shape"])
+    return n * min(x.lo, 0.0), n * max(x.hi, 0.0)
+
+
+def _padded_bounds(x, kw):
+    return min(x.lo, 0.0), max(x.hi, 0.0)
 
 
 def _reshape_params(b, x):
@@ -1119,7 +1131,8 @@ BUILDERS = {
     "expand": _same("expand", 0, lambda b, x: (
         lambda s: None if s is None else dict(sizes=s))(_broadcast_target(b, x)),
         generic=False, exact=False, max_ndim=3),
-    "sum_to": _same("sum_to", 0, _sum_to_params, generic=False, exact=False),
+    "sum_to": _same("sum_to", 0, _sum_to_params, generic=False, exact=False,
+                    bounds=_summed_bounds),
     "squeeze": _same("squeeze", 0, _squeeze_params),
     "unsqueeze": _same("unsqueeze", 0, lambda b, x: dict(
         axis=b.draw(st.integers(-(x.ndim + 1), x.ndim))), max_ndim=3),
@@ -1127,7 +1140,7 @@ BUILDERS = {
         axis=b.draw(st.integers(0, x.ndim))), max_ndim=3),
     "getitem": _getitem, "unindex": _unindex,
     "concatenate": _concatenate("concatenate"), "stack": _concatenate("stack"),
-    "pad": _same("pad", 1, _pad_params, generic=False),
+    "pad": _same("pad", 1, _pad_params, generic=False, bounds=_padded_bounds),
     "astype": _astype, "linear": _linear, "vdot": _vdot,
 }
 """How `programs()` draws each registered op (tg.DIFFERENTIABLE: a test keeps them in step)."""
@@ -1249,25 +1262,36 @@ def _hits():
 
 
 class _Outcome:
-    """A run of a program: its value and its gradients for the inputs that require grad, by
-    backward(), by grad(), by grad(create_graph=True), and the second order: the gradient of
-    sum(grad * u) for fixed directions u (none when the result needs no gradient)."""
+    """A run of a program: its value (with and without grad mode) and its gradients for the
+    inputs that require grad, by backward(), by two backward() calls (the first retaining the
+    graph: each .grad doubles), by grad(), by grad(create_graph=True), and the second order:
+    the gradient of sum(grad * u) for fixed directions u (none when the result needs no
+    gradient)."""
 
     def __init__(self, fn, program, arrays, gout, directions, second_order):
-        from .tensor import grad
+        from .tensor import grad, no_grad
         leaves = program.leaves(arrays)
         wanted = [i for i, t in enumerate(leaves) if t.requires_grad]
         out = fn(*leaves)
         self.value = np.array(out.data, copy=True)
         self.requires_grad = np.array(out.requires_grad)
-        self.backward, self.grad, self.create_graph, self.second = [], [], None, None
+        self.backward, self.twice, self.grad = [], [], []
+        self.create_graph = self.second = None
+        self.no_grad_value = self.value
         if not out.requires_grad:  # a result of constants, comparisons, ...
             return
         out.backward(gout)
         self.backward = [_array(leaves[i].grad, leaves[i]) for i in wanted]
         leaves = program.leaves(arrays)
+        out = fn(*leaves)
+        out.backward(gout, retain_graph=True)
+        out.backward(gout)
+        self.twice = [_array(leaves[i].grad, leaves[i]) for i in wanted]
+        leaves = program.leaves(arrays)
         self.grad = [_array(g, leaves[i]) for i, g in zip(wanted, grad(
             fn(*leaves), [leaves[i] for i in wanted], gout, allow_unused=True))]
+        with no_grad():
+            self.no_grad_value = np.array(fn(*program.leaves(arrays)).data, copy=True)
         if not second_order:
             return
         leaves = program.leaves(arrays)
@@ -1287,7 +1311,9 @@ class _Outcome:
     def items(self):
         yield "value", [self.value]
         yield "result's requires_grad", [self.requires_grad]
+        yield "value under no_grad()", [self.no_grad_value]
         yield "backward() gradient", self.backward
+        yield "gradient of two backward() calls", self.twice
         yield "grad() gradient", self.grad
         if self.second is not None:
             yield "grad(create_graph=True) gradient", self.create_graph

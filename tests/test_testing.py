@@ -115,7 +115,7 @@ def test_a_program_records_the_features_it_uses_and_whether_it_is_exact(program)
     assert program.exact == exact
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=QUIET)
+@settings(max_examples=100, deadline=None, suppress_health_check=QUIET)
 @given(programs(), st.integers(0, 2 ** 32 - 1))
 def test_values_stay_where_each_op_is_well_conditioned(program, seed):
     rng = np.random.default_rng(seed)
