@@ -28,9 +28,11 @@ add = Op("add", np.add, passthrough, passthrough)
 
 def _sub_lower(i, examples):
     """In a fused program, b's gradient when b is a row vector under a float matrix (batch
-    norm's x - mean): minus the column sums of g as one product with a constant -1 vector."""
+    norm's x - mean): minus the column sums of g as one product with a constant -1 vector.
+    Only for a full g: a compact one (a mean's (1, c)) stands for more rows than it has."""
     g, out, a, b = examples if i == 1 else (None,) * 4
-    if g is None or g.ndim != 2 or b.shape != g.shape[1:] or g.dtype.kind != "f":
+    if g is None or g.ndim != 2 or g.shape != out.shape or b.shape != g.shape[1:] or \
+            g.dtype.kind != "f":
         return None
     minus_ones = filled(g.shape[0], g.dtype, -1.0)
     return lambda xp, g, out, a, b: dot(minus_ones, g)

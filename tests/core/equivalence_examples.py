@@ -104,4 +104,11 @@ EXAMPLES = [
         result="v22", features=("broadcasting", "dropout", "float32", "l2_penalty",
                                 "linear_bn_relu", "shared", "zero_dim"), exact=False),
         seed=89456),
+    # sub's lowered vjp took a mean's compact (1, 1) gradient for a full one: every compiled
+    # backward of a fused (x - c).mean() with c of shape (1,) gave c 1/6 of its gradient
+    dict(program=Program(
+        inputs=[Input("x0", (2, 3)), Input("x1", (1,))],
+        steps=[Step("v2", "sub", ("x0", "x1")),
+               Step("v3", "mean", ("v2",), axis=None, keepdims=False)],
+        result="v3", features=("broadcasting",), exact=False), seed=0),
 ]

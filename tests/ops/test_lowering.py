@@ -97,6 +97,24 @@ def test_other_shapes_keep_the_general_functions():
         is None
 
 
+def test_sub_keeps_the_general_vjp_for_a_compact_gradient():
+    # g of shape (1, 1) stands for a (2, 3) gradient (a mean's, not broadcast yet): a product
+    # with a -1 vector of one row would sum one row of it, not the six terms
+    g, out, a = np.full((1, 1), 1 / 6), np.ones((2, 3)), np.ones((2, 3))
+    assert sub.lower(1, [g, out, a, np.ones(1)]) is None
+    assert sub.lower(1, [np.ones((2, 3)), out, a, np.ones(3)]) is not None  # batch norm's
+
+
+def test_a_fused_difference_with_a_one_element_operand_has_its_gradient_on_every_call():
+    f = tg.fuse(lambda x, c: (x - c).mean())
+    for _ in range(3):  # the first call's backward probes, the later ones run compiled
+        x = tg.tensor(np.ones((2, 3)), requires_grad=True)
+        c = tg.tensor(np.ones(1), requires_grad=True)
+        f(x, c).backward()
+        np.testing.assert_array_equal(c.grad.data, [-1.0])
+        np.testing.assert_array_equal(x.grad.data, np.full((2, 3), 1 / 6))
+
+
 def test_a_fused_program_runs_the_lowered_functions(monkeypatch):
     from tensorgrad.ops import linalg
     used = []
