@@ -256,8 +256,9 @@ def _index(idx):
 
 
 BATCH_CONDITION = 4.0, 0.1
-"""What a drawn program's batch norm may meet, per feature: values at most 4 standard
-deviations from zero, and a standard deviation of at least 0.1 (Program.well_conditioned)."""
+"""What a drawn program's batch norm (and float32 variance) may meet, per feature: values at
+most 4 standard deviations from zero, and a standard deviation of at least 0.1
+(Program.well_conditioned)."""
 
 
 def _batch_conditioned(args, bias):
@@ -268,6 +269,18 @@ def _batch_conditioned(args, bias):
     std = np.sqrt(h.var(axis=0) + 1e-5)
     ratio, least = BATCH_CONDITION
     return bool(np.all(np.abs(h) <= ratio * std) and np.all(std >= least))
+
+
+def _spread(x, axis):
+    """Whether x is spread along `axis` as BATCH_CONDITION asks of batch norm's batches: a
+    float32 variance loses digits to the rounding of the mean otherwise."""
+    x = x.astype(np.float64)
+    if _count(x.shape, axis) < 2:
+        return True
+    std = x.std(axis=axis, keepdims=True)
+    ratio, least = BATCH_CONDITION
+    return bool(np.all(np.abs(x.mean(axis=axis, keepdims=True)) <= ratio * std) and
+                np.all(std >= least))
 
 
 def _chain_args(args, bias, training):
@@ -338,9 +351,15 @@ class Program:
         inputs = "".join(f"\n        {i!r}," for i in self.inputs)
         steps = "".join(f"\n        {s!r}," for s in self.steps)
         ops = f",\n    ops=[{', '.join(self.ops)}]" if self.ops else ""
+        features, line = [], "       "
+        for f in sorted(self.features):  # wrapped at 100 columns, as the tests' source is
+            if len(line) + len(f) > 90:
+                features.append(line)
+                line = "       "
+            line += f" {f!r},"
+        features = "(\n" + "\n".join(features + [line]) + "\n    )" if self.features else "()"
         return (f"Program(\n    inputs=[{inputs}\n    ],\n    steps=[{steps}\n    ],\n"
-                f"    result={self.result!r}, features={tuple(sorted(self.features))!r}, "
-                f"exact={self.exact!r}{ops})")
+                f"    result={self.result!r}, exact={self.exact!r}, features={features}{ops})")
 
     def source(self):
         """The program as Python-like code (for failure messages)."""
@@ -364,6 +383,8 @@ class Program:
             args = [env[a] if isinstance(a, str) else a for a in s.args]
             if conditions is not None and s.op == "linear_bn_relu" and s.params["training"]:
                 conditions.append(_batch_conditioned(args, s.params["bias"]))
+            if conditions is not None and s.op in ("var", "std") and args[0].dtype == np.float32:
+                conditions.append(_spread(args[0].data, s.params["axis"]))
             form = s.params.get("form")
             if eager and (s.op == "dropout" and form != "mask" or form == "nn"):
                 env[s.out] = self._eager_form(s, args)
@@ -413,10 +434,11 @@ class Program:
         return fuse(program)
 
     def well_conditioned(self, arrays):
-        """Whether batch norm meets well spread batches only (BATCH_CONDITION): a batch far
-        off zero for its spread loses digits to the rounding of its mean, a narrow one has
-        large gradients, and runs that round differently then disagree in the result."""
-        if not any(s.op == "linear_bn_relu" for s in self.steps):
+        """Whether batch norm meets well spread batches only (BATCH_CONDITION), and so do
+        float32 variances: a batch far off zero for its spread loses digits to the rounding of
+        its mean, a narrow one has large gradients, and runs that round differently then
+        disagree in the result."""
+        if not any(s.op in ("linear_bn_relu", "var", "std") for s in self.steps):
             return True
         from .tensor import no_grad
         conditions = []
@@ -804,8 +826,10 @@ def _reduction(op):
     axes), keepdims None (drawn) or a bool."""
     def build(b, axis="any", keepdims=None):
         min_ndim = 1 if axis == "some" else 0
-        ok = (lambda n: n.generic and n.ndim >= 1 and max(n.shape) >= 2) if op == "std" else \
-            (lambda n: True)
+        ok = lambda n: True  # noqa: E731
+        if op in ("var", "std"):  # no copies (a variance of 0), in float32 inputs only
+            ok = lambda n: n.generic and (b.dtype == np.float64 or n.name[0] == "x") and (  # noqa
+                op == "var" or n.ndim >= 1 and max(n.shape) >= 2)
         x = b.pick(lambda n: n.ndim >= min_ndim and ok(n))
         if x is None:
             x = b.fresh(b.draw(shapes(min_dims=1, min_side=2) if op == "std" else

@@ -111,4 +111,70 @@ EXAMPLES = [
         steps=[Step("v2", "sub", ("x0", "x1")),
                Step("v3", "mean", ("v2",), axis=None, keepdims=False)],
         result="v3", features=("broadcasting",), exact=False), seed=0),
+    # a float32 standard deviation of a narrow sample (std 0.21 for values up to 3.7): second-
+    # order gradients 12 ulp apart between the modes; float32 variances now get well spread
+    # samples (Program.well_conditioned)
+    dict(program=Program(
+            inputs=[
+                Input('x0', (), 'float32'),
+                Input('x1', (4,), 'float32'),
+                Input('x6', (3, 4), 'float32'),
+            ],
+            steps=[
+                Step('v2', 'max', ('x1',), axis=-1, keepdims=True),
+                Step('v3', 'broadcast_to', ('v2',), shape=(3, 2)),
+                Step('v4', 'mul', ('v2', 'v2')),
+                Step('v5', 'getitem', ('x1',), index=[-3]),
+                Step('v7', 'add', ('x1', 'x6')),
+                Step('v8', 'std', ('v7',), axis=(0,), keepdims=True, ddof=0),
+                Step('v9', 'max', ('x1',), axis=None, keepdims=False),
+                Step('v10', 'sub', ('x1', 'v9')),
+                Step('v11', 'neg', ('x1',)),
+                Step('v12', 'mean', ('v3',), axis=None, keepdims=False),
+                Step('v13', 'add', ('v11', 'v12')),
+                Step('v14', 'mean', ('v4',), axis=None, keepdims=False),
+                Step('v15', 'add', ('v13', 'v14')),
+                Step('v16', 'mean', ('v5',), axis=None, keepdims=False),
+                Step('v17', 'add', ('v15', 'v16')),
+                Step('v18', 'mean', ('v8',), axis=None, keepdims=False),
+                Step('v19', 'add', ('v17', 'v18')),
+                Step('v20', 'mean', ('v10',), axis=None, keepdims=False),
+                Step('v21', 'add', ('v19', 'v20')),
+            ],
+            result='v21', exact=False, features=(
+                'broadcasting', 'float32', 'indexing', 'integer_array_index', 'keepdims',
+                'reduction_axis', 'shared', 'zero_dim',
+            )),
+         seed=1),
+    # a float32 variance of exact copies (a broadcast) is rounding noise, 9 ulp apart between
+    # the modes: variances now take values without copies (here in float64, where it is fine)
+    dict(program=Program(
+            inputs=[
+                Input('x0', (1, 1, 4), 'float64'),
+                Input('m1', (1, 1, 4), 'float64', kind='mask', p=0.9, seed=47345),
+            ],
+            steps=[
+                Step('v2', 'dropout', ('x0', 'm1'), p=0.9, seed=47345, form='functional'),
+                Step('v3', 'broadcast_to', ('v2',), shape=(3, 1, 4)),
+                Step('v4', 'astype', ('v3',), dtype='float64'),
+                Step('v5', 'astype', ('v4',), dtype='float64'),
+                Step('v6', 'getitem', ('x0',), index=0),
+                Step('v7', 'mul', ('v5', 0.25)),
+                Step('v8', 'var', ('v7',), axis=2, keepdims=True, ddof=1),
+                Step('v9', 'mul', ('v3', 0.1)),
+                Step('v10', 'add', ('v9', 'v9')),
+                Step('v11', 'sigmoid', ('x0',)),
+                Step('v12', 'log_softmax', ('v6',), axis=1),
+                Step('v13', 'sum', ('v12',), axis=0, keepdims=True),
+                Step('v14', 'sum_squares', ('x0',)),
+                Step('v15', 'mul', ('v14', 0.005)),
+                Step('v16', 'add', ('x0', 'v15')),
+                Step('v17', 'mul', ('v3', 0.25)),
+                Step('v18', 'var', ('v17',), axis=0, keepdims=True, ddof=1),
+            ],
+            result='v18', exact=False, features=(
+                'broadcasting', 'dropout', 'float64', 'indexing', 'keepdims', 'l2_penalty',
+                'reduction_axis', 'shared', 'zero_dim',
+            )),
+         seed=1478),
 ]
