@@ -217,8 +217,17 @@ class Step:
         self.out, self.op, self.args, self.params = out, op, tuple(args), params
 
     def __repr__(self):
-        params = "".join(f", {k}={_literal(v)}" for k, v in self.params.items())
-        return f"Step({self.out!r}, {self.op!r}, {_literal(self.args)}{params})"
+        return self._repr()
+
+    def _repr(self, width=None):
+        """The source; its parameters on a second line if the first would pass `width`."""
+        head = f"Step({self.out!r}, {self.op!r}, {_literal(self.args)}"
+        params = ", ".join(f"{k}={_literal(v)}" for k, v in self.params.items())
+        if not params:
+            return head + ")"
+        if width is not None and len(head) + len(params) + 3 > width:
+            return f"{head},\n             {params})"
+        return f"{head}, {params})"
 
     def source(self):
         args = [a if isinstance(a, str) else _literal(a) for a in self.args]
@@ -349,11 +358,11 @@ class Program:
 
     def __repr__(self):
         inputs = "".join(f"\n        {i!r}," for i in self.inputs)
-        steps = "".join(f"\n        {s!r}," for s in self.steps)
+        steps = "".join(f"\n        {s._repr(76)}," for s in self.steps)
         ops = f",\n    ops=[{', '.join(self.ops)}]" if self.ops else ""
         features, line = [], "       "
         for f in sorted(self.features):  # wrapped at 100 columns, as the tests' source is
-            if len(line) + len(f) > 90:
+            if len(line) + len(f) > 80:
                 features.append(line)
                 line = "       "
             line += f" {f!r},"
@@ -1363,9 +1372,10 @@ class ModesDisagree(AssertionError):
     """Two ways of running one program gave different results."""
 
 
-def _compare(got, want, exact, ulps=4):
+def _compare(got, want, exact, ulps=4, exact_value=None):
     """None if `got` agrees with `want` (bitwise if `exact`, else within 1e-12 in float64 or
-    `ulps` ulp in float32, at the array's scale), else how they differ."""
+    `ulps` ulp in float32, at the array's scale), else how they differ. `exact_value()`: the
+    quantity computed in float64, for float32 results more than `ulps` apart."""
     if got.shape != want.shape or got.dtype != want.dtype:
         return f"shape/dtype {got.shape} {got.dtype} vs {want.shape} {want.dtype}"
     if exact or got.dtype.kind != "f":
@@ -1386,8 +1396,16 @@ def _compare(got, want, exact, ulps=4):
         diff = np.abs(got.astype(np.float64) - want)
         if (diff <= ulps * ulp).all():
             return None
-        return f"more than {ulps} ulp apart (float32, scale {scale:.3g}): max |diff| " \
-               f"{diff.max():.3g} = {np.max(diff / ulp):.3g} ulp"
+        why = f"more than {ulps} ulp apart (float32, scale {scale:.3g}): max |diff| " \
+              f"{diff.max():.3g} = {np.max(diff / ulp):.3g} ulp"
+        if exact_value is None:
+            return why
+        # rounded on either side of the exact value: each within `ulps` of the float64 result
+        truth = exact_value()
+        off, ref_off = (np.max(np.abs(a.astype(np.float64) - truth) / ulp) for a in (got, want))
+        if off <= ulps and ref_off <= ulps:
+            return None
+        return f"{why}; {off:.3g} and {ref_off:.3g} ulp from the float64 result"
     bad = ~(np.abs(got - want) <= 1e-12 * scale + 1e-12 * np.abs(want))
     if bad.any():
         return f"not within 1e-12 (float64, scale {scale:.3g}): max |diff| " \
@@ -1402,10 +1420,12 @@ def assert_program_modes_agree(program, seed=0, calls=3, second_order=True):
     values and the gradients (backward(), grad(), grad(create_graph=True), second order)
     agree with the reference: bitwise when the program is `exact` (the same numpy calls run
     in every mode), else within 1e-12 of the largest magnitude (float64) or 4 ulp (float32;
-    ulps counted at the array's scale where an element is below it). The gradient of two
-    backward() calls adds each leaf's terms in an order the mode chooses: never bitwise, and
-    8 ulp in float32. The fused function is traced once, on the first call, and replayed after.
-    Raises ModesDisagree naming the program, the call, the quantity and the modes.
+    ulps counted at the array's scale where an element is below it, and two results rounded
+    on either side of the exact value pass when each is within 4 ulp of the program run in
+    float64). The gradient of two backward() calls adds each leaf's terms in an order the
+    mode chooses: never bitwise, and 8 ulp in float32. The fused function is traced once, on
+    the first call, and replayed after. Raises ModesDisagree naming the program, the call, the
+    quantity and the modes.
     """
     from .tensor import no_grad
     rng = np.random.default_rng(seed)
@@ -1447,6 +1467,17 @@ def assert_program_modes_agree(program, seed=0, calls=3, second_order=True):
                     raise ModesDisagree(_report(program, seed, k, what, base, base,
                                                 "the reference is not finite: the program "
                                                 "left its well-conditioned domain"))
+        twin = {}  # the program in float64 on the same values, in reference mode (lazily)
+
+        def exact_value(what, i, arrays=arrays, gout=gout, directions=directions, twin=twin):
+            if not twin:
+                with reference:
+                    twin.update(_Outcome(program, program, [a.astype(np.float64) for a in arrays],
+                                         gout.astype(np.float64),
+                                         [d.astype(np.float64) for d in directions],
+                                         second_order).items())
+            return twin[what][i]
+
         for name, run in runs.items():
             if name == base:
                 continue
@@ -1456,7 +1487,8 @@ def assert_program_modes_agree(program, seed=0, calls=3, second_order=True):
                                                 f"{len(got)} vs {len(want)} arrays"))
                 twice = what == _TWICE  # two sums, added in an order each mode chooses
                 for i, (g, w) in enumerate(zip(got, want)):
-                    why = _compare(g, w, program.exact and not twice, 8 if twice else 4)
+                    why = _compare(g, w, program.exact and not twice, 8 if twice else 4,
+                                   lambda what=what, i=i: exact_value(what, i))
                     if why is not None:
                         label = what if len(want) == 1 and what[0] in "vr" else \
                             f"{what} of input {i}"

@@ -307,6 +307,16 @@ def test_float32_results_agree_within_4_ulp_at_their_scale():
     assert _compare(want.astype(np.float64), want, False).startswith("shape/dtype")
 
 
+def test_float32_results_on_either_side_of_the_exact_value_agree():
+    exact = np.array([1.0, 2.0])
+    want = (exact + 3 * np.spacing(np.float32(exact))).astype(np.float32)
+    got = (exact - 3 * np.spacing(np.float32(exact))).astype(np.float32)  # 6 ulp from want
+    assert "6 ulp" in _compare(got, want, False)
+    assert _compare(got, want, False, exact_value=lambda: exact) is None
+    far = (exact - 6 * np.spacing(np.float32(exact))).astype(np.float32)  # 9 ulp, 6 off
+    assert "from the float64 result" in _compare(far, want, False, exact_value=lambda: exact)
+
+
 def test_float64_results_agree_within_1e12_at_their_scale():
     want = np.array([1e3, 1.0, 0.0])
     assert _compare(want + 5e-10 * np.array([1, 0, 1]), want, False) is None
