@@ -36,7 +36,8 @@ DEFAULT_ROOT = "~/.cache/tensorgrad"
 
 HOW_TO_PROVIDE = (
     "To provide the files, either download cifar-10-python.tar.gz from "
-    "https://www.cs.toronto.edu/~kriz/cifar.html and unpack it into the root above, or build "
+    "https://www.cs.toronto.edu/~kriz/cifar.html into the root above (it is checked and "
+    "unpacked on first use), or build "
     "them from the bundled JPEG copy with `python ../shared/data/make_cifar10.py DIR` (run from "
     f"the repository) and then set {ENV_VAR}=DIR or pass root=DIR (DIR or DIR/{FOLDER} both work)."
 )
@@ -72,6 +73,14 @@ def _latin1_encode(text, encoding="latin1"):
     return text.encode("latin1")
 
 
+def _empty_bytes(*args):
+    """Stand-in for bytes(), which Python 3 pickles (protocol 2) use to store b'' (the pixels of
+    an array with no images); bytes(n) would allocate n bytes, so arguments are refused."""
+    if args:
+        raise pickle.UnpicklingError("bytes() with arguments is not allowed")
+    return b""
+
+
 def _numpy_global(submodule: str, name: str):
     """numpy.<submodule>.<name>, found under numpy._core (numpy 2) or numpy.core (numpy 1)."""
     for package in ("numpy._core", "numpy.core"):
@@ -88,7 +97,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that allows only the globals a CIFAR-10 batch needs: numpy arrays and dtypes.
 
     Python 2 pickles (the official files) name numpy.core.multiarray._reconstruct; Python 3
-    ones (e.g. make_cifar10.py's) name numpy._core.multiarray._reconstruct and _codecs.encode.
+    ones (e.g. make_cifar10.py's) name numpy._core.multiarray._reconstruct and _codecs.encode,
+    or bytes for an empty array's pixels.
     """
     _NUMPY = {"ndarray": np.ndarray, "dtype": np.dtype}
     _NUMPY_CORE = {("multiarray", "_reconstruct"), ("numeric", "_frombuffer")}
@@ -103,6 +113,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 return _numpy_global(submodule, name)
         if (module, name) == ("_codecs", "encode"):
             return _latin1_encode
+        if (module, name) in (("__builtin__", "bytes"), ("builtins", "bytes")):
+            return _empty_bytes
         raise pickle.UnpicklingError(
             f"refusing to load global {module}.{name}: a CIFAR-10 file needs only numpy arrays")
 
@@ -135,13 +147,21 @@ def read_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if missing:
         raise ValueError(f"{path} is not a CIFAR-10 batch: keys {sorted(missing)} are missing "
                          f"(found {sorted(batch)})")
-    data, labels = batch["data"], np.asarray(batch["labels"])
+    data = batch["data"]
+    if isinstance(data, np.ndarray) and data.size == 0:
+        raise ValueError(f"{path} holds no images ('data' has shape {data.shape}); a CIFAR-10 "
+                         f"batch holds 10,000. Provide the files again. {HOW_TO_PROVIDE}")
     if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
             or data.shape[1] != NUM_FEATURES):
         desc = (f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray)
                 else type(data).__name__)
         raise ValueError(f"{path}: 'data' should be a uint8 array of shape (n, {NUM_FEATURES}), "
                          f"got a {desc}")
+    try:
+        labels = np.asarray(batch["labels"])
+    except (ValueError, TypeError) as exc:  # e.g. a ragged list
+        raise ValueError(f"{path}: 'labels' should hold {len(data)} integers, got "
+                         f"{type(batch['labels']).__name__} that is not an array ({exc})") from exc
     if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{path}: 'labels' should hold {len(data)} integers, "
                          f"got {labels.dtype} of shape {labels.shape}")
@@ -186,6 +206,18 @@ def find_cifar10(root: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
+def _target(root: Path) -> Path:
+    """The folder the batch files are unpacked into: root/cifar-10-batches-py, or root itself
+    if it has that name."""
+    return root if root.name == FOLDER else root / FOLDER
+
+
+def _archives(root: Path) -> list[Path]:
+    """Where a local cifar-10-python.tar.gz may be: beside the batch folder, or inside it."""
+    target = _target(root)
+    return [target.parent / ARCHIVE, target / ARCHIVE]
+
+
 def _where_looked(root: Path, explicit: bool) -> str:
     source = ("the root argument" if explicit else
               f"${ENV_VAR}" if os.environ.get(ENV_VAR) else
@@ -195,6 +227,8 @@ def _where_looked(root: Path, explicit: bool) -> str:
         missing = [name for name in FILES if not (folder / name).is_file()]
         state = "folder does not exist" if not folder.is_dir() else f"missing {', '.join(missing)}"
         lines.append(f"  {folder}  ({state})")
+    lines.append(f"and for the archive {ARCHIVE} at:")
+    lines += [f"  {archive}  (not present)" for archive in _archives(root)]
     return "\n".join(lines)
 
 
@@ -269,25 +303,40 @@ def extract_archive(archive: Path, folder: Path) -> Path:
 
 def ensure_cifar10(root: str | os.PathLike | None = None, download: bool = True, url: str = URL,
                    md5: str = MD5, timeout: float = 30) -> Path:
-    """The folder holding the CIFAR-10 files under root, downloading them first if allowed."""
+    """The folder holding the CIFAR-10 files under root, unpacking them first from a local
+    cifar-10-python.tar.gz (beside or inside root/cifar-10-batches-py) once it passes its MD5
+    check, else downloading the archive if allowed.
+
+    A local archive that fails the check is never replaced: ValueError names it, its MD5 and
+    the expected one.
+    """
     explicit = root is not None
     root = resolve_root(root)
     folder = find_cifar10(root)
     if folder is not None:
         return folder
+    target = _target(root)
+    local = next((a for a in _archives(root) if a.is_file()), None)
+    if local is not None:
+        got = _md5(local)
+        if got != md5:
+            raise ValueError(
+                f"{local} fails its MD5 check (got {got}, expected {md5}): it is truncated, "
+                f"damaged or not the CIFAR-10 archive, so it was neither unpacked nor replaced. "
+                f"Delete it{' to download it again' if download else ''}, or put the right "
+                f"file there. {HOW_TO_PROVIDE}")
+        return extract_archive(local, target)
     looked = _where_looked(root, explicit)
     if not download:
         raise FileNotFoundError(f"CIFAR-10 not found and download=False.\n{looked}\n"
                                 f"{HOW_TO_PROVIDE}")
-    target = root if root.name == FOLDER else root / FOLDER
     archive = target.parent / ARCHIVE
-    if not (archive.is_file() and _md5(archive) == md5):
-        try:
-            download_archive(url, archive, md5, timeout)
-        except (OSError, http.client.HTTPException) as exc:
-            raise FileNotFoundError(
-                f"CIFAR-10 not found, and downloading {url} failed ({type(exc).__name__}: "
-                f"{exc}).\n{looked}\n{HOW_TO_PROVIDE}") from exc
+    try:
+        download_archive(url, archive, md5, timeout)
+    except (OSError, http.client.HTTPException) as exc:
+        raise FileNotFoundError(
+            f"CIFAR-10 not found, and downloading {url} failed ({type(exc).__name__}: "
+            f"{exc}).\n{looked}\n{HOW_TO_PROVIDE}") from exc
     return extract_archive(archive, target)
 
 
@@ -309,11 +358,12 @@ def load_cifar10(root: str | os.PathLike | None = None, split: str = "b", n_val:
     """Load CIFAR-10 as a CIFAR10Splits of float32 pixels in [0, 1] and int64 labels.
 
     root names the cifar-10-batches-py folder or the folder containing it (like torchvision's
-    root); if None, $TENSORGRAD_DATA, else ~/.cache/tensorgrad. When the files are missing and
-    download is True, cifar-10-python.tar.gz is fetched from url (with a network timeout in
-    seconds), checked against md5 and its seven expected members unpacked into
-    root/cifar-10-batches-py; otherwise FileNotFoundError says where it looked and how to
-    provide the files.
+    root); if None, $TENSORGRAD_DATA, else ~/.cache/tensorgrad. When the files are missing, a
+    local cifar-10-python.tar.gz (in root, or in root/cifar-10-batches-py) is checked against
+    md5 and its seven expected members unpacked into root/cifar-10-batches-py; a local archive
+    failing the check raises ValueError. Without one, if download is True, the archive is
+    fetched from url (with a network timeout in seconds), checked and unpacked the same way;
+    otherwise FileNotFoundError says where it looked and how to provide the files.
 
     Splits (STUDIES.md):
       'a': train data_batch_1 (10k), val data_batch_2 (10k), test test_batch.
