@@ -26,7 +26,7 @@ import numpy as np
 import tensorgrad
 from models.mlp import MLP
 from tensorgrad import nn
-from tensorgrad.data import DataLoader, find_cifar10, load_cifar10, standardize
+from tensorgrad.data import DataLoader, check_finite, find_cifar10, load_cifar10, standardize
 from tensorgrad.data.cifar10 import ENV_VAR, resolve_root
 from tensorgrad.optim import SGD
 from tensorgrad.optim.lr_scheduler import CyclicLR
@@ -132,7 +132,8 @@ def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
     With args.quick the parts are cut to QUICK_TRAIN / QUICK_VAL / QUICK_TEST images, and split
     'b' takes its validation images from the end of the training batches, at most a fifth of
     them, so a tiny dataset in the real format (fewer images per file) works too. The last
-    loaded split is cached, so a study running several configurations loads it once.
+    loaded split is cached, so a study running several configurations loads it once. A split
+    holding NaN or infinity raises ValueError naming it.
     """
     key = (os.fspath(resolve_root(args.data)), split, n_val, args.quick)
     if key in _cache:
@@ -154,6 +155,8 @@ def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
         raw = load_cifar10(args.data, split=split, n_val=n_val)
         train, val, test = raw.train, raw.val, raw.test
     del raw
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        check_finite(None if part is None else part[0], f"load_data: the {name} split")
     xs = standardize(train[0], None if val is None else val[0], test[0])
     folder = os.fspath(find_cifar10(args.data) or resolve_root(args.data))
     data = Data(train=(xs[0], train[1]), val=None if val is None else (xs[1], val[1]),

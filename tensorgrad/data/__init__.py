@@ -13,11 +13,12 @@ from .augment import (
                       Transform,
                       standardize,
 )
+from .checks import check_finite
 from .cifar10 import CIFAR10Splits, ensure_cifar10, find_cifar10, load_cifar10, read_batch
 from .loader import DataLoader
 
 __all__ = [
     "CIFAR10Splits", "ColorJitter", "Compose", "DataLoader", "GaussianBlur", "GaussianNoise",
-    "Normalize", "RandomHorizontalFlip", "RandomTranslation", "Transform", "ensure_cifar10",
-    "find_cifar10", "load_cifar10", "read_batch", "standardize",
+    "Normalize", "RandomHorizontalFlip", "RandomTranslation", "Transform", "check_finite",
+    "ensure_cifar10", "find_cifar10", "load_cifar10", "read_batch", "standardize",
 ]

@@ -12,6 +12,8 @@ import math
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from .checks import check_finite
+
 
 def _generator(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -261,6 +263,8 @@ class Normalize:
         if self.mean.shape != self.std.shape:
             raise ValueError(f"Normalize: mean shape {self.mean.shape} != std shape "
                              f"{self.std.shape}")
+        if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all()):
+            raise ValueError("Normalize: mean and std must be finite")
         if not np.all(self.std > 0):
             raise ValueError("Normalize: std must be positive everywhere")
         self.dtype = np.dtype(dtype)
@@ -271,6 +275,7 @@ class Normalize:
         train_x = _check_float(np.asarray(train_x), "Normalize.fit")
         if train_x.ndim < 1 or len(train_x) == 0:
             raise ValueError(f"Normalize.fit: needs at least one sample, got shape {train_x.shape}")
+        check_finite(train_x, "Normalize.fit: train_x")
         mean, std = _mean_std(train_x)
         return cls(mean, np.where(std > 0, std, 1.0), dtype=dtype)
 
@@ -302,7 +307,10 @@ def standardize(train_x: np.ndarray, *others: np.ndarray | None,
     """Standardise train_x and each of others with train_x's per-feature mean and std.
 
     Returns a tuple (train, *others) of dtype arrays; a None in others (e.g. split 'c''s missing
-    val) passes through as None.
+    val) passes through as None. Non-finite values raise ValueError naming the array.
     """
+    check_finite(train_x, "standardize: train_x")
+    for i, x in enumerate(others):
+        check_finite(x, f"standardize: others[{i}]")
     norm = Normalize.fit(train_x, dtype=dtype)
     return tuple(None if x is None else norm(x) for x in (train_x, *others))

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from .checks import check_finite
+
 
 class DataLoader:
     """Iterate over (x, y, ...) in mini-batches, one epoch per `for` loop.
@@ -14,7 +16,8 @@ class DataLoader:
     accepted; its batches are then plain arrays instead of tuples). Each epoch draws a new
     permutation from the loader's generator (seed: int, None or np.random.Generator) and
     gathers every batch with np.take, so the dataset itself is never copied. len(loader) is
-    the number of batches per epoch.
+    the number of batches per epoch. Float data holding NaN or infinity is refused here,
+    before any training.
 
     An epoch left unfinished (a `break`, an exception) is continued by the next `for` loop
     rather than restarted, so the loader's state alone decides what comes next: state_dict()
@@ -44,6 +47,8 @@ class DataLoader:
                 or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got "
                              f"{batch_size!r}")
+        for i, a in enumerate(arrays):
+            check_finite(a, f"DataLoader: arrays[{i}]")
         self.arrays = arrays
         self.num_samples = lengths[0]
         self.batch_size = int(batch_size)

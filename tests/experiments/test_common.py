@@ -91,3 +91,19 @@ def test_command_line_records_the_data_source(monkeypatch):
     assert common.command_line("s", ["--seed", "1"], None) == (
         "TENSORGRAD_DATA='/some data' python -m experiments.s --seed 1")
     assert common.command_line("s", ["--data", "/d"], "/d") == "python -m experiments.s --data /d"
+
+
+def test_load_data_names_a_split_holding_non_finite_values(tiny_cifar, monkeypatch):
+    real = common.load_cifar10
+
+    def poisoned(*args, **kwargs):
+        kwargs.pop("dtype", None)                   # float32 pixels, which can hold NaN
+        splits = real(*args, **kwargs)
+        splits.test[0][3, 7] = np.nan
+        return splits
+    monkeypatch.setattr(common, "load_cifar10", poisoned)
+    common._cache.clear()
+    with pytest.raises(ValueError, match=r"load_data: the test split holds 1 non-finite value "
+                                         r"\(NaN or inf\); the first is at row 3"):
+        common.load_data(_args(tiny_cifar), split="b")
+    common._cache.clear()
