@@ -237,8 +237,12 @@ class Compose:
         return "Compose(\n" + "".join(f"    {t!r}\n" for t in self.transforms) + ")"
 
 
-def _mean_std(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and (population) std over axis 0, in float64, in row chunks."""
+def _mean_std(x, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and (population) std over axis 0, in float64, in row chunks.
+
+    x is an array, or an array-like whose row slices are float arrays (an ImageArray); either
+    gives bitwise the same statistics for the same values, as the chunks are the same.
+    """
     n = len(x)
     total = np.zeros(x.shape[1:])
     for start in range(0, n, chunk):
@@ -246,8 +250,16 @@ def _mean_std(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]
     mean = total / n
     squares = np.zeros(x.shape[1:])
     for start in range(0, n, chunk):
-        squares += np.square(x[start:start + chunk] - mean).sum(axis=0)
+        deviations = np.subtract(x[start:start + chunk], mean)   # float64
+        np.square(deviations, out=deviations)
+        squares += deviations.sum(axis=0)
     return mean, np.sqrt(squares / n)
+
+
+def _is_array_like(x) -> bool:
+    """An array-like read by row slices (such as an ImageArray), but not a numpy array."""
+    return not isinstance(x, np.ndarray) and all(
+        hasattr(x, a) for a in ("shape", "dtype", "__len__", "__getitem__"))
 
 
 class Normalize:
@@ -270,16 +282,24 @@ class Normalize:
         self.dtype = np.dtype(dtype)
 
     @classmethod
-    def fit(cls, train_x: np.ndarray, dtype=np.float32) -> Normalize:
-        """Per-feature mean and std of the training data; features with std 0 get std 1."""
-        train_x = _check_float(np.asarray(train_x), "Normalize.fit")
+    def fit(cls, train_x, dtype=np.float32) -> Normalize:
+        """Per-feature mean and std of the training data; features with std 0 get std 1.
+
+        train_x: a float array, or an ImageArray of uint8 images (read in chunks as pixels / 255,
+        giving bitwise the statistics of the float32 pixels without converting them all).
+        """
+        if _is_array_like(train_x):
+            if not np.issubdtype(train_x.dtype, np.floating):
+                raise TypeError(f"Normalize.fit: expects float data, got {train_x!r}")
+        else:
+            train_x = _check_float(np.asarray(train_x), "Normalize.fit")
         if train_x.ndim < 1 or len(train_x) == 0:
             raise ValueError(f"Normalize.fit: needs at least one sample, got shape {train_x.shape}")
         check_finite(train_x, "Normalize.fit: train_x")
         mean, std = _mean_std(train_x)
         return cls(mean, np.where(std > 0, std, 1.0), dtype=dtype)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def _checked(self, x: np.ndarray) -> np.ndarray:
         try:
             fits = np.broadcast_shapes(x.shape[1:], self.mean.shape) == x.shape[1:]
         except ValueError:
@@ -287,10 +307,16 @@ class Normalize:
         if not fits:
             raise ValueError(f"Normalize: samples of shape {x.shape[1:]} do not match the "
                              f"statistics' shape {self.mean.shape}")
-        out = np.array(x, dtype=self.dtype)
+        return x
+
+    def _normalize_(self, out: np.ndarray) -> np.ndarray:
+        """(out - mean) / std in place, in out's dtype (self.dtype)."""
         out -= self.mean.astype(self.dtype)
         out /= self.std.astype(self.dtype)
         return out
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._normalize_(np.array(self._checked(x), dtype=self.dtype))
 
     def state_dict(self) -> dict:
         return {"mean": self.mean.copy(), "std": self.std.copy()}
@@ -302,15 +328,23 @@ class Normalize:
         return f"Normalize(features={self.mean.shape}, dtype={self.dtype.name})"
 
 
-def standardize(train_x: np.ndarray, *others: np.ndarray | None,
-                dtype=np.float32) -> tuple[np.ndarray | None, ...]:
+def standardize(train_x: np.ndarray, *others: np.ndarray | None, dtype=np.float32) -> tuple:
     """Standardise train_x and each of others with train_x's per-feature mean and std.
 
-    Returns a tuple (train, *others) of dtype arrays; a None in others (e.g. split 'c''s missing
-    val) passes through as None. Non-finite values raise ValueError naming the array.
+    Returns a tuple (train, *others); a None in others (e.g. split 'c''s missing val) passes
+    through as None. Float arrays come back standardised as dtype arrays. uint8 arrays (images,
+    0-255) are read as pixels / 255 and come back as ImageArray views that standardise each
+    batch when indexed, bitwise as the float32 pixels would be, without a float copy of the
+    data. Non-finite values raise ValueError naming the array.
     """
+    from .images import ImageArray  # images.py builds on Normalize
+
+    def lean(x):
+        return isinstance(x, np.ndarray) and x.dtype == np.uint8
+
     check_finite(train_x, "standardize: train_x")
     for i, x in enumerate(others):
         check_finite(x, f"standardize: others[{i}]")
-    norm = Normalize.fit(train_x, dtype=dtype)
-    return tuple(None if x is None else norm(x) for x in (train_x, *others))
+    norm = Normalize.fit(ImageArray(train_x) if lean(train_x) else train_x, dtype=dtype)
+    return tuple(None if x is None else ImageArray(x, norm) if lean(x) else norm(x)
+                 for x in (train_x, *others))
