@@ -250,7 +250,11 @@ def _mean_std(x, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     mean = total / n
     squares = np.zeros(x.shape[1:])
     for start in range(0, n, chunk):
-        deviations = np.subtract(x[start:start + chunk], mean)   # float64
+        stop = min(start + chunk, n)
+        deviations = np.empty((stop - start, *x.shape[1:]))
+        for row in range(start, stop, 256):  # a few rows at a time: no float copy of the chunk
+            deviations[row - start:row - start + 256] = x[row:min(row + 256, stop)]
+        deviations -= mean
         np.square(deviations, out=deviations)
         squares += deviations.sum(axis=0)
     return mean, np.sqrt(squares / n)
