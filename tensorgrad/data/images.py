@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .augment import Normalize
+from .augment import BLOCK_ROWS, Normalize
 
 
 def to_float(pixels: np.ndarray) -> np.ndarray:
@@ -55,13 +55,20 @@ class ImageArray:
         return len(self.images)
 
     def _convert(self, pixels: np.ndarray) -> np.ndarray:
-        x = to_float(pixels)
+        """to_float(pixels), then the transform; a Normalize works in place on the new array,
+        and both steps go BLOCK_ROWS rows at a time, while those rows are in cache."""
         t = self.transform
-        if t is None:
-            return x
-        if isinstance(t, Normalize) and t.dtype == x.dtype:
-            return t._normalize_(t._checked(x))  # x is ours: normalise in place, no copy
-        return t(x)
+        norm = t if isinstance(t, Normalize) and t.dtype == np.float32 else None
+        if norm is not None:
+            norm._checked(pixels)  # the shape check of Normalize.__call__
+        out = np.empty(pixels.shape, dtype=np.float32)
+        for start in range(0, len(pixels), BLOCK_ROWS):
+            block = out[start:start + BLOCK_ROWS]
+            block[...] = pixels[start:start + BLOCK_ROWS]
+            block /= np.float32(255)  # as to_float
+            if norm is not None:
+                norm._normalize_(block)
+        return out if t is None or norm is not None else t(out)
 
     def __getitem__(self, index):
         rows, rest = index, ()

@@ -179,3 +179,30 @@ def test_standardize_keeps_float_inputs_eager_and_uint8_inputs_lean(cifar_root):
     lean_train, float_val = standardize(raw.train[0], floats.val[0])
     assert isinstance(lean_train, ImageArray) and isinstance(float_val, np.ndarray)
     assert same_bits(float_val, standardize(floats.train[0], floats.val[0])[1])
+
+
+def test_batches_larger_than_a_block_are_bitwise_the_formula():
+    """Conversion and normalisation go 128 rows at a time; across blocks nothing changes."""
+    rng = np.random.default_rng(1)
+    u8 = rng.integers(0, 256, size=(300, 3, 4, 4), dtype=np.uint8)
+    x = u8.astype(np.float32)
+    x /= 255.0
+    for mean, std in ((x.mean(axis=0), x.std(axis=0) + 0.1),            # per feature
+                      (np.full((3, 1, 1), 0.4), np.array([0.2, 0.3, 0.25])[:, None, None])):
+        norm = Normalize(mean, std)
+        expected = (x - norm.mean.astype(np.float32)) / norm.std.astype(np.float32)
+        assert same_bits(ImageArray(u8, norm)[:], expected)
+        assert same_bits(ImageArray(u8, norm)[7:290], expected[7:290])
+        assert same_bits(norm(x), expected)
+    assert same_bits(ImageArray(u8)[:], x)
+
+
+def test_normalize_statistics_are_read_only():
+    norm = Normalize([0.5, 0.5], [0.2, 0.2])
+    with pytest.raises(ValueError, match="read-only"):
+        norm.mean[0] = 0.0
+    state = norm.state_dict()
+    state["mean"][0] = 0.0                                 # a copy, free to edit
+    norm.load_state_dict(state)
+    assert same_bits(norm(np.ones((3, 2), np.float32)),
+                     np.full((3, 2), [5.0, 2.5], dtype=np.float32))
