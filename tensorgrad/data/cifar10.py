@@ -163,8 +163,9 @@ def read_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     try:
         labels = np.asarray(batch["labels"])
     except (ValueError, TypeError) as exc:  # e.g. a ragged list
-        raise ValueError(f"{path}: 'labels' should hold {len(data)} integers, got "
-                         f"{type(batch['labels']).__name__} that is not an array ({exc})") from exc
+        raise ValueError(f"{path}: 'labels' should hold {len(data)} integers, got a "
+                         f"{type(batch['labels']).__name__} numpy cannot read as an array "
+                         f"({exc})") from exc
     if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{path}: 'labels' should hold {len(data)} integers, "
                          f"got {labels.dtype} of shape {labels.shape}")

@@ -17,9 +17,11 @@ class ImageArray:
     """uint8 images that index like a read-only float array, converting only the rows asked for.
 
     x[rows] gathers those rows of `images` as uint8, divides them by 255 in float32 (exactly as
-    load_cifar10 does) and applies `transform` (e.g. a Normalize) to that batch alone, so the
-    values are bitwise those of transforming the whole float32 array. CIFAR-10's 50,000 images
-    take 150 MB this way instead of 600 MB per float32 copy.
+    load_cifar10 does) and applies `transform` (e.g. a Normalize) to that batch alone; with a
+    Normalize the values are bitwise those of normalising the whole float32 array. CIFAR-10's
+    50,000 images take 150 MB this way instead of 600 MB per float32 copy. To augment, train on
+    ImageArray(images) (pixels in [0, 1]) with fit(augment=Compose([..., norm])), and evaluate
+    on ImageArray(images, norm).
 
     It works where fit, evaluate and DataLoader take an array: len(x), x.shape, x.dtype, x[i],
     x[a:b], x[index_array], x[mask], x[rows, columns], and np.asarray(x), which converts
