@@ -27,7 +27,7 @@ import tensorgrad
 from models.mlp import MLP
 from tensorgrad import nn
 from tensorgrad.atomic import write_text
-from tensorgrad.data import DataLoader, find_cifar10, load_cifar10, standardize
+from tensorgrad.data import DataLoader, check_finite, find_cifar10, load_cifar10, standardize
 from tensorgrad.data.cifar10 import ENV_VAR, resolve_root
 from tensorgrad.optim import SGD
 from tensorgrad.optim.lr_scheduler import CyclicLR
@@ -132,7 +132,10 @@ def output_dir(args, name: str) -> Path:
 
 @dataclass
 class Data:
-    """Standardised splits (float32 x, int64 y): train, val (None for split 'c') and test."""
+    """Standardised splits (x, int64 y): train, val (None for split 'c') and test.
+
+    x is an ImageArray: the uint8 images, read as float32 batches standardised with the training
+    part's statistics (bitwise what standardising the float32 pixels gives)."""
     train: tuple
     val: tuple | None
     test: tuple
@@ -150,17 +153,20 @@ _cache: dict = {}
 def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
     """CIFAR-10 in the given split, standardised with the training part's mean and std.
 
-    With args.quick the parts are cut to QUICK_TRAIN / QUICK_VAL / QUICK_TEST images, and split
-    'b' takes its validation images from the end of the training batches, at most a fifth of
-    them, so a tiny dataset in the real format (fewer images per file) works too. The last
-    loaded split is cached, so a study running several configurations loads it once.
+    The images stay uint8 (184 MB for split b) and every batch read from them is converted and
+    standardised on the fly. With args.quick the parts are cut to QUICK_TRAIN / QUICK_VAL /
+    QUICK_TEST images, and split 'b' takes its validation images from the end of the training
+    batches, at most a fifth of them, so a tiny dataset in the real format (fewer images per
+    file) works too. The last loaded split is cached, so a study running several configurations
+    loads it once. A split holding NaN or infinity raises ValueError naming it.
     """
     key = (os.fspath(resolve_root(args.data)), split, n_val, args.quick)
     if key in _cache:
         return _cache[key]
-    _cache.clear()  # one split in memory at a time: the full data is ~0.6 GB per copy
+    _cache.clear()  # one split in memory at a time
     if args.quick:  # never downloads: --quick is for tests and fixtures
-        raw = load_cifar10(args.data, split="a" if split == "a" else "c", download=False)
+        raw = load_cifar10(args.data, split="a" if split == "a" else "c", download=False,
+                           dtype=np.uint8)
         (x, y), test = raw.train, raw.test
         if split == "a":
             train, val = (x[:QUICK_TRAIN], y[:QUICK_TRAIN]), tuple(a[:QUICK_VAL] for a in raw.val)
@@ -172,9 +178,11 @@ def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
             train, val = (x[:QUICK_TRAIN], y[:QUICK_TRAIN]), None
         test = (test[0][:QUICK_TEST], test[1][:QUICK_TEST])
     else:
-        raw = load_cifar10(args.data, split=split, n_val=n_val)
+        raw = load_cifar10(args.data, split=split, n_val=n_val, dtype=np.uint8)
         train, val, test = raw.train, raw.val, raw.test
     del raw
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        check_finite(None if part is None else part[0], f"load_data: the {name} split")
     xs = standardize(train[0], None if val is None else val[0], test[0])
     folder = os.fspath(find_cifar10(args.data) or resolve_root(args.data))
     data = Data(train=(xs[0], train[1]), val=None if val is None else (xs[1], val[1]),
