@@ -16,6 +16,7 @@ import numpy as np
 
 from . import faults
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data.checks import check_finite
 from .deferred_signals import DeferredSignals
 from .nn import functional as F
 from .nn.regularization import l2_penalty
@@ -235,6 +236,9 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
     if train_eval_data is None:
         arrays = getattr(train_loader, "arrays", None)
         train_eval_data = (arrays[0], arrays[1]) if arrays is not None else None
+    for data, name in ((val_data, "val_data"), (train_eval_data, "train_eval_data")):
+        if data is not None:  # before training: a NaN would otherwise only show as val_loss=nan
+            check_finite(data[0], f"fit: {name}")
     history = History()
     step = 0
     saved = None    # the update whose state the checkpoint file holds

@@ -99,3 +99,14 @@ def test_evaluate_uses_eval_mode_and_restores_it():
     a = evaluate(model, *val, batch_size=7)
     b = evaluate(model, *val, batch_size=100)
     assert model.training and a["acc"] == b["acc"] and a["loss"] == pytest.approx(b["loss"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_validation_data_is_refused_before_training(bad):
+    model, opt, sched, loader, _, (x, y) = _setup()
+    x = x.copy()
+    x[7, 2] = bad
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"fit: val_data .*row 7"):
+        fit(model, opt, loader, val_data=(x, y), scheduler=sched, progress=False)
+    assert all(np.array_equal(b, p.data) for b, p in zip(before, model.parameters()))
