@@ -34,6 +34,7 @@ from .gradcheck import (
                        gradgradcheck,
                        gradient_errors,
 )
+from .mode import FastPath, fast_mode, fast_paths, is_fast, set_fast
 from .ops import *  # noqa: F401,F403  (every op as a function: tg.exp(x), tg.sum(x, axis=0), ...)
 from .ops import DIFFERENTIABLE
 from .serialization import load, save

@@ -20,7 +20,8 @@ argument) and a traced tensor kept and used after its trace. Captured tensors th
 require grad, and numpy arrays, are constants of the trace: they must not change between calls.
 Keyword arguments are static: each distinct value gets its own trace. Under
 `create_graph=True` the backward re-runs `fn` op by op, so higher-order gradients work as
-without fusion.
+without fusion. In reference mode (`tg.set_fast(False)`, tensorgrad/mode.py) a fused function
+calls `fn` op by op, without a trace.
 
 How: the trace runs `fn` on `_Traced` tensors (its leaves, and every op's output switches to that
 class), whose `.data` only the engine's own readers get (`apply`, and the functions marked
@@ -37,6 +38,7 @@ from operator import attrgetter
 
 import numpy as np
 
+from . import mode as _mode
 from .function import Function, Op, passthrough
 from .inline import expression
 from .tensor import Tensor
@@ -50,6 +52,7 @@ _t = importlib.import_module(".tensor", __package__)  # the module (tensorgrad.t
 __all__ = ["fuse", "TraceError"]
 
 _data_of, _requires_grad = attrgetter("data"), attrgetter("requires_grad")
+_HITS = _mode.HITS
 _shape_dtype = attrgetter("shape", "dtype")
 
 
@@ -103,6 +106,7 @@ class _Program:
             if mask is not None:
                 return self.forward(*arrays)
             forward = self.lean[None] = self._assemble_forward(set())
+        _HITS["lean_forward"] += 1
         return forward(*arrays)
 
     def backward(self, xp, g, vals, mask, consume=False):
@@ -126,6 +130,8 @@ class _Program:
             reads |= compiled.reads
             self.lean[mask] = self._assemble_forward(reads)
             return grads
+        if consume:
+            _HITS["early_free"] += 1
         return compiled(xp, g, vals, consume)
 
     def _call(self, env, name, fn, spec, kw, extra=(), args=None):
@@ -139,6 +145,7 @@ class _Program:
             named[key] = f"{name}_{key}"
         inlined = expression(fn, parts, named, env, name) if _ours(fn) else None
         if inlined is not None:
+            _HITS["inlined_lambda"] += 1
             return inlined
         env[name] = fn
         return f"{name}({', '.join(parts + [f'{k}={v}' for k, v in named.items()])})"
@@ -158,6 +165,7 @@ class _Program:
                 low = op.lower(None, [examples[a] for a in spec], **kw)
                 if low is not None:
                     fn, kw = low, {}
+                    _HITS["lowering"] += 1
             args = [f"v{a}" for a in spec]
             if fn in _TYPED_NUMBERS:
                 _typed_numbers(env, k, args, [examples[a] for a in spec])
@@ -244,6 +252,7 @@ class _Program:
                     low = op.lower(i, examples, **kw)
                     if low is not None:  # its result may differ in shape: fix what it returns
                         fn, extra_kw, met = low, {}, low(xp, *examples)
+                        _HITS["lowering"] += 1
                 if fn is passthrough:
                     value = f"g{s}"
                 else:
@@ -287,6 +296,7 @@ def _typed_numbers(env, k, args, examples):
         if e.__class__ in (int, float):
             env[f"n{k}_{i}"] = _number(e, dtype)
             args[i] = f"n{k}_{i}"
+            _HITS["typed_number"] += 1
 
 
 def _ours(fn):
@@ -318,6 +328,7 @@ def _reduction(env, site, shape, target, dtype, full):
     if len(shape) == 2 and dtype.kind == "f" and shape[1:] == target[-1:] and \
             target in ((shape[1],), (1, shape[1])) and (full is None or full == shape):
         env[f"ones{site}"] = np.ones(shape[0], dtype)
+        _HITS["blas_reduction"] += 1
         return f"dot(ones{site}, $)" + (".reshape(S_)" if len(target) == 2 else "")
     return f"xp.reduce_to($, S_, F{site})"
 
@@ -369,10 +380,11 @@ class _Saved:
     """What a fused node keeps for its backward (freed with the node's graph): the program,
     the forward's values, which inputs require grad, and the static keyword arguments."""
 
-    __slots__ = ("program", "vals", "mask", "kw")
+    __slots__ = ("program", "vals", "mask", "kw", "reference")
 
     def __init__(self, program, vals, mask, kw):
         self.program, self.vals, self.mask, self.kw = program, vals, mask, kw
+        self.reference = None  # (g, every input's gradient) of the reference walk's last call
 
 
 # ------------------------------------------------------------------------------------------------
@@ -713,9 +725,25 @@ def _fused_vjp_all(fn):
     return vjp_all
 
 
-def _fused_vjp(vjp_all):
-    def vjp(xp, g, out, *args, argnum):  # one input's gradient (Op's variadic vjp protocol)
-        return vjp_all(xp, g, out, args)[argnum]
+def _fused_vjp(fn):
+    """One input's gradient (Op's variadic vjp protocol), which only the reference walk asks
+    for (the fast walk calls vjp_all): `fn` run again op by op on the node's inputs and
+    differentiated by the reference walk, once per incoming gradient."""
+    def vjp(xp, g, out, *args, argnum):
+        saved, inputs = args[-1], args[:-1]
+        if saved.reference is None or saved.reference[0] is not g:
+            create_graph = isinstance(g, Tensor)
+            if not create_graph:  # the node's input arrays as new leaves
+                inputs = [Tensor._wrap(a).requires_grad_(m) for a, m in zip(inputs, saved.mask)]
+            with _t.enable_grad():
+                grads = _graph_grads(fn, inputs, saved.kw, g, create_graph)
+            for i, gi in enumerate(grads):
+                if gi is None and saved.mask[i]:  # an input the result does not depend on
+                    grads[i] = Tensor(np.zeros_like(_data_of(inputs[i])))
+            if not create_graph:
+                grads = [None if gi is None else gi.data for gi in grads]
+            saved.reference = (g, grads)
+        return saved.reference[1][argnum]
     return vjp
 
 
@@ -741,16 +769,42 @@ def _unshared(grads, g):
     return grads
 
 
-def _graph_grads(fn, tensors, kw, g):
+def _graph_grads(fn, tensors, kw, g, create_graph=True):
+    """The gradients of `fn`'s result for `tensors` (None for those that do not require grad
+    or that it does not depend on), by running fn op by op."""
     result = fn(*tensors, **kw)
     result = result[0] if isinstance(result, tuple) else result
     wanted = [i for i, t in enumerate(tensors) if t.requires_grad]
     grads = [None] * len(tensors)
-    found = _t.grad(result, [tensors[i] for i in wanted], g, create_graph=True,
+    found = _t.grad(result, [tensors[i] for i in wanted], g, create_graph=create_graph,
                     allow_unused=True)
     for i, gi in zip(wanted, found):
         grads[i] = gi
     return grads
+
+
+def _reference_call(fn, tensors, kw, wrap_aux):
+    """A fused function's call in reference mode: fn op by op. As from a fused node, the
+    inputs requiring grad that the result does not depend on get a zero gradient, and the
+    auxiliary results carry no gradient."""
+    result = fn(*tensors, **kw)
+    out, aux = (result[0], result[1:]) if isinstance(result, tuple) else (result, None)
+    if isinstance(out, Tensor) and out.requires_grad and _t._grad_enabled:
+        reached = {id(p) for t in _t._graph([out]) for p in t._parents} | {id(out)}
+        ignored = [t for t in tensors if t.requires_grad and id(t) not in reached]
+        if ignored:
+            out = _t.node(_IGNORED_INPUTS, (out, *ignored), [out.data, *map(_data_of, ignored)],
+                          list(range(1 + len(ignored))), out.data)
+    if aux is None:
+        return out
+    aux = [a.detach() for a in aux]
+    return (out, *(aux if wrap_aux else [a.data for a in aux]))
+
+
+# the result (input 0) passes its gradient on; the other inputs get zeros
+_IGNORED_INPUTS = Op("fused_inputs", None, lambda xp, g, out, *args, argnum:
+                     g if argnum == 0 else np.zeros(args[argnum].shape, args[argnum].dtype),
+                     variadic=True)
 
 
 def fuse(fn):
@@ -759,7 +813,7 @@ def fuse(fn):
     programs = {}
     name = getattr(fn, "__name__", "fused")
     vjp_all = _fused_vjp_all(fn)
-    op = Op(f"fused[{name}]", None, _fused_vjp(vjp_all), variadic=True, fresh=True,
+    op = Op(f"fused[{name}]", None, _fused_vjp(fn), variadic=True, fresh=True,
             vjp_all=vjp_all)
 
     needs = {}  # requires-grad mask -> positions of the inputs that require grad
@@ -778,6 +832,9 @@ def fuse(fn):
                                f"nn.Sequential's fused layers in training mode)",
                                "they would be applied once, with the first call's values: "
                                "call it outside the fused function, or in eval mode")
+        if not _mode.FAST:
+            return _reference_call(fn, tensors, kw, wrap_aux)
+        _HITS["fused_program"] += 1
         arrays = list(map(_data_of, tensors))
         key = (tuple(map(_shape_dtype, arrays)), tuple(kw.items()))
         entry = programs.get(key)

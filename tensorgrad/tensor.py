@@ -11,12 +11,14 @@ import operator
 
 import numpy as np
 
+from . import mode as _mode
 from .blas import axpy
 from .xp import Scaled as _Scaled
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "grad", "GraphFreedError"]
 
+_HITS = _mode.HITS  # fast paths' counters (tg.fast_paths)
 _FLOAT_KINDS = "f"  # gradients exist for real floating point dtypes only
 _grad_enabled = True
 
@@ -382,71 +384,21 @@ def _freed(t):
 _xp = {}
 
 
-def _namespace(create_graph):
-    """numpy for an ordinary backward, tensorgrad's own ops under create_graph (see xp.py)."""
+def _namespace(create_graph, fast=True):
+    """numpy for an ordinary backward (its fast helpers, or plain numpy in reference mode),
+    tensorgrad's own ops under create_graph (see xp.py)."""
     if not _xp:
         from . import ops
-        from .xp import numpy_ns
-        _xp[False], _xp[True] = numpy_ns, ops
-    return _xp[create_graph]
+        from .xp import numpy_ns, reference_ns
+        _xp[False, True], _xp[False, False], _xp[True, True] = numpy_ns, reference_ns, ops
+        _xp[True, False] = ops
+    return _xp[create_graph, fast]
 
 
-def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate):
-    """Core of `Tensor.backward` and `grad`.
-
-    Nodes are processed in decreasing creation order (`_seq`) from a heap: a node enters it when
-    its first gradient arrives and leaves it after all its consumers (created later) have added
-    theirs, so no separate topological sort is needed and nodes no gradient reaches are skipped.
-
-    accumulate=True (backward): add gradients into `.grad` of the leaves that require grad (only
-    those in `targets` if given) and of non-leaves that `retain_grad()`. accumulate=False (grad):
-    return {id(target): gradient} for the targets and touch no `.grad`.
-    """
-    xp = _namespace(create_graph)
-    tids = None if targets is None else {id(t) for t in targets}
-    results = {}
-    owned = set()  # ids of .grad arrays this walk allocated (safe to accumulate into in place)
-    fast = accumulate and tids is None and not create_graph  # the ordinary training backward
-
-    def deliver(t, g, upstream=None):
-        """Hand a finished gradient to `t`: into results (grad) or into t.grad (backward).
-
-        `g` may alias `upstream` (the gradient flowing into the op that produced it: add, reshape
-        and friends pass it through) and then must be copied before a leaf keeps it. A fresh
-        array the walk computed is owned: kept as is, and later arrivals add into it in place.
-        A 0-d `g` may be a numpy scalar (what ufuncs return for 0-d operands): a leaf keeps an
-        array, since later terms are added into what it keeps in place.
-        """
-        if g.shape != t.data.shape:  # a compact gradient becomes full-size at delivery
-            g = xp.broadcast_to(g, t.data.shape)
-        if not accumulate:
-            if id(t) in tids:
-                prev = results.get(id(t))
-                results[id(t)] = g if prev is None else prev + g
-            return
-        if tids is not None and id(t) not in tids and not t._retains_grad:
-            return
-        if create_graph:
-            g = g if isinstance(g, Tensor) else Tensor._wrap(g)
-            t._grad = g if t._grad is None else t._grad + g
-            return
-        current = t._grad
-        if current is not None and id(current.data) in owned:
-            current.data += g  # our own buffer from this walk: accumulate in place
-            return
-        if current is not None:
-            g = current.data + g
-            if g.__class__ is not np.ndarray:
-                g = np.asarray(g)  # the sum of 0-d arrays is a scalar
-        elif g.__class__ is not np.ndarray:
-            g = np.array(g)
-        elif upstream is None or not g.flags.writeable or np.may_share_memory(g, upstream):
-            g = g.copy()  # the caller's array, a broadcast, or a pass-through of one
-        t._grad = Tensor._wrap(g)
-        owned.add(id(g))
-
-    heap = []  # (-seq, node) of the nodes holding a pending gradient in ._g
-    lazy = {}  # id(leaf) -> (leaf, [xp.Scaled, ...]) waiting for another gradient (fast only)
+def _seeds(roots, grad_roots, create_graph, xp):
+    """(root, its gradient) pairs: `gradient=` / `grad_outputs=` checked against the root's
+    shape and cast to its dtype (a Tensor under create_graph), or ones for a scalar root."""
+    out = []
     for r, g in zip(roots, grad_roots):
         if g is None:
             if r.data.size != 1:
@@ -465,6 +417,155 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             g = xp.astype(g, r.dtype)
         if create_graph and not isinstance(g, Tensor):
             g = Tensor._wrap(g)
+        out.append((r, g))
+    return out
+
+
+def _reference_backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate):
+    """The textbook reverse-mode walk, the specification of `backward()` and `grad` (reference
+    mode runs it; the fast walk `_backward` must give the same gradients).
+
+    1. Order the recorded nodes reachable from the roots so that every node comes before the
+       nodes it was computed from (reverse creation order: an op's output is created after
+       its inputs). 2. Give each root its gradient. 3. For each node in that order, call one
+       vjp per input that requires grad, with the node's full gradient, and undo broadcasting
+       (sum the result back to the input's shape). 4. Accumulate: an input that is a node adds
+       it to that node's gradient; a leaf gets it in `.grad` (accumulate=True, backward) or in
+       the results (accumulate=False, grad: {id(target): gradient}, no `.grad` touched).
+    With `targets`, only paths that lead to a target are walked and only targets (and tensors
+    that `retain_grad()`) receive gradients. Without retain_graph each node's saved inputs are
+    dropped once used, so a second walk raises GraphFreedError. Under create_graph the vjps run
+    on Tensors with tensorgrad's ops (xp), so the gradients are differentiable themselves.
+    """
+    xp = _namespace(create_graph, fast=False)
+    tids = None if targets is None else {id(t) for t in targets}
+    grads, results = {}, {}  # id(node) -> its gradient so far; id(target) -> its gradient
+
+    def deliver(t, g):
+        """A finished gradient for a leaf, a target or a tensor that asked to retain it."""
+        if not create_graph:
+            g = np.array(g)  # an array of its own, never a view of another gradient
+        if not accumulate:
+            if id(t) in tids:
+                results[id(t)] = results[id(t)] + g if id(t) in results else g
+        elif tids is None or id(t) in tids or t._retains_grad:
+            if create_graph:
+                g = g if isinstance(g, Tensor) else Tensor._wrap(g)
+                t._grad = g if t._grad is None else t._grad + g
+            else:
+                t._grad = Tensor._wrap(g if t._grad is None else np.asarray(t._grad.data + g))
+
+    def fit(gi, x):
+        """Undo broadcasting: `gi` summed (or, if smaller, spread) to x's shape, in x's dtype."""
+        if gi.shape != x.shape:
+            full = np.broadcast_shapes(gi.shape, x.shape)
+            gi = xp.sum_to(xp.broadcast_to(gi, full), x.shape)
+        return gi if gi.dtype == x.dtype else xp.astype(gi, x.dtype)
+
+    for r, g in _seeds(roots, grad_roots, create_graph, xp):
+        if r._op is None:
+            deliver(r, g)
+        else:
+            grads[id(r)] = grads[id(r)] + g if id(r) in grads else g
+    order = sorted(_graph(roots), key=_seq_of, reverse=True)  # raises if a node was freed
+    needed = None  # with targets: the nodes with a path to one
+    if tids is not None:
+        needed = set()
+        for t in reversed(order):
+            if any(isinstance(p, Tensor) and (id(p) in tids or id(p) in needed)
+                   for p in t._parents):
+                needed.add(id(t))
+    with set_grad_enabled(True if create_graph else _grad_enabled):
+        for t in order:
+            g = grads.pop(id(t), None)
+            if g is None:  # no gradient reached this node
+                continue
+            if t._retains_grad or (tids is not None and id(t) in tids):
+                deliver(t, g)
+            if needed is None or id(t) in needed:
+                op, parents = t._op, t._parents
+                args, out = (parents, t) if create_graph else (t._raw, t.data)
+                for i in t._need:
+                    p = parents[i]
+                    if needed is not None and id(p) not in needed and id(p) not in tids:
+                        continue
+                    if op.variadic:
+                        gi = op.vjps[0](xp, g, out, *args, argnum=i, **t._kw)
+                    else:
+                        gi = op.vjps[i](xp, g, out, *args, **t._kw)
+                    gi = fit(gi, p)
+                    if p._op is None:
+                        deliver(p, gi)
+                    else:
+                        grads[id(p)] = grads[id(p)] + gi if id(p) in grads else gi
+            if not retain_graph:
+                t._parents = t._raw = None
+    return results
+
+
+def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate):
+    """Core of `Tensor.backward` and `grad`.
+
+    Nodes are processed in decreasing creation order (`_seq`) from a heap: a node enters it when
+    its first gradient arrives and leaves it after all its consumers (created later) have added
+    theirs, so no separate topological sort is needed and nodes no gradient reaches are skipped.
+
+    accumulate=True (backward): add gradients into `.grad` of the leaves that require grad (only
+    those in `targets` if given) and of non-leaves that `retain_grad()`. accumulate=False (grad):
+    return {id(target): gradient} for the targets and touch no `.grad`.
+    """
+    if not _mode.FAST:
+        return _reference_backward(roots, grad_roots, targets, retain_graph, create_graph,
+                                   accumulate)
+    xp = _namespace(create_graph)
+    tids = None if targets is None else {id(t) for t in targets}
+    results = {}
+    owned = set()  # ids of .grad arrays this walk allocated (safe to accumulate into in place)
+    fast = accumulate and tids is None and not create_graph  # the ordinary training backward
+
+    def deliver(t, g, upstream=None):
+        """Hand a finished gradient to `t`: into results (grad) or into t.grad (backward).
+
+        `g` may alias `upstream` (the gradient flowing into the op that produced it: add, reshape
+        and friends pass it through) and then must be copied before a leaf keeps it. A fresh
+        array the walk computed is owned: kept as is, and later arrivals add into it in place.
+        A 0-d `g` may be a numpy scalar (what ufuncs return for 0-d operands): a leaf keeps an
+        array, since later terms are added into what it keeps in place.
+        """
+        if g.shape != t.data.shape:  # a compact gradient becomes full-size at delivery
+            g = xp.broadcast_to(g, t.data.shape)
+            _HITS["compact_gradient"] += 1
+        if not accumulate:
+            if id(t) in tids:
+                prev = results.get(id(t))
+                results[id(t)] = g if prev is None else prev + g
+            return
+        if tids is not None and id(t) not in tids and not t._retains_grad:
+            return
+        if create_graph:
+            g = g if isinstance(g, Tensor) else Tensor._wrap(g)
+            t._grad = g if t._grad is None else t._grad + g
+            return
+        current = t._grad
+        if current is not None and id(current.data) in owned:
+            current.data += g  # our own buffer from this walk: accumulate in place
+            _HITS["inplace_accumulate"] += 1
+            return
+        if current is not None:
+            g = current.data + g
+            if g.__class__ is not np.ndarray:
+                g = np.asarray(g)  # the sum of 0-d arrays is a scalar
+        elif g.__class__ is not np.ndarray:
+            g = np.array(g)
+        elif upstream is None or not g.flags.writeable or np.may_share_memory(g, upstream):
+            g = g.copy()  # the caller's array, a broadcast, or a pass-through of one
+        t._grad = Tensor._wrap(g)
+        owned.add(id(g))
+
+    heap = []  # (-seq, node) of the nodes holding a pending gradient in ._g
+    lazy = {}  # id(leaf) -> (leaf, [xp.Scaled, ...]) waiting for another gradient (fast only)
+    n_all = n_fresh = n_lazy = 0  # fast paths taken (tg.fast_paths), counted once at the end
+    for r, g in _seeds(roots, grad_roots, create_graph, xp):
         if r._op is None:  # a root that is itself a leaf: gets a copy, never the caller's array
             deliver(r, g)
         elif r._g is None:
@@ -505,9 +606,13 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 args, out = t._raw, t.data
             if not op.elementwise and g.shape != out.shape:
                 g = xp.broadcast_to(g, out.shape)  # a compact gradient meets a shape op
+                _HITS["compact_gradient"] += 1
             kw = t._kw
             vjps = op.vjps
-            every = None if op.vjp_all is None else op.vjp_all(xp, g, out, args, retain_graph)
+            every = None
+            if op.vjp_all is not None:
+                every = op.vjp_all(xp, g, out, args, retain_graph)
+                n_all += 1
             for i in t._need:
                 p = parents[i]
                 if needed is not None and not (id(p) in needed or id(p) in tids):
@@ -519,6 +624,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                         # (shape, dtype and ownership: see Op.vjp_all)
                         w.data = gi
                         owned.add(id(gi))
+                        n_fresh += 1
                         if lazy and id(p) in lazy:
                             _add_lazy(lazy.pop(id(p))[1], gi)
                         continue
@@ -532,10 +638,13 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 if gi.__class__ is _Scaled:  # x * s, not computed yet (see xp.Scaled)
                     if fast and p._op is None and p._grad is None and gi.dtype == pdata.dtype:
                         lazy.setdefault(id(p), (p, []))[1].append(gi)  # wait for another gradient
+                        n_lazy += 1
                         continue
                     gi = gi.array()  # (its dtype may follow s's: cast below)
                 if gi.shape != pdata.shape or (op.elementwise and gi.shape != out.shape):
                     # undo broadcasting (compact axes may stay; see xp.reduce_to)
+                    if op.elementwise and gi.shape != out.shape:
+                        _HITS["compact_gradient"] += 1
                     gi = xp.reduce_to(gi, pdata.shape, out.shape if op.elementwise else None)
                 if gi.dtype != pdata.dtype:
                     gi = xp.astype(gi, pdata.dtype)
@@ -550,6 +659,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                         and gi.base is None and op.fresh and gi.__class__ is np.ndarray:
                     p._grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
                     owned.add(id(gi))
+                    n_fresh += 1
                     if lazy and id(p) in lazy:
                         _add_lazy(lazy.pop(id(p))[1], gi)
                 else:
@@ -567,6 +677,9 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     finally:
         for _, t in heap:  # an error stopped the walk: drop the pending gradients
             t._g = None
+        _HITS["vjp_all"] += n_all
+        _HITS["fresh_gradient"] += n_fresh
+        _HITS["lazy_scaled"] += n_lazy
         if mode is not None:
             mode.__exit__(None, None, None)
     return results
@@ -578,6 +691,7 @@ _seq_of = operator.attrgetter("_seq")
 
 def _add_lazy(pending, into):
     """into += x * s for every deferred xp.Scaled gradient, in place (one pass each)."""
+    _HITS["axpy"] += len(pending)
     for sc in pending:
         axpy(float(sc.scale), sc.x, into)
 

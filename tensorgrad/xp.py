@@ -9,6 +9,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .mode import HITS as _HITS
+
 _ONES = {}  # the cached constants (_constant)
 # numpy's C dot without the __array_function__ dispatch wrapper around it (0.25 us a call; a
 # 9-layer step makes about 90): the arrays here are always plain ndarrays
@@ -55,6 +57,7 @@ def fast_sum(a, axis=None, keepdims=False, scale=None):
         if ax is not None:
             ax %= 2
             value = 1.0 if scale is None else scale
+            _HITS["blas_reduction"] += 1
             if ax == 0:
                 s = dot(filled(a.shape[0], a.dtype, value), a)
                 return s.reshape(1, -1) if keepdims else s
@@ -78,6 +81,7 @@ def matmul(a, b):
 def matmul_2d(shape_a, shape_b, dtype_a, dtype_b):
     """The function `matmul` uses for matrices of these shapes and dtypes (the ops' lowerings
     for fused programs choose it once, see Op.lower)."""
+    _HITS["matmul_dispatch"] += 1
     if shape_a[0] * shape_b[1] >= _BIG_PRODUCT and dtype_a == dtype_b and dtype_a.kind == "f":
         return _product_into_fresh
     return dot
@@ -221,4 +225,16 @@ numpy_ns = SimpleNamespace(
     swapaxes=lambda a, i, j: a.swapaxes(i, j),
     broadcast_to=np.broadcast_to, expand_dims=_expand_dims,
     squeeze=lambda a, axis=None: a.squeeze(axis),
+)
+
+# reference mode's namespace (tensorgrad/mode.py): each helper as plain numpy computes it (no
+# BLAS sums, no choice of product, no lazy product)
+reference_ns = SimpleNamespace(
+    sum=lambda a, axis=None, keepdims=False: np.sum(a, axis=axis, keepdims=keepdims),
+    mean=lambda a, axis=None, keepdims=False: np.mean(a, axis=axis, keepdims=keepdims),
+    scaled=lambda x, scale: x * scale, matmul=np.matmul,
+    sum_to=sum_to, unindex=unindex, astype=astype, getitem=getitem, exp=np.exp, log=np.log,
+    sign=np.sign, where=np.where, reshape=np.reshape, transpose=np.transpose,
+    swapaxes=np.swapaxes, broadcast_to=np.broadcast_to, expand_dims=np.expand_dims,
+    squeeze=np.squeeze,
 )

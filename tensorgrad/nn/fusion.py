@@ -13,9 +13,11 @@ or (y, *aux) when `after` is (callable, len(aux)[, batched]) that applies the la
 effects outside the trace (batch norm's running averages) from those aux arrays, where
 `batched(modules)` may return one function doing it for several layers of the chain at once
 (or None when it cannot); else after is None.
-Subclasses run their own forward, never a chain.
+Subclasses run their own forward, never a chain. In reference mode (`tg.set_fast(False)`)
+Sequential runs every layer on its own.
 """
 from ..fuse import fuse
+from ..mode import HITS as _HITS
 from ..tensor import Tensor
 from .module import module_version
 
@@ -89,6 +91,7 @@ class Chain:
             return x
         if not isinstance(x, Tensor):
             x = Tensor(x)
+        _HITS["fused_chain"] += 1
         out = self.fused.call_raw_aux((x,) + tensors, {"spec": spec})
         if effects is None:
             return out

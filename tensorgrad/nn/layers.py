@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import ops
 from ..creation import as_generator
+from ..mode import HITS as _HITS
 from ..ops._base import shape_of
 from ..tensor import Tensor
 from ..xp import concatenate
@@ -171,6 +172,7 @@ class BatchNorm1d(Module):
                 for i, m in enumerate(layers):
                     m._track(stats[2 * i], stats[2 * i + 1])
                 return
+            _HITS["batched_running_stats"] += 1
             counts.data += 1
             new = flat.grad  # scratch of the flat array's size
             concatenate(stats, axis=None, out=new, casting="same_kind")

@@ -13,6 +13,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from .. import mode as _mode
 from ..flat import SMALL, FlatParams
 from ..tensor import Tensor
 
@@ -468,7 +469,10 @@ class Sequential(Module):
     fuse_layers = True  # run chains of standard layers as one fused node (nn/fusion.py)
 
     def forward(self, x):
-        steps = self.memo("fused_plan", _plan) if self.fuse_layers else self._modules.values()
+        """Each module in turn; runs of standard layers as fused chains unless `fuse_layers`
+        is False or in reference mode (tg.set_fast(False))."""
+        fused = self.fuse_layers and _mode.FAST
+        steps = self.memo("fused_plan", _plan) if fused else self._modules.values()
         for m in steps:
             x = m(x)
         return x

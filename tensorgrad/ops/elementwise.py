@@ -6,12 +6,15 @@ written against the array namespace `xp` (see tensorgrad/xp.py). Broadcasting is
 engine, so the vjps below read like the calculus. A `_<op>_lower` beside an op gives fused
 programs versions specialised for their fixed shapes (see Op.lower); the maths stays above.
 """
+import sys
 from functools import partial
 
 import numpy as np
 from scipy.special import expit
 
 from ..function import passthrough
+from ..mode import HITS as _HITS
+from ..mode import reference_swap
 from ..xp import dot, filled, number, zeros_of
 from ._base import Op as _Op
 from ._base import nondiff
@@ -83,12 +86,10 @@ def pow(a, b):
     """a ** b elementwise; the exponents 2, 0.5 and -0.5 take the faster primitives square,
     sqrt and rsqrt (numpy's general power is several times slower)."""
     if b.__class__ is int or b.__class__ is float:
-        if b == 2:
-            return square(a)
-        if b == 0.5:
-            return sqrt(a)
-        if b == -0.5:
-            return rsqrt(a)
+        primitive = _POW_PRIMITIVES.get(b)
+        if primitive is not None:
+            _HITS["pow_primitive"] += 1
+            return primitive(a)
     return _pow(a, b)
 
 
@@ -99,6 +100,9 @@ log = Op("log", np.log,
          lambda xp, g, out, x: g / x)
 sqrt = Op("sqrt", np.sqrt,
           lambda xp, g, out, x: g / (out * 2))
+_POW_PRIMITIVES = {2: square, 0.5: sqrt, -0.5: rsqrt}  # the exponents pow hands on
+# reference mode (tensorgrad/mode.py): every exponent through the general power
+reference_swap(sys.modules[__name__], _POW_PRIMITIVES={})
 abs = Op("abs", np.abs,
          lambda xp, g, out, x: g * xp.sign(x))
 tanh = Op("tanh", np.tanh,

@@ -6,6 +6,7 @@ matrices and the batch dimensions that broadcasting added are summed back by the
 import numpy as np
 
 from ..function import passthrough
+from ..mode import reference_swap
 from ..xp import matmul as _np_matmul
 from ..xp import matmul_2d
 from ..xp import vdot as _np_vdot
@@ -90,6 +91,17 @@ _linear = Op("linear", _linear_forward,
              _linear_vjp_weight,
              passthrough,  # the bias: the engine sums g over the batch
              lower=_linear_lower)
+
+
+def _plain_linear(x, weight, bias):  # reference mode (tensorgrad/mode.py): numpy's matmul
+    out = np.matmul(x, weight.T)
+    if bias is not None:
+        out += bias
+    return out
+
+
+reference_swap(_matmul, forward=np.matmul)
+reference_swap(_linear, forward=_plain_linear)
 
 
 # sum(a * b) over all elements (numpy's vdot for real arrays): one BLAS dot, no temporary

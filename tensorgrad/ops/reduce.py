@@ -8,6 +8,8 @@ import math
 import numpy as np
 
 from ..fuse import static_read
+from ..mode import HITS as _HITS
+from ..mode import reference_swap
 from ..xp import dot, fast_sum, filled, number, reciprocal
 from ._base import Op, Tensor, keep, normalize_axis, reduced_shape, shape_of
 
@@ -74,14 +76,20 @@ _var = Op("var", _var_forward,
               * (_expand(xp, g, x, axis, keepdims) * (2 / (_count(x.shape, axis) - ddof))))
 
 
-def _sum_squares_forward(*xs):
+def _float_result(xs):
     dtype = np.result_type(*xs)
     if dtype.kind != "f":
         raise TypeError(f"sum_squares: inputs must be floating point, got {dtype}")
+    return dtype
+
+
+def _sum_squares_forward(*xs):
+    dtype = _float_result(xs)
     total = dtype.type(0)
     for x in xs:
         v = x.ravel(order="K")  # a view of a contiguous array, C or Fortran order
         total += dot(v, v)  # one BLAS pass, no squared temporary
+    _HITS["blas_reduction"] += 1
     return np.asarray(total, dtype=dtype)
 
 
@@ -129,6 +137,7 @@ def _max_keepdims(x, axis):
     (a batch of class scores) from a transposed copy: numpy reduces long contiguous rows much
     faster than many short ones (100 x 10: 2.2 vs 5.4 us; the same values)."""
     if x.ndim == 2 and axis % 2 == 1 and 1 < x.shape[1] <= 32 and x.shape[0] >= 4 * x.shape[1]:
+        _HITS["narrow_row_max"] += 1
         return np.maximum.reduce(x.T.copy(), axis=0).reshape(-1, 1)
     return np.maximum.reduce(x, axis=axis, keepdims=True)
 
@@ -150,6 +159,36 @@ _softmax = Op("softmax", _softmax_forward,
               lambda xp, g, out, x, axis: out * (g - xp.sum(g * out, axis, keepdims=True)))
 _log_softmax = Op("log_softmax", _log_softmax_forward,
                   lambda xp, g, out, x, axis: g - xp.exp(out) * xp.sum(g, axis, keepdims=True))
+
+
+# ---- reference mode (tensorgrad/mode.py): the forwards as plain numpy computes them ------------
+def _plain_softmax(x, axis):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _plain_log_softmax(x, axis):
+    z = x - np.max(x, axis=axis, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+reference_swap(_sum, forward=lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims))
+# (times 1/n rather than / n: nan for an empty axis without a warning, as the fast forward)
+reference_swap(_mean, forward=lambda x, axis, keepdims:
+               np.sum(x, axis=axis, keepdims=keepdims) * reciprocal(_count(x.shape, axis)))
+reference_swap(_var, forward=lambda x, axis, keepdims, ddof:
+               np.var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+def _plain_sum_squares(*xs):
+    dtype = _float_result(xs)
+    total = dtype.type(0)
+    for x in xs:
+        total += np.sum(np.square(x))
+    return np.asarray(total, dtype=dtype)
+
+
+reference_swap(_sum_squares, forward=_plain_sum_squares)
+reference_swap(_softmax, forward=_plain_softmax)
+reference_swap(_log_softmax, forward=_plain_log_softmax)
 
 
 # ---- public functions ---------------------------------------------------------------------------

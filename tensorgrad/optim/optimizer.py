@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import mode as _mode
 from ..blas import axpy  # noqa: F401  (the optimizers' update primitive)
 from ..flat import FlatParams
 from ..tensor import Tensor
@@ -187,8 +188,9 @@ class Optimizer:
         if closure is not None:
             loss = closure()
         self._check_gradients()
+        step_group = self._step_group if _mode.FAST else self._plain_step_group
         for group in self.param_groups:
-            self._step_group(group)
+            step_group(group)
         return loss
 
     def _check_gradients(self) -> None:
@@ -221,6 +223,11 @@ class Optimizer:
     def _step_group(self, group: dict[str, Any]) -> None:
         """Update the parameters of one group in place (subclasses implement)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement _step_group")
+
+    def _plain_step_group(self, group: dict[str, Any]) -> None:
+        """The same update in reference mode (``tg.set_fast(False)``): one parameter at a time
+        in plain numpy. A subclass whose ``_step_group`` takes fast paths overrides it."""
+        self._step_group(group)
 
     # -- checkpoints -----------------------------------------------------------------
 

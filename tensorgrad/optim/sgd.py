@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..mode import HITS as _HITS
 from ..tensor import Tensor
 from .optimizer import Optimizer, axpy
 
@@ -76,14 +77,17 @@ class SGD(Optimizer):
         nesterov = group["nesterov"]
         maximize = group["maximize"]
         params = group["params"]
+        n_axpy = 0  # updates through axpy (counted in tg.fast_paths)
         if momentum == 0.0:  # stateless: the small parameters in one flat update
             flat, rest = self._flat_params(group)
             if flat is not None and flat.gather():
+                _HITS["flat_update"] += 1
                 g = flat.grad  # our own buffer: scaled in place
                 if maximize:
                     np.negative(g, out=g)
                 if weight_decay != 0.0:
                     axpy(weight_decay, flat.data, g)
+                    n_axpy += 1
                 g *= -lr
                 flat.data += g
                 params = rest
@@ -92,6 +96,7 @@ class SGD(Optimizer):
                 continue
             data = p.data
             g = self._direction(p, weight_decay, maximize)
+            n_axpy += 1
             if momentum == 0.0:
                 axpy(-lr, g, data)
                 continue
@@ -107,3 +112,23 @@ class SGD(Optimizer):
                 axpy(-lr * momentum, buf, data)
             else:
                 axpy(-lr, buf, data)
+        _HITS["axpy"] += n_axpy
+
+    def _plain_step_group(self, group: dict[str, Any]) -> None:
+        """Reference mode: the update rule of the module docstring, one parameter at a time."""
+        lr, momentum = float(group["lr"]), float(group["momentum"])
+        dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = self._direction(p, weight_decay, group["maximize"])
+            if momentum != 0.0:
+                state = self.state.setdefault(p, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = np.array(g, dtype=p.data.dtype, copy=True)
+                else:
+                    buf *= momentum
+                    buf += (1.0 - dampening) * g
+                g = g + momentum * buf if group["nesterov"] else buf
+            p.data -= lr * g  # in place: a flattened parameter's array is a view
