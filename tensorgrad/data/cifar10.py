@@ -39,9 +39,10 @@ DEFAULT_ROOT = "~/.cache/tensorgrad"
 HOW_TO_PROVIDE = (
     "To provide the files, either download cifar-10-python.tar.gz from "
     "https://www.cs.toronto.edu/~kriz/cifar.html into the root above (it is checked and "
-    "unpacked on first use), or build "
-    "them from the bundled JPEG copy with `python ../shared/data/make_cifar10.py DIR` (run from "
-    f"the repository) and then set {ENV_VAR}=DIR or pass root=DIR (DIR or DIR/{FOLDER} both work)."
+    "unpacked on first use), or, offline, build them from an image-folder archive with "
+    "`python -m tensorgrad.data.build_cifar10 ARCHIVE DIR` (e.g. ARCHIVE "
+    "../shared/data/cifar10-jpg.tar.gz, run from the repository) and then set "
+    f"{ENV_VAR}=DIR or pass root=DIR (DIR or DIR/{FOLDER} both work)."
 )
 
 

@@ -73,7 +73,8 @@ def test_missing_data_offline_says_where_it_looked_and_what_to_do(tmp_path):
     message = str(info.value)
     assert str(tmp_path / "nowhere") in message
     assert str(tmp_path / "nowhere" / FOLDER) in message
-    assert "make_cifar10.py" in message and "TENSORGRAD_DATA" in message and "root" in message
+    assert "python -m tensorgrad.data.build_cifar10" in message
+    assert "TENSORGRAD_DATA" in message and "root" in message
 
 
 def test_missing_data_offline_says_where_the_archive_was_looked_for(tmp_path):
@@ -319,7 +320,7 @@ def test_symlink_member_is_refused(http_server, archive_dir, tmp_path, helpers):
 def test_http_error_is_reported_with_the_help_text(http_server, tmp_path):
     base, _ = http_server
     with pytest.raises(FileNotFoundError, match=r"(?s)downloading .*missing\.tar\.gz failed.*"
-                                                r"make_cifar10\.py"):
+                                                r"tensorgrad\.data\.build_cifar10"):
         load_cifar10(tmp_path, url=f"{base}/missing.tar.gz", md5=MD5, timeout=5)
 
 
@@ -337,7 +338,7 @@ def test_unreachable_url_fails_fast_with_a_clear_message(tmp_path):
     assert time.monotonic() - start < 5
     message = str(info.value)
     assert "downloading" in message and str(tmp_path / FOLDER) in message
-    assert "make_cifar10.py" in message and "TENSORGRAD_DATA" in message
+    assert "python -m tensorgrad.data.build_cifar10" in message and "TENSORGRAD_DATA" in message
     assert not any(tmp_path.rglob("*.part"))
 
 
