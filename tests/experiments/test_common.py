@@ -26,11 +26,14 @@ def test_quick_mode_never_downloads(tmp_path):
         common.load_data(_args(tmp_path / "empty"), split="b")
 
 
-def test_quick_outputs_never_default_to_the_committed_results():
+def test_outputs_default_to_the_untracked_runs_folder():
     quick = common.output_dir(argparse.Namespace(out=None, quick=True), "k_layer_bn")
     full = common.output_dir(argparse.Namespace(out=None, quick=False), "k_layer_bn")
-    assert quick == common.QUICK_ROOT / "k_layer_bn" and common.RESULTS_ROOT not in quick.parents
-    assert full == common.RESULTS_ROOT / "k_layer_bn"
+    assert full == common.REPO / "runs" / "k_layer_bn"
+    assert quick == common.REPO / "runs" / "quick" / "k_layer_bn"
+    assert common.RESULTS_ROOT not in quick.parents and common.RESULTS_ROOT not in full.parents
+    given = common.output_dir(argparse.Namespace(out="elsewhere", quick=False), "k_layer_bn")
+    assert given == common.Path("elsewhere")
 
 
 def test_recipe_flags_default_to_the_course_settings():
