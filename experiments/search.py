@@ -28,7 +28,6 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ from tensorgrad.search import (
 )
 from tensorgrad.train import evaluate, fit
 
-from . import common
+from . import common, interrupts
 
 NAME = "search"
 R0_WIDTHS = [50, 30, 20, 20, 10, 10, 10, 10]
@@ -479,14 +478,6 @@ def main(argv=None) -> dict:
                                                   f"{100 * best['value']:.2f}%")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised as Ctrl-C's KeyboardInterrupt is, so that the same clean-up runs."""
-
-
-def _terminated(signum, frame):
-    raise Terminated()
-
-
 @contextlib.contextmanager
 def _resumable(study, storage: StorageSpec):
     """An interruption or a storage fault inside carries where the search's work is kept
@@ -499,25 +490,24 @@ def _resumable(study, storage: StorageSpec):
         raise
 
 
+def _interrupted(exc) -> str:
+    """The one message of a search stopped by Ctrl-C or SIGTERM: where its finished trials are
+    kept and the command that resumes it."""
+    what = "stopped (SIGTERM)" if isinstance(exc, interrupts.Terminated) else \
+        "interrupted (Ctrl-C)"
+    if hasattr(exc, "search_storage"):
+        return (f"{what}: the search's finished trials are kept in {exc.search_storage}; the "
+                f"same command resumes it:\n  {exc.resume_command}")
+    return f"{what} before the search started: there is nothing to resume"
+
+
 def cli():
     """The command line: main(), where Ctrl-C (exit 130), SIGTERM (143) and a storage fault
     (1) end with one message saying where the work is kept and the command that resumes it,
-    instead of a traceback. A second Ctrl-C, while the workers record their trials, stops
-    them at once."""
-    signal.signal(signal.SIGTERM, _terminated)
+    instead of a traceback (experiments/interrupts.py). A second Ctrl-C, while the workers
+    record their trials, stops them at once."""
     try:
-        common.run_cli(main)
-    except KeyboardInterrupt as exc:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)      # from now on, Ctrl-C ends at once
-        term = isinstance(exc, Terminated)
-        what = "stopped (SIGTERM)" if term else "interrupted (Ctrl-C)"
-        if hasattr(exc, "search_storage"):
-            print(f"{what}: the search's finished trials are kept in {exc.search_storage}; "
-                  f"the same command resumes it:\n  {exc.resume_command}", file=sys.stderr)
-        else:
-            print(f"{what} before the search started: there is nothing to resume",
-                  file=sys.stderr)
-        sys.exit(128 + (signal.SIGTERM if term else signal.SIGINT))
+        common.run_cli(main, interrupted=_interrupted)
     except StorageError as exc:
         resume = (f"\n  once it is back, the same command resumes the search (a longer "
                   f"--storage-retry-seconds waits longer):\n  {exc.resume_command}"
