@@ -15,14 +15,20 @@ A spec file is JSON: either a bare space {"lam": {"type": "loguniform", "low": 1
 "fixed": {training options}, "sampler": ..., "trials": ..., "pruner": ..., "refine": {"trials":
 .., "sampler": .., "factor": .., "fix": [..], "space": {..}}, "final": {training options}}.
 Searchable and fixed training options are the fields of TrainOptions below.
+
+Ctrl-C (or SIGTERM) stops the search with one message: where its finished trials are kept and
+the command that resumes it (the same one); a second Ctrl-C stops the workers at once. An
+unreachable storage is retried for --storage-retry-seconds, then ends the search the same way.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +40,13 @@ from tensorgrad.optim.lr_scheduler import CyclicLR
 from tensorgrad.search import (
     PRUNERS,
     SAMPLERS,
+    STORAGE_RETRY_SECONDS,
     Int,
     LogUniform,
     Refine,
+    StorageError,
     StorageSpec,
+    StorageUnavailable,
     load_space,
     plot_best_so_far,
     plot_params,
@@ -48,7 +57,7 @@ from tensorgrad.search import (
 )
 from tensorgrad.train import evaluate, fit
 
-from . import common
+from . import common, interrupts
 
 NAME = "search"
 R0_WIDTHS = [50, 30, 20, 20, 10, 10, 10, 10]
@@ -306,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat", type=int, default=10,
                    help="seconds between heartbeats of a running trial (postgresql only; a "
                         "trial silent for 4 heartbeats is re-queued)")
+    p.add_argument("--storage-retry-seconds", type=float, default=STORAGE_RETRY_SECONDS,
+                   help="how long an unreachable storage (database down or restarting, journal "
+                        "file gone) is retried, with backoff, before the search stops with a "
+                        "message; the same command then resumes it")
     p.add_argument("--no-final", dest="final", action="store_false",
                    help="skip retraining the best configuration on the larger split")
     p.add_argument("--final-split", choices=["b", "c"], default=None,
@@ -402,66 +415,105 @@ def main(argv=None) -> dict:
                   dataclasses.replace(refine or Refine(), trials=args.fine_trials))
     study = common.start(NAME, preset["sid"], preset["title"], args, argv)
     storage = StorageSpec(args.storage or os.fspath(study.out / "study.journal"),
-                          heartbeat=args.heartbeat, grace=4 * args.heartbeat)
-    data_args = {"data": args.data, "quick": args.quick}
-    o = options(fixed)
-    print(f"  workers: {args.workers}, sampler {sampler}, pruner {pruner}, storage "
-          f"{storage.describe()}", flush=True)
-    result = run_search(
-        objective, space, storage=storage, study_name=study_name, trials=trials,
-        sampler=sampler, workers=args.workers, pruner=pruner,
-        pruner_options=pruner_options(pruner, o, space, _n_train(o, data_args)), seed=args.seed,
-        refine=refine, objective_kwargs={"fixed": fixed, "data_args": data_args,
-                                         "progress": args.progress and args.workers == 1})
-    best = result.best
-    if best is None:
-        raise RuntimeError(f"search {study_name!r}: no trial completed; see the reasons in the "
-                           f"output above")
-    final = None
-    if args.final:
-        final_opts = {**fixed, **preset["final"], **best["params"]}
-        final_opts["split"] = args.final_split or preset["final"].get("split") or \
-            {"a": "b", "b": "c"}[o.split]
-        if args.quick:
-            final_opts = _quick(final_opts)
-        final = final_run(options(final_opts), data_args, args.progress)
-    plots = [plot_params(result.records, space, study.out / "params.png",
-                         title=f"{study_name}: validation accuracy per parameter"),
-             plot_best_so_far(result.records, study.out / "best_so_far.png",
-                              title=f"{study_name}: best so far")]
-    if final is not None:
-        plots += common.run_plots(final, study.out, "final", title="best configuration")
-    states = {}
-    for r in result.records:
-        states[r["state"]] = states.get(r["state"], 0) + 1
-    rows = _rows(preset, result, final)
-    span = span_seconds(result.records) or 0.0
-    busy = sum(r["duration_s"] or 0.0 for r in result.records)
-    table = "\n\n".join([
-        f"Search: {sampler}, {len(result.records)} trials "
-        f"({', '.join(f'{v} {k.lower()}' for k, v in sorted(states.items()))}), "
-        f"{args.workers} worker(s) here; search wall time {result.wall_time:.0f} s in this run, "
-        f"{span:.0f} s from the first trial's start to the last one's end (a resumed study "
-        f"counts its earlier runs too); {busy:.0f} s of trials in all.",
-        "Top 10 (validation accuracy in %):\n\n" + top_table(
-            result.records, 10, "val %", lambda v: f"{100 * v:.2f}"),
-        "Against the report:\n\n" + common.markdown_table(
-            ["", "ours", "report"], [[r["label"], r["ours_text"], r["report_text"]]
-                                     for r in rows])])
-    failed = [r for r in result.records if r["state"] == "FAIL"]
-    if failed:
-        table += "\n\nFailed trials:\n\n" + "\n".join(
-            f"- {r['stage'] + 1}:{r['number']} {r['params']}: {r['reason']}" for r in failed)
-    extra = {"search": {"study_name": study_name, "storage": storage.describe(),
-                        "sampler": sampler, "pruner": pruner, "workers": args.workers,
-                        "fixed": fixed, "stages": result.stages,
-                        "wall_time_s": result.wall_time, "span_s": span,
-                        "trial_seconds": busy},
-             "trials": result.records, "best": best}
-    return common.finish(study, table, rows, [final] if final else [], plots,
-                         extra=extra, summary=f"best: {best['params']} val "
-                                              f"{100 * best['value']:.2f}%")
+                          heartbeat=args.heartbeat, grace=4 * args.heartbeat,
+                          retry_seconds=args.storage_retry_seconds)
+    with _resumable(study, storage):
+        data_args = {"data": args.data, "quick": args.quick}
+        o = options(fixed)
+        print(f"  workers: {args.workers}, sampler {sampler}, pruner {pruner}, storage "
+              f"{storage.describe()}", flush=True)
+        result = run_search(
+            objective, space, storage=storage, study_name=study_name, trials=trials,
+            sampler=sampler, workers=args.workers, pruner=pruner,
+            pruner_options=pruner_options(pruner, o, space, _n_train(o, data_args)), seed=args.seed,
+            refine=refine, objective_kwargs={"fixed": fixed, "data_args": data_args,
+                                             "progress": args.progress and args.workers == 1})
+        best = result.best
+        if best is None:
+            raise RuntimeError(f"search {study_name!r}: no trial completed; see the reasons in the "
+                               f"output above")
+        final = None
+        if args.final:
+            final_opts = {**fixed, **preset["final"], **best["params"]}
+            final_opts["split"] = args.final_split or preset["final"].get("split") or \
+                {"a": "b", "b": "c"}[o.split]
+            if args.quick:
+                final_opts = _quick(final_opts)
+            final = final_run(options(final_opts), data_args, args.progress)
+        plots = [plot_params(result.records, space, study.out / "params.png",
+                             title=f"{study_name}: validation accuracy per parameter"),
+                 plot_best_so_far(result.records, study.out / "best_so_far.png",
+                                  title=f"{study_name}: best so far")]
+        if final is not None:
+            plots += common.run_plots(final, study.out, "final", title="best configuration")
+        states = {}
+        for r in result.records:
+            states[r["state"]] = states.get(r["state"], 0) + 1
+        rows = _rows(preset, result, final)
+        span = span_seconds(result.records) or 0.0
+        busy = sum(r["duration_s"] or 0.0 for r in result.records)
+        table = "\n\n".join([
+            f"Search: {sampler}, {len(result.records)} trials "
+            f"({', '.join(f'{v} {k.lower()}' for k, v in sorted(states.items()))}), "
+            f"{args.workers} worker(s) here; search wall time {result.wall_time:.0f} s in this "
+            f"run, {span:.0f} s from the first trial's start to the last one's end (a resumed "
+            f"study counts its earlier runs too); {busy:.0f} s of trials in all.",
+            "Top 10 (validation accuracy in %):\n\n" + top_table(
+                result.records, 10, "val %", lambda v: f"{100 * v:.2f}"),
+            "Against the report:\n\n" + common.markdown_table(
+                ["", "ours", "report"], [[r["label"], r["ours_text"], r["report_text"]]
+                                         for r in rows])])
+        failed = [r for r in result.records if r["state"] == "FAIL"]
+        if failed:
+            table += "\n\nFailed trials:\n\n" + "\n".join(
+                f"- {r['stage'] + 1}:{r['number']} {r['params']}: {r['reason']}" for r in failed)
+        extra = {"search": {"study_name": study_name, "storage": storage.describe(),
+                            "sampler": sampler, "pruner": pruner, "workers": args.workers,
+                            "fixed": fixed, "stages": result.stages,
+                            "wall_time_s": result.wall_time, "span_s": span,
+                            "trial_seconds": busy},
+                 "trials": result.records, "best": best}
+        return common.finish(study, table, rows, [final] if final else [], plots,
+                             extra=extra, summary=f"best: {best['params']} val "
+                                                  f"{100 * best['value']:.2f}%")
+
+
+@contextlib.contextmanager
+def _resumable(study, storage: StorageSpec):
+    """An interruption or a storage fault inside carries where the search's work is kept
+    (`search_storage`) and the command that resumes it (`resume_command`)."""
+    try:
+        yield
+    except (KeyboardInterrupt, StorageError) as exc:
+        exc.search_storage = storage.describe()
+        exc.resume_command = study.command.replace(storage.url, storage.url_without_password)
+        raise
+
+
+def _interrupted(exc) -> str:
+    """The one message of a search stopped by Ctrl-C or SIGTERM: where its finished trials are
+    kept and the command that resumes it."""
+    what = "stopped (SIGTERM)" if isinstance(exc, interrupts.Terminated) else \
+        "interrupted (Ctrl-C)"
+    if hasattr(exc, "search_storage"):
+        return (f"{what}: the search's finished trials are kept in {exc.search_storage}; the "
+                f"same command resumes it:\n  {exc.resume_command}")
+    return f"{what} before the search started: there is nothing to resume"
+
+
+def cli():
+    """The command line: main(), where Ctrl-C (exit 130), SIGTERM (143) and a storage fault
+    (1) end with one message saying where the work is kept and the command that resumes it,
+    instead of a traceback (experiments/interrupts.py). A second Ctrl-C, while the workers
+    record their trials, stops them at once."""
+    try:
+        common.run_cli(main, interrupted=_interrupted)
+    except StorageError as exc:
+        resume = (f"\n  once it is back, the same command resumes the search (a longer "
+                  f"--storage-retry-seconds waits longer):\n  {exc.resume_command}"
+                  if isinstance(exc, StorageUnavailable) else "")
+        sys.exit(f"error: {exc}{resume}")
 
 
 if __name__ == "__main__":
-    common.run_cli(main)
+    cli()
