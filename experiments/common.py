@@ -56,12 +56,12 @@ RECIPE = dict(batch_size=100, eta_min=1e-5, eta_max=1e-1, bn_eps=1e-5, bn_moment
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Help with each default said once: '(default: X)' is added unless the help text already
-    speaks of its default, or the default is None, or the flag is a switch (--quick,
+    speaks of its default, or the default is None or [], or the flag is a switch (--quick,
     --no-progress: giving it is the setting); a --x/--no-x pair shows the default's spelling."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if ("default" in text.lower() or action.default in (None, argparse.SUPPRESS)
+        if ("default" in text.lower() or action.default in (None, argparse.SUPPRESS, [])
                 or not (action.option_strings or action.nargs in (argparse.OPTIONAL,
                                                                    argparse.ZERO_OR_MORE))):
             return text
@@ -114,15 +114,18 @@ def probability_below_one(text) -> float:
     return _checked(float, text, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
-def study_parser(name: str, description: str) -> argparse.ArgumentParser:
-    """The flags every study takes: --data, --out, --seed, --quick, --no-progress."""
+def study_parser(name: str, description: str, folder: str | None = None
+                 ) -> argparse.ArgumentParser:
+    """The flags every study takes: --data, --out, --seed, --quick, --no-progress. folder: the
+    default output folder's name under runs/ as the help shows it (default: name)."""
+    folder = folder or name
     p = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description,
                                 formatter_class=HelpFormatter)
     p.add_argument("--data", default=None,
                    help=f"folder holding cifar-10-batches-py (or that folder itself); default "
                         f"${ENV_VAR}, else ~/.cache/tensorgrad")
     p.add_argument("--out", default=None,
-                   help=f"output folder; default runs/{name}/ (runs/quick/{name}/ with "
+                   help=f"output folder; default runs/{folder}/ (runs/quick/{folder}/ with "
                         f"--quick), untracked")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of weights, shuffling and draws")

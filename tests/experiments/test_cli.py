@@ -9,7 +9,7 @@ from experiments import common
 
 STUDIES = ["gradcheck_table", "two_layer_cyclic", "lambda_search", "k_layer_bn",
            "init_sensitivity", "improvements", "architectures", "final_r0", "best_mlp",
-           "parallel", "reproduce"]
+           "parallel", "reproduce", "search"]
 
 
 def parser_of(name) -> argparse.ArgumentParser:
@@ -56,6 +56,8 @@ def test_reproduce_help_names_s1_to_s7_and_publish():
 def test_output_folders_in_help_are_the_untracked_runs_folder():
     text = " ".join(parser_of("k_layer_bn").format_help().split())
     assert "runs/k_layer_bn/" in text and "experiments/results" not in text
+    text = " ".join(parser_of("search").format_help().split())
+    assert "runs/search_<study-name>/" in text and "runs/search/" not in text
 
 
 # (study, flags, the flag named in the error)
@@ -120,6 +122,21 @@ BAD = [
     ("best_mlp", ["--activation", "sigmoidal"], "--activation"),
     ("best_mlp", ["--workers", "0"], "--workers"),
     ("parallel", ["--speed", "--n-s", "0"], "--n-s"),
+    ("search", ["--workers", "0"], "--workers"),
+    ("search", ["--trials", "-1"], "--trials"),
+    ("search", ["--trials", "0"], "--trials"),
+    ("search", ["--fine-trials", "-1"], "--fine-trials"),
+    ("search", ["--heartbeat", "0"], "--heartbeat"),
+    ("search", ["--storage-retry-seconds", "-1"], "--storage-retry-seconds"),
+    ("search", ["--set", "epochs=abc"], "--set"),
+    ("search", ["--set", "epochs=2.5"], "--set"),
+    ("search", ["--set", "lam=-1"], "--set"),
+    ("search", ["--set", "eta=0"], "--set"),
+    ("search", ["--set", "dropout=1"], "--set"),
+    ("search", ["--set", "batch_norm=maybe"], "--set"),
+    ("search", ["--set", "optimizer=sgdx"], "--set"),
+    ("search", ["--set", "split=d"], "--set"),
+    ("search", ["--set", "learning_rate=0.1"], "--set"),
 ]
 
 
@@ -155,6 +172,12 @@ def test_good_numbers_still_parse():
     args = parser_of("best_mlp").parse_args(["--dropout", "0", "--average-last", "0",
                                               "--shift", "0", "--pct-start", "0.3"])
     assert (args.dropout, args.average_last, args.shift, args.pct_start) == (0.0, 0, 0, 0.3)
+    args = parser_of("search").parse_args(
+        ["--set", "epochs=5", "--set", "lam=0", "--set", "eta=1", "--set", "widths=50",
+         "--set", "batch_norm=false", "--set", "depth=null", "--fine-trials", "0"])
+    assert args.fixed == [("epochs", 5), ("lam", 0.0), ("eta", 1.0), ("widths", "50"),
+                          ("batch_norm", False), ("depth", None)]
+    assert type(args.fixed[2][1]) is float and args.fine_trials == 0
 
 
 @pytest.mark.parametrize("helper, good, bad", [

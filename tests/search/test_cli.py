@@ -62,6 +62,36 @@ def test_search_command_rejects_unknown_options(tiny_cifar, tmp_path, optuna):
     assert "['learning_rate'] are not training options" in proc.stderr
 
 
+def test_a_space_the_options_cannot_take_is_refused_before_the_first_trial(tiny_cifar, tmp_path,
+                                                                          optuna):
+    spec = tmp_path / "depth.json"   # depth 2..5 beside the default widths '50-50' (3 layers)
+    spec.write_text(json.dumps({"lam": {"type": "loguniform", "low": 1e-4, "high": 1e-1},
+                                "depth": {"type": "int", "low": 2, "high": 5}}))
+    out = tmp_path / "o"
+    proc = run_module("search", "--space", spec, "--quick", "--data", tiny_cifar, "--out", out,
+                      "--trials", "2", "--no-progress")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "depth=2" in last and "does not match widths '50-50'" in last, last
+    assert not (out / "study.journal").exists()
+
+
+def test_a_search_whose_every_trial_failed_exits_non_zero(tiny_cifar, tmp_path, optuna):
+    spec = tmp_path / "lam.json"
+    spec.write_text(json.dumps({"lam": {"type": "loguniform", "low": 1e-4, "high": 1e-3}}))
+    out = tmp_path / "o"   # learning rates up to 1e12 without batch norm: every trial diverges
+    proc = run_module("search", "--space", spec, "--quick", "--data", tiny_cifar, "--out", out,
+                      "--trials", "2", "--no-progress", "--pruner", "none", "--set",
+                      "eta_max=1e12", "--set", "batch_norm=false", "--set", "split=a",
+                      "--set", "widths=16")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "RuntimeError" not in proc.stderr   # (Optuna logs each failed trial's traceback)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "no trial completed" in last and "2 failed" in last, last
+    results = json.loads((out / "results.json").read_text())
+    assert results["best"] is None and [t["state"] for t in results["trials"]] == ["FAIL"] * 2
+
+
 def start_module(name, *args):
     """run_module's command, started in a session of its own (a terminal's Ctrl-C reaches its
     whole process group) and not waited for."""
