@@ -287,6 +287,13 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
         if val_data is not None:
             for k, v in evaluate(model, *val_data, eval_batch_size, l2).items():
                 values[f"val_{k}"] = v
+        for k, v in values.items():  # finite weights whose outputs overflow: diverged as well
+            if not math.isfinite(v):
+                raise TrainingDiverged(
+                    f"fit: the {k} measured after update {step} is {v} (epoch "
+                    f"{math.ceil(step / updates_per_epoch)}); {kept()}; lower the learning rate "
+                    f"or check the data", step=step,
+                    checkpoint=checkpoint if saved is not None else None)
         history.record(step, step / updates_per_epoch, values)
         stop = False
         for cb in callbacks:

@@ -110,3 +110,16 @@ def test_non_finite_validation_data_is_refused_before_training(bad):
     with pytest.raises(ValueError, match=r"fit: val_data .*row 7"):
         fit(model, opt, loader, val_data=(x, y), scheduler=sched, progress=False)
     assert all(np.array_equal(b, p.data) for b, p in zip(before, model.parameters()))
+
+
+def test_a_non_finite_measured_loss_raises_though_the_weights_are_finite(tmp_path):
+    """Finite weights whose outputs overflow (here on validation inputs near float32's limit)
+    give an infinite or NaN measured loss: that is divergence too, and no checkpoint of it is
+    written."""
+    model, opt, sched, loader, _, (x, y) = _setup()
+    huge = np.full_like(x, 3e38)
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(TrainingDiverged, match=r"the val_(loss|cost) measured after update 1 is"):
+        fit(model, opt, loader, val_data=(huge, y), scheduler=sched, progress=False,
+            checkpoint=path)
+    assert not path.exists()
