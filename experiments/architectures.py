@@ -41,7 +41,8 @@ PARTS = ["r3", "r0_s4", "r0_recipe", "wide"]
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
-    p.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS)
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS,
+                   help="parts of the study to run")
     parallel.add_parallel_args(p)
     return p
 

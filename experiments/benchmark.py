@@ -86,7 +86,7 @@ def main(argv=None):
                    help="updates a framework runs before the next one takes its turn")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--quick", action="store_true", help="tiny run for the test suite")
-    p.add_argument("--out", default=os.path.join("experiments", "results", "benchmark"))
+    p.add_argument("--out", default=os.path.join("runs", "benchmark"))
     args = p.parse_args(argv)
     if args.quick:
         args.updates, args.warmup, args.rounds = 5, 2, 1

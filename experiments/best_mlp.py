@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.mlp import MLP
+from models.mlp import ACTIVATIONS, MLP
 from tensorgrad import nn
 from tensorgrad.data import ColorJitter, Compose, DataLoader, RandomHorizontalFlip, Transform
 from tensorgrad.nn import functional as F
@@ -314,27 +314,44 @@ def build_parser() -> argparse.ArgumentParser:
     d = Recipe()
     p.add_argument("--split", choices=["b", "c"], default="c",
                    help="b: 45k train / 5k val (to choose settings); c: all 50k (final)")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--hidden", type=int, nargs="+", default=d.hidden)
-    p.add_argument("--activation", default=d.activation)
-    p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--optimizer", choices=["sgd", "adamw"], default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=d.nesterov)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--schedule", choices=["onecycle", "cosine"], default=d.schedule)
-    p.add_argument("--pct-start", type=float, default=d.pct_start)
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--flip", type=float, default=d.flip)
-    p.add_argument("--shift", type=int, default=d.shift)
-    p.add_argument("--jitter", type=float, default=d.jitter)
-    p.add_argument("--average-last", type=int, default=d.average_last)
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=d.tta)
-    p.add_argument("--eval-train", type=int, default=d.eval_train)
-    p.add_argument("--time-limit", type=float, default=d.time_limit,
+    count, number, rate = common.positive_int, common.non_negative_float, common.probability
+    p.add_argument("--seeds", type=count, default=3, help="seeds to train (--seed onwards)")
+    p.add_argument("--hidden", type=count, nargs="+", default=d.hidden,
+                   help="widths of the hidden layers")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=d.activation,
+                   help="activation of the hidden layers")
+    p.add_argument("--dropout", type=common.probability_below_one, default=d.dropout,
+                   help="dropout rate after each hidden layer (0: none)")
+    p.add_argument("--batch-size", type=count, default=d.batch_size, help="images per update")
+    p.add_argument("--epochs", type=count, default=d.epochs,
+                   help="epochs (the maximum with --fit-budget)")
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default=d.optimizer,
+                   help="sgd: SGD with momentum; adamw: AdamW")
+    p.add_argument("--lr", type=common.positive_float, default=d.lr, help="peak learning rate")
+    p.add_argument("--momentum", type=number, default=d.momentum, help="SGD momentum")
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=d.nesterov,
+                   help="Nesterov momentum (SGD)")
+    p.add_argument("--weight-decay", type=number, default=d.weight_decay,
+                   help="weight decay of the weight matrices (biases and BN excluded)")
+    p.add_argument("--schedule", choices=["onecycle", "cosine"], default=d.schedule,
+                   help="learning-rate schedule")
+    p.add_argument("--pct-start", type=rate, default=d.pct_start,
+                   help="one-cycle: fraction of the updates spent warming up")
+    p.add_argument("--label-smoothing", type=rate, default=d.label_smoothing,
+                   help="label smoothing of the cross-entropy")
+    p.add_argument("--flip", type=rate, default=d.flip,
+                   help="probability of a horizontal flip of each training image")
+    p.add_argument("--shift", type=common.non_negative_int, default=d.shift,
+                   help="largest random translation in pixels (0: none)")
+    p.add_argument("--jitter", type=number, default=d.jitter,
+                   help="ColorJitter brightness and contrast (0: none)")
+    p.add_argument("--average-last", type=common.non_negative_int, default=d.average_last,
+                   help="average the weights over the last k epochs (0: none)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=d.tta,
+                   help="test-time augmentation: average each image's scores with its mirror's")
+    p.add_argument("--eval-train", type=count, default=d.eval_train,
+                   help="training images measured each epoch (for the curves)")
+    p.add_argument("--time-limit", type=common.positive_float, default=d.time_limit,
                    help="seconds per run for training + evaluation (data loading excluded)")
     p.add_argument("--fit-budget", action=argparse.BooleanOptionalAction, default=d.fit_budget,
                    help="shorten the schedule to the epochs that fit --time-limit (measured "

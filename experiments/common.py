@@ -1,9 +1,12 @@
 """What every study script shares: command-line flags, data loading, one training run, outputs.
 
-A study script builds its parser with `study_parser`, loads data with `load_data`, trains each
-configuration with `train_run` (course recipe: plain SGD + triangular CyclicLR, L2 through
-fit(l2=...), test accuracy from evaluate()), and ends with `finish`, which writes results.json
-(config, command line, seed, versions, wall time, numbers) and table.md and prints both paths.
+A study script builds its parser with `study_parser` (numbers checked by the argparse types
+below), loads data with `load_data`, trains each configuration with `train_run` (course recipe:
+plain SGD + triangular CyclicLR, L2 through fit(l2=...), test accuracy from evaluate()), and ends
+with `finish`, which writes results.json (config, command line, seed, versions, wall time,
+numbers) and table.md into runs/<study>/ and prints both paths. Nothing here writes into the
+repository's tracked files: only `python -m experiments.reproduce --publish` copies results into
+experiments/results/.
 """
 from __future__ import annotations
 
@@ -16,7 +19,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ import tensorgrad
 from models.mlp import MLP
 from tensorgrad import nn
 from tensorgrad.atomic import write_text
-from tensorgrad.data import DataLoader, find_cifar10, load_cifar10, standardize
+from tensorgrad.data import DataLoader, check_finite, find_cifar10, load_cifar10, standardize
 from tensorgrad.data.cifar10 import ENV_VAR, resolve_root
 from tensorgrad.optim import SGD
 from tensorgrad.optim.lr_scheduler import CyclicLR
@@ -36,8 +38,10 @@ from tensorgrad.train import TrainingDiverged, evaluate, fit
 from . import interrupts
 
 EXPERIMENTS = Path(__file__).resolve().parent
-RESULTS_ROOT = EXPERIMENTS / "results"                            # committed full-run results
-QUICK_ROOT = Path(tempfile.gettempdir()) / "tensorgrad-quick"    # --quick never writes in the repo
+REPO = EXPERIMENTS.parent
+RESULTS_ROOT = EXPERIMENTS / "results"  # published evidence: written only by reproduce --publish
+RUNS_ROOT = REPO / "runs"               # every script's outputs by default (gitignored)
+QUICK_ROOT = RUNS_ROOT / "quick"        # --quick runs, apart from the full ones
 
 # --quick: at most this many images per part, and this n_s (so a run is a few dozen updates)
 QUICK_TRAIN, QUICK_VAL, QUICK_TEST, QUICK_N_S = 400, 100, 100, 5
@@ -50,17 +54,81 @@ RECIPE = dict(batch_size=100, eta_min=1e-5, eta_max=1e-1, bn_eps=1e-5, bn_moment
 # Command line
 # ---------------------------------------------------------------------------------------------
 
-def study_parser(name: str, description: str) -> argparse.ArgumentParser:
-    """The flags every study takes: --data, --out, --seed, --quick, --no-progress."""
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help with each default said once: '(default: X)' is added unless the help text already
+    speaks of its default, or the default is None or [], or the flag is a switch (--quick,
+    --no-progress: giving it is the setting); a --x/--no-x pair shows the default's spelling."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text.lower() or action.default in (None, argparse.SUPPRESS, [])
+                or not (action.option_strings or action.nargs in (argparse.OPTIONAL,
+                                                                   argparse.ZERO_OR_MORE))):
+            return text
+        if isinstance(action, argparse.BooleanOptionalAction):
+            on, off = action.option_strings[0], action.option_strings[1]
+            return f"{text} (default: {on if action.default else off})"
+        if action.nargs == 0:  # store_true / store_false / store_const
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _checked(kind, text, ok, what):
+    """text as kind if ok(value) (and finite), else the argparse error 'expected WHAT'."""
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def positive_int(text) -> int:
+    """argparse type: a count such as --n-s, --seeds, --workers, --epochs (1, 2, ...)."""
+    return _checked(int, text, lambda v: v > 0, "a positive integer")
+
+
+def non_negative_int(text) -> int:
+    """argparse type: an integer >= 0 (a seed, or a count where 0 means none)."""
+    return _checked(int, text, lambda v: v >= 0, "an integer >= 0")
+
+
+def positive_float(text) -> float:
+    """argparse type: a finite number > 0 (a learning rate, eps, a time limit)."""
+    return _checked(float, text, lambda v: v > 0, "a positive number")
+
+
+def non_negative_float(text) -> float:
+    """argparse type: a finite number >= 0 (lambda, weight decay, momentum)."""
+    return _checked(float, text, lambda v: v >= 0, "a number >= 0")
+
+
+def probability(text) -> float:
+    """argparse type: a number in [0, 1]."""
+    return _checked(float, text, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
+def probability_below_one(text) -> float:
+    """argparse type: a number in [0, 1) (a dropout rate: 1 would drop everything)."""
+    return _checked(float, text, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def study_parser(name: str, description: str, folder: str | None = None
+                 ) -> argparse.ArgumentParser:
+    """The flags every study takes: --data, --out, --seed, --quick, --no-progress. folder: the
+    default output folder's name under runs/ as the help shows it (default: name)."""
+    folder = folder or name
     p = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--data", default=None,
                    help=f"folder holding cifar-10-batches-py (or that folder itself); default "
                         f"${ENV_VAR}, else ~/.cache/tensorgrad")
     p.add_argument("--out", default=None,
-                   help=f"output folder; default experiments/results/{name}/ "
-                        f"({QUICK_ROOT}/{name}/ with --quick)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, shuffling and draws")
+                   help=f"output folder; default runs/{folder}/ (runs/quick/{folder}/ with "
+                        f"--quick), untracked")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of weights, shuffling and draws")
     p.add_argument("--quick", action="store_true",
                    help=f"tiny run for tests: at most {QUICK_TRAIN}/{QUICK_VAL}/{QUICK_TEST} "
                         f"train/val/test images, n_s={QUICK_N_S}")
@@ -72,15 +140,19 @@ def study_parser(name: str, description: str) -> argparse.ArgumentParser:
 def add_recipe_args(p: argparse.ArgumentParser, **defaults) -> None:
     """Training flags with the course's defaults (override per study with keyword arguments)."""
     d = {**RECIPE, **defaults}
-    p.add_argument("--batch-size", type=int, default=d["batch_size"])
-    p.add_argument("--eta-min", type=float, default=d["eta_min"], help="CyclicLR base_lr")
-    p.add_argument("--eta-max", type=float, default=d["eta_max"], help="CyclicLR max_lr")
-    p.add_argument("--bn-eps", type=float, default=d["bn_eps"])
-    p.add_argument("--bn-momentum", type=float, default=d["bn_momentum"],
+    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"],
+                   help="images per update")
+    p.add_argument("--eta-min", type=positive_float, default=d["eta_min"],
+                   help="CyclicLR base_lr")
+    p.add_argument("--eta-max", type=positive_float, default=d["eta_max"],
+                   help="CyclicLR max_lr")
+    p.add_argument("--bn-eps", type=positive_float, default=d["bn_eps"],
+                   help="batch norm's eps (added to the variance)")
+    p.add_argument("--bn-momentum", type=probability, default=d["bn_momentum"],
                    help="running-average update weight (PyTorch's; course keep-factor 0.9)")
     for flag in ("n_s", "cycles", "lam"):
         if flag in d:
-            kind = float if flag == "lam" else int
+            kind = non_negative_float if flag == "lam" else positive_int
             p.add_argument(f"--{flag.replace('_', '-')}", type=kind, default=d[flag],
                            help={"n_s": "CyclicLR step_size_up (updates per half cycle)",
                                  "cycles": "number of cycles (2 n_s updates each)",
@@ -121,9 +193,10 @@ def interrupted_message(exc) -> str:
 
 
 def output_dir(args, name: str) -> Path:
+    """--out, else runs/<name>/ (runs/quick/<name>/ with --quick): never a tracked folder."""
     if args.out:
         return Path(args.out)
-    return (QUICK_ROOT if args.quick else RESULTS_ROOT) / name
+    return (QUICK_ROOT if args.quick else RUNS_ROOT) / name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,7 +205,10 @@ def output_dir(args, name: str) -> Path:
 
 @dataclass
 class Data:
-    """Standardised splits (float32 x, int64 y): train, val (None for split 'c') and test."""
+    """Standardised splits (x, int64 y): train, val (None for split 'c') and test.
+
+    x is an ImageArray: the uint8 images, read as float32 batches standardised with the training
+    part's statistics (bitwise what standardising the float32 pixels gives)."""
     train: tuple
     val: tuple | None
     test: tuple
@@ -150,17 +226,20 @@ _cache: dict = {}
 def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
     """CIFAR-10 in the given split, standardised with the training part's mean and std.
 
-    With args.quick the parts are cut to QUICK_TRAIN / QUICK_VAL / QUICK_TEST images, and split
-    'b' takes its validation images from the end of the training batches, at most a fifth of
-    them, so a tiny dataset in the real format (fewer images per file) works too. The last
-    loaded split is cached, so a study running several configurations loads it once.
+    The images stay uint8 (184 MB for split b) and every batch read from them is converted and
+    standardised on the fly. With args.quick the parts are cut to QUICK_TRAIN / QUICK_VAL /
+    QUICK_TEST images, and split 'b' takes its validation images from the end of the training
+    batches, at most a fifth of them, so a tiny dataset in the real format (fewer images per
+    file) works too. The last loaded split is cached, so a study running several configurations
+    loads it once. A split holding NaN or infinity raises ValueError naming it.
     """
     key = (os.fspath(resolve_root(args.data)), split, n_val, args.quick)
     if key in _cache:
         return _cache[key]
-    _cache.clear()  # one split in memory at a time: the full data is ~0.6 GB per copy
+    _cache.clear()  # one split in memory at a time
     if args.quick:  # never downloads: --quick is for tests and fixtures
-        raw = load_cifar10(args.data, split="a" if split == "a" else "c", download=False)
+        raw = load_cifar10(args.data, split="a" if split == "a" else "c", download=False,
+                           dtype=np.uint8)
         (x, y), test = raw.train, raw.test
         if split == "a":
             train, val = (x[:QUICK_TRAIN], y[:QUICK_TRAIN]), tuple(a[:QUICK_VAL] for a in raw.val)
@@ -172,9 +251,11 @@ def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
             train, val = (x[:QUICK_TRAIN], y[:QUICK_TRAIN]), None
         test = (test[0][:QUICK_TEST], test[1][:QUICK_TEST])
     else:
-        raw = load_cifar10(args.data, split=split, n_val=n_val)
+        raw = load_cifar10(args.data, split=split, n_val=n_val, dtype=np.uint8)
         train, val, test = raw.train, raw.val, raw.test
     del raw
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        check_finite(None if part is None else part[0], f"load_data: the {name} split")
     xs = standardize(train[0], None if val is None else val[0], test[0])
     folder = os.fspath(find_cifar10(args.data) or resolve_root(args.data))
     data = Data(train=(xs[0], train[1]), val=None if val is None else (xs[1], val[1]),

@@ -26,10 +26,13 @@ REPORT = 0.5213
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
-    p.add_argument("--lam", type=float, default=0.014)
-    p.add_argument("--n-s", type=int, default=2500)
-    p.add_argument("--cycles", type=int, default=4)
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--lam", type=common.non_negative_float, default=0.014,
+                   help="L2 coefficient lambda")
+    p.add_argument("--n-s", type=common.positive_int, default=2500,
+                   help="CyclicLR step_size_up (updates per half cycle)")
+    p.add_argument("--cycles", type=common.positive_int, default=4,
+                   help="number of cycles (2 n_s updates each)")
+    p.add_argument("--seeds", type=common.positive_int, default=1, help="seeds to train")
     parallel.add_parallel_args(p, workers=1)
     return p
 

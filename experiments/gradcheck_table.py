@@ -35,12 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="K", help="network depths (2..9)")
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, default=None,
                    help="only with (--bn) or only without (--no-bn) batch norm; default both")
-    p.add_argument("--n", type=int, default=5, help="samples in the checked batch")
-    p.add_argument("--input-dim", type=int, default=20, help="input dimensions (reports: 20-30)")
-    p.add_argument("--lam", type=float, default=0.01,
+    p.add_argument("--n", type=common.positive_int, default=5,
+                   help="samples in the checked batch")
+    p.add_argument("--input-dim", type=common.positive_int, default=20,
+                   help="input dimensions (reports: 20-30)")
+    p.add_argument("--lam", type=common.non_negative_float, default=0.01,
                    help="L2 coefficient in the checked cost (R1 used 0; >0 also checks the L2 "
                         "term)")
-    p.add_argument("--eps", type=float, default=1e-5, help="central-difference step h")
+    p.add_argument("--eps", type=common.positive_float, default=1e-5,
+                   help="central-difference step h")
     p.add_argument("--stencil", type=int, choices=(2, 4), default=4,
                    help="points of the centred difference (2: the course's (f(x+h)-f(x-h))/2h)")
     p.add_argument("--float64-numeric", action="store_true",

@@ -64,10 +64,12 @@ R3_EPOCHS = 10
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
-    p.add_argument("--part", choices=["s4", "r3", "both"], default="both")
+    p.add_argument("--part", choices=["s4", "r3", "both"], default="both",
+                   help="s4: each change at S4's settings; r3: R3's settings; both")
     p.add_argument("--changes", nargs="+", choices=list(CHANGES), default=list(CHANGES),
                    help="changes of part s4 (the baseline always runs)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per configuration")
+    p.add_argument("--seeds", type=common.positive_int, default=1,
+                   help="seeds per configuration")
     parallel.add_parallel_args(p)
     return p
 

@@ -33,21 +33,27 @@ R4_TEXT = {
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
-    p.add_argument("--layers", type=int, nargs="+", choices=sorted(DIMS), default=sorted(DIMS))
+    p.add_argument("--layers", type=int, nargs="+", choices=sorted(DIMS), default=sorted(DIMS),
+                   help="networks to train: 3 (3072-50-50-10) and/or 9 layers")
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, default=None,
                    help="only with (--bn) or only without (--no-bn) batch norm; default both")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per configuration with BN")
-    p.add_argument("--seeds-no-bn", type=int, default=1, help="seeds per configuration without BN")
+    p.add_argument("--seeds", type=common.positive_int, default=3,
+                   help="seeds per configuration with BN")
+    p.add_argument("--seeds-no-bn", type=common.positive_int, default=1,
+                   help="seeds per configuration without BN")
     common.add_recipe_args(p, lam=0.005, n_s=2250, cycles=2)
     p.add_argument("--r4", action="store_true", help="also run R4's constant-lr curves")
-    p.add_argument("--r4-eta", type=float, default=0.01,
+    p.add_argument("--r4-eta", type=common.positive_float, default=0.01,
                    help="constant lr of R4's 3-layer runs (STUDIES.md does not give R4's)")
     p.add_argument("--r4-inits", type=common.init_value, nargs="+", default=["he", 0.01],
                    help="weight inits of R4's 3-layer runs: 'he' and/or sigmas (R4's is not "
                         "stated; with He init both nets learn at once)")
-    p.add_argument("--r4-two-layer-etas", type=float, nargs="+", default=[2e-4, 2e-2, 5e-2])
-    p.add_argument("--r4-epochs", type=int, default=10)
-    p.add_argument("--r4-lam", type=float, default=0.0,
+    p.add_argument("--r4-two-layer-etas", type=common.positive_float, nargs="+",
+                   default=[2e-4, 2e-2, 5e-2],
+                   help="constant lrs of R4's 2-layer runs, with and without BN")
+    p.add_argument("--r4-epochs", type=common.positive_int, default=10,
+                   help="epochs of every R4 run")
+    p.add_argument("--r4-lam", type=common.non_negative_float, default=0.0,
                    help="lambda of the R4 runs (R4's grid used lambda <= 1e-4)")
     return p
 

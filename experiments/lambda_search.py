@@ -29,20 +29,31 @@ STAGES = ["r2_coarse", "r2_fine", "r1_coarse", "r1_fine", "r1_best", "r2_final"]
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
-    p.add_argument("--stage", choices=[*STAGES, "all"], default="all")
+    p.add_argument("--stage", choices=[*STAGES, "all"], default="all",
+                   help="the stage to run (see above), or all of them")
     common.add_recipe_args(p)
-    p.add_argument("--r2-coarse-count", type=int, default=10)
-    p.add_argument("--r2-coarse-range", type=float, nargs=2, default=[1e-6, 1e-1],
-                   metavar=("LOW", "HIGH"))
-    p.add_argument("--r2-coarse-n-s", type=int, default=900)
-    p.add_argument("--r2-fine-batch", type=int, default=90)
-    p.add_argument("--r2-fine-n-s", type=int, default=1000)
-    p.add_argument("--r2-final-lam", type=float, default=0.0008)
-    p.add_argument("--r2-final-cycles", type=int, default=3)
-    p.add_argument("--r2-final-n-val", type=int, default=1000)
-    p.add_argument("--r1-n-s", type=int, default=2250)
-    p.add_argument("--r1-best-lam", type=float, default=0.0134)
-    p.add_argument("--cycles", type=int, default=2, help="cycles of every stage but r2_final")
+    positive, non_negative = common.positive_int, common.non_negative_float
+    p.add_argument("--r2-coarse-count", type=positive, default=10,
+                   help="lambdas drawn in R2's coarse stage")
+    p.add_argument("--r2-coarse-range", type=common.positive_float, nargs=2,
+                   default=[1e-6, 1e-1], metavar=("LOW", "HIGH"),
+                   help="range of R2's coarse lambdas (drawn log-uniformly)")
+    p.add_argument("--r2-coarse-n-s", type=positive, default=900,
+                   help="n_s of R2's coarse stage")
+    p.add_argument("--r2-fine-batch", type=positive, default=90,
+                   help="batch size of R2's fine and final stages")
+    p.add_argument("--r2-fine-n-s", type=positive, default=1000,
+                   help="n_s of R2's fine and final stages")
+    p.add_argument("--r2-final-lam", type=non_negative, default=0.0008,
+                   help="lambda of R2's final run")
+    p.add_argument("--r2-final-cycles", type=positive, default=3,
+                   help="cycles of R2's final run")
+    p.add_argument("--r2-final-n-val", type=positive, default=1000,
+                   help="validation images of R2's final run (the rest train)")
+    p.add_argument("--r1-n-s", type=positive, default=2250, help="n_s of R1's stages")
+    p.add_argument("--r1-best-lam", type=non_negative, default=0.0134,
+                   help="R1's best lambda, trained and tested in stage r1_best")
+    p.add_argument("--cycles", type=positive, default=2, help="cycles of every stage but r2_final")
     return p
 
 
@@ -72,7 +83,11 @@ def stage_settings(args) -> dict:
 
 
 def main(argv=None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    low, high = args.r2_coarse_range
+    if low >= high:
+        parser.error(f"argument --r2-coarse-range: LOW must be below HIGH, got {low:g} {high:g}")
     study = common.start(NAME, SID, TITLE, args, argv)
     settings = stage_settings(args)
     names = STAGES if args.stage == "all" else [args.stage]

@@ -353,9 +353,10 @@ def run_variants(variants, args, split="b", workers=2, threads=1, progress=False
 
 
 def add_parallel_args(p: argparse.ArgumentParser, workers: int = 2) -> None:
-    p.add_argument("--workers", type=int, default=workers,
+    p.add_argument("--workers", type=common.positive_int, default=workers,
                    help="parallel training processes (1: run here, one at a time)")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads per worker process")
+    p.add_argument("--threads", type=common.positive_int, default=1,
+                   help="BLAS threads per worker process")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,12 +410,18 @@ def total_wall_time(root=common.RESULTS_ROOT) -> dict:
     return {"studies": times, "total_s": sum(times.values())}
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser("parallel", __doc__.split("\n")[0])
     p.add_argument("--speed", action="store_true", help="measure the two ways of running")
-    p.add_argument("--total", action="store_true", help="sum the studies' wall times")
-    p.add_argument("--n-s", type=int, default=2250,
+    p.add_argument("--total", action="store_true",
+                   help="sum the wall times of the published studies (experiments/results/)")
+    p.add_argument("--n-s", type=common.positive_int, default=2250,
                    help="n_s of the two timed S4 runs (2 cycles each; S4's own is 2250)")
+    return p
+
+
+def main(argv=None):
+    p = build_parser()
     args = p.parse_args(argv)
     out = {}
     if args.speed:

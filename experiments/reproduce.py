@@ -2,13 +2,15 @@
 
     python -m experiments.reproduce --only S1 S2 S3 S4 S5   # the course studies S1-S5
     python -m experiments.reproduce --reuse              # only write RESULTS.md from finished runs
+    python -m experiments.reproduce --reuse --publish    # publish the finished runs
     python -m experiments.reproduce --quick --out-root /tmp/q
 
 Each study runs in this process through its own main(), writing into <out-root>/<study>/
-(default experiments/results/). With --reuse a study whose results.json already exists there
-(from a run of the same kind, quick or full) is read instead of run again. RESULTS.md goes to
-experiments/RESULTS.md for full runs in the default folder, otherwise into --out-root: quick runs
-never overwrite the committed results.
+(default runs/, untracked; runs/quick/ with --quick), and RESULTS.md goes beside them. With
+--reuse a study whose results.json already exists there (from a run of the same kind, quick or
+full) is read instead of run again. Only --publish touches the repository: it copies each
+study's evidence (results.json, table.md, plots; never a journal or lock file) into the tracked
+experiments/results/ and rewrites experiments/RESULTS.md from everything published there.
 """
 import argparse
 import datetime
@@ -17,12 +19,14 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from tensorgrad.atomic import write_text
+from tensorgrad.atomic import write_bytes, write_text
 
 from . import common, interrupts
 
@@ -116,19 +120,25 @@ NOTES = {
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.reproduce",
                                 description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=common.HelpFormatter)
     p.add_argument("--data", default=None, help="CIFAR-10 folder, passed to every study")
     p.add_argument("--quick", action="store_true",
-                   help="tiny runs (tests); never written over the committed results")
+                   help="tiny runs (tests), into runs/quick/ unless --out-root is given")
     p.add_argument("--out-root", default=None,
-                   help=f"folder of the studies' outputs; default experiments/results "
-                        f"({common.QUICK_ROOT} with --quick)")
+                   help="folder of the studies' outputs and RESULTS.md; default runs/ "
+                        "(runs/quick/ with --quick), untracked")
     p.add_argument("--reuse", action="store_true",
                    help="read a study's existing results.json instead of running it again")
     p.add_argument("--only", nargs="+", default=None, metavar="STUDY",
-                   help="run only these studies (module names or S1..S5); RESULTS.md still "
+                   help="run only these studies (module names or S1-S7, S6+); RESULTS.md still "
                         "lists the others' existing results")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--publish", action="store_true",
+                   help="then copy every full study's evidence (and the benchmark's, from "
+                        "<out-root>/benchmark) into the tracked experiments/results/ and rewrite "
+                        "experiments/RESULTS.md; refused with --quick and while tracked files "
+                        "have uncommitted changes")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars during training")
     return p
 
 
@@ -140,8 +150,8 @@ def selected(only):
         found = {folder for folder, module, sid, _ in STUDIES
                  if o.lower() in (folder.lower(), module.lower(), sid.lower())}
         if not found:
-            raise SystemExit(f"reproduce: unknown study {o!r}; choose from "
-                             f"{[f for f, _, _, _ in STUDIES]} or S1..S7, S6+")
+            raise ValueError(f"argument --only: unknown study {o!r}; choose from "
+                             f"{[f for f, _, _, _ in STUDIES]} or S1-S7, S6+")
         chosen |= found
     return chosen
 
@@ -274,15 +284,72 @@ def interrupted_message(exc) -> str:
             f"found{f'; {running} starts over' if running else ''}).")
 
 
+EVIDENCE = (".json", ".md", ".png")  # what --publish copies: results, tables, plots
+
+
+def uncommitted_changes() -> list[str] | None:
+    """Tracked files of the repository with uncommitted changes (None: git cannot tell)."""
+    try:
+        proc = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                              cwd=common.REPO, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line[3:] for line in proc.stdout.splitlines()] if proc.returncode == 0 else None
+
+
+def benchmark_results(root: Path):
+    """<root>/benchmark/results.json of a full `python -m experiments.benchmark --out
+    <root>/benchmark` run (its default folder is runs/benchmark), else None."""
+    path = root / "benchmark" / "results.json"
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    quick = "--quick" in str(results.get("command", "")).split()
+    return None if quick else dict(results, _dir=os.fspath(path.parent))
+
+
+def publish(all_results) -> list[str]:
+    """Copy each full study's evidence (EVIDENCE files: never a journal, lock or checkpoint)
+    into experiments/results/<study>/, replacing what was published there before."""
+    published = []
+    for name in [*(folder for folder, _, _, _ in STUDIES), "benchmark"]:
+        results = all_results.get(name)
+        if not results or "error" in results or results.get("quick"):
+            continue
+        source, target = Path(results["_dir"]), common.RESULTS_ROOT / name
+        if source.resolve() != target.resolve():
+            files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix in EVIDENCE)
+            if target.exists():
+                shutil.rmtree(target)
+            for path in files:
+                (target / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+                write_bytes(target / path.relative_to(source), path.read_bytes())
+        published.append(name)
+    return published
+
+
 def main(argv=None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        todo = selected(args.only)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.publish:
+        if args.quick:
+            parser.error("--publish: quick runs (tiny data) are never published; run without "
+                         "--quick")
+        changes = uncommitted_changes()
+        if changes:
+            parser.error(f"--publish: tracked files have uncommitted changes "
+                         f"({', '.join(changes[:5])}{', ...' if len(changes) > 5 else ''}); "
+                         f"commit them first, so that the published evidence belongs to a commit")
     command = common.command_line("reproduce", list(sys.argv[1:] if argv is None else argv),
                                   args.data)
     t0 = time.perf_counter()
     default_root = args.out_root is None
     root = Path(args.out_root) if args.out_root else (
-        common.QUICK_ROOT if args.quick else common.RESULTS_ROOT)
-    todo = selected(args.only)
+        common.QUICK_ROOT if args.quick else common.RUNS_ROOT)
     all_results = {}
     _progress.update(command=command, root=root, done=[], running=None)
     for name, module, sid, extra in STUDIES:
@@ -305,11 +372,22 @@ def main(argv=None) -> dict:
             all_results[name] = {"command": common.command_line(module, study, args.data),
                                  "error": f"{type(exc).__name__}: {exc}"}
     _progress["running"] = None
-    committed = default_root and not args.quick
-    target = (common.EXPERIMENTS if committed else root) / "RESULTS.md"
-    path = write_report(target, all_results, command, args.quick, time.perf_counter() - t0)
+    path = write_report(root / "RESULTS.md", all_results, command, args.quick,
+                        time.perf_counter() - t0)
     print(f"\nwrote {path}")
     failed = [n for n, r in all_results.items() if r and "error" in r]
+    if args.publish and failed:
+        print(f"nothing published: {', '.join(failed)} failed", flush=True)
+    elif args.publish:
+        published = publish({**all_results, "benchmark": benchmark_results(root)})
+        print(f"published {', '.join(published) or 'nothing'} into {common.RESULTS_ROOT}")
+        everything = {name: r and dict(r, _dir=os.fspath(common.RESULTS_ROOT / name))
+                      for name, _, _, _ in STUDIES
+                      for r in [read_results(common.RESULTS_ROOT / name / "results.json",
+                                             False)]}
+        path = write_report(common.EXPERIMENTS / "RESULTS.md", everything, command, False,
+                            time.perf_counter() - t0)
+        print(f"wrote {path}")
     return {"path": path, "results": all_results, "failed": failed}
 
 

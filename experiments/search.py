@@ -15,29 +15,39 @@ A spec file is JSON: either a bare space {"lam": {"type": "loguniform", "low": 1
 "fixed": {training options}, "sampler": ..., "trials": ..., "pruner": ..., "refine": {"trials":
 .., "sampler": .., "factor": .., "fix": [..], "space": {..}}, "final": {training options}}.
 Searchable and fixed training options are the fields of TrainOptions below.
+
+Ctrl-C (or SIGTERM) stops the search with one message: where its finished trials are kept and
+the command that resumes it (the same one); a second Ctrl-C stops the workers at once. An
+unreachable storage is retried for --storage-retry-seconds, then ends the search the same way.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.mlp import MLP
+from models.mlp import ACTIVATIONS, INITS, MLP
 from tensorgrad.data import Compose, DataLoader, GaussianBlur, GaussianNoise, RandomHorizontalFlip
 from tensorgrad.optim import SGD, Adagrad, Adam, RMSprop
 from tensorgrad.optim.lr_scheduler import CyclicLR
 from tensorgrad.search import (
     PRUNERS,
     SAMPLERS,
+    STORAGE_RETRY_SECONDS,
     Int,
     LogUniform,
     Refine,
+    StorageError,
     StorageSpec,
+    StorageUnavailable,
     load_space,
     plot_best_so_far,
     plot_params,
@@ -48,7 +58,7 @@ from tensorgrad.search import (
 )
 from tensorgrad.train import evaluate, fit
 
-from . import common
+from . import common, interrupts
 
 NAME = "search"
 R0_WIDTHS = [50, 30, 20, 20, 10, 10, 10, 10]
@@ -121,6 +131,62 @@ class TrainOptions:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainOptions)}
+
+
+def _one_of(names) -> tuple:
+    return (lambda v: v in names), f"one of {', '.join(map(str, names))}"
+
+
+# What each training option takes, beyond its type: (test, what the error says it expects)
+_COUNT = (lambda v: v >= 1), "a positive integer"
+_RATE = (lambda v: v > 0), "a positive number"
+_NON_NEGATIVE = (lambda v: v >= 0), "a number >= 0"
+_PROBABILITY = (lambda v: 0 <= v <= 1), "a number in [0, 1]"
+OPTION_RANGES = {
+    "split": _one_of(("a", "b", "c")), "n_val": _COUNT, "width": _COUNT,
+    "depth": ((lambda v: v >= 2), "an integer >= 2"),
+    "bn_position": _one_of(("before", "after")), "activation": _one_of(tuple(ACTIVATIONS)),
+    "dropout": ((lambda v: 0 <= v < 1), "a number in [0, 1)"), "init": _one_of(tuple(INITS)),
+    "lam": _NON_NEGATIVE, "optimizer": _one_of(tuple(OPTIMIZERS)), "momentum": _NON_NEGATIVE,
+    "eta": _RATE, "epochs": _COUNT, "eta_min": _RATE, "eta_max": _RATE, "n_s": _COUNT,
+    "cycles": _COUNT, "batch_size": _COUNT, "flip": _PROBABILITY, "blur": _PROBABILITY,
+    "blur_sigma": _RATE, "noise": _NON_NEGATIVE,
+    "seed": ((lambda v: v >= 0), "an integer >= 0"),
+}
+
+
+def check_option(name: str, value):
+    """value as training option `name` takes it (an int for a float option becomes a float),
+    else ValueError saying what the option expects."""
+    if name not in FIELDS:
+        raise ValueError(f"{name!r} is not a training option; known: {sorted(FIELDS)}")
+    kinds = {k.strip() for k in str(FIELDS[name].type).split("|")}
+    given = value
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise ValueError(f"{name} cannot be null")
+    if "bool" in kinds:
+        ok = isinstance(value, bool)
+        expected = "true or false"
+    elif "int" in kinds:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        expected = "an integer"
+    elif "float" in kinds:
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value))
+        value = float(value) if ok else value
+        expected = "a finite number"
+    elif name == "widths":  # a number is one hidden layer of that width
+        ok = isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+        expected = "hidden widths such as '50-50', or 'r0'"
+    else:
+        ok, expected = isinstance(value, str), "a string"
+    test, what = OPTION_RANGES.get(name, (lambda v: True, ""))
+    if not ok or not test(value):
+        raise ValueError(f"{name} must be {expected if not ok or not what else what}, got "
+                         f"{given!r}")
+    return value
 
 
 def options(fixed: dict, params: dict | None = None) -> TrainOptions:
@@ -256,11 +322,60 @@ def _value(text: str):
 
 
 def setting(text: str):
+    """--set OPTION=VALUE, the value typed and checked against the training option: JSON for
+    numbers, true/false and null; the text itself for string options."""
     key, sep, value = text.partition("=")
     if not sep or key not in FIELDS:
         raise argparse.ArgumentTypeError(f"expected OPTION=VALUE with OPTION one of "
                                          f"{sorted(FIELDS)}, got {text!r}")
-    return key, _value(value)
+    kinds = {k.strip() for k in str(FIELDS[key].type).split("|")}
+    parsed = value if kinds <= {"str", "None"} and value != "null" else _value(value)
+    try:
+        return key, check_option(key, parsed)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _probes(param) -> list:
+    """Values that stand for a search parameter when checking a space: every value of a small
+    grid (Choice, Int, a numbered grid), else the ends of its range."""
+    values = param.grid()
+    if values is not None and len(values) <= 64:
+        return list(values)
+    return [param.low, param.high]
+
+
+def check_space_options(space: dict, fixed: dict, refine=None) -> None:
+    """Refuse, before the first trial, a space the training options cannot take: each probe
+    value of each parameter (and, up to 4096 points, their combinations) must give valid
+    TrainOptions with the fixed options. ValueError names the point and the reason."""
+    spaces = [space] + ([{**space, **refine.space}] if refine is not None and refine.space
+                        else [])
+    for current in spaces:
+        probes = {name: _probes(param) for name, param in current.items()}
+        for name, values in probes.items():
+            for v in values:
+                try:
+                    check_option(name, v)
+                except ValueError as exc:
+                    raise ValueError(f"{name}={v!r} cannot be trained: {exc}") from None
+        names = list(probes)
+        if math.prod(len(v) for v in probes.values()) <= 4096:
+            points = [dict(zip(names, combo)) for combo in itertools.product(*probes.values())]
+        else:  # one parameter at a time, the others at their first probe
+            first = {n: v[0] for n, v in probes.items()}
+            points = [{**first, n: v} for n, values in probes.items() for v in values]
+        for point in points:
+            try:
+                o = options(fixed, point)
+                o.hidden()
+                if o.split == "c":
+                    raise ValueError("split 'c' has no validation data to search on")
+            except (ValueError, TypeError) as exc:
+                where = ", ".join(f"{k}={v!r}" for k, v in point.items())
+                raise ValueError(f"the point {where} cannot be trained with the fixed options: "
+                                 f"{exc}; fix the others with --set OPTION=VALUE or search "
+                                 f"them too") from None
 
 
 def pruner_options(name: str, o: TrainOptions, space: dict, n_train: int) -> dict:
@@ -282,30 +397,40 @@ def _n_train(o: TrainOptions, data_args: dict) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common.study_parser(NAME, __doc__.split("\n")[0])
+    p = common.study_parser(NAME, __doc__.split("\n")[0], folder="search_<study-name>")
     p.add_argument("--space", default="r0_tpe",
                    help=f"a preset ({', '.join(PRESETS)}) or a JSON spec file")
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
-                   help="default: the preset's (grid for r4_grid, tpe for r0_tpe; tpe for a file)")
-    p.add_argument("--trials", type=int, default=None,
+                   help="Optuna sampler; default: the preset's (grid for r4_grid, tpe for "
+                        "r0_tpe; tpe for a file)")
+    p.add_argument("--trials", type=common.positive_int, default=None,
                    help="trials of stage 1 over all workers (default: the preset's; a grid: "
                         "all points)")
-    p.add_argument("--fine-trials", type=int, default=None,
+    p.add_argument("--fine-trials", type=common.non_negative_int, default=None,
                    help="trials of the second (fine) stage; 0 = no second stage (default: the "
                         "preset's, or 0)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=common.positive_int, default=1,
                    help="worker processes on this machine (one BLAS thread each when > 1)")
     p.add_argument("--storage", default=None,
                    help="journal file path or postgresql://user:password@host:port/db "
                         "(default: <out>/study.journal)")
-    p.add_argument("--study-name", default=None, help="default: the preset or spec file name")
+    p.add_argument("--study-name", default=None,
+                   help="the study's name in the storage; default: the preset or spec file name")
     p.add_argument("--pruner", choices=PRUNERS, default=None,
-                   help="default: the preset's (none for r4_grid, median for r0_tpe and files)")
+                   help="pruner of hopeless trials; default: the preset's (none for r4_grid, "
+                        "median for r0_tpe and files)")
     p.add_argument("--set", dest="fixed", type=setting, action="append", default=[],
-                   metavar="OPTION=VALUE", help="fix a training option, e.g. --set epochs=5")
-    p.add_argument("--heartbeat", type=int, default=10,
+                   metavar="OPTION=VALUE",
+                   help="fix a training option (a field of TrainOptions), e.g. --set epochs=5; "
+                        "repeatable")
+    p.add_argument("--heartbeat", type=common.positive_int, default=10,
                    help="seconds between heartbeats of a running trial (postgresql only; a "
                         "trial silent for 4 heartbeats is re-queued)")
+    p.add_argument("--storage-retry-seconds", type=common.non_negative_float,
+                   default=STORAGE_RETRY_SECONDS,
+                   help="how long an unreachable storage (database down or restarting, journal "
+                        "file gone) is retried, with backoff, before the search stops with a "
+                        "message; the same command then resumes it")
     p.add_argument("--no-final", dest="final", action="store_false",
                    help="skip retraining the best configuration on the larger split")
     p.add_argument("--final-split", choices=["b", "c"], default=None,
@@ -390,6 +515,8 @@ def main(argv=None) -> dict:
         parser.error(f"--space {args.space}: {unknown} are not training options; known: "
                      f"{sorted(FIELDS)}")
     try:
+        for name, value in fixed.items():
+            check_option(name, value)
         options(fixed).hidden()
     except (ValueError, TypeError) as exc:
         parser.error(f"fixed training options {fixed}: {exc}")
@@ -400,68 +527,122 @@ def main(argv=None) -> dict:
     if args.fine_trials is not None:
         refine = (None if args.fine_trials == 0 else
                   dataclasses.replace(refine or Refine(), trials=args.fine_trials))
+    try:
+        check_space_options(space, fixed, refine)
+    except ValueError as exc:
+        parser.error(f"--space {args.space}: {exc}")
     study = common.start(NAME, preset["sid"], preset["title"], args, argv)
     storage = StorageSpec(args.storage or os.fspath(study.out / "study.journal"),
-                          heartbeat=args.heartbeat, grace=4 * args.heartbeat)
-    data_args = {"data": args.data, "quick": args.quick}
-    o = options(fixed)
-    print(f"  workers: {args.workers}, sampler {sampler}, pruner {pruner}, storage "
-          f"{storage.describe()}", flush=True)
-    result = run_search(
-        objective, space, storage=storage, study_name=study_name, trials=trials,
-        sampler=sampler, workers=args.workers, pruner=pruner,
-        pruner_options=pruner_options(pruner, o, space, _n_train(o, data_args)), seed=args.seed,
-        refine=refine, objective_kwargs={"fixed": fixed, "data_args": data_args,
-                                         "progress": args.progress and args.workers == 1})
-    best = result.best
-    if best is None:
-        raise RuntimeError(f"search {study_name!r}: no trial completed; see the reasons in the "
-                           f"output above")
-    final = None
-    if args.final:
-        final_opts = {**fixed, **preset["final"], **best["params"]}
-        final_opts["split"] = args.final_split or preset["final"].get("split") or \
-            {"a": "b", "b": "c"}[o.split]
-        if args.quick:
-            final_opts = _quick(final_opts)
-        final = final_run(options(final_opts), data_args, args.progress)
-    plots = [plot_params(result.records, space, study.out / "params.png",
-                         title=f"{study_name}: validation accuracy per parameter"),
-             plot_best_so_far(result.records, study.out / "best_so_far.png",
-                              title=f"{study_name}: best so far")]
-    if final is not None:
-        plots += common.run_plots(final, study.out, "final", title="best configuration")
-    states = {}
-    for r in result.records:
-        states[r["state"]] = states.get(r["state"], 0) + 1
-    rows = _rows(preset, result, final)
-    span = span_seconds(result.records) or 0.0
-    busy = sum(r["duration_s"] or 0.0 for r in result.records)
-    table = "\n\n".join([
-        f"Search: {sampler}, {len(result.records)} trials "
-        f"({', '.join(f'{v} {k.lower()}' for k, v in sorted(states.items()))}), "
-        f"{args.workers} worker(s) here; search wall time {result.wall_time:.0f} s in this run, "
-        f"{span:.0f} s from the first trial's start to the last one's end (a resumed study "
-        f"counts its earlier runs too); {busy:.0f} s of trials in all.",
-        "Top 10 (validation accuracy in %):\n\n" + top_table(
-            result.records, 10, "val %", lambda v: f"{100 * v:.2f}"),
-        "Against the report:\n\n" + common.markdown_table(
-            ["", "ours", "report"], [[r["label"], r["ours_text"], r["report_text"]]
-                                     for r in rows])])
-    failed = [r for r in result.records if r["state"] == "FAIL"]
-    if failed:
-        table += "\n\nFailed trials:\n\n" + "\n".join(
-            f"- {r['stage'] + 1}:{r['number']} {r['params']}: {r['reason']}" for r in failed)
-    extra = {"search": {"study_name": study_name, "storage": storage.describe(),
-                        "sampler": sampler, "pruner": pruner, "workers": args.workers,
-                        "fixed": fixed, "stages": result.stages,
-                        "wall_time_s": result.wall_time, "span_s": span,
-                        "trial_seconds": busy},
-             "trials": result.records, "best": best}
-    return common.finish(study, table, rows, [final] if final else [], plots,
-                         extra=extra, summary=f"best: {best['params']} val "
-                                              f"{100 * best['value']:.2f}%")
+                          heartbeat=args.heartbeat, grace=4 * args.heartbeat,
+                          retry_seconds=args.storage_retry_seconds)
+    with _resumable(study, storage):
+        data_args = {"data": args.data, "quick": args.quick}
+        o = options(fixed)
+        print(f"  workers: {args.workers}, sampler {sampler}, pruner {pruner}, storage "
+              f"{storage.describe()}", flush=True)
+        result = run_search(
+            objective, space, storage=storage, study_name=study_name, trials=trials,
+            sampler=sampler, workers=args.workers, pruner=pruner,
+            pruner_options=pruner_options(pruner, o, space, _n_train(o, data_args)), seed=args.seed,
+            refine=refine, objective_kwargs={"fixed": fixed, "data_args": data_args,
+                                             "progress": args.progress and args.workers == 1})
+        best = result.best
+        final = None
+        if best is not None and args.final:
+            final_opts = {**fixed, **preset["final"], **best["params"]}
+            final_opts["split"] = args.final_split or preset["final"].get("split") or \
+                {"a": "b", "b": "c"}[o.split]
+            if args.quick:
+                final_opts = _quick(final_opts)
+            final = final_run(options(final_opts), data_args, args.progress)
+        plots = [] if best is None else [
+            plot_params(result.records, space, study.out / "params.png",
+                        title=f"{study_name}: validation accuracy per parameter"),
+            plot_best_so_far(result.records, study.out / "best_so_far.png",
+                             title=f"{study_name}: best so far")]
+        if final is not None:
+            plots += common.run_plots(final, study.out, "final", title="best configuration")
+        states = {}
+        for r in result.records:
+            states[r["state"]] = states.get(r["state"], 0) + 1
+        rows = _rows(preset, result, final)
+        span = span_seconds(result.records) or 0.0
+        busy = sum(r["duration_s"] or 0.0 for r in result.records)
+        table = "\n\n".join([
+            f"Search: {sampler}, {len(result.records)} trials "
+            f"({', '.join(f'{v} {k.lower()}' for k, v in sorted(states.items()))}), "
+            f"{args.workers} worker(s) here; search wall time {result.wall_time:.0f} s in this "
+            f"run, {span:.0f} s from the first trial's start to the last one's end (a resumed "
+            f"study counts its earlier runs too); {busy:.0f} s of trials in all.",
+            "Top 10 (validation accuracy in %):\n\n" + top_table(
+                result.records, 10, "val %", lambda v: f"{100 * v:.2f}"),
+            "Against the report:\n\n" + common.markdown_table(
+                ["", "ours", "report"], [[r["label"], r["ours_text"], r["report_text"]]
+                                         for r in rows])])
+        failed = [r for r in result.records if r["state"] == "FAIL"]
+        if failed:
+            table += "\n\nFailed trials:\n\n" + "\n".join(
+                f"- {r['stage'] + 1}:{r['number']} {r['params']}: {r['reason']}" for r in failed)
+        extra = {"search": {"study_name": study_name, "storage": storage.describe(),
+                            "sampler": sampler, "pruner": pruner, "workers": args.workers,
+                            "fixed": fixed, "stages": result.stages,
+                            "wall_time_s": result.wall_time, "span_s": span,
+                            "trial_seconds": busy},
+                 "trials": result.records, "best": best}
+        summary = (f"best: {best['params']} val {100 * best['value']:.2f}%" if best else
+                   f"no trial completed ({states.get('FAIL', 0)} failed, "
+                   f"{states.get('PRUNED', 0)} pruned): see the reasons above")
+        return common.finish(study, table, rows, [final] if final else [], plots,
+                             extra=extra, summary=summary)
+
+
+@contextlib.contextmanager
+def _resumable(study, storage: StorageSpec):
+    """An interruption or a storage fault inside carries where the search's work is kept
+    (`search_storage`) and the command that resumes it (`resume_command`)."""
+    try:
+        yield
+    except (KeyboardInterrupt, StorageError) as exc:
+        exc.search_storage = storage.describe()
+        exc.resume_command = study.command.replace(storage.url, storage.url_without_password)
+        raise
+
+
+def _interrupted(exc) -> str:
+    """The one message of a search stopped by Ctrl-C or SIGTERM: where its finished trials are
+    kept and the command that resumes it."""
+    what = "stopped (SIGTERM)" if isinstance(exc, interrupts.Terminated) else \
+        "interrupted (Ctrl-C)"
+    if hasattr(exc, "search_storage"):
+        return (f"{what}: the search's finished trials are kept in {exc.search_storage}; the "
+                f"same command resumes it:\n  {exc.resume_command}")
+    return f"{what} before the search started: there is nothing to resume"
+
+
+def succeeded(results) -> bool:
+    """A search succeeds when some trial completed; one whose every trial failed or was pruned
+    has written its report (the reasons of the failures) and exits with status 1."""
+    if results["best"] is None:
+        failed = sum(t["state"] == "FAIL" for t in results["trials"])
+        print(f"error: search {results['search']['study_name']!r}: no trial completed "
+              f"({failed} failed); the reasons are above and in its table.md", file=sys.stderr)
+        return False
+    return True
+
+
+def cli():
+    """The command line: main(), where Ctrl-C (exit 130), SIGTERM (143) and a storage fault
+    (1) end with one message saying where the work is kept and the command that resumes it,
+    instead of a traceback (experiments/interrupts.py). A second Ctrl-C, while the workers
+    record their trials, stops them at once."""
+    try:
+        common.run_cli(main, succeeded, interrupted=_interrupted)
+    except StorageError as exc:
+        resume = (f"\n  once it is back, the same command resumes the search (a longer "
+                  f"--storage-retry-seconds waits longer):\n  {exc.resume_command}"
+                  if isinstance(exc, StorageUnavailable) else "")
+        sys.exit(f"error: {exc}{resume}")
 
 
 if __name__ == "__main__":
-    common.run_cli(main)
+    cli()

@@ -23,12 +23,16 @@ SETTINGS = {
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
-    p.add_argument("--setting", choices=[*SETTINGS, "all"], default="all")
-    p.add_argument("--hidden", type=int, default=50, help="hidden units")
+    p.add_argument("--setting", choices=[*SETTINGS, "all"], default="all",
+                   help="which of the three settings to run")
+    p.add_argument("--hidden", type=common.positive_int, default=50, help="hidden units")
     common.add_recipe_args(p)
-    p.add_argument("--lam", type=float, default=None, help="override the settings' lambda")
-    p.add_argument("--n-s", type=int, default=None, help="override the settings' n_s")
-    p.add_argument("--cycles", type=int, default=None, help="override the settings' cycles")
+    p.add_argument("--lam", type=common.non_negative_float, default=None,
+                   help="override the settings' lambda")
+    p.add_argument("--n-s", type=common.positive_int, default=None,
+                   help="override the settings' n_s")
+    p.add_argument("--cycles", type=common.positive_int, default=None,
+                   help="override the settings' cycles")
     return p
 
 

@@ -69,21 +69,28 @@ class _Program:
     (the 9-layer MLP's program makes 392 kB of intermediates; its backward reads 130)."""
 
     __slots__ = ("n_in", "consts", "steps", "shapes", "result", "aux", "forward", "backwards",
-                 "lean", "reads", "differentiable", "_source")
+                 "lean", "reads", "float_result", "_differentiable", "_source")
 
     def __init__(self, n_in, consts, steps, shapes, result, aux, examples):
         """`examples`: every slot's value in the trace (for Op.lower; not kept)."""
         self.n_in, self.consts, self.steps, self.shapes = n_in, consts, steps, shapes
         self.result, self.aux = result, aux
-        # differentiable: a float result some input reaches through ops with gradients (not
-        # only through comparisons, sign, detach, ...)
-        self.differentiable = np.asarray(examples[result]).dtype.kind == "f" and \
-            self._reach([True] * n_in)[0][result]
+        self.float_result = np.asarray(examples[result]).dtype.kind == "f"
+        self._differentiable = {}  # requires-grad mask -> differentiable(mask)
         self._source = self._forward_source(examples)
         self.forward = self._assemble_forward(None)  # keeps every slot
         self.backwards = {}  # (mask, gradient shape and dtype) -> compiled backward
         self.lean = {}  # mask (None: no backward will run) -> forward keeping what it needs
         self.reads = {}  # mask -> the slots its compiled backwards read
+
+    def differentiable(self, mask):
+        """Whether a gradient reaches the (float) result from the inputs flagged in `mask`:
+        through ops with vjps, not only through comparisons, sign, detach, ..."""
+        known = self._differentiable.get(mask)
+        if known is None:
+            known = self._differentiable[mask] = \
+                self.float_result and self._reach(mask)[0][self.result]
+        return known
 
     def _reach(self, mask):
         """(per slot: whether it depends on an input flagged in mask through ops with a vjp,
@@ -772,9 +779,13 @@ def _unshared(grads, g):
 def _graph_grads(fn, tensors, kw, g, create_graph=True):
     """The gradients of `fn`'s result for `tensors` (None for those that do not require grad
     or that it does not depend on), by running fn op by op."""
+    wanted = [i for i, t in enumerate(tensors) if t.requires_grad]
+    ids = [id(tensors[i]) for i in wanted]
+    if len(set(ids)) != len(ids):  # one tensor at several positions: one gradient per position
+        tensors = tuple(_t.apply(_ALIAS, (t,), {}) if ids.count(id(t)) > 1 else t
+                        for t in tensors)
     result = fn(*tensors, **kw)
     result = result[0] if isinstance(result, tuple) else result
-    wanted = [i for i, t in enumerate(tensors) if t.requires_grad]
     grads = [None] * len(tensors)
     found = _t.grad(result, [tensors[i] for i in wanted], g, create_graph=create_graph,
                     allow_unused=True)
@@ -802,6 +813,8 @@ def _reference_call(fn, tensors, kw, wrap_aux):
 
 
 # the result (input 0) passes its gradient on; the other inputs get zeros
+# the same array as a new graph node: a tensor passed at several positions gets a node per position
+_ALIAS = Op("alias", lambda x: x, passthrough)
 _IGNORED_INPUTS = Op("fused_inputs", None, lambda xp, g, out, *args, argnum:
                      g if argnum == 0 else np.zeros(args[argnum].shape, args[argnum].dtype),
                      variadic=True)
@@ -842,7 +855,7 @@ def fuse(fn):
             entry = programs[key] = _trace(fn, tensors, kw)
         program, has_aux = entry
         mask = tuple(map(_requires_grad, tensors))
-        node = True in mask and _t._grad_enabled and program.differentiable
+        node = True in mask and _t._grad_enabled and program.differentiable(mask)
         vals = program.run(arrays, mask if node else None)
         out = vals[program.result]
         if node:

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import faults
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data.checks import check_finite
 from .deferred_signals import DeferredSignals
 from .nn import functional as F
 from .nn.regularization import l2_penalty
@@ -235,6 +236,9 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
     if train_eval_data is None:
         arrays = getattr(train_loader, "arrays", None)
         train_eval_data = (arrays[0], arrays[1]) if arrays is not None else None
+    for data, name in ((val_data, "val_data"), (train_eval_data, "train_eval_data")):
+        if data is not None:  # before training: a NaN would otherwise only show as val_loss=nan
+            check_finite(data[0], f"fit: {name}")
     history = History()
     step = 0
     saved = None    # the update whose state the checkpoint file holds
@@ -283,6 +287,13 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
         if val_data is not None:
             for k, v in evaluate(model, *val_data, eval_batch_size, l2).items():
                 values[f"val_{k}"] = v
+        for k, v in values.items():  # finite weights whose outputs overflow: diverged as well
+            if not math.isfinite(v):
+                raise TrainingDiverged(
+                    f"fit: the {k} measured after update {step} is {v} (epoch "
+                    f"{math.ceil(step / updates_per_epoch)}); {kept()}; lower the learning rate "
+                    f"or check the data", step=step,
+                    checkpoint=checkpoint if saved is not None else None)
         history.record(step, step / updates_per_epoch, values)
         stop = False
         for cb in callbacks:

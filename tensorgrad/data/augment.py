@@ -12,6 +12,10 @@ import math
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from .checks import check_finite
+
+BLOCK_ROWS = 128  # rows converted or normalised at a time, so every step finds them in cache
+
 
 def _generator(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -235,8 +239,12 @@ class Compose:
         return "Compose(\n" + "".join(f"    {t!r}\n" for t in self.transforms) + ")"
 
 
-def _mean_std(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and (population) std over axis 0, in float64, in row chunks."""
+def _mean_std(x, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and (population) std over axis 0, in float64, in row chunks.
+
+    x is an array, or an array-like whose row slices are float arrays (an ImageArray); either
+    gives bitwise the same statistics for the same values, as the chunks are the same.
+    """
     n = len(x)
     total = np.zeros(x.shape[1:])
     for start in range(0, n, chunk):
@@ -244,8 +252,20 @@ def _mean_std(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]
     mean = total / n
     squares = np.zeros(x.shape[1:])
     for start in range(0, n, chunk):
-        squares += np.square(x[start:start + chunk] - mean).sum(axis=0)
+        stop = min(start + chunk, n)
+        deviations = np.empty((stop - start, *x.shape[1:]))
+        for row in range(start, stop, 256):  # a few rows at a time: no float copy of the chunk
+            deviations[row - start:row - start + 256] = x[row:min(row + 256, stop)]
+        deviations -= mean
+        np.square(deviations, out=deviations)
+        squares += deviations.sum(axis=0)
     return mean, np.sqrt(squares / n)
+
+
+def _is_array_like(x) -> bool:
+    """An array-like read by row slices (such as an ImageArray), but not a numpy array."""
+    return not isinstance(x, np.ndarray) and all(
+        hasattr(x, a) for a in ("shape", "dtype", "__len__", "__getitem__"))
 
 
 class Normalize:
@@ -253,6 +273,7 @@ class Normalize:
 
     mean and std broadcast against one sample (shape x.shape[1:]); the output has the given
     dtype (float32 by default). Use it last in a Compose, after the pixel-space augmentations.
+    mean and std are read-only float64 arrays: load_state_dict() replaces them.
     """
 
     def __init__(self, mean, std, dtype=np.float32):
@@ -261,20 +282,33 @@ class Normalize:
         if self.mean.shape != self.std.shape:
             raise ValueError(f"Normalize: mean shape {self.mean.shape} != std shape "
                              f"{self.std.shape}")
+        if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all()):
+            raise ValueError("Normalize: mean and std must be finite")
         if not np.all(self.std > 0):
             raise ValueError("Normalize: std must be positive everywhere")
         self.dtype = np.dtype(dtype)
+        self.mean.flags.writeable = self.std.flags.writeable = False  # _tiles relies on it
+        self._tiles = None
 
     @classmethod
-    def fit(cls, train_x: np.ndarray, dtype=np.float32) -> Normalize:
-        """Per-feature mean and std of the training data; features with std 0 get std 1."""
-        train_x = _check_float(np.asarray(train_x), "Normalize.fit")
+    def fit(cls, train_x, dtype=np.float32) -> Normalize:
+        """Per-feature mean and std of the training data; features with std 0 get std 1.
+
+        train_x: a float array, or an ImageArray of uint8 images (read in chunks as pixels / 255,
+        giving bitwise the statistics of the float32 pixels without converting them all).
+        """
+        if _is_array_like(train_x):
+            if not np.issubdtype(train_x.dtype, np.floating):
+                raise TypeError(f"Normalize.fit: expects float data, got {train_x!r}")
+        else:
+            train_x = _check_float(np.asarray(train_x), "Normalize.fit")
         if train_x.ndim < 1 or len(train_x) == 0:
             raise ValueError(f"Normalize.fit: needs at least one sample, got shape {train_x.shape}")
+        check_finite(train_x, "Normalize.fit: train_x")
         mean, std = _mean_std(train_x)
         return cls(mean, np.where(std > 0, std, 1.0), dtype=dtype)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def _checked(self, x: np.ndarray) -> np.ndarray:
         try:
             fits = np.broadcast_shapes(x.shape[1:], self.mean.shape) == x.shape[1:]
         except ValueError:
@@ -282,10 +316,29 @@ class Normalize:
         if not fits:
             raise ValueError(f"Normalize: samples of shape {x.shape[1:]} do not match the "
                              f"statistics' shape {self.mean.shape}")
-        out = np.array(x, dtype=self.dtype)
-        out -= self.mean.astype(self.dtype)
-        out /= self.std.astype(self.dtype)
+        return x
+
+    def _tiled(self, sample_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """mean and std cast to dtype and repeated for BLOCK_ROWS samples (kept for reuse):
+        same-shape operands are faster than broadcasting a row against every sample."""
+        if self._tiles is None or self._tiles[0] != sample_shape:
+            rows = (BLOCK_ROWS, *sample_shape)
+            self._tiles = (sample_shape, *(np.ascontiguousarray(
+                np.broadcast_to(a.astype(self.dtype), rows)) for a in (self.mean, self.std)))
+        return self._tiles[1], self._tiles[2]
+
+    def _normalize_(self, out: np.ndarray) -> np.ndarray:
+        """(out - mean) / std in place, in out's dtype (self.dtype), BLOCK_ROWS rows at a time
+        (elementwise, so bitwise the same as on the whole array)."""
+        mean, std = self._tiled(out.shape[1:])
+        for start in range(0, len(out), BLOCK_ROWS):
+            block = out[start:start + BLOCK_ROWS]
+            np.subtract(block, mean[:len(block)], out=block)
+            np.divide(block, std[:len(block)], out=block)
         return out
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._normalize_(np.array(self._checked(x), dtype=self.dtype))
 
     def state_dict(self) -> dict:
         return {"mean": self.mean.copy(), "std": self.std.copy()}
@@ -297,12 +350,23 @@ class Normalize:
         return f"Normalize(features={self.mean.shape}, dtype={self.dtype.name})"
 
 
-def standardize(train_x: np.ndarray, *others: np.ndarray | None,
-                dtype=np.float32) -> tuple[np.ndarray | None, ...]:
+def standardize(train_x: np.ndarray, *others: np.ndarray | None, dtype=np.float32) -> tuple:
     """Standardise train_x and each of others with train_x's per-feature mean and std.
 
-    Returns a tuple (train, *others) of dtype arrays; a None in others (e.g. split 'c''s missing
-    val) passes through as None.
+    Returns a tuple (train, *others); a None in others (e.g. split 'c''s missing val) passes
+    through as None. Float arrays come back standardised as dtype arrays. uint8 arrays (images,
+    0-255) are read as pixels / 255 and come back as ImageArray views that standardise each
+    batch when indexed, bitwise as the float32 pixels would be, without a float copy of the
+    data. Non-finite values raise ValueError naming the array.
     """
-    norm = Normalize.fit(train_x, dtype=dtype)
-    return tuple(None if x is None else norm(x) for x in (train_x, *others))
+    from .images import ImageArray  # images.py builds on Normalize
+
+    def lean(x):
+        return isinstance(x, np.ndarray) and x.dtype == np.uint8
+
+    check_finite(train_x, "standardize: train_x")
+    for i, x in enumerate(others):
+        check_finite(x, f"standardize: others[{i}]")
+    norm = Normalize.fit(ImageArray(train_x) if lean(train_x) else train_x, dtype=dtype)
+    return tuple(None if x is None else ImageArray(x, norm) if lean(x) else norm(x)
+                 for x in (train_x, *others))

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .images import to_float
+
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -36,9 +38,11 @@ DEFAULT_ROOT = "~/.cache/tensorgrad"
 
 HOW_TO_PROVIDE = (
     "To provide the files, either download cifar-10-python.tar.gz from "
-    "https://www.cs.toronto.edu/~kriz/cifar.html and unpack it into the root above, or build "
-    "them from the bundled JPEG copy with `python ../shared/data/make_cifar10.py DIR` (run from "
-    f"the repository) and then set {ENV_VAR}=DIR or pass root=DIR (DIR or DIR/{FOLDER} both work)."
+    "https://www.cs.toronto.edu/~kriz/cifar.html into the root above (it is checked and "
+    "unpacked on first use), or, offline, build them from an image-folder archive with "
+    "`python -m tensorgrad.data.build_cifar10 ARCHIVE DIR` (e.g. ARCHIVE "
+    "../shared/data/cifar10-jpg.tar.gz, run from the repository) and then set "
+    f"{ENV_VAR}=DIR or pass root=DIR (DIR or DIR/{FOLDER} both work)."
 )
 
 
@@ -46,8 +50,9 @@ HOW_TO_PROVIDE = (
 class CIFAR10Splits:
     """Train, validation (None for split 'c') and test data as (x, y) pairs, plus class names.
 
-    x is float32 of shape (n, 3072) in [0, 1] (channel-major rows, viewable as (n, 3, 32, 32)),
-    y is int64 of shape (n,) with values 0-9.
+    x has shape (n, 3072) (channel-major rows, viewable as (n, 3, 32, 32)): float32 in [0, 1],
+    or the raw uint8 pixels 0-255 when loaded with dtype=np.uint8. y is int64 of shape (n,)
+    with values 0-9.
     """
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray] | None
@@ -72,6 +77,14 @@ def _latin1_encode(text, encoding="latin1"):
     return text.encode("latin1")
 
 
+def _empty_bytes(*args):
+    """Stand-in for bytes(), which Python 3 pickles (protocol 2) use to store b'' (the pixels of
+    an array with no images); bytes(n) would allocate n bytes, so arguments are refused."""
+    if args:
+        raise pickle.UnpicklingError("bytes() with arguments is not allowed")
+    return b""
+
+
 def _numpy_global(submodule: str, name: str):
     """numpy.<submodule>.<name>, found under numpy._core (numpy 2) or numpy.core (numpy 1)."""
     for package in ("numpy._core", "numpy.core"):
@@ -88,7 +101,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that allows only the globals a CIFAR-10 batch needs: numpy arrays and dtypes.
 
     Python 2 pickles (the official files) name numpy.core.multiarray._reconstruct; Python 3
-    ones (e.g. make_cifar10.py's) name numpy._core.multiarray._reconstruct and _codecs.encode.
+    ones (e.g. make_cifar10.py's) name numpy._core.multiarray._reconstruct and _codecs.encode,
+    or bytes for an empty array's pixels.
     """
     _NUMPY = {"ndarray": np.ndarray, "dtype": np.dtype}
     _NUMPY_CORE = {("multiarray", "_reconstruct"), ("numeric", "_frombuffer")}
@@ -103,6 +117,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 return _numpy_global(submodule, name)
         if (module, name) == ("_codecs", "encode"):
             return _latin1_encode
+        if (module, name) in (("__builtin__", "bytes"), ("builtins", "bytes")):
+            return _empty_bytes
         raise pickle.UnpicklingError(
             f"refusing to load global {module}.{name}: a CIFAR-10 file needs only numpy arrays")
 
@@ -135,13 +151,22 @@ def read_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if missing:
         raise ValueError(f"{path} is not a CIFAR-10 batch: keys {sorted(missing)} are missing "
                          f"(found {sorted(batch)})")
-    data, labels = batch["data"], np.asarray(batch["labels"])
+    data = batch["data"]
+    if isinstance(data, np.ndarray) and data.size == 0:
+        raise ValueError(f"{path} holds no images ('data' has shape {data.shape}); a CIFAR-10 "
+                         f"batch holds 10,000. Provide the files again. {HOW_TO_PROVIDE}")
     if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
             or data.shape[1] != NUM_FEATURES):
         desc = (f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray)
                 else type(data).__name__)
         raise ValueError(f"{path}: 'data' should be a uint8 array of shape (n, {NUM_FEATURES}), "
                          f"got a {desc}")
+    try:
+        labels = np.asarray(batch["labels"])
+    except (ValueError, TypeError) as exc:  # e.g. a ragged list
+        raise ValueError(f"{path}: 'labels' should hold {len(data)} integers, got a "
+                         f"{type(batch['labels']).__name__} numpy cannot read as an array "
+                         f"({exc})") from exc
     if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{path}: 'labels' should hold {len(data)} integers, "
                          f"got {labels.dtype} of shape {labels.shape}")
@@ -186,6 +211,18 @@ def find_cifar10(root: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
+def _target(root: Path) -> Path:
+    """The folder the batch files are unpacked into: root/cifar-10-batches-py, or root itself
+    if it has that name."""
+    return root if root.name == FOLDER else root / FOLDER
+
+
+def _archives(root: Path) -> list[Path]:
+    """Where a local cifar-10-python.tar.gz may be: beside the batch folder, or inside it."""
+    target = _target(root)
+    return [target.parent / ARCHIVE, target / ARCHIVE]
+
+
 def _where_looked(root: Path, explicit: bool) -> str:
     source = ("the root argument" if explicit else
               f"${ENV_VAR}" if os.environ.get(ENV_VAR) else
@@ -195,6 +232,8 @@ def _where_looked(root: Path, explicit: bool) -> str:
         missing = [name for name in FILES if not (folder / name).is_file()]
         state = "folder does not exist" if not folder.is_dir() else f"missing {', '.join(missing)}"
         lines.append(f"  {folder}  ({state})")
+    lines.append(f"and for the archive {ARCHIVE} at:")
+    lines += [f"  {archive}  (not present)" for archive in _archives(root)]
     return "\n".join(lines)
 
 
@@ -269,25 +308,40 @@ def extract_archive(archive: Path, folder: Path) -> Path:
 
 def ensure_cifar10(root: str | os.PathLike | None = None, download: bool = True, url: str = URL,
                    md5: str = MD5, timeout: float = 30) -> Path:
-    """The folder holding the CIFAR-10 files under root, downloading them first if allowed."""
+    """The folder holding the CIFAR-10 files under root, unpacking them first from a local
+    cifar-10-python.tar.gz (beside or inside root/cifar-10-batches-py) once it passes its MD5
+    check, else downloading the archive if allowed.
+
+    A local archive that fails the check is never replaced: ValueError names it, its MD5 and
+    the expected one.
+    """
     explicit = root is not None
     root = resolve_root(root)
     folder = find_cifar10(root)
     if folder is not None:
         return folder
+    target = _target(root)
+    local = next((a for a in _archives(root) if a.is_file()), None)
+    if local is not None:
+        got = _md5(local)
+        if got != md5:
+            raise ValueError(
+                f"{local} fails its MD5 check (got {got}, expected {md5}): it is truncated, "
+                f"damaged or not the CIFAR-10 archive, so it was neither unpacked nor replaced. "
+                f"Delete it{' to download it again' if download else ''}, or put the right "
+                f"file there. {HOW_TO_PROVIDE}")
+        return extract_archive(local, target)
     looked = _where_looked(root, explicit)
     if not download:
         raise FileNotFoundError(f"CIFAR-10 not found and download=False.\n{looked}\n"
                                 f"{HOW_TO_PROVIDE}")
-    target = root if root.name == FOLDER else root / FOLDER
     archive = target.parent / ARCHIVE
-    if not (archive.is_file() and _md5(archive) == md5):
-        try:
-            download_archive(url, archive, md5, timeout)
-        except (OSError, http.client.HTTPException) as exc:
-            raise FileNotFoundError(
-                f"CIFAR-10 not found, and downloading {url} failed ({type(exc).__name__}: "
-                f"{exc}).\n{looked}\n{HOW_TO_PROVIDE}") from exc
+    try:
+        download_archive(url, archive, md5, timeout)
+    except (OSError, http.client.HTTPException) as exc:
+        raise FileNotFoundError(
+            f"CIFAR-10 not found, and downloading {url} failed ({type(exc).__name__}: "
+            f"{exc}).\n{looked}\n{HOW_TO_PROVIDE}") from exc
     return extract_archive(archive, target)
 
 
@@ -295,25 +349,39 @@ def ensure_cifar10(root: str | os.PathLike | None = None, download: bool = True,
 # Loading the splits
 # ---------------------------------------------------------------------------------------------
 
-def _pixels(data: np.ndarray) -> np.ndarray:
-    """uint8 pixel rows -> float32 in [0, 1]."""
-    x = data.astype(np.float32)
-    x /= 255.0
-    return x
+def _read_training_batches(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The five training batches as one uint8 array, filled file by file (no second copy)."""
+    data, labels, filled = np.empty((0, NUM_FEATURES), dtype=np.uint8), [], 0
+    for i, name in enumerate(TRAIN_FILES):
+        x, y = read_batch(folder / name)
+        if filled + len(x) > len(data):  # first file (or a larger one): room for the rest
+            grown = np.empty((filled + len(x) * (len(TRAIN_FILES) - i), NUM_FEATURES), np.uint8)
+            grown[:filled] = data[:filled]
+            data = grown
+        data[filled:filled + len(x)] = x
+        filled += len(x)
+        labels.append(y)
+        del x
+    return data[:filled], np.concatenate(labels)
 
 
 def load_cifar10(root: str | os.PathLike | None = None, split: str = "b", n_val: int = 5000,
                  val_choice: str = "last", seed: int | np.random.Generator = 0,
                  download: bool = True, url: str = URL, md5: str = MD5,
-                 timeout: float = 30) -> CIFAR10Splits:
+                 timeout: float = 30, dtype=np.float32) -> CIFAR10Splits:
     """Load CIFAR-10 as a CIFAR10Splits of float32 pixels in [0, 1] and int64 labels.
 
+    dtype=np.uint8 keeps the raw pixels 0-255 instead, a quarter of the memory (150 MB for
+    the 50,000 training images; split 'b' 'last' slices one array without copying); wrap them
+    in ImageArray, or pass them to standardize(), to read float batches from them.
+
     root names the cifar-10-batches-py folder or the folder containing it (like torchvision's
-    root); if None, $TENSORGRAD_DATA, else ~/.cache/tensorgrad. When the files are missing and
-    download is True, cifar-10-python.tar.gz is fetched from url (with a network timeout in
-    seconds), checked against md5 and its seven expected members unpacked into
-    root/cifar-10-batches-py; otherwise FileNotFoundError says where it looked and how to
-    provide the files.
+    root); if None, $TENSORGRAD_DATA, else ~/.cache/tensorgrad. When the files are missing, a
+    local cifar-10-python.tar.gz (in root, or in root/cifar-10-batches-py) is checked against
+    md5 and its seven expected members unpacked into root/cifar-10-batches-py; a local archive
+    failing the check raises ValueError. Without one, if download is True, the archive is
+    fetched from url (with a network timeout in seconds), checked and unpacked the same way;
+    otherwise FileNotFoundError says where it looked and how to provide the files.
 
     Splits (STUDIES.md):
       'a': train data_batch_1 (10k), val data_batch_2 (10k), test test_batch.
@@ -330,22 +398,26 @@ def load_cifar10(root: str | os.PathLike | None = None, split: str = "b", n_val:
         raise ValueError(f"load_cifar10: split must be 'a', 'b' or 'c', got {split!r}")
     if val_choice not in ("last", "random"):
         raise ValueError(f"load_cifar10: val_choice must be 'last' or 'random', got {val_choice!r}")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        dtype = None
+    if dtype not in (np.float32, np.uint8):
+        raise ValueError(f"load_cifar10: dtype must be float32 or uint8, got {dtype!r}")
+    pixels = to_float if dtype == np.float32 else (lambda data: data)
     folder = ensure_cifar10(root, download=download, url=url, md5=md5, timeout=timeout)
     classes = read_classes(folder / META_FILE)
     x_test, y_test = read_batch(folder / TEST_FILE)
-    test = (_pixels(x_test), y_test)
+    test = (pixels(x_test), y_test)
 
     if split == "a":
         x_tr, y_tr = read_batch(folder / TRAIN_FILES[0])
         x_va, y_va = read_batch(folder / TRAIN_FILES[1])
-        return CIFAR10Splits((_pixels(x_tr), y_tr), (_pixels(x_va), y_va), test, classes)
+        return CIFAR10Splits((pixels(x_tr), y_tr), (pixels(x_va), y_va), test, classes)
 
-    batches = [read_batch(folder / name) for name in TRAIN_FILES]
-    data = np.concatenate([b[0] for b in batches])
-    labels = np.concatenate([b[1] for b in batches])
-    del batches
+    data, labels = _read_training_batches(folder)
     if split == "c":
-        return CIFAR10Splits((_pixels(data), labels), None, test, classes)
+        return CIFAR10Splits((pixels(data), labels), None, test, classes)
 
     n = len(labels)
     if not isinstance(n_val, (int, np.integer)) or not 0 < n_val < n:
@@ -357,6 +429,6 @@ def load_cifar10(root: str | os.PathLike | None = None, split: str = "b", n_val:
         is_val = np.zeros(n, dtype=bool)
         is_val[np.random.default_rng(seed).choice(n, size=n_val, replace=False)] = True
         train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
-    train = (_pixels(data[train_idx]), labels[train_idx])
-    val = (_pixels(data[val_idx]), labels[val_idx])
+    train = (pixels(data[train_idx]), labels[train_idx])
+    val = (pixels(data[val_idx]), labels[val_idx])
     return CIFAR10Splits(train, val, test, classes)

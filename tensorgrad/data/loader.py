@@ -6,15 +6,19 @@ import math
 
 import numpy as np
 
+from .checks import check_finite
+
 
 class DataLoader:
     """Iterate over (x, y, ...) in mini-batches, one epoch per `for` loop.
 
     arrays: a tuple/list of arrays sharing their first dimension (a single array is also
-    accepted; its batches are then plain arrays instead of tuples). Each epoch draws a new
-    permutation from the loader's generator (seed: int, None or np.random.Generator) and
-    gathers every batch with np.take, so the dataset itself is never copied. len(loader) is
-    the number of batches per epoch.
+    accepted; its batches are then plain arrays instead of tuples). An array-like with shape,
+    len() and integer-array indexing, such as an ImageArray of uint8 images, may stand in for
+    an array. Each epoch draws a new permutation from the loader's generator (seed: int, None
+    or np.random.Generator) and gathers every batch with np.take (or indexing), so the dataset
+    itself is never copied. len(loader) is the number of batches per epoch. Float data holding
+    NaN or infinity is refused here, before any training.
 
     An epoch left unfinished (a `break`, an exception) is continued by the next `for` loop
     rather than restarted, so the loader's state alone decides what comes next: state_dict()
@@ -31,10 +35,11 @@ class DataLoader:
         if not arrays:
             raise ValueError("DataLoader: arrays is empty; pass a tuple such as (x, y)")
         for i, a in enumerate(arrays):
-            if not isinstance(a, np.ndarray) or a.ndim == 0:
-                raise TypeError(f"DataLoader: arrays[{i}] must be a numpy array with a batch "
-                                f"dimension, got {type(a).__name__}"
-                                f"{' of shape ()' if isinstance(a, np.ndarray) else ''}")
+            array_like = all(hasattr(a, name) for name in ("shape", "__len__", "__getitem__"))
+            if not array_like or len(a.shape) == 0:
+                raise TypeError(f"DataLoader: arrays[{i}] must be a numpy array (or an array-like "
+                                f"such as ImageArray) with a batch dimension, got "
+                                f"{type(a).__name__}{' of shape ()' if array_like else ''}")
         lengths = [len(a) for a in arrays]
         if len(set(lengths)) != 1:
             shapes = ", ".join(str(a.shape) for a in arrays)
@@ -44,6 +49,8 @@ class DataLoader:
                 or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got "
                              f"{batch_size!r}")
+        for i, a in enumerate(arrays):
+            check_finite(a, f"DataLoader: arrays[{i}]")
         self.arrays = arrays
         self.num_samples = lengths[0]
         self.batch_size = int(batch_size)
@@ -72,7 +79,8 @@ class DataLoader:
         while self._position < len(self):
             idx = order[self._position * bs:(self._position + 1) * bs]
             self._position += 1
-            batch = tuple(np.take(a, idx, axis=0) for a in self.arrays)
+            batch = tuple(np.take(a, idx, axis=0) if isinstance(a, np.ndarray) else a[idx]
+                          for a in self.arrays)
             yield batch[0] if self._single else batch
         self._order = None
 

@@ -37,13 +37,20 @@ from .space import (
                      space_to_dict,
                      suggest,
 )
-from .storage import StorageSpec
+from .storage import (
+                     STORAGE_RETRY_SECONDS,
+                     CorruptJournal,
+                     StorageError,
+                     StorageSpec,
+                     StorageUnavailable,
+)
 from .worker import PRUNERS, SAMPLERS, PruningCallback, SearchTrial
 
 __all__ = [
     "LogUniform", "Uniform", "Int", "Choice", "grid_values", "grid_points", "grid_size",
     "suggest", "narrow", "space_to_dict", "space_from_dict", "load_space",
     "run_search", "Refine", "SearchResult", "fine_space", "StorageSpec",
+    "STORAGE_RETRY_SECONDS", "StorageError", "StorageUnavailable", "CorruptJournal",
     "SearchTrial", "PruningCallback", "SAMPLERS", "PRUNERS",
     "trial_records", "best_record", "span_seconds", "top_table", "plot_params",
     "plot_best_so_far",

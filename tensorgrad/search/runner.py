@@ -5,18 +5,33 @@ reports' coarse-to-fine) searches a space narrowed around stage 1's best, in a s
 own named `<study_name>-fine`. Each stage is an Optuna study; running the same call again
 continues it (finished trials are kept, trials of dead workers are re-queued), and workers on
 other machines join by calling it with the same PostgreSQL storage and study name.
+
+Interruptions: worker processes ignore Ctrl-C (it reaches the whole process group); the
+process that started them handles it, asks them to stop with SIGTERM (each records its trial
+in flight as interrupted), waits for them, and kills them at once on a second Ctrl-C.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
 from .report import best_record, trial_records
 from .space import Choice, check_space, grid_size, narrow, space_to_dict
-from .storage import StorageSpec, budget_used, import_optuna, open_storage, recover
+from .storage import (
+    Recovery,
+    StorageError,
+    StorageSpec,
+    budget_used,
+    import_optuna,
+    open_storage,
+)
 from .worker import PRUNERS, SAMPLERS, StageSpec, run_worker
 
 __all__ = ["Refine", "SearchResult", "run_search", "fine_space"]
@@ -68,15 +83,22 @@ class SearchResult:
 def run_search(objective, space, *, storage, study_name, trials=None, sampler="tpe",
                workers=1, pruner="median", pruner_options=None, sampler_options=None, seed=0,
                refine: Refine | None = None, objective_kwargs=None, verbose=True,
-               poll=2.0) -> SearchResult:
+               poll=2.0, storage_retry_seconds=None) -> SearchResult:
     """Maximise objective(params, trial, **objective_kwargs) over space.
 
     storage: a journal file path, a postgresql:// URL, or a StorageSpec. trials: the total
     over all workers (and machines); a grid defaults to its size. workers > 1 starts that many
     processes ('spawn', one BLAS thread each); workers=1 runs in this process.
+    storage_retry_seconds: how long an unreachable storage (database down, journal's file
+    system gone) is retried, with backoff, before StorageUnavailable ends the search; default
+    the StorageSpec's, STORAGE_RETRY_SECONDS = 60. Finished trials stay in the storage, and
+    the same call made again resumes. A KeyboardInterrupt stops the workers (their trials in
+    flight are re-queued by the next run) and is raised again.
     """
     check_space(space)
     spec = storage if isinstance(storage, StorageSpec) else StorageSpec(os.fspath(storage))
+    if storage_retry_seconds is not None:
+        spec = dataclasses.replace(spec, retry_seconds=storage_retry_seconds)
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"run_search: workers must be a positive integer, got {workers!r}")
     if pruner not in PRUNERS:
@@ -158,8 +180,9 @@ def _run_stage(stage: StageSpec, workers: int, poll: float):
     say(f"{stage.study_name}: {stage.sampler} search, {stage.trials} trials, storage "
         f"{stage.storage.describe()}", flush=True)
     idle_rounds = 0
+    recover = Recovery(study, stage.storage)
     while True:
-        repaired = recover(study, stage.storage)
+        repaired = recover()
         if repaired:
             say(f"{stage.study_name}: trials {repaired} had lost their worker: marked failed, "
                 f"parameters re-queued", flush=True)
@@ -179,7 +202,7 @@ def _run_stage(stage: StageSpec, workers: int, poll: float):
             if more or not count[S.RUNNING]:
                 break
             time.sleep(poll)
-            recover(study, stage.storage)
+            recover()
         if not more:
             say(f"{stage.study_name}: done: {count[S.COMPLETE]} complete, {count[S.PRUNED]} "
                 f"pruned, {count[S.FAIL]} failed", flush=True)
@@ -206,8 +229,39 @@ def _one_blas_thread():
                 os.environ[k] = v
 
 
-def _worker_main(stage, index):
-    run_worker(stage, index)
+@contextlib.contextmanager
+def _ctrl_c_ignored():
+    """Processes started inside ignore SIGINT from their first instruction on (an ignored
+    signal stays ignored across exec); this process's handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield   # only the main thread may set handlers (the worker sets its own)
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_requested(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)   # one request is enough
+    raise KeyboardInterrupt("stopped by SIGTERM")
+
+
+def _worker_main(stage, index, outages):
+    """A worker process. Ctrl-C is for the process that started it; SIGTERM, its request to
+    stop, acts as a Ctrl-C here (the trial in flight is recorded as interrupted). An outage
+    (or a damaged journal) is sent back through `outages` for the starting process to
+    report, once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_requested)
+    try:
+        run_worker(stage, index)
+    except KeyboardInterrupt:
+        sys.exit(128 + signal.SIGTERM)
+    except StorageError as exc:
+        outages.send(exc)
+        sys.exit(1)
 
 
 def _start_workers(stage: StageSpec, n: int) -> list[int]:
@@ -217,21 +271,43 @@ def _start_workers(stage: StageSpec, n: int) -> list[int]:
         run_worker(stage, 0)
         return [0]
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(stage, i),
-                         name=f"{stage.study_name}-worker{i}") for i in range(n)]
+    pipes = [ctx.Pipe(duplex=False) for _ in range(n)]
+    procs = [ctx.Process(target=_worker_main, args=(stage, i, send),
+                         name=f"{stage.study_name}-worker{i}")
+             for i, (_, send) in enumerate(pipes)]
     try:
-        with _one_blas_thread():
+        with _one_blas_thread(), _ctrl_c_ignored():
             for p in procs:
                 p.start()
         for p in procs:
             p.join()
-    except BaseException:   # e.g. Ctrl-C, which the workers got too: let them record it
-        for p in procs:
-            p.join(15)
-        raise
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-                p.join(10)
+        _stop(procs, stage)
+    outages = [receive.recv() for receive, _ in pipes if receive.poll()]
+    if outages:
+        raise outages[0]
     return [p.exitcode for p in procs]
+
+
+def _stop(procs, stage: StageSpec):
+    """Stop the workers still running (this process was interrupted, or failed): SIGTERM
+    asks each to record its trial in flight as interrupted and end; they are waited for, and
+    killed at once if this process is interrupted again."""
+    running = [p for p in procs if p.is_alive()]
+    for p in running:
+        p.terminate()
+    try:
+        deadline = time.monotonic() + 1.0
+        for p in running:
+            p.join(max(0.0, deadline - time.monotonic()))
+        if any(p.is_alive() for p in running):
+            if stage.verbose:
+                print(f"{stage.study_name}: waiting for the workers to record their trials "
+                      f"(Ctrl-C again to stop them at once)", file=sys.stderr, flush=True)
+            for p in running:
+                p.join()
+    finally:
+        for p in running:
+            if p.is_alive():
+                p.kill()
+                p.join()

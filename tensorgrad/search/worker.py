@@ -12,6 +12,7 @@ attribute "reason", and the worker goes on with the next trial.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -26,12 +27,15 @@ from ..train import StopTraining
 from .space import grid_values, suggest
 from .storage import (
     ClaimLock,
+    StorageRetry,
     StorageSpec,
+    StorageUnavailable,
     WorkerLock,
     budget_used,
     import_optuna,
     open_storage,
     requeue_interrupted,
+    requeued_numbers,
 )
 
 __all__ = ["SearchTrial", "PruningCallback", "StageSpec", "run_worker", "make_sampler",
@@ -139,23 +143,47 @@ def _short(params) -> str:
                      for k, v in params.items())
 
 
+class _QuietFailures(logging.Filter):
+    """Drops Optuna's "Trial N failed ... because of <error>" warning (with a traceback), and
+    its next line, for the errors reported elsewhere in one line: an interruption or an
+    outage (by whoever started the search), a trial taken over (by the worker)."""
+
+    def __init__(self, errors):
+        super().__init__()
+        self.errors, self.skip_next = errors, False
+
+    def filter(self, record):
+        if record.exc_info and issubclass(record.exc_info[0], self.errors):
+            self.skip_next = True
+            return False
+        keep, self.skip_next = not self.skip_next, False
+        return keep
+
+
 def run_worker(spec: StageSpec, index: int = 0) -> int:
     """Run trials of spec's study until its budget is spent and its queue is empty.
 
     Returns the number of trials this worker ran. Each trial is claimed under the study's
     ClaimLock (released as soon as the trial has started), so the workers together run
-    exactly spec.trials trials plus the retries of trials whose worker died.
+    exactly spec.trials trials plus the retries of trials whose worker died. A storage outage
+    is waited out for spec.storage.retry_seconds, then raises StorageUnavailable; a
+    KeyboardInterrupt records the trial in flight as interrupted (re-queued by the next run).
     """
     optuna = import_optuna()
     state = optuna.trial.TrialState
-    storage = open_storage(spec.storage)
-    alive = None
-    if not spec.storage.is_rdb:
-        alive = WorkerLock(spec.storage)
-        alive.acquire(shared=True)
-    claim = ClaimLock(spec.storage, spec.study_name)
+    retrying = StorageRetry(spec.storage)
+    finished_error = optuna.exceptions.UpdateFinishedTrialError   # the trial was taken over
+    quiet = _QuietFailures((KeyboardInterrupt, StorageUnavailable, finished_error))
+    optuna_log = logging.getLogger("optuna.study._optimize")   # where Optuna logs failures
+    optuna_log.addFilter(quiet)
+    alive = claim = None
     who = f"{socket.gethostname()}:{os.getpid()}"
     try:
+        storage = open_storage(spec.storage, retrying)
+        if not spec.storage.is_rdb:
+            alive = WorkerLock(spec.storage)
+            retrying(alive.acquire, shared=True)
+        claim = ClaimLock(spec.storage, spec.study_name, retrying)
         n_existing = len(optuna.load_study(study_name=spec.study_name, storage=storage).trials)
         worker_seed = int(np.random.SeedSequence(
             [spec.seed, spec.stage, index, n_existing]).generate_state(1)[0])
@@ -163,12 +191,15 @@ def run_worker(spec: StageSpec, index: int = 0) -> int:
                                   sampler=make_sampler(spec, worker_seed),
                                   pruner=make_pruner(spec.pruner, spec.pruner_options))
 
+        current = {}   # the number of the trial being run
+
         def objective(optuna_trial):
-            claim.release()  # the trial exists: others may claim theirs
             t0 = time.perf_counter()
-            optuna_trial.set_user_attr("worker", who)
             params = {}
+            current["number"] = optuna_trial.number
             try:
+                claim.release()  # the trial exists: others may claim theirs
+                optuna_trial.set_user_attr("worker", who)
                 params = suggest(optuna_trial, spec.space)
                 trial = SearchTrial(optuna_trial, params, spec.stage)
                 value = spec.objective(params, trial, **spec.objective_kwargs)
@@ -182,6 +213,8 @@ def run_worker(spec: StageSpec, index: int = 0) -> int:
                 if not math.isfinite(value):
                     raise ValueError(f"the objective returned {value}")
             except optuna.TrialPruned:
+                raise
+            except (StorageUnavailable, finished_error):   # nothing more can be recorded
                 raise
             except KeyboardInterrupt:
                 optuna_trial.set_user_attr("reason", "interrupted (KeyboardInterrupt)")
@@ -205,15 +238,58 @@ def run_worker(spec: StageSpec, index: int = 0) -> int:
                 waiting = any(t.state == state.WAITING for t in trials)
                 if not waiting and budget_used(trials) >= spec.trials:
                     break
-                study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+                current["number"] = None
+                try:
+                    study.optimize(objective, n_trials=1, catch=(Exception,),
+                                   gc_after_trial=False)
+                except Exception:
+                    # After an outage longer than the heartbeat grace period, another worker
+                    # may have failed and re-queued this worker's trial (Optuna then raises
+                    # as it records it): go on with the next.
+                    if retrying.failure is not None or not _taken_over(study, current):
+                        raise
+                    if spec.verbose:
+                        print(f"[{spec.study_name} w{index}] trial {current['number']}: another "
+                              f"worker re-queued it while this one could not reach the "
+                              f"storage; going on", flush=True)
                 ran += 1
             finally:
                 claim.release()
         return ran
+    except Exception as exc:
+        if retrying.failure is not None:   # the outage, not what Optuna made of it
+            raise retrying.failure from None
+        interrupt = _behind(exc, KeyboardInterrupt)
+        if interrupt is not None:
+            raise interrupt from None
+        raise
     finally:
-        claim.close()
+        optuna_log.removeFilter(quiet)
+        if claim is not None:
+            claim.close()
         if alive is not None:
             alive.release()
+
+
+def _taken_over(study, current) -> bool:
+    """Whether the trial this worker is running was failed and re-queued by another."""
+    number = current.get("number")
+    if number is None:
+        return False
+    trials = study.get_trials(deepcopy=False)
+    return (trials[number].state == import_optuna().trial.TrialState.FAIL
+            and number in requeued_numbers(trials))
+
+
+def _behind(exc, kind):
+    """The exception of type `kind` that exc is, or was raised while handling, if any: e.g.
+    a KeyboardInterrupt arriving while Optuna records a trial comes out of its clean-up as
+    an UnboundLocalError."""
+    while exc is not None:
+        if isinstance(exc, kind):
+            return exc
+        exc = exc.__context__
+    return None
 
 
 def _say(spec, index, number, state, text, params, t0):

@@ -288,3 +288,20 @@ def test_a_backward_after_an_unfinished_last_backward_says_the_values_are_gone()
     assert saved.vals is None
     with pytest.raises(tg.GraphFreedError, match="did not finish"):
         out.backward(np.ones((5, 3)))
+
+
+def test_a_tensor_passed_twice_has_one_gradient_per_position_under_create_graph():
+    f = tg.fuse(lambda x, y: x * y)
+    x = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (g,) = tg.grad(f(x, x), x, np.ones(2), create_graph=True)
+    np.testing.assert_array_equal(g.data, [2.0, 4.0])  # d(x * x)/dx, as unfused
+    (h,) = tg.grad(g.sum(), x)
+    np.testing.assert_array_equal(h.data, [2.0, 2.0])
+
+
+def test_a_result_no_input_requiring_grad_reaches_requires_no_grad():
+    f = tg.fuse(lambda x, c: c * 2.0)
+    x = tg.tensor(np.ones(2), requires_grad=True)
+    c = tg.tensor(np.array([1.0, -1.0]))
+    assert f(x, c).requires_grad is False  # as (c * 2.0) unfused
+    assert f(c, x).requires_grad is True   # the same program, the other mask

@@ -280,3 +280,29 @@ def test_normalize_rejects_mismatched_shapes():
         Normalize.fit(images(4))(np.zeros((2, 100), np.float32))
     with pytest.raises(ValueError, match="std must be positive"):
         Normalize([0.0, 0.0], [1.0, 0.0])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_training_data_is_named_not_turned_into_nan_statistics(bad):
+    x = images(12)
+    x[4, 100] = bad
+    with pytest.raises(ValueError, match=r"Normalize.fit: train_x holds 1 non-finite value "
+                                         r"\(NaN or inf\); the first is at row 4"):
+        Normalize.fit(x)
+    with pytest.raises(ValueError, match=r"standardize: train_x holds 1 non-finite"):
+        standardize(x, images(3))
+
+
+def test_standardize_names_the_non_finite_other_split():
+    val = images(5)
+    val[3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"standardize: others\[1\] holds 1 non-finite value "
+                                         r"\(NaN or inf\); the first is at row 3"):
+        standardize(images(20), None, val, images(4))
+
+
+def test_normalize_refuses_non_finite_statistics():
+    with pytest.raises(ValueError, match="Normalize: mean and std must be finite"):
+        Normalize([0.0, np.nan], [1.0, 1.0])
+    with pytest.raises(ValueError, match="Normalize: mean and std must be finite"):
+        Normalize([0.0, 0.0], [1.0, np.inf])

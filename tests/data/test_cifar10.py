@@ -1,6 +1,7 @@
 """Tests for tensorgrad.data.cifar10: finding, reading, splitting, downloading CIFAR-10 (tiny
 copies)."""
 import pickle
+import shutil
 import socket
 import time
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from tensorgrad.data import load_cifar10, read_batch
-from tensorgrad.data.cifar10 import MD5, URL, find_cifar10
+from tensorgrad.data.cifar10 import ARCHIVE, MD5, URL, find_cifar10
 
 FOLDER = "cifar-10-batches-py"
 
@@ -72,7 +73,56 @@ def test_missing_data_offline_says_where_it_looked_and_what_to_do(tmp_path):
     message = str(info.value)
     assert str(tmp_path / "nowhere") in message
     assert str(tmp_path / "nowhere" / FOLDER) in message
-    assert "make_cifar10.py" in message and "TENSORGRAD_DATA" in message and "root" in message
+    assert "python -m tensorgrad.data.build_cifar10" in message
+    assert "TENSORGRAD_DATA" in message and "root" in message
+
+
+def test_missing_data_offline_says_where_the_archive_was_looked_for(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        load_cifar10(tmp_path / "nowhere", download=False)
+    assert f"{tmp_path / 'nowhere' / ARCHIVE}  (not present)" in str(info.value)
+
+
+def test_local_archive_is_checked_and_extracted_offline(archive_dir, cifar_root, tmp_path,
+                                                        helpers):
+    """A folder holding only cifar-10-python.tar.gz, with download=False."""
+    root = tmp_path / "only_archive"
+    root.mkdir()
+    shutil.copy(archive_dir / ARCHIVE, root / ARCHIVE)
+    md5 = helpers.md5_of(root / ARCHIVE)
+    s = load_cifar10(root, split="c", download=False, md5=md5)
+    np.testing.assert_array_equal(s.train[0], load_cifar10(cifar_root, split="c",
+                                                           download=False).train[0])
+    assert sorted(p.name for p in (root / FOLDER).iterdir()) == sorted(helpers.FILES)
+    assert not (tmp_path / "escape.txt").exists() and not (root / "escape.txt").exists()
+
+
+@pytest.mark.parametrize("where", ["root", "batch_folder"])
+def test_local_archive_failing_its_md5_is_reported_offline(archive_dir, tmp_path, helpers, where):
+    root = tmp_path / "data"
+    (root / FOLDER).mkdir(parents=True)
+    archive = (root if where == "root" else root / FOLDER) / ARCHIVE
+    shutil.copy(archive_dir / ARCHIVE, archive)
+    with pytest.raises(ValueError) as info:
+        load_cifar10(root / FOLDER if where == "batch_folder" else root, download=False,
+                     md5="0" * 32)
+    message = str(info.value)
+    assert str(archive) in message and "MD5" in message
+    assert helpers.md5_of(archive) in message and "0" * 32 in message
+    assert archive.is_file()                       # the user's file is left alone
+
+
+def test_local_archive_failing_its_md5_is_not_silently_replaced(http_server, archive_dir,
+                                                                 tmp_path, helpers):
+    base, requests = http_server
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / ARCHIVE).write_bytes(b"not the archive at all")
+    md5 = helpers.md5_of(archive_dir / ARCHIVE)
+    with pytest.raises(ValueError, match=rf"(?s){ARCHIVE}.*MD5.*{md5}"):
+        load_cifar10(root, url=f"{base}/{ARCHIVE}", md5=md5, timeout=5)
+    assert requests == []
+    assert (root / ARCHIVE).read_bytes() == b"not the archive at all"
 
 
 def test_incomplete_folder_lists_missing_files(cifar_copy):
@@ -102,6 +152,54 @@ def test_wrong_contents_are_reported(cifar_copy, helpers):
         read_batch(path)
     path.write_bytes(helpers.py3_pickle({b"data": data, b"labels": [11] * len(labels)}))
     with pytest.raises(ValueError, match="data_batch_2.*labels outside"):
+        read_batch(path)
+
+
+@pytest.mark.parametrize("style", ["py2", "py3-protocol2", "py3-protocol4"])
+def test_zero_image_batch_is_reported_as_such(cifar_copy, helpers, style):
+    path = cifar_copy / "data_batch_2"
+    empty = np.zeros((0, 3072), dtype=np.uint8)
+    if style == "py2":
+        path.write_bytes(helpers.py2_pickle({"batch_label": "x", "labels": [], "data": empty}))
+    else:
+        path.write_bytes(pickle.dumps({b"labels": [], b"data": empty},
+                                      protocol=int(style[-1])))
+    with pytest.raises(ValueError, match=r"data_batch_2 holds no images \('data' has shape "
+                                         r"\(0, 3072\)\)"):
+        read_batch(path)
+    with pytest.raises(ValueError, match="data_batch_2 holds no images"):
+        load_cifar10(cifar_copy, split="c", download=False)
+
+
+@pytest.mark.parametrize("labels, match", [
+    ([1, [2, 3]] + [0] * 18, "'labels' should hold 20 integers"),
+    ([0] * 19 + [2**70], "'labels' should hold 20 integers"),
+    ("0" * 20, "'labels' should hold 20 integers"),
+])
+def test_malformed_labels_are_reported_naming_the_file(cifar_copy, helpers, labels, match):
+    path = cifar_copy / "data_batch_5"
+    data, _ = helpers.make_batch(5)
+    path.write_bytes(helpers.py3_pickle({b"data": data, b"labels": labels}))
+    with pytest.raises(ValueError, match=f"data_batch_5: {match}"):
+        read_batch(path)
+
+
+def test_empty_pixel_vector_is_reported_as_no_images(cifar_copy, helpers):
+    path = cifar_copy / "test_batch"
+    path.write_bytes(pickle.dumps({b"data": np.zeros(0, dtype=np.uint8), b"labels": []},
+                                  protocol=2))
+    with pytest.raises(ValueError, match=r"test_batch holds no images \('data' has shape "
+                                         r"\(0,\)\)"):
+        read_batch(path)
+
+
+def test_empty_bytes_stand_in_allows_nothing_else(cifar_copy):
+    """The restricted unpickler accepts bytes() (how protocol 2 stores b'') but not bytes(n),
+    which would allocate n bytes."""
+    path = cifar_copy / "data_batch_1"
+    path.write_bytes(b"\x80\x02}q\x00X\x04\x00\x00\x00dataq\x01c__builtin__\nbytes\n"
+                     b"J\x00\x00\x00\x7f\x85Rs.")
+    with pytest.raises(ValueError, match="data_batch_1.*bytes"):
         read_batch(path)
 
 
@@ -222,7 +320,7 @@ def test_symlink_member_is_refused(http_server, archive_dir, tmp_path, helpers):
 def test_http_error_is_reported_with_the_help_text(http_server, tmp_path):
     base, _ = http_server
     with pytest.raises(FileNotFoundError, match=r"(?s)downloading .*missing\.tar\.gz failed.*"
-                                                r"make_cifar10\.py"):
+                                                r"tensorgrad\.data\.build_cifar10"):
         load_cifar10(tmp_path, url=f"{base}/missing.tar.gz", md5=MD5, timeout=5)
 
 
@@ -240,7 +338,7 @@ def test_unreachable_url_fails_fast_with_a_clear_message(tmp_path):
     assert time.monotonic() - start < 5
     message = str(info.value)
     assert "downloading" in message and str(tmp_path / FOLDER) in message
-    assert "make_cifar10.py" in message and "TENSORGRAD_DATA" in message
+    assert "python -m tensorgrad.data.build_cifar10" in message and "TENSORGRAD_DATA" in message
     assert not any(tmp_path.rglob("*.part"))
 
 

@@ -152,3 +152,33 @@ def test_repr_and_len():
     assert len(DataLoader(dataset(101), batch_size=10, drop_last=True)) == 10
     assert repr(loader) == ("DataLoader(arrays=[(101, 3), (101,)], batch_size=10, shuffle=True, "
                             "drop_last=False)")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_data_is_refused_naming_the_array_and_row(bad):
+    x, y = dataset(30)
+    x[17, 1] = bad
+    x[21, 0] = bad
+    with pytest.raises(ValueError, match=r"DataLoader: arrays\[0\] holds 2 non-finite values "
+                                         r"\(NaN or inf\); the first is at row 17"):
+        DataLoader((x, y), batch_size=5)
+    with pytest.raises(ValueError, match=r"DataLoader: arrays\[1\] holds 2 non-finite"):
+        DataLoader((y, x), batch_size=5)
+
+
+def test_huge_finite_values_are_not_mistaken_for_non_finite():
+    x = np.full((8, 3), np.finfo(np.float32).max, dtype=np.float32)   # the sum overflows
+    assert len(DataLoader(x, batch_size=4)) == 2
+
+
+def test_array_likes_such_as_image_arrays_are_gathered_by_indexing():
+    from tensorgrad.data import ImageArray
+    u8 = np.arange(40, dtype=np.uint8).reshape(20, 2)
+    x, y = ImageArray(u8), np.arange(20)
+    loader = DataLoader((x, y), batch_size=6, seed=2)
+    assert loader.arrays[0] is x
+    for xb, yb in loader:
+        assert xb.dtype == np.float32
+        np.testing.assert_array_equal(xb, u8[yb].astype(np.float32) / np.float32(255))
+    assert repr(loader) == ("DataLoader(arrays=[(20, 2), (20,)], batch_size=6, shuffle=True, "
+                            "drop_last=False)")

@@ -14,7 +14,7 @@ def _args(root, **kw):
 def test_quick_split_b_uses_what_a_tiny_dataset_has(tiny_cifar):
     data = common.load_data(_args(tiny_cifar), split="b", n_val=5000)
     assert data.sizes() == {"train": 80, "val": 20, "test": 20}  # 100 training images: a fifth
-    x = data.train[0]
+    x = data.train[0][:]
     assert x.dtype == np.float32 and x.shape == (80, 3072)
     np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-5)  # the training part's statistics
     np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-3)
@@ -26,11 +26,14 @@ def test_quick_mode_never_downloads(tmp_path):
         common.load_data(_args(tmp_path / "empty"), split="b")
 
 
-def test_quick_outputs_never_default_to_the_committed_results():
+def test_outputs_default_to_the_untracked_runs_folder():
     quick = common.output_dir(argparse.Namespace(out=None, quick=True), "k_layer_bn")
     full = common.output_dir(argparse.Namespace(out=None, quick=False), "k_layer_bn")
-    assert quick == common.QUICK_ROOT / "k_layer_bn" and common.RESULTS_ROOT not in quick.parents
-    assert full == common.RESULTS_ROOT / "k_layer_bn"
+    assert full == common.REPO / "runs" / "k_layer_bn"
+    assert quick == common.REPO / "runs" / "quick" / "k_layer_bn"
+    assert common.RESULTS_ROOT not in quick.parents and common.RESULTS_ROOT not in full.parents
+    given = common.output_dir(argparse.Namespace(out="elsewhere", quick=False), "k_layer_bn")
+    assert given == common.Path("elsewhere")
 
 
 def test_recipe_flags_default_to_the_course_settings():
@@ -108,3 +111,34 @@ def test_results_and_tables_are_written_atomically(tmp_path, monkeypatch):
     reproduce.write_report(tmp_path / "RESULTS.md", {}, "python -m experiments.reproduce",
                            True, 1.0)
     assert replaced == ["results.json", "table.md", "RESULTS.md"]
+
+
+def test_quick_data_stays_uint8_and_is_bitwise_todays(tiny_cifar):
+    """The standardised splits are uint8 images read through ImageArray; every value equals
+    today's float path: pixels / 255 in float32, standardised with the training part's mean and
+    std."""
+    from tensorgrad.data import ImageArray, load_cifar10, standardize
+    data = common.load_data(_args(tiny_cifar), split="b")
+    raw = load_cifar10(tiny_cifar, split="c", download=False)
+    x, test = raw.train[0], raw.test[0]
+    expected = standardize(x[:80], x[80:], test[:100])
+    for part, want in zip((data.train, data.val, data.test), expected):
+        assert isinstance(part[0], ImageArray) and part[0].images.dtype == np.uint8
+        got = part[0][:]
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+def test_load_data_names_a_split_holding_non_finite_values(tiny_cifar, monkeypatch):
+    real = common.load_cifar10
+
+    def poisoned(*args, **kwargs):
+        kwargs.pop("dtype", None)                   # float32 pixels, which can hold NaN
+        splits = real(*args, **kwargs)
+        splits.test[0][3, 7] = np.nan
+        return splits
+    monkeypatch.setattr(common, "load_cifar10", poisoned)
+    common._cache.clear()
+    with pytest.raises(ValueError, match=r"load_data: the test split holds 1 non-finite value "
+                                         r"\(NaN or inf\); the first is at row 3"):
+        common.load_data(_args(tiny_cifar), split="b")
+    common._cache.clear()

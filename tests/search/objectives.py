@@ -7,6 +7,8 @@ import argparse
 import json
 import math
 import os
+import sys
+import threading
 import time
 
 import numpy as np
@@ -19,6 +21,7 @@ from tensorgrad.train import fit
 
 EXIT_AFTER = "TENSORGRAD_TEST_SEARCH_EXIT_AFTER"   # die hard when starting trial k+1
 EXIT_CODE = 17
+PROGRESS = "TENSORGRAD_TEST_SEARCH_PROGRESS"     # a file: "start|done|stuck <trial> <pid>" lines
 SPACE = {"x": LogUniform(1e-4, 1.0, num=5), "k": Int(1, 4)}      # best: x = 0.01, k = 3
 _started = 0
 
@@ -62,6 +65,60 @@ def picky(params, trial):
     return quadratic(params, trial)
 
 
+def _progress(event, trial):
+    path = os.environ.get(PROGRESS)
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{event} {trial.number} {os.getpid()}\n")
+
+
+def progress_events(path, event):
+    """The (trial, pid) pairs of `event` lines in a progress file (none before it exists)."""
+    try:
+        with open(path) as f:
+            lines = [line.split() for line in f]
+    except FileNotFoundError:
+        return []
+    return [(int(n), int(pid)) for e, n, pid in lines if e == event]
+
+
+def steady(params, trial, reports=20, pause=0.05):
+    """quadratic, after `reports` values given to the pruner `pause` seconds apart: the
+    storage is written to all along, so an outage meets a trial in flight."""
+    _progress("start", trial)
+    for step in range(reports):
+        time.sleep(pause)
+        trial.optuna_trial.report(float(step), step)
+    _progress("done", trial)
+    return quadratic(params, trial)
+
+
+def stubborn(params, trial):
+    """steady, but a KeyboardInterrupt (a Ctrl-C, or the SIGTERM its worker turns into one)
+    makes it hang instead of ending: a clean-up that never finishes."""
+    try:
+        return steady(params, trial, reports=1000)
+    except KeyboardInterrupt:
+        _progress("stuck", trial)
+        time.sleep(600)
+        raise
+
+
+_vanished = set()
+
+
+def vanishing(params, trial, folder, back_after=None):
+    """quadratic, but trial 3 moves `folder` (the journal's) away, as an unmounted network
+    share would be, and moves it back `back_after` seconds later (None: never)."""
+    if trial.number == 3 and folder not in _vanished:
+        _vanished.add(folder)
+        away = f"{folder}.away"
+        os.rename(folder, away)
+        if back_after is not None:
+            threading.Timer(back_after, os.rename, (away, folder)).start()
+    return quadratic(params, trial)
+
+
 def _blobs():
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((3, 4)) * 3
@@ -83,7 +140,8 @@ def tiny_fit(params, trial):
 
 
 TINY_FIT_SPACE = {"lr": Choice([0.1, 0.3, 0.2, 0.0, 1e8])}
-OBJECTIVES = {"quadratic": quadratic, "killer": killer, "barrier": barrier}
+OBJECTIVES = {"quadratic": quadratic, "killer": killer, "barrier": barrier, "steady": steady,
+              "stubborn": stubborn}
 
 
 def main(argv=None):
@@ -96,12 +154,20 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--heartbeat", type=int, default=10)
     p.add_argument("--grace", type=int, default=40)
+    p.add_argument("--storage-retry-seconds", type=float, default=None)
+    p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
-    result = run_search(OBJECTIVES[args.objective], SPACE,
-                        storage=StorageSpec(args.storage, heartbeat=args.heartbeat,
-                                            grace=args.grace),
-                        study_name=args.study_name, sampler=args.sampler, trials=args.trials,
-                        workers=args.workers, pruner="none", poll=0.5, verbose=False)
+    retry = {} if args.storage_retry_seconds is None else {
+        "storage_retry_seconds": args.storage_retry_seconds}
+    try:
+        result = run_search(OBJECTIVES[args.objective], SPACE,
+                            storage=StorageSpec(args.storage, heartbeat=args.heartbeat,
+                                                grace=args.grace),
+                            study_name=args.study_name, sampler=args.sampler,
+                            trials=args.trials, workers=args.workers, pruner="none", poll=0.5,
+                            verbose=args.verbose, **retry)
+    except KeyboardInterrupt:
+        sys.exit(130)
     print(json.dumps({"trials": len(result.records), "best": result.best["params"]}))
 
 

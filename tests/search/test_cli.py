@@ -1,19 +1,20 @@
-"""python -m experiments.search end to end on a tiny CIFAR-10: two workers, outputs, resume."""
+"""python -m experiments.search end to end on a tiny CIFAR-10: two workers, outputs, resume;
+Ctrl-C and SIGTERM end it with one message and the command that resumes."""
 import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
 
-import pytest
-
-from tests.data.conftest import write_cifar
-from tests.experiments.conftest import run_module
+from experiments import common
+from tensorgrad.search import StorageSpec
+from tensorgrad.search.storage import open_storage
+from tests.experiments.conftest import REPO, run_module
+from tests.search.test_faults import live_workers, wait_for
+from tests.search.test_search import key
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def tiny_cifar(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_cifar")
-    write_cifar(root / "cifar-10-batches-py")
-    return root
 
 
 def test_search_command_runs_two_workers_writes_outputs_and_continues(tiny_cifar, tmp_path,
@@ -59,3 +60,124 @@ def test_search_command_rejects_unknown_options(tiny_cifar, tmp_path, optuna):
                       tmp_path / "o", "--trials", "2")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "['learning_rate'] are not training options" in proc.stderr
+
+
+def test_a_space_the_options_cannot_take_is_refused_before_the_first_trial(tiny_cifar, tmp_path,
+                                                                          optuna):
+    spec = tmp_path / "depth.json"   # depth 2..5 beside the default widths '50-50' (3 layers)
+    spec.write_text(json.dumps({"lam": {"type": "loguniform", "low": 1e-4, "high": 1e-1},
+                                "depth": {"type": "int", "low": 2, "high": 5}}))
+    out = tmp_path / "o"
+    proc = run_module("search", "--space", spec, "--quick", "--data", tiny_cifar, "--out", out,
+                      "--trials", "2", "--no-progress")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "depth=2" in last and "does not match widths '50-50'" in last, last
+    assert not (out / "study.journal").exists()
+
+
+def test_a_search_whose_every_trial_failed_exits_non_zero(tiny_cifar, tmp_path, optuna):
+    spec = tmp_path / "lam.json"
+    spec.write_text(json.dumps({"lam": {"type": "loguniform", "low": 1e-4, "high": 1e-3}}))
+    out = tmp_path / "o"   # learning rates up to 1e12 without batch norm: every trial diverges
+    proc = run_module("search", "--space", spec, "--quick", "--data", tiny_cifar, "--out", out,
+                      "--trials", "2", "--no-progress", "--pruner", "none", "--set",
+                      "eta_max=1e12", "--set", "batch_norm=false", "--set", "split=a",
+                      "--set", "widths=16")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "RuntimeError" not in proc.stderr   # (Optuna logs each failed trial's traceback)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "no trial completed" in last and "2 failed" in last, last
+    results = json.loads((out / "results.json").read_text())
+    assert results["best"] is None and [t["state"] for t in results["trials"]] == ["FAIL"] * 2
+
+
+def start_module(name, *args):
+    """run_module's command, started in a session of its own (a terminal's Ctrl-C reaches its
+    whole process group) and not waited for."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    env.pop(common.ENV_VAR, None)
+    return subprocess.Popen([sys.executable, "-m", f"experiments.{name}", *map(str, args)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def slow_search(tiny_cifar, tmp_path, trials=10):
+    """The arguments of a search whose trials take about a second each."""
+    spec = tmp_path / "lam.json"
+    spec.write_text(json.dumps({
+        "space": {"lam": {"type": "loguniform", "low": 1e-4, "high": 1e-1}},
+        "fixed": {"split": "a", "widths": "16", "cycles": 10}, "sampler": "random",
+        "trials": trials}))
+    return ["--space", spec, "--workers", "2", "--quick", "--data", tiny_cifar, "--out",
+            tmp_path / "out", "--no-progress", "--pruner", "none", "--no-final"]
+
+
+def load(optuna, journal, name="lam"):
+    """The study, or None before it exists."""
+    if not journal.exists():
+        return None
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(StorageSpec(journal)))
+    except KeyError:
+        return None
+
+
+def completed_in_journal(optuna, journal):
+    """{number: (params, value)} of the study's completed trials."""
+    study = load(optuna, journal)
+    return {} if study is None else {t.number: (key(t.params), t.value) for t in study.trials
+                                     if t.state.name == "COMPLETE"}
+
+
+def stop_when_one_trial_is_done(proc, optuna, journal, sig, group):
+    """Send sig (to the process group if `group`) once a trial has completed; returns the
+    completed trials at that moment and the process's (stdout, stderr)."""
+    try:
+        wait_for(lambda: completed_in_journal(optuna, journal), proc)
+        before = completed_in_journal(optuna, journal)
+        (os.killpg if group else os.kill)(proc.pid, sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    return before, out, err
+
+
+def test_ctrl_c_ends_the_search_with_one_message_and_the_same_command_resumes(
+        tiny_cifar, tmp_path, optuna):
+    args = slow_search(tiny_cifar, tmp_path)
+    journal = tmp_path / "out" / "study.journal"
+    proc = start_module("search", *args)
+    before, out, err = stop_when_one_trial_is_done(proc, optuna, journal, signal.SIGINT,
+                                                   group=True)
+    assert proc.returncode == 130, out[-3000:] + err[-3000:]
+    assert "Traceback" not in err and "[W " not in err                 # nor Optuna's warnings
+    message, command = err.splitlines()[-2:]
+    assert message.startswith("interrupted (Ctrl-C): ") and f"journal file {journal}" in message
+    assert command == "  python -m experiments.search " + shlex.join(map(str, args))
+    assert not live_workers(load(optuna, journal))
+
+    again = run_module("search", *args)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    trials = json.loads((tmp_path / "out" / "results.json").read_text())["trials"]
+    done = {t["number"]: (key(t["params"]), t["value"]) for t in trials
+            if t["state"] == "COMPLETE"}
+    assert len(done) == 10 and all(done[n] == v for n, v in before.items())
+    for t in trials:   # the trials in flight (recorded as interrupted, or left RUNNING if the
+        if t["state"] == "FAIL":   # interruption came between two calls to Optuna): re-run
+            assert t["retried_as"] is not None, t
+
+
+def test_sigterm_stops_the_search_and_its_workers_with_exit_143(tiny_cifar, tmp_path, optuna):
+    args = slow_search(tiny_cifar, tmp_path)
+    journal = tmp_path / "out" / "study.journal"
+    proc = start_module("search", *args)
+    _, out, err = stop_when_one_trial_is_done(proc, optuna, journal, signal.SIGTERM,
+                                              group=False)
+    assert proc.returncode == 143, out[-3000:] + err[-3000:]
+    assert "Traceback" not in err and "[W " not in err
+    assert err.splitlines()[-2].startswith("stopped (SIGTERM): ")
+    assert f"journal file {journal}" in err
+    assert not live_workers(load(optuna, journal))     # the workers were stopped too

@@ -71,7 +71,7 @@ def test_resume_after_interruption_mid_epoch_is_bitwise_identical(tmp_path):
 
 def test_fit_stops_on_nan_naming_the_update():
     x, y = _data()
-    x[100:] = np.nan  # batches 4 and later (in order) carry a NaN: the loss becomes NaN there
+    x[100:] = 3e38  # batches 4 and later (in order) overflow float32: the loss becomes NaN there
     model = MLP([12, 16, 3], batch_norm=False, seed=0)
     opt = SGD(model.parameters(), lr=0.01)
     loader = DataLoader((x, y), batch_size=25, shuffle=False)
@@ -101,3 +101,27 @@ def test_evaluate_uses_eval_mode_and_restores_it():
     a = evaluate(model, *val, batch_size=7)
     b = evaluate(model, *val, batch_size=100)
     assert model.training and a["acc"] == b["acc"] and a["loss"] == pytest.approx(b["loss"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_validation_data_is_refused_before_training(bad):
+    model, opt, sched, loader, _, (x, y) = _setup()
+    x = x.copy()
+    x[7, 2] = bad
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"fit: val_data .*row 7"):
+        fit(model, opt, loader, val_data=(x, y), scheduler=sched, progress=False)
+    assert all(np.array_equal(b, p.data) for b, p in zip(before, model.parameters()))
+
+
+def test_a_non_finite_measured_loss_raises_though_the_weights_are_finite(tmp_path):
+    """Finite weights whose outputs overflow (here on validation inputs near float32's limit)
+    give an infinite or NaN measured loss: that is divergence too, and no checkpoint of it is
+    written."""
+    model, opt, sched, loader, _, (x, y) = _setup()
+    huge = np.full_like(x, 3e38)
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(TrainingDiverged, match=r"the val_(loss|cost) measured after update 1 is"):
+        fit(model, opt, loader, val_data=(huge, y), scheduler=sched, progress=False,
+            checkpoint=path)
+    assert not path.exists()
