@@ -235,12 +235,8 @@ class _Cube(tg.Function):
 CUBE = ProgramOp("cube", _Cube.apply, domain=(-2, 2), range=(-8, 8), fusable=False)
 
 
-# (without one tensor passed twice, which fuse still gets wrong under create_graph: see
-# tests/core/test_equivalence.py)
 @settings(max_examples=20, deadline=None, suppress_health_check=QUIET)
-@given(programs(ops=(), extra_ops=[SOFTPLUS, CUBE],
-                features=tuple(f for f in FEATURES if f != "aliased_input")),
-       st.integers(0, 2 ** 32 - 1))
+@given(programs(ops=(), extra_ops=[SOFTPLUS, CUBE]), st.integers(0, 2 ** 32 - 1))
 def test_programs_of_your_own_ops_run_in_every_mode(program, seed):
     assert program.fusable == ("cube" not in {s.op for s in program.steps})
     assert_program_modes_agree(program, seed)

@@ -1,7 +1,5 @@
 """Programs that once failed the equivalence test (tests/core/test_equivalence.py), kept as its
-@examples: each with what it found. Add every new failure here (its report prints the line).
-Those that fail through a known bug of the fast layer are pinned by an xfail test there instead,
-until it is fixed."""
+@examples: each with what it found. Add every new failure here (its report prints the line)."""
 from tensorgrad.testing import Input, Program, Step
 
 EXAMPLES = [
@@ -226,4 +224,16 @@ EXAMPLES = [
                 'l2_penalty', 'linear_bn_relu', 'nn_modules', 'shared', 'where', 'zero_dim',
             )),
          seed=777),
+    # fuse: a tensor passed as two arguments got each argument's gradient twice under
+    # create_graph (x * x gave 4x), so every second-order gradient through it was doubled
+    dict(program=Program(
+        inputs=[Input("x0", (2,)), Input("a1", (2,), alias="x0")],
+        steps=[Step("v2", "mul", ("x0", "a1"))],
+        result="v2", exact=True, features=("aliased_input", "shared")), seed=0),
+    # fuse: a result that no input requiring grad reaches required grad in fast mode only (and
+    # its create_graph backward raised)
+    dict(program=Program(
+        inputs=[Input("x0", (2,)), Input("x1", (2,), requires_grad=False)],
+        steps=[Step("v2", "greater", ("x1", 0.0)), Step("v3", "where", ("v2", "x1", 0.0))],
+        result="v3", exact=True), seed=0),
 ]
