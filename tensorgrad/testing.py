@@ -778,6 +778,8 @@ def _astype(b):
 
 
 def _binary(op):
+    """A builder of op(x, y) (y: `partner` of x unless given), each operand bounded, a divisor
+    made positive."""
     def build(b, x=None, y=None):
         x = b.bounded(b.operand() if x is None else x, 10.0)
         y = b.partner(x) if y is None else y
@@ -788,8 +790,6 @@ def _binary(op):
         xi = (x.lo, x.hi) if isinstance(x, _Node) else (x, x)
         yi = (y.lo, y.hi) if isinstance(y, _Node) else (y, y)
         if op == "div":
-            if not isinstance(y, _Node) and yi[0] == 0:
-                y, yi = 2.0, (2.0, 2.0)
             if not (yi[0] >= 0.25 or yi[1] <= -0.25):  # a divisor that may come near 0
                 y = b.positive(y, 0.25, 10.0)
                 yi = (y.lo, y.hi)
@@ -907,7 +907,7 @@ def _vdot(b):
 
 def _same(op, min_ndim, params, generic=True, exact=True, max_ndim=None, bounds=None):
     """A builder of a step that moves values around (shape ops): `params(b, x)` draws its
-    parameters; `bounds(x, out)` gives the result's interval where it is not x's (a sum, a
+    parameters; `bounds(x, params)` gives the result's interval where it is not x's (a sum, a
     padding)."""
     def build(b):
         x = b.operand(min_ndim, ok=lambda n: max_ndim is None or n.ndim <= max_ndim)
