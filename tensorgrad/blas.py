@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-__all__ = ["axpy", "HAVE_BLAS"]
+__all__ = ["axpy", "two_pass", "HAVE_BLAS"]
 
 BIG = 1 << 14  # elements; below this the ctypes call costs more than the pass it saves
 
@@ -63,7 +63,14 @@ def axpy(a, x, y):
     fn = _AXPY.get(y.dtype) if n >= BIG and _threads() > 1 else None
     if fn is not None and x.dtype == y.dtype and y.flags.writeable:
         _blas_axpy(fn, n, a, x, y)
-    elif a == 1.0:
+    else:
+        two_pass(a, x, y)
+
+
+def two_pass(a, x, y):
+    """y += a * x as numpy computes it (a temporary, two passes): axpy's fallback, and what the
+    optimizers and the backward call with the axpy fast path off (tensorgrad/mode.py)."""
+    if a == 1.0:
         y += x
     elif a == -1.0:
         y -= x

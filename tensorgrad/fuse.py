@@ -69,12 +69,13 @@ class _Program:
     (the 9-layer MLP's program makes 392 kB of intermediates; its backward reads 130)."""
 
     __slots__ = ("n_in", "consts", "steps", "shapes", "result", "aux", "forward", "backwards",
-                 "lean", "reads", "float_result", "_differentiable", "_source")
+                 "lean", "reads", "float_result", "_differentiable", "off", "_source")
 
     def __init__(self, n_in, consts, steps, shapes, result, aux, examples):
         """`examples`: every slot's value in the trace (for Op.lower; not kept)."""
         self.n_in, self.consts, self.steps, self.shapes = n_in, consts, steps, shapes
         self.result, self.aux = result, aux
+        self.off = _mode.OFF  # the fast paths switched off when traced: compiled without them
         self.float_result = np.asarray(examples[result]).dtype.kind == "f"
         self._differentiable = {}  # requires-grad mask -> differentiable(mask)
         self._source = self._forward_source(examples)
@@ -110,7 +111,7 @@ class _Program:
         run, only the results are kept."""
         forward = self.lean.get(mask)
         if forward is None:
-            if mask is not None:
+            if mask is not None or "lean_forward" in self.off:
                 return self.forward(*arrays)
             forward = self.lean[None] = self._assemble_forward(set())
         _HITS["lean_forward"] += 1
@@ -135,10 +136,9 @@ class _Program:
             compiled = self.backwards[key] = self._compile_backward(mask, None, seen, vals, xp)
             reads = self.reads.setdefault(mask, set())
             reads |= compiled.reads
-            self.lean[mask] = self._assemble_forward(reads)
+            if "lean_forward" not in self.off:
+                self.lean[mask] = self._assemble_forward(reads)
             return grads
-        if consume:
-            _HITS["early_free"] += 1
         return compiled(xp, g, vals, consume)
 
     def _call(self, env, name, fn, spec, kw, extra=(), args=None):
@@ -150,7 +150,8 @@ class _Program:
         for key, value in kw.items():
             env[f"{name}_{key}"] = value
             named[key] = f"{name}_{key}"
-        inlined = expression(fn, parts, named, env, name) if _ours(fn) else None
+        inlined = expression(fn, parts, named, env, name) \
+            if _ours(fn) and "inlined_lambda" not in self.off else None
         if inlined is not None:
             _HITS["inlined_lambda"] += 1
             return inlined
@@ -168,13 +169,13 @@ class _Program:
         for k, (op, spec, kw) in enumerate(self.steps):
             s = n_in + n_const + k
             fn = op.forward
-            if op.lower is not None:
+            if op.lower is not None and "lowering" not in self.off:
                 low = op.lower(None, [examples[a] for a in spec], **kw)
                 if low is not None:
                     fn, kw = low, {}
                     _HITS["lowering"] += 1
             args = [f"v{a}" for a in spec]
-            if fn in _TYPED_NUMBERS:
+            if fn in _TYPED_NUMBERS and "typed_number" not in self.off:
                 _typed_numbers(env, k, args, [examples[a] for a in spec])
             lines = [f"    v{s} = {self._call(env, f'f{k}', fn, spec, kw, args=args)}"]
             if self.shapes[s] == ():  # ufuncs return numpy scalars for 0-d operands
@@ -204,12 +205,14 @@ class _Program:
         with `xp` to run the lowered vjp once and see what it returns)."""
         n_in, n_const = self.n_in, len(self.consts)
         plans = self._reach(mask)[1]
-        env = {"_probe": _probe_site, "_seen": probe, "dot": _dot}
+        env = {"_probe": _probe_site, "_seen": probe, "dot": _dot, "reduce_to": _reduce_to,
+               "_HITS": _HITS}
+        # consume: the values live on in the names only, each deleted once used (early_free)
+        free = ["    if consume:", "        vals.clear()", "        _HITS['early_free'] += 1"] \
+            if "early_free" not in self.off else []
         lines = ["def backward(xp, g, vals, consume=False):",
                  f"    {', '.join(f'v{i}' for i in range(len(self.shapes)))}, = vals",
-                 "    if consume:",
-                 "        vals.clear()",  # the values live on in the names, deleted once used
-                 f"    g{self.result} = g"]
+                 *free, f"    g{self.result} = g"]
         reached = {self.result}  # slots holding a gradient so far
 
         def fix(site, var, slot, kinds, full=None, met=None):
@@ -233,12 +236,13 @@ class _Program:
                 return out
             if not seen[site, "kept"]:
                 out.append(f"    {var} = "
-                           f"{_reduction(env, site, shape, self.shapes[slot], dtype, full)}"
+                           f"{_reduction(env, site, shape, self.shapes[slot], dtype, full, blas)}"
                            .replace("$", var).replace("S_", f"S{slot}"))
             if dtype != seen[site, "target"]:
                 out.append(f"    {var} = xp.astype({var}, v{slot}.dtype)")
             return out
 
+        blas = "blas_reduction" not in self.off
         site = 0
         for k in range(len(self.steps) - 1, -1, -1):
             op, spec, kw = self.steps[k]
@@ -254,7 +258,7 @@ class _Program:
                 a = spec[i]
                 fn, extra_kw = (op.vjps[0], dict(kw, argnum=i)) if op.variadic else (op.vjps[i], kw)
                 met = None
-                if op.lower is not None and probe is None:
+                if op.lower is not None and probe is None and "lowering" not in self.off:
                     examples = [seen["g", k], vals[s]] + [vals[b] for b in spec]
                     low = op.lower(i, examples, **kw)
                     if low is not None:  # its result may differ in shape: fix what it returns
@@ -282,8 +286,8 @@ class _Program:
         grads = ", ".join(f"g{i}" if i in reached else f"zeros_like(v{i})" if mask[i] else "None"
                           for i in range(n_in))
         lines.append(f"    return [{grads}]")
-        compiled = _define("backward", _free_temporaries(lines, 4), env)
-        compiled.reads = {int(v) for line in lines[4:] for v in _SLOT.findall(line)}
+        compiled = _define("backward", _free_temporaries(lines, 2 + len(free)), env)
+        compiled.reads = {int(v) for line in lines[2 + len(free):] for v in _SLOT.findall(line)}
         return compiled
 
 
@@ -329,15 +333,16 @@ def _probe_site(seen, site, t, shape, dtype, kinds, full):
     return reduced if reduced.dtype == dtype else reduced.astype(dtype)
 
 
-def _reduction(env, site, shape, target, dtype, full):
+def _reduction(env, site, shape, target, dtype, full, blas=True):
     """Source summing `$` of `shape` down to `target`: a product with a ones vector for the
-    column sum of a float matrix (the bias and batch-norm gradients), else xp.reduce_to."""
-    if len(shape) == 2 and dtype.kind == "f" and shape[1:] == target[-1:] and \
+    column sum of a float matrix (the bias and batch-norm gradients) if `blas`, else
+    reduce_to."""
+    if blas and len(shape) == 2 and dtype.kind == "f" and shape[1:] == target[-1:] and \
             target in ((shape[1],), (1, shape[1])) and (full is None or full == shape):
         env[f"ones{site}"] = np.ones(shape[0], dtype)
         _HITS["blas_reduction"] += 1
         return f"dot(ones{site}, $)" + (".reshape(S_)" if len(target) == 2 else "")
-    return f"xp.reduce_to($, S_, F{site})"
+    return f"reduce_to($, S_, F{site})"
 
 
 _SLOT, _NAME = re.compile(r"\bv(\d+)\b"), re.compile(r"\b[gv]\d+\b")
@@ -734,12 +739,17 @@ def _fused_vjp_all(fn):
 
 def _fused_vjp(fn):
     """One input's gradient (Op's variadic vjp protocol), which only the reference walk asks
-    for (the fast walk calls vjp_all): `fn` run again op by op on the node's inputs and
-    differentiated by the reference walk, once per incoming gradient."""
+    for, or the fast walk with vjp_all off: the compiled backward, or in reference mode `fn`
+    run again op by op on the node's inputs and differentiated by the reference walk; once
+    per incoming gradient."""
     def vjp(xp, g, out, *args, argnum):
         saved, inputs = args[-1], args[:-1]
         if saved.reference is None or saved.reference[0] is not g:
             create_graph = isinstance(g, Tensor)
+            if not create_graph and saved.vals is not None and "fused_program" not in _mode.OFF:
+                grads = _unshared(saved.program.backward(xp, g, saved.vals, saved.mask), g)
+                saved.reference = (g, grads)
+                return grads[argnum]
             if not create_graph:  # the node's input arrays as new leaves
                 inputs = [Tensor._wrap(a).requires_grad_(m) for a, m in zip(inputs, saved.mask)]
             with _t.enable_grad():
@@ -824,6 +834,7 @@ def fuse(fn):
     """Decorator: make `fn` (a composition of tensorgrad ops on Tensor arguments) one graph
     node, traced once per input shapes and dtypes; see the module docstring for its rules."""
     programs = {}
+    partial = {}  # the programs traced with some fast paths off, by the set of those paths
     name = getattr(fn, "__name__", "fused")
     vjp_all = _fused_vjp_all(fn)
     op = Op(f"fused[{name}]", None, _fused_vjp(fn), variadic=True, fresh=True,
@@ -845,14 +856,17 @@ def fuse(fn):
                                f"nn.Sequential's fused layers in training mode)",
                                "they would be applied once, with the first call's values: "
                                "call it outside the fused function, or in eval mode")
-        if not _mode.FAST:
-            return _reference_call(fn, tensors, kw, wrap_aux)
+        traces = programs
+        if not _mode.FAST:  # some or all fast paths off (tensorgrad/mode.py)
+            if "fused_program" in _mode.OFF:
+                return _reference_call(fn, tensors, kw, wrap_aux)
+            traces = partial.setdefault(_mode.OFF, {})  # compiled without the paths off
         _HITS["fused_program"] += 1
         arrays = list(map(_data_of, tensors))
         key = (tuple(map(_shape_dtype, arrays)), tuple(kw.items()))
-        entry = programs.get(key)
+        entry = traces.get(key)
         if entry is None:
-            entry = programs[key] = _trace(fn, tensors, kw)
+            entry = traces[key] = _trace(fn, tensors, kw)
         program, has_aux = entry
         mask = tuple(map(_requires_grad, tensors))
         node = True in mask and _t._grad_enabled and program.differentiable(mask)
@@ -881,4 +895,5 @@ def fuse(fn):
     # feed batch-norm statistics straight into in-place updates: no Tensor for each)
     fused.call_raw_aux = lambda tensors, kw: apply(tuple(tensors), kw, False)
     fused.programs = programs  # the traces, by input shapes/dtypes and keyword arguments
+    fused.partial_programs = partial  # those traced with some fast paths off, by those paths
     return fused

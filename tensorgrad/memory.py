@@ -5,10 +5,10 @@ A training step allocates and frees the same arrays every update (a 3072 x 50 we
 allocation; the first writes into them then fault page by page, from every BLAS thread at once.
 Measured on a 2-core machine: `g.T @ x` into a fresh (50, 3072) float32 array took 640 us, into
 reused memory 300 us. `keep_freed_memory()` (called on import unless the environment sets
-TENSORGRAD_KEEP_FREED_MEMORY=0 or TENSORGRAD_FAST=0) asks malloc to serve blocks up to 32 MB
-from its heap and to keep up to 512 MB of freed heap instead of trimming it. It changes the
-whole process's allocator (numpy, PyTorch and everything else in it), and nothing on other C
-libraries than glibc.
+TENSORGRAD_KEEP_FREED_MEMORY=0, TENSORGRAD_FAST=0 or TENSORGRAD_FAST_OFF=malloc_tuning) asks
+malloc to serve blocks up to 32 MB from its heap and to keep up to 512 MB of freed heap instead
+of trimming it. It changes the whole process's allocator (numpy, PyTorch and everything else in
+it), and nothing on other C libraries than glibc.
 """
 import ctypes
 import os
@@ -37,6 +37,6 @@ def keep_freed_memory(mmap_threshold=32 << 20, trim_threshold=512 << 20):
 
 # whether the import applied it (False when turned off or not on glibc); only the environment
 # can turn it off: it changes the whole process, so `tg.set_fast` later leaves it as it is
-APPLIED = os.environ.get("TENSORGRAD_KEEP_FREED_MEMORY", "1") != "0" and mode.FAST and \
-    keep_freed_memory()
+APPLIED = os.environ.get("TENSORGRAD_KEEP_FREED_MEMORY", "1") != "0" and \
+    "malloc_tuning" not in mode.OFF and keep_freed_memory()
 mode.HITS["malloc_tuning"] += APPLIED

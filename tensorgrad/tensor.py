@@ -12,7 +12,7 @@ import operator
 import numpy as np
 
 from . import mode as _mode
-from .blas import axpy
+from .blas import axpy, two_pass
 from .xp import Scaled as _Scaled
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
@@ -514,14 +514,23 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     those in `targets` if given) and of non-leaves that `retain_grad()`. accumulate=False (grad):
     return {id(target): gradient} for the targets and touch no `.grad`.
     """
-    if not _mode.FAST:
-        return _reference_backward(roots, grad_roots, targets, retain_graph, create_graph,
-                                   accumulate)
+    fast = accumulate and targets is None and not create_graph  # the ordinary training backward
+    owned = set()  # ids of .grad arrays this walk allocated (safe to accumulate into in place)
+    fresh, use_all, add_lazy = fast, True, _add_lazy  # fast paths the walk itself takes
+    if not _mode.FAST:  # some or all fast paths off (tensorgrad/mode.py)
+        off = _mode.OFF
+        if _WALK_PATHS <= off:
+            return _reference_backward(roots, grad_roots, targets, retain_graph, create_graph,
+                                       accumulate)
+        fresh = fast and "fresh_gradient" not in off
+        use_all = "vjp_all" not in off
+        if "inplace_accumulate" in off:
+            owned = _NOTHING_OWNED
+        if "axpy" in off:
+            add_lazy = _add_lazy_two_pass
     xp = _namespace(create_graph)
     tids = None if targets is None else {id(t) for t in targets}
     results = {}
-    owned = set()  # ids of .grad arrays this walk allocated (safe to accumulate into in place)
-    fast = accumulate and tids is None and not create_graph  # the ordinary training backward
 
     def deliver(t, g, upstream=None):
         """Hand a finished gradient to `t`: into results (grad) or into t.grad (backward).
@@ -610,7 +619,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             kw = t._kw
             vjps = op.vjps
             every = None
-            if op.vjp_all is not None:
+            if op.vjp_all is not None and use_all:
                 every = op.vjp_all(xp, g, out, args, retain_graph)
                 n_all += 1
             for i in t._need:
@@ -619,14 +628,14 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     continue
                 if every is not None:
                     gi = every[i]
-                    if fast and p._op is None and p._grad is None and gi.__class__ is np.ndarray:
+                    if fresh and p._op is None and p._grad is None and gi.__class__ is np.ndarray:
                         p._grad = w = _new_tensor(Tensor)  # an array of its own: keep it
                         # (shape, dtype and ownership: see Op.vjp_all)
                         w.data = gi
                         owned.add(id(gi))
                         n_fresh += 1
                         if lazy and id(p) in lazy:
-                            _add_lazy(lazy.pop(id(p))[1], gi)
+                            add_lazy(lazy.pop(id(p))[1], gi)
                         continue
                 elif op.variadic:
                     gi = vjps[0](xp, g, out, *args, argnum=i, **kw)
@@ -655,24 +664,24 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                         _heappush(heap, (-p._seq, p))
                     else:
                         p._g = pg + gi
-                elif fast and p._grad is None and gi.shape == pdata.shape and gi is not g \
+                elif fresh and p._grad is None and gi.shape == pdata.shape and gi is not g \
                         and gi.base is None and op.fresh and gi.__class__ is np.ndarray:
                     p._grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
                     owned.add(id(gi))
                     n_fresh += 1
                     if lazy and id(p) in lazy:
-                        _add_lazy(lazy.pop(id(p))[1], gi)
+                        add_lazy(lazy.pop(id(p))[1], gi)
                 else:
                     deliver(p, gi, g)
                     if lazy and id(p) in lazy:
-                        _add_lazy(lazy.pop(id(p))[1], p._grad.data)  # owned after deliver
+                        add_lazy(lazy.pop(id(p))[1], p._grad.data)  # owned after deliver
             if not retain_graph:
                 t._parents = t._raw = None
         for p, pending in lazy.values():  # no other gradient came: compute them now
             total = pending[0].array()  # a fresh array: the leaf keeps it (p._grad is None)
             if total.__class__ is not np.ndarray or total.dtype != p.data.dtype:
                 total = np.asarray(total, p.data.dtype)  # a 0-d scalar, or in s's wider dtype
-            _add_lazy(pending[1:], total)
+            add_lazy(pending[1:], total)
             p._grad = Tensor._wrap(total)
     finally:
         for _, t in heap:  # an error stopped the walk: drop the pending gradients
@@ -694,6 +703,31 @@ def _add_lazy(pending, into):
     _HITS["axpy"] += len(pending)
     for sc in pending:
         axpy(float(sc.scale), sc.x, into)
+
+
+def _add_lazy_two_pass(pending, into):
+    """_add_lazy with the axpy fast path off: numpy's two passes."""
+    for sc in pending:
+        two_pass(float(sc.scale), sc.x, into)
+
+
+class _NothingOwned:
+    """The walk's `owned` set with inplace_accumulate off: it never holds a .grad array, so a
+    later gradient of a leaf is added into a new array."""
+
+    __slots__ = ()
+
+    def add(self, key):
+        pass
+
+    def __contains__(self, key):
+        return False
+
+
+_NOTHING_OWNED = _NothingOwned()
+# the paths the fast walk takes itself: with all of them off, backward is the reference walk
+_WALK_PATHS = frozenset({"compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate",
+                         "lazy_scaled"})
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

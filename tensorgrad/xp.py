@@ -5,11 +5,13 @@ Every vjp calls `xp.<name>(...)`. Here `xp` is this thin layer over numpy (fast,
 so the same gradient code builds a differentiable graph. A new helper goes in both places.
 """
 import math
+import sys
 from types import SimpleNamespace
 
 import numpy as np
 
 from .mode import HITS as _HITS
+from .mode import reference_swap
 
 _ONES = {}  # the cached constants (_constant)
 # numpy's C dot without the __array_function__ dispatch wrapper around it (0.25 us a call; a
@@ -67,6 +69,12 @@ def fast_sum(a, axis=None, keepdims=False, scale=None):
     return s if scale is None else s * scale
 
 
+def plain_sum(a, axis=None, keepdims=False, scale=None):
+    """fast_sum as numpy reduces (blas_reduction off, tensorgrad/mode.py)."""
+    s = np.add.reduce(a, axis=axis, keepdims=keepdims)
+    return s if scale is None else s * scale
+
+
 def matmul(a, b):
     """np.matmul of numpy arrays, the fastest way for each size (measured, numpy 2.4, OpenBLAS):
     matrices with a large product (a 3072 x 50 weight gradient) go to matmul with a fresh `out`
@@ -85,6 +93,11 @@ def matmul_2d(shape_a, shape_b, dtype_a, dtype_b):
     if shape_a[0] * shape_b[1] >= _BIG_PRODUCT and dtype_a == dtype_b and dtype_a.kind == "f":
         return _product_into_fresh
     return dot
+
+
+def plain_matmul_2d(shape_a, shape_b, dtype_a, dtype_b):
+    """matmul_2d's plain choice (matmul_dispatch off): numpy's matmul for every size."""
+    return np.matmul
 
 
 def _product_into_fresh(a, b):
@@ -151,6 +164,13 @@ def reduce_to(g, shape, full=None):
         return np.add.reduce(g, axis=tuple(range(lead))) if lead else g
     g = np.add.reduce(g, axis=tuple(range(lead)) + ones, keepdims=True)
     return g.reshape(g.shape[lead:]) if lead else g
+
+
+def full_reduce_to(g, shape, full=None):
+    """reduce_to without compact gradients (compact_gradient off, tensorgrad/mode.py): `g`
+    spread to its full shape (`full`, or `shape`'s where g is smaller), then summed to `shape`."""
+    target = np.broadcast_shapes(g.shape, shape if full is None else full)
+    return reduce_to(g if g.shape == target else np.broadcast_to(g, target), shape)
 
 
 def compact_count(g_shape, shape, full):
@@ -226,6 +246,12 @@ numpy_ns = SimpleNamespace(
     broadcast_to=np.broadcast_to, expand_dims=_expand_dims,
     squeeze=lambda a, axis=None: a.squeeze(axis),
 )
+
+# switched-off fast paths (tensorgrad/mode.py): their plain helpers in the fast walk's namespace
+reference_swap(sys.modules[__name__], "blas_reduction", fast_sum=plain_sum)
+reference_swap(numpy_ns, "matmul_dispatch", matmul=np.matmul)
+reference_swap(numpy_ns, "lazy_scaled", scaled=lambda x, scale: x * scale)
+reference_swap(numpy_ns, "compact_gradient", reduce_to=full_reduce_to)
 
 # reference mode's namespace (tensorgrad/mode.py): each helper as plain numpy computes it (no
 # BLAS sums, no choice of product, no lazy product)

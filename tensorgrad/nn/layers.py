@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from .. import mode as _mode
 from .. import ops
 from ..creation import as_generator
 from ..mode import HITS as _HITS
@@ -168,7 +169,9 @@ class BatchNorm1d(Module):
         keep = 1.0 - momentum
 
         def update(stats):
-            if not (flat.valid() and counts.valid()):  # an array was replaced: one at a time
+            # an array was replaced, or this fast path is off (tensorgrad/mode.py): one at a time
+            if not (flat.valid() and counts.valid()) or \
+                    not _mode.FAST and "batched_running_stats" in _mode.OFF:
                 for i, m in enumerate(layers):
                     m._track(stats[2 * i], stats[2 * i + 1])
                 return

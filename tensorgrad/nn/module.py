@@ -470,8 +470,8 @@ class Sequential(Module):
 
     def forward(self, x):
         """Each module in turn; runs of standard layers as fused chains unless `fuse_layers`
-        is False or in reference mode (tg.set_fast(False))."""
-        fused = self.fuse_layers and _mode.FAST
+        is False or with the fused_chain fast path off (tg.set_fast(False))."""
+        fused = self.fuse_layers and (_mode.FAST or "fused_chain" not in _mode.OFF)
         steps = self.memo("fused_plan", _plan) if fused else self._modules.values()
         for m in steps:
             x = m(x)

@@ -103,8 +103,8 @@ log = Op("log", np.log,
 sqrt = Op("sqrt", np.sqrt,
           lambda xp, g, out, x: g / (out * 2))
 _POW_PRIMITIVES = {2: square, 0.5: sqrt, -0.5: rsqrt}  # the exponents pow hands on
-# reference mode (tensorgrad/mode.py): every exponent through the general power
-reference_swap(sys.modules[__name__], _POW_PRIMITIVES={})
+# pow_primitive off (tensorgrad/mode.py): every exponent through the general power
+reference_swap(sys.modules[__name__], "pow_primitive", _POW_PRIMITIVES={})
 abs = Op("abs", np.abs,
          lambda xp, g, out, x: g * xp.sign(x))
 tanh = Op("tanh", np.tanh,

@@ -3,12 +3,14 @@
 For C = A B the gradients are dA = dC B^T and dB = A^T dC; 1-D operands are promoted to
 matrices and the batch dimensions that broadcasting added are summed back by the engine.
 """
+import sys
+
 import numpy as np
 
 from ..function import passthrough
 from ..mode import reference_swap
 from ..xp import matmul as _np_matmul
-from ..xp import matmul_2d
+from ..xp import matmul_2d, plain_matmul_2d
 from ..xp import vdot as _np_vdot
 from ._base import Op, data_of, shape_of
 
@@ -93,15 +95,16 @@ _linear = Op("linear", _linear_forward,
              lower=_linear_lower)
 
 
-def _plain_linear(x, weight, bias):  # reference mode (tensorgrad/mode.py): numpy's matmul
+def _plain_linear(x, weight, bias):  # matmul_dispatch off (tensorgrad/mode.py): numpy's matmul
     out = np.matmul(x, weight.T)
     if bias is not None:
         out += bias
     return out
 
 
-reference_swap(_matmul, forward=np.matmul)
-reference_swap(_linear, forward=_plain_linear)
+reference_swap(_matmul, "matmul_dispatch", forward=np.matmul)
+reference_swap(_linear, "matmul_dispatch", forward=_plain_linear)
+reference_swap(sys.modules[__name__], "matmul_dispatch", matmul_2d=plain_matmul_2d)  # lowerings
 
 
 # sum(a * b) over all elements (numpy's vdot for real arrays): one BLAS dot, no temporary

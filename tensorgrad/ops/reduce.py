@@ -4,13 +4,14 @@ Axes arrive normalised (a sorted tuple, or None for all): a vjp re-expands `g` t
 shape with size-1 axes and lets broadcasting carry it back over the input.
 """
 import math
+import sys
 
 import numpy as np
 
 from ..fuse import static_read
 from ..mode import HITS as _HITS
 from ..mode import reference_swap
-from ..xp import dot, fast_sum, filled, number, reciprocal
+from ..xp import dot, fast_sum, filled, number, plain_sum, reciprocal
 from ._base import Op, Tensor, keep, normalize_axis, reduced_shape, shape_of
 
 
@@ -161,23 +162,17 @@ _log_softmax = Op("log_softmax", _log_softmax_forward,
                   lambda xp, g, out, x, axis: g - xp.exp(out) * xp.sum(g, axis, keepdims=True))
 
 
-# ---- reference mode (tensorgrad/mode.py): the forwards as plain numpy computes them ------------
-def _plain_softmax(x, axis):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def _plain_log_softmax(x, axis):
-    z = x - np.max(x, axis=axis, keepdims=True)
-    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
-
-
-reference_swap(_sum, forward=lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims))
-# (times 1/n rather than / n: nan for an empty axis without a warning, as the fast forward)
-reference_swap(_mean, forward=lambda x, axis, keepdims:
-               np.sum(x, axis=axis, keepdims=keepdims) * reciprocal(_count(x.shape, axis)))
-reference_swap(_var, forward=lambda x, axis, keepdims, ddof:
+# switched-off fast paths (tensorgrad/mode.py): the forwards as plain numpy computes them
+_module = sys.modules[__name__]
+reference_swap(_module, "narrow_row_max", _max_keepdims=lambda x, axis:
+               np.maximum.reduce(x, axis=axis, keepdims=True))
+reference_swap(_module, "blas_reduction", fast_sum=plain_sum)  # mean, var, softmax
+reference_swap(_sum, "blas_reduction",
+               forward=lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims))
+reference_swap(_var, "blas_reduction", forward=lambda x, axis, keepdims, ddof:
                np.var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+
+
 def _plain_sum_squares(*xs):
     dtype = _float_result(xs)
     total = dtype.type(0)
@@ -186,9 +181,7 @@ def _plain_sum_squares(*xs):
     return np.asarray(total, dtype=dtype)
 
 
-reference_swap(_sum_squares, forward=_plain_sum_squares)
-reference_swap(_softmax, forward=_plain_softmax)
-reference_swap(_log_softmax, forward=_plain_log_softmax)
+reference_swap(_sum_squares, "blas_reduction", forward=_plain_sum_squares)
 
 
 # ---- public functions ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ adaptive rescaling (PyTorch's convention), so the decay is rescaled per coordina
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any, Callable
 
@@ -188,7 +189,10 @@ class Optimizer:
         if closure is not None:
             loss = closure()
         self._check_gradients()
-        step_group = self._step_group if _mode.FAST else self._plain_step_group
+        if _mode.FAST:
+            step_group = self._step_group
+        else:  # some or all fast paths off (tensorgrad/mode.py)
+            step_group = functools.partial(self._step_group_without, _mode.OFF)
         for group in self.param_groups:
             step_group(group)
         return loss
@@ -223,6 +227,11 @@ class Optimizer:
     def _step_group(self, group: dict[str, Any]) -> None:
         """Update the parameters of one group in place (subclasses implement)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement _step_group")
+
+    def _step_group_without(self, off: frozenset, group: dict[str, Any]) -> None:
+        """``_step_group`` with the fast paths in `off` switched off; by default the plain
+        update. A subclass whose ``_step_group`` takes several fast paths overrides it."""
+        self._plain_step_group(group)
 
     def _plain_step_group(self, group: dict[str, Any]) -> None:
         """The same update in reference mode (``tg.set_fast(False)``): one parameter at a time

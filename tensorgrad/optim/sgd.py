@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from ..blas import two_pass
 from ..mode import HITS as _HITS
 from ..tensor import Tensor
-from .optimizer import Optimizer, axpy
+from .optimizer import Optimizer
+from .optimizer import axpy as _axpy
 
 
 class SGD(Optimizer):
@@ -69,7 +71,8 @@ class SGD(Optimizer):
                 "Nesterov momentum requires momentum > 0 and dampening == 0",
             )
 
-    def _step_group(self, group: dict[str, Any]) -> None:
+    def _step_group(self, group: dict[str, Any], off: frozenset = frozenset()) -> None:
+        """The update with its fast paths (flat_update, axpy) but those in `off`."""
         lr = float(group["lr"])
         momentum = float(group["momentum"])
         dampening = float(group["dampening"])
@@ -78,7 +81,8 @@ class SGD(Optimizer):
         maximize = group["maximize"]
         params = group["params"]
         n_axpy = 0  # updates through axpy (counted in tg.fast_paths)
-        if momentum == 0.0:  # stateless: the small parameters in one flat update
+        axpy = _axpy if "axpy" not in off else two_pass
+        if momentum == 0.0 and "flat_update" not in off:  # the small parameters in one update
             flat, rest = self._flat_params(group)
             if flat is not None and flat.gather():
                 _HITS["flat_update"] += 1
@@ -112,7 +116,14 @@ class SGD(Optimizer):
                 axpy(-lr * momentum, buf, data)
             else:
                 axpy(-lr, buf, data)
-        _HITS["axpy"] += n_axpy
+        if axpy is _axpy:
+            _HITS["axpy"] += n_axpy
+
+    def _step_group_without(self, off: frozenset, group: dict[str, Any]) -> None:
+        if "axpy" in off and "flat_update" in off:
+            self._plain_step_group(group)
+        else:
+            self._step_group(group, off)
 
     def _plain_step_group(self, group: dict[str, Any]) -> None:
         """Reference mode: the update rule of the module docstring, one parameter at a time."""

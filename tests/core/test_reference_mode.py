@@ -101,7 +101,7 @@ def test_fast_paths_lists_each_path_with_a_purpose_and_a_counter():
 
 def _run(code, **env):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=dict(os.environ, **env))
+                          env={**os.environ, "TENSORGRAD_FAST_OFF": "", **env})
 
 
 GLIBC = sys.platform.startswith("linux") and __import__("platform").libc_ver()[0] == "glibc"
@@ -325,6 +325,158 @@ def test_a_fused_node_recorded_fast_is_differentiated_by_the_reference_walk():
     for name, p in model.named_parameters():
         np.testing.assert_allclose(p.grad.data, fast[name], rtol=1e-12, atol=1e-12,
                                    err_msg=name)
+
+
+# ---- one path switched off alone ---------------------------------------------------------------
+# the paths whose switch-off runs the same numpy arithmetic (only calls, names and memory differ):
+# bitwise the fast result; the others within 1e-12 in float64
+BITWISE = ["inlined_lambda", "typed_number", "lean_forward", "early_free", "narrow_row_max",
+           "compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate", "flat_update",
+           "batched_running_stats"]
+SWITCHABLE = [name for name in tg.fast_paths() if name != "malloc_tuning"]  # (at import only)
+
+
+def _inside(path):
+    """`path` and the paths that only exist inside it (tg.mode.PARENT), by their definition."""
+    return {name for name in tg.fast_paths()
+            if name == path or path in _ancestors(name)}
+
+
+def _ancestors(name):
+    out = set()
+    for parent in tg.mode.PARENT.get(name, ()):
+        out |= {parent} | _ancestors(parent)
+    return out
+
+
+@pytest.fixture(scope="module")
+def fast_plain_sgd_run():
+    """The benchmark's training step (SGD without momentum), 3 steps in float64, all fast."""
+    with tg.fast_mode(True):
+        model, opt, sched = _setup(0.0, np.float64)
+        costs = _train(model, opt, sched, 3)
+    return costs, _state(model, opt)
+
+
+def _assert_same(got, want, bitwise, what):
+    if bitwise:
+        np.testing.assert_array_equal(got, want, err_msg=what)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=what)
+
+
+@pytest.mark.parametrize("path", SWITCHABLE)
+def test_one_fast_path_switched_off_alone_is_not_taken_and_changes_no_result(
+        path, fast_plain_sgd_run):
+    """3 training steps with `path` off: its counter (and those of the paths inside it) stays
+    0, every other path the step takes still counts, and the result is fast mode's."""
+    fast_costs, fast = fast_plain_sgd_run
+    F._normalize_fused.partial_programs.clear()  # traced afresh: compile-time counters count
+    with tg.fast_mode(False, paths=[path]):
+        assert not tg.is_fast() and not tg.is_fast(path)
+        assert all(tg.is_fast(name) for name in set(SWITCHABLE) - _inside(path))
+        model, opt, sched = _setup(0.0, np.float64)
+        tg.fast_paths(reset=True)
+        costs = _train(model, opt, sched, 3)
+        hit = _hit()
+    assert tg.is_fast()
+    off = _inside(path)
+    assert not hit & off, sorted(hit & off)
+    assert set(EXPECTED["plain_sgd_training"]) - off <= hit, \
+        sorted(set(EXPECTED["plain_sgd_training"]) - off - hit)
+    bitwise = path in BITWISE
+    _assert_same(costs, fast_costs, bitwise, "costs")
+    state = _state(model, opt)
+    assert state.keys() == fast.keys()
+    for name in fast:
+        _assert_same(state[name], fast[name], bitwise, name)
+
+
+@pytest.mark.parametrize("path", ["compact_gradient", "fresh_gradient", "inplace_accumulate"])
+def test_the_walks_own_paths_switched_off_alone_in_the_small_scenarios(path):
+    """compact_gradient and inplace_accumulate, which the training step does not take, in the
+    scenarios that do: switched off, their counter stays 0 and the gradient is the same."""
+    def leaf_used_twice():
+        x = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+        (x * tg.tensor(np.ones((2, 3))) + x.exp()).sum().backward()
+        return x.grad.data
+
+    def sum_of_a_leaf():
+        x = tg.tensor(np.ones((3, 4)), requires_grad=True)
+        x.sum().backward()
+        return x.grad.data
+
+    for scenario, run in (("leaf_used_twice", leaf_used_twice), ("sum_of_a_leaf", sum_of_a_leaf)):
+        fast = run()
+        tg.fast_paths(reset=True)
+        with tg.fast_mode(False, paths=[path]):
+            got = run()
+        hit = _hit()
+        assert path not in hit, scenario
+        assert set(EXPECTED[scenario]) - {path} <= hit, scenario
+        assert got.shape == fast.shape and got.flags.writeable, scenario
+        np.testing.assert_array_equal(got, fast, err_msg=scenario)
+
+
+def test_switching_a_parent_off_switches_the_paths_inside_it_off():
+    with tg.fast_mode(False, paths=["fused_program"]):
+        assert not tg.is_fast("lowering") and not tg.is_fast("batched_running_stats")
+        assert not tg.is_fast("early_free") and tg.is_fast("vjp_all") and tg.is_fast("axpy")
+    with tg.fast_mode(False, paths="vjp_all"):  # the fused backward's single call
+        assert not tg.is_fast("early_free") and tg.is_fast("fused_program")
+    assert all(tg.is_fast(name) for name in tg.fast_paths())
+
+
+def test_per_path_switches_nest_and_restore():
+    with tg.fast_mode(False, paths=["axpy"]):
+        with tg.fast_mode(False, paths=["lowering", "flat_update"]):
+            assert [tg.is_fast(n) for n in ("axpy", "lowering", "flat_update")] == [False] * 3
+            with tg.fast_mode(True, paths=["axpy"]):
+                assert tg.is_fast("axpy") and not tg.is_fast("lowering")
+            assert not tg.is_fast("axpy")
+        assert not tg.is_fast("axpy") and tg.is_fast("lowering") and tg.is_fast("flat_update")
+        with tg.fast_mode(False):
+            assert not any(tg.is_fast(name) for name in tg.fast_paths())
+        assert not tg.is_fast("axpy") and tg.is_fast("pow_primitive")
+    assert tg.is_fast()
+    try:
+        tg.set_fast(False)
+        tg.set_fast(True, paths=["pow_primitive"])  # one path back on in reference mode
+        assert tg.is_fast("pow_primitive") and not tg.is_fast("axpy") and not tg.is_fast()
+        assert (tg.tensor([3.0]) ** 2).data.tolist() == [9.0]
+        assert tg.fast_paths(reset=True)["pow_primitive"].hits == 1
+    finally:
+        tg.set_fast(True)
+
+
+@pytest.mark.parametrize("call", [lambda: tg.set_fast(False, paths=["axpi"]),
+                                  lambda: tg.fast_mode(False, paths="axpy,lowring"),
+                                  lambda: tg.is_fast("fused")])
+def test_an_unknown_path_name_is_refused_by_name(call):
+    with pytest.raises(ValueError, match=r"unknown fast path.*'(axpi|lowring|fused)'"):
+        call()
+    assert tg.is_fast()
+
+
+def test_malloc_tuning_is_only_switched_off_by_the_environment():
+    with pytest.raises(ValueError, match="TENSORGRAD_FAST_OFF=malloc_tuning"):
+        tg.set_fast(False, paths=["malloc_tuning"])
+    assert tg.is_fast()
+    out = _run(_IMPORT_REPORT, TENSORGRAD_FAST="1", TENSORGRAD_FAST_OFF="malloc_tuning")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False", "[]"]
+
+
+def test_the_environment_switches_named_paths_off_at_import():
+    code = ("import numpy as np, tensorgrad as tg; print(sorted(n for n in tg.fast_paths() "
+            "if not tg.is_fast(n))); " + _COMPUTE.split("; ", 1)[1])
+    out = _run(code, TENSORGRAD_FAST="1", TENSORGRAD_FAST_OFF=" blas_reduction,fused_chain ")
+    assert out.returncode == 0, out.stderr
+    off, hit = out.stdout.splitlines()
+    assert eval(off) == ["batched_running_stats", "blas_reduction", "fused_chain"]
+    assert "blas_reduction" not in eval(hit) and "pow_primitive" in eval(hit)
+    bad = _run("import tensorgrad", TENSORGRAD_FAST_OFF="axpy,nope")
+    assert bad.returncode != 0 and "TENSORGRAD_FAST_OFF: unknown fast path(s) 'nope'" in bad.stderr
 
 
 # ---- the registry -----------------------------------------------------------------------------
