@@ -1,7 +1,8 @@
 """Hand-written numpy and PyTorch-eager baselines for the training-speed benchmark.
 
 The benchmark times one epoch of the course's k-layer MLP (batch norm before ReLU on every hidden
-layer, softmax cross-entropy, L2 on the weight matrices, plain SGD with a cyclical learning rate).
+layer, softmax cross-entropy, L2 on the weight matrices, plain SGD with a cyclical learning rate),
+and the best MLP's shape also with SGD momentum and the weight decay in the optimizer instead.
 tensorgrad is compared with two references written here: the fastest plain-numpy step a careful
 person writes by hand (preallocated buffers, in-place ufuncs, BLAS with out=), and the same network
 written the ordinary way in PyTorch eager on CPU.  Run this file to time both and check that they
@@ -22,6 +23,7 @@ import numpy as np
 
 THREE_LAYER = (3072, 50, 50, 10)
 NINE_LAYER = (3072, 50, 30, 20, 20, 10, 10, 10, 10, 10)
+BEST_MLP = (3072, 1024, 512, 256, 10)  # the best MLP's shape (experiments/best_mlp.py), batch 256
 CIFAR_DIR = "/work/data/cifar-10-batches-py"
 
 
@@ -177,10 +179,15 @@ class NumpyMLP:
     cross-entropy plus lam * sum ||W||^2 over the weight matrices.  All weight matrices are views
     of one flat array, and all vectors (b, gamma, beta) of another, so the SGD update and the L2
     term cost a few calls for the whole network; assign into them with `[...]`, never rebind.
+
+    sgd_momentum > 0 moves the L2 term into the optimizer, as torch.optim.SGD(momentum=
+    sgd_momentum, weight_decay=2 * lam) on the weight matrices (0 on the vectors) does: the loss
+    is the cross-entropy alone, v <- sgd_momentum * v + (dL/dp + 2 lam W) and p <- p - lr * v.
     """
 
     def __init__(self, sizes: Sequence[int], lam: float = 0.005, seed: int = 0,
-                 dtype: np.dtype | type = np.float32, momentum: float = 0.1, eps: float = 1e-5):
+                 dtype: np.dtype | type = np.float32, momentum: float = 0.1, eps: float = 1e-5,
+                 sgd_momentum: float = 0.0):
         sizes = tuple(int(d) for d in sizes)
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"NumpyMLP: sizes must be >= 2 positive layer widths, got {sizes}")
@@ -189,6 +196,9 @@ class NumpyMLP:
             raise TypeError(f"NumpyMLP: dtype must be float32 or float64, got {self.dtype}")
         self.sizes, self.lam = sizes, float(lam)
         self.momentum, self.eps = float(momentum), float(eps)
+        self.sgd_momentum = float(sgd_momentum)
+        if not self.sgd_momentum >= 0.0:
+            raise ValueError(f"NumpyMLP: sgd_momentum must be >= 0, got {sgd_momentum}")
         shapes = list(zip(sizes[:-1], sizes[1:]))
         self._w_flat = np.empty(sum(i * o for i, o in shapes), self.dtype)
         self.W = _carve(self._w_flat, shapes)
@@ -209,6 +219,9 @@ class NumpyMLP:
         self.running_var = [blk[1] for blk in blocks]
         for var in self.running_var:
             var[...] = 1
+        # momentum buffers of the flat weights and vectors; zeros make the first step v = g
+        self._vel_w = np.zeros_like(self._w_flat) if self.sgd_momentum else None
+        self._vel_p = np.zeros_like(self._p_flat) if self.sgd_momentum else None
         self._buf: _Buffers | None = None
 
     def _check(self, x: np.ndarray, where: str) -> None:
@@ -271,12 +284,16 @@ class NumpyMLP:
         np.take(z.reshape(-1), buf.flat_idx, out=buf.zy)
         np.log(buf.zsum, out=buf.zsum)
         cross_entropy = (buf.zsum.sum() - buf.zy.sum()) * inv_n
-        loss = float(cross_entropy + self.lam * np.vdot(self._w_flat, self._w_flat))
+        if self.sgd_momentum:  # the decay is in the optimizer, not in the cost
+            loss = float(cross_entropy)
+        else:
+            loss = float(cross_entropy + self.lam * np.vdot(self._w_flat, self._w_flat))
         g_flat = g.reshape(-1)
         g_flat[buf.flat_idx] -= 1
-        # Backpropagate -lr * dL/dz instead of dL/dz: everything below is linear in it, so each
-        # gradient buffer directly holds the SGD step of its parameter.
-        np.multiply(g, -lr * inv_n, out=g)
+        # Plain SGD: backpropagate -lr * dL/dz instead of dL/dz: everything below is linear in
+        # it, so each gradient buffer directly holds the SGD step of its parameter. With momentum
+        # the buffers hold the gradients (the velocity is kept in gradient units, as torch does).
+        np.multiply(g, inv_n if self.sgd_momentum else -lr * inv_n, out=g)
 
         for layer in range(last, -1, -1):
             h_in = x if layer == 0 else buf.h[layer - 1]
@@ -304,11 +321,29 @@ class NumpyMLP:
             np.subtract(g_k, g_s, out=g_k)
             g = g_k
 
+        if self.sgd_momentum:
+            self._momentum_update(buf, lr)
+            return loss
         # SGD: W <- W - lr * (dW + 2 lam W), vectors <- vectors - lr * grad.
         np.multiply(self._w_flat, 1.0 - 2.0 * lr * self.lam, out=self._w_flat)
         np.add(self._w_flat, buf.dw_flat, out=self._w_flat)
         np.add(self._p_flat, buf.dp_flat, out=self._p_flat)
         return loss
+
+    def _momentum_update(self, buf: _Buffers, lr: float) -> None:
+        """v <- m v + g (+ 2 lam W on the weights), p <- p - lr v; the gradient buffers, used up,
+        serve as scratch, so it is six passes over the weights and no temporary."""
+        m, vw, vp, dw, dp = self.sgd_momentum, self._vel_w, self._vel_p, buf.dw_flat, buf.dp_flat
+        np.multiply(vw, m, out=vw)
+        np.add(vw, dw, out=vw)
+        np.multiply(self._w_flat, 2.0 * self.lam, out=dw)
+        np.add(vw, dw, out=vw)
+        np.multiply(vw, lr, out=dw)
+        np.subtract(self._w_flat, dw, out=self._w_flat)
+        np.multiply(vp, m, out=vp)
+        np.add(vp, dp, out=vp)
+        np.multiply(vp, lr, out=dp)
+        np.subtract(self._p_flat, dp, out=self._p_flat)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Eval-mode scores (batch norm with the running statistics); allocates, not timed."""
@@ -335,12 +370,14 @@ class TorchMLP:
     """The same network written the ordinary way in PyTorch eager on CPU (reference only).
 
     Starts from the same weights as NumpyMLP(sizes, lam, seed, dtype), so both baselines trained
-    on the same batches follow the same trajectory up to rounding.
+    on the same batches follow the same trajectory up to rounding. sgd_momentum > 0: the L2 term
+    leaves the cost for torch.optim.SGD(momentum=sgd_momentum) with weight_decay=2 * lam on the
+    weight matrices and 0 on the other parameters.
     """
 
     def __init__(self, sizes: Sequence[int], lam: float = 0.005, seed: int = 0,
                  dtype: np.dtype | type = np.float32, num_threads: int | None = None,
-                 momentum: float = 0.1, eps: float = 1e-5):
+                 momentum: float = 0.1, eps: float = 1e-5, sgd_momentum: float = 0.0):
         import torch
         from torch import nn
 
@@ -366,7 +403,15 @@ class TorchMLP:
                 self.norms.append(bn)
         self.net = nn.Sequential(*layers)
         self.weights = [lin.weight for lin in self.linears]
-        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.0)
+        self.sgd_momentum = float(sgd_momentum)
+        if self.sgd_momentum:
+            ids = {id(W) for W in self.weights}
+            others = [p for p in self.net.parameters() if id(p) not in ids]
+            self.optimizer = torch.optim.SGD(
+                [{"params": self.weights, "weight_decay": 2.0 * self.lam},
+                 {"params": others, "weight_decay": 0.0}], lr=0.0, momentum=self.sgd_momentum)
+        else:
+            self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.0)
 
     def train_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> float:
         """One SGD update on the numpy batch (x, y); returns the loss before the update."""
@@ -378,7 +423,8 @@ class TorchMLP:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(self.net(xb), yb)
-        loss = loss + self.lam * sum((W * W).sum() for W in self.weights)
+        if not self.sgd_momentum:
+            loss = loss + self.lam * sum((W * W).sum() for W in self.weights)
         loss.backward()
         self.optimizer.step()
         return loss.item()
@@ -414,15 +460,17 @@ def torch_available() -> bool:
 
 def check_numpy_baseline_against_torch(sizes: Sequence[int] = (12, 7, 6, 5, 4), n: int = 9,
                                        steps: int = 2, lr: float = 0.05, lam: float = 0.005,
-                                       seed: int = 0, tol: float = 1e-10) -> dict[str, float]:
-    """Train NumpyMLP and TorchMLP in float64 from the same weights on the same tiny batches.
+                                       seed: int = 0, tol: float = 1e-10,
+                                       sgd_momentum: float = 0.0) -> dict[str, float]:
+    """Train NumpyMLP and TorchMLP in float64 from the same weights on the same tiny batches
+    (with the optimizer's momentum and weight decay instead of the L2 term if sgd_momentum > 0).
 
     Compares every step's loss, then all parameters, running statistics and eval-mode logits;
     raises AssertionError if any differs by more than `tol`.  Returns the largest differences.
     """
     rng = np.random.default_rng(seed)
-    ours = NumpyMLP(sizes, lam, seed, np.float64)
-    ref = TorchMLP(sizes, lam, seed, np.float64, num_threads=1)
+    ours = NumpyMLP(sizes, lam, seed, np.float64, sgd_momentum=sgd_momentum)
+    ref = TorchMLP(sizes, lam, seed, np.float64, num_threads=1, sgd_momentum=sgd_momentum)
     diff = {"loss": 0.0}
     for t in range(steps):
         x = rng.standard_normal((n, sizes[0])) * 3 + 1
@@ -500,6 +548,9 @@ def main() -> None:
         diff = check_numpy_baseline_against_torch()
         print(f"torch {torch.__version__}, threads {threads}; float64 check vs autograd, "
               f"max |diff|: " + ", ".join(f"{k} {v:.1e}" for k, v in diff.items()))
+        diff = check_numpy_baseline_against_torch(steps=3, sgd_momentum=0.9)
+        print("  with SGD momentum and weight decay instead of the L2 term, max |diff|: "
+              + ", ".join(f"{k} {v:.1e}" for k, v in diff.items()))
     else:
         print("torch not importable: only the numpy baseline runs")
 

@@ -1,16 +1,24 @@
 """Training-speed benchmark: tensorgrad against hand-written numpy and PyTorch eager, same run.
 
-    python -m experiments.benchmark [--data DIR] [--updates 450] [--rounds 3] [--quick]
+    python -m experiments.benchmark [--data DIR] [--updates 450] [--best-updates 175]
+                                    [--rounds 3] [--networks 3-layer,best] [--quick] --out DIR
 
-Times one training epoch's updates of the course's 3-layer network (3072-50-50-10, batch norm,
-ReLU, batch 100, float32, SGD with the cyclical learning rate and the L2 term lambda=0.005) and of
-the 9-layer network, in tensorgrad (MLP module, F.cross_entropy + lam * nn.l2_penalty, SGD,
-CyclicLR: batch norm is a composition of Tensor ops), in the serious numpy baseline of
+Times the training updates of four networks, float32, batch norm before ReLU, softmax
+cross-entropy, SGD under the cyclical learning rate:
+- 3-layer: the course's 3072-50-50-10, batch 100, the L2 term lambda=0.005 in the cost;
+- 9-layer: the course's 9-layer network, likewise;
+- best: the best MLP's shape (experiments/best_mlp.py) 3072-1024-512-256-10, batch 256, the L2
+  term lambda=2.5e-4 (its weight decay 5e-4) in the cost as the course writes it;
+- best-momentum: the same network with the L2 term moved into the optimizer: SGD momentum 0.9 and
+  weight_decay=2 lambda on the weight matrices (0 on biases and batch norm), as best_mlp trains.
+`--updates` (one epoch at batch 100) is the timed count of the first two, `--best-updates` (one
+epoch at batch 256) of the others. tensorgrad runs as a user writes it (MLP module,
+F.cross_entropy + lam * nn.l2_penalty, SGD, CyclicLR), numpy as the serious baseline of
 experiments/baselines.py (preallocated buffers, hand-written backward) and, when torch is
-installed, in PyTorch on CPU with the same number of threads. In each of `--rounds` rounds every
+installed, PyTorch on CPU with the same number of threads. In each of `--rounds` rounds every
 framework gets a fresh model and the same batches, and they take turns every `--chunk` updates
 (so that drift in the machine's load hits all alike); the medians of ms/update and the ratios are
-printed and written to experiments/results/benchmark/results.json (or --out).
+printed and written to --out/results.json (nothing else is written).
 """
 import argparse
 import json
@@ -22,6 +30,7 @@ import time
 import numpy as np
 
 from experiments.baselines import (
+    BEST_MLP,
     NINE_LAYER,
     THREE_LAYER,
     NumpyMLP,
@@ -35,7 +44,8 @@ from experiments.baselines import (
 class TensorgradMLP:
     """The benchmark's network in tensorgrad, written as a user would write it."""
 
-    def __init__(self, sizes, lam=0.005, seed=0, eta_min=1e-5, eta_max=1e-1, n_s=2250):
+    def __init__(self, sizes, lam=0.005, seed=0, eta_min=1e-5, eta_max=1e-1, n_s=2250,
+                 sgd_momentum=0.0):
         import tensorgrad as tg
         from models.mlp import MLP
         from tensorgrad import nn
@@ -44,14 +54,22 @@ class TensorgradMLP:
         from tensorgrad.optim.lr_scheduler import CyclicLR
         self.tg, self.nn, self.F = tg, nn, F
         self.model = MLP(list(sizes), seed=seed)
-        self.opt = SGD(self.model.parameters(), lr=eta_min)
+        if sgd_momentum:  # the L2 term as the optimizer's weight decay on the weight matrices
+            self.opt = SGD(nn.l2_param_groups(self.model, 2.0 * lam), lr=eta_min,
+                           momentum=sgd_momentum)
+            self.lam = 0.0
+        else:
+            self.opt = SGD(self.model.parameters(), lr=eta_min)
+            self.lam = lam
+        # cycle_momentum=False is CyclicLR's default: the momentum stays fixed, as in the others
         self.sched = CyclicLR(self.opt, base_lr=eta_min, max_lr=eta_max, step_size_up=n_s)
-        self.lam = lam
 
     def train_step(self, x, y, lr):
         # the scheduler sets the same triangular lr that timed_updates passes in
         logits = self.model(self.tg.Tensor(x))
-        loss = self.F.cross_entropy(logits, y) + self.lam * self.nn.l2_penalty(self.model)
+        loss = self.F.cross_entropy(logits, y)
+        if self.lam:
+            loss = loss + self.lam * self.nn.l2_penalty(self.model)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
@@ -76,72 +94,102 @@ def _data(root, n, quick):
             "random data of CIFAR-10's shape")
 
 
+# name: (layer sizes, batch size, lambda, SGD momentum); momentum > 0 moves the L2 term into the
+# optimizer (weight_decay = 2 lambda on the weight matrices)
+NETWORKS = {
+    "3-layer": (THREE_LAYER, 100, 0.005, 0.0),
+    "9-layer": (NINE_LAYER, 100, 0.005, 0.0),
+    "best": (BEST_MLP, 256, 2.5e-4, 0.0),
+    "best-momentum": (BEST_MLP, 256, 2.5e-4, 0.9),
+}
+
+
+def _networks(p, spec):
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in NETWORKS]
+    if not names or unknown:
+        p.error(f"--networks: a comma-separated list of {', '.join(NETWORKS)}, got {spec!r}")
+    return {n: NETWORKS[n] for n in NETWORKS if n in names}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="CIFAR-10 folder (default TENSORGRAD_DATA)")
-    p.add_argument("--updates", type=int, default=450, help="timed updates per round (one epoch)")
+    p.add_argument("--updates", type=int, default=450,
+                   help="timed updates per round of the batch-100 networks (one epoch)")
+    p.add_argument("--best-updates", type=int, default=175,
+                   help="timed updates per round of the batch-256 networks (one epoch)")
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3, help="fresh models and batch orders")
     p.add_argument("--chunk", type=int, default=50,
                    help="updates a framework runs before the next one takes its turn")
+    p.add_argument("--networks", default=",".join(NETWORKS),
+                   help=f"comma-separated subset of {', '.join(NETWORKS)} (default: all)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--quick", action="store_true", help="tiny run for the test suite")
     p.add_argument("--out", default=os.path.join("runs", "benchmark"))
     args = p.parse_args(argv)
     if args.quick:
-        args.updates, args.warmup, args.rounds = 5, 2, 1
-    if args.chunk < 1 or args.updates < 1 or args.rounds < 1 or args.warmup < 0:
-        p.error(f"need --chunk, --updates, --rounds >= 1 and --warmup >= 0, got {args.chunk}, "
-                f"{args.updates}, {args.rounds}, {args.warmup}")
+        args.updates, args.best_updates, args.warmup, args.rounds = 5, 1, 2, 1
+    if args.chunk < 1 or args.updates < 1 or args.best_updates < 1 or args.rounds < 1 \
+            or args.warmup < 0:
+        p.error(f"need --chunk, --updates, --best-updates, --rounds >= 1 and --warmup >= 0, got "
+                f"{args.chunk}, {args.updates}, {args.best_updates}, {args.rounds}, "
+                f"{args.warmup}")
+    nets = _networks(p, args.networks)
     n = 45000 if not args.quick else 1000
     x, y, source = _data(args.data, n, args.quick)
     threads = numpy_blas_threads()
-    use_torch = torch_available() and not args.no_torch
+    use_torch = not args.no_torch and torch_available()  # (importing torch takes seconds)
     print(f"data: {source}, {x.shape[0]} samples; numpy {np.__version__}, BLAS threads "
           f"{threads}; torch: {'yes' if use_torch else 'not installed'}")
 
-    nets = {"3-layer": THREE_LAYER, "9-layer": NINE_LAYER}
     makers = {"tensorgrad": TensorgradMLP, "numpy": NumpyMLP}
     if use_torch:
-        makers["torch"] = lambda sizes: TorchMLP(sizes, num_threads=threads)
+        makers["torch"] = lambda sizes, lam, sgd_momentum: TorchMLP(
+            sizes, lam, num_threads=threads, sgd_momentum=sgd_momentum)
     medians = {}
-    for net, sizes in nets.items():
+    for net, (sizes, batch, lam, momentum) in nets.items():
+        n_updates = args.best_updates if sizes == BEST_MLP else args.updates
         runs = {fw: [] for fw in makers}
         for r in range(args.rounds):
-            updates = {fw: timed_updates(make(sizes).train_step, x, y, 100,
-                                         args.warmup + args.updates, seed=r)
+            updates = {fw: timed_updates(make(sizes, lam=lam, sgd_momentum=momentum).train_step,
+                                         x, y, batch, args.warmup + n_updates, seed=r)
                        for fw, make in makers.items()}
             for fw, it in updates.items():  # warm up one after the other
                 for _ in range(args.warmup):
                     next(it)
             done = 0
-            while done < args.updates:  # take turns every --chunk updates: drift in machine
-                k = min(args.chunk, args.updates - done)  # load hits all frameworks alike
+            while done < n_updates:  # take turns every --chunk updates: drift in machine
+                k = min(args.chunk, n_updates - done)  # load hits all frameworks alike
                 for fw, it in updates.items():
                     runs[fw].extend(next(it) for _ in range(k))
                 done += k
+            del updates  # free the round's models before the next ones are built
         for fw, ts in runs.items():
             medians[fw, net] = float(np.median(ts))
     rows = []
-    print(f"\nmedian ms per update, batch 100, float32 ({args.rounds} x {args.updates} updates):")
-    print("| network | tensorgrad | numpy (by hand) | torch | tensorgrad/numpy "
+    print(f"\nmedian ms per update, float32 ({args.rounds} rounds of {args.updates} updates at "
+          f"batch 100, {args.best_updates} at batch 256):")
+    print("| network | batch | tensorgrad | numpy (by hand) | torch | tensorgrad/numpy "
           "| tensorgrad/torch |")
-    print("|---|---|---|---|---|---|")
-    for net in nets:
+    print("|---|---|---|---|---|---|---|")
+    for net, (sizes, batch, lam, momentum) in nets.items():
         t, npy = medians["tensorgrad", net], medians["numpy", net]
         tor = medians.get(("torch", net))
-        row = {"network": net, "tensorgrad_ms": t, "numpy_ms": npy, "torch_ms": tor,
+        row = {"network": net, "sizes": list(sizes), "batch": batch, "lam": lam,
+               "sgd_momentum": momentum, "tensorgrad_ms": t, "numpy_ms": npy, "torch_ms": tor,
                "tensorgrad_over_numpy": t / npy,
                "tensorgrad_over_torch": None if tor is None else t / tor}
         rows.append(row)
         tor_s = "-" if tor is None else f"{tor:.3f}"
         ratio_t = "-" if tor is None else f"{t / tor:.2f}"
-        print(f"| {net} | {t:.3f} | {npy:.3f} | {tor_s} | {t / npy:.2f} | {ratio_t} |")
+        print(f"| {net} | {batch} | {t:.3f} | {npy:.3f} | {tor_s} | {t / npy:.2f} | {ratio_t} |")
     result = {"command": " ".join(["python -m experiments.benchmark"] + (argv or sys.argv[1:])),
               "data": source, "blas_threads": threads, "numpy": np.__version__,
               "python": platform.python_version(), "updates": args.updates,
-              "rounds": args.rounds, "chunk": args.chunk, "warmup": args.warmup, "rows": rows,
-              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+              "best_updates": args.best_updates, "rounds": args.rounds, "chunk": args.chunk,
+              "warmup": args.warmup, "rows": rows, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     if use_torch:
         import torch
         result["torch"] = torch.__version__

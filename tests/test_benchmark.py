@@ -1,15 +1,33 @@
-"""The speed benchmark's quick mode runs end to end (timings are printed, never asserted)."""
+"""The speed benchmark's quick mode runs end to end (timings are printed, never asserted), and its
+three frameworks compute the same training step."""
 import json
 
+import numpy as np
+import pytest
+
 from experiments import bench_engine, benchmark
+from experiments.baselines import (
+    NumpyMLP,
+    check_numpy_baseline_against_torch,
+    time_updates,
+    timed_updates,
+)
+
+ALL_ROWS = {"3-layer", "9-layer", "best", "best-momentum"}
 
 
-def test_benchmark_quick(tmp_path, capsys):
-    result = benchmark.main(["--quick", "--no-torch", "--out", str(tmp_path)])
+def test_benchmark_quick(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a write outside --out would land here
+    out = tmp_path / "out"
+    result = benchmark.main(["--quick", "--no-torch", "--out", str(out)])
     rows = {r["network"]: r for r in result["rows"]}
-    assert set(rows) == {"3-layer", "9-layer"}
+    assert set(rows) == ALL_ROWS
     assert all(r["tensorgrad_ms"] > 0 and r["numpy_ms"] > 0 for r in rows.values())
-    assert json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert rows["best"]["sizes"] == [3072, 1024, 512, 256, 10] and rows["best"]["batch"] == 256
+    assert rows["best-momentum"]["sgd_momentum"] == 0.9 and rows["best"]["sgd_momentum"] == 0
+    assert json.loads((out / "results.json").read_text())["rows"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
     assert "tensorgrad/numpy" in capsys.readouterr().out
 
 
@@ -20,14 +38,19 @@ def test_engine_benchmark_quick(capsys):
 
 
 def test_frameworks_take_turns_in_chunks(tmp_path):
-    result = benchmark.main(["--quick", "--no-torch", "--chunk", "2", "--out", str(tmp_path)])
-    assert result["chunk"] == 2 and len(result["rows"]) == 2
+    result = benchmark.main(["--quick", "--no-torch", "--chunk", "2", "--networks",
+                             "9-layer,3-layer", "--out", str(tmp_path)])
+    assert result["chunk"] == 2
+    assert [r["network"] for r in result["rows"]] == ["3-layer", "9-layer"]
+
+
+def test_unknown_network_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.main(["--quick", "--networks", "best,tiny", "--out", str(tmp_path)])
+    assert "--networks" in capsys.readouterr().err and not list(tmp_path.iterdir())
 
 
 def test_timed_updates_are_the_updates_time_updates_runs():
-    import numpy as np
-
-    from experiments.baselines import NumpyMLP, time_updates, timed_updates
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((60, 12)).astype(np.float32), rng.integers(0, 3, 60)
     whole, turns = [], []
@@ -36,3 +59,49 @@ def test_timed_updates_are_the_updates_time_updates_runs():
     for _ in range(5):  # pulled two at a time, as the benchmark does
         next(it), next(it)
     assert turns == whole and len(whole) == 10
+
+
+@pytest.mark.parametrize("sgd_momentum", [0.0, 0.9])
+def test_numpy_baseline_is_torch_autograd(sgd_momentum):
+    pytest.importorskip("torch")
+    diff = check_numpy_baseline_against_torch(steps=3, sgd_momentum=sgd_momentum)
+    assert max(diff.values()) <= 1e-10
+
+
+def test_numpy_momentum_baseline_moves_differently_from_plain_sgd():
+    """The momentum variant really keeps a velocity: its third step differs from plain SGD with
+    the same decay (which the L2 term in the cost gives)."""
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((40, 12)), rng.integers(0, 4, 40)
+    plain = NumpyMLP((12, 6, 4), dtype=np.float64)
+    heavy = NumpyMLP((12, 6, 4), dtype=np.float64, sgd_momentum=0.9)
+    for t in range(3):
+        plain.train_step(x[:20], y[:20], 0.1)
+        heavy.train_step(x[:20], y[:20], 0.1)
+        if t == 0:  # v = g on the first step: the same update
+            np.testing.assert_allclose(heavy.W[0], plain.W[0], rtol=1e-12, atol=1e-14)
+    assert np.abs(heavy.W[0] - plain.W[0]).max() > 1e-3
+
+
+@pytest.mark.parametrize("net", ["best", "best-momentum"])
+def test_tensorgrad_and_numpy_rows_train_the_same_network(net):
+    """The benchmark's tensorgrad model and the numpy baseline, started from the same weights
+    on the same batches, follow the same losses and weights (float32 rounding apart)."""
+    _, batch, lam, momentum = benchmark.NETWORKS[net]
+    sizes = (48, 32, 16, 8, 4)  # the rows' kind of network, small
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6 * batch, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], 6 * batch)
+    ours = benchmark.TensorgradMLP(sizes, lam=lam, sgd_momentum=momentum, eta_max=0.5, n_s=4)
+    ref = NumpyMLP(sizes, lam=lam, sgd_momentum=momentum)
+    for lin, W in zip(ours.model.linears, ref.W):
+        lin.weight.data[...] = W.T
+    a, b = [], []
+    time_updates(ours.train_step, x, y, batch, 5, 0, eta_max=0.5, n_s=4, losses=a)
+    time_updates(ref.train_step, x, y, batch, 5, 0, eta_max=0.5, n_s=4, losses=b)
+    np.testing.assert_allclose(a, b, rtol=1e-4)
+    for lin, W in zip(ours.model.linears, ref.W):
+        np.testing.assert_allclose(lin.weight.data.T, W, rtol=1e-3, atol=1e-5)
+    moved = max(np.abs(lin.weight.data.T - W0).max() for lin, W0 in
+                zip(ours.model.linears, NumpyMLP(sizes, lam=lam).W))
+    assert moved > 1e-2
