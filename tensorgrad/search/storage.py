@@ -22,13 +22,13 @@ import functools
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 import warnings
 import zlib
 from dataclasses import dataclass
+
+from ..deferred_signals import DeferredSignals
 
 __all__ = ["StorageSpec", "import_optuna", "open_storage", "requeue", "requeued_numbers",
            "budget_used", "ClaimLock", "WorkerLock", "Recovery", "STORAGE_RETRY_SECONDS",
@@ -201,29 +201,14 @@ class StorageRetry:
 def _interrupts_deferred():
     """A Ctrl-C (SIGINT) or SIGTERM arriving inside is delivered as the block ends, so that a
     storage call (a journal write under Optuna's lock file, a transaction) is made whole; a
-    second one is delivered at once. Only the main thread receives signals."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    handlers, pending = {}, []
-
-    def defer(signum, frame):
-        if pending:                          # asked twice: at once
-            handlers[signum](signum, frame)
-        pending.append(signum)
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(signum)
-        if callable(handler):                # Python's: KeyboardInterrupt, or a stop request
-            handlers[signum] = handler
-            signal.signal(signum, defer)
+    second one is delivered at once (tensorgrad.deferred_signals)."""
+    signals = DeferredSignals()
     try:
-        yield
+        with signals:
+            yield
     finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-        if pending:
-            handlers[pending[0]](pending[0], None)
+        if signals.pending:
+            signals.deliver()
 
 
 def _connection_warnings(record) -> bool:
