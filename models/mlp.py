@@ -35,13 +35,16 @@ class MLP(nn.Sequential):
     'xavier' (PyTorch's, N(0, 2/(fan_in+fan_out))), 'lecun' (N(0, 1/fan_in), R0's "Xavier") or
     'normal' (N(0, init_std^2)); biases zero. `seed` (int or Generator) fixes the weights and the
     dropout masks; the weights do not depend on `dropout` or `batch_norm` for a given seed.
+    `bn_eps` and `bn_momentum` go to every BatchNorm1d (PyTorch's meaning: momentum is the weight
+    of the new batch in the running averages, None a cumulative average).
     It is a Sequential: model[0] is the first Linear, parameters are named '0.weight', ...
     """
 
     def __init__(self, dims, batch_norm=True, bn_position="before", activation="relu",
                  dropout=0.0, init="he", init_std=None, seed=None, negative_slope=0.01,
-                 alpha=1.0, dtype=None):
+                 alpha=1.0, dtype=None, bn_eps=1e-5, bn_momentum=0.1):
         dims = _check_dims(dims)
+        _check_bn(bn_eps, bn_momentum)
         if bn_position not in ("before", "after"):
             raise ValueError(f"MLP: bn_position must be 'before' or 'after', got {bn_position!r}")
         if activation not in ACTIVATIONS:
@@ -65,14 +68,16 @@ class MLP(nn.Sequential):
             if k == len(dims) - 2:
                 break
             act = ACTIVATIONS[activation](negative_slope, alpha)
-            bn = [nn.BatchNorm1d(d_out, dtype=dtype)] if batch_norm else []
+            bn = ([nn.BatchNorm1d(d_out, eps=bn_eps, momentum=bn_momentum, dtype=dtype)]
+                  if batch_norm else [])
             layers += bn + [act] if bn_position == "before" else [act] + bn
             if dropout > 0:
                 layers.append(nn.Dropout(dropout, seed=dropout_seeds[k]))
         super().__init__(*layers)
         self.dims = dims
         self.config = dict(batch_norm=batch_norm, bn_position=bn_position, activation=activation,
-                           dropout=dropout, init=init, init_std=init_std)
+                           dropout=dropout, init=init, init_std=init_std, bn_eps=bn_eps,
+                           bn_momentum=bn_momentum)
         self.flatten_parameters()  # biases, BN scales, narrow weights: one array, one update
 
     @property
@@ -99,6 +104,16 @@ def _streams(seed, n_hidden):
         seed = seed.integers(0, 2 ** 63, size=4).tolist()
     init_seq, dropout_seq = np.random.SeedSequence(seed).spawn(2)
     return np.random.default_rng(init_seq), dropout_seq.spawn(n_hidden)
+
+
+def _check_bn(eps, momentum):
+    def number(v):
+        return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
+    if not number(eps) or not 0 < eps < np.inf:
+        raise ValueError(f"MLP: bn_eps must be a finite number > 0, got {eps!r}")
+    if momentum is not None and (not number(momentum) or not 0 <= momentum <= 1):
+        raise ValueError(f"MLP: bn_momentum must be a number in [0, 1] or None, got "
+                         f"{momentum!r}")
 
 
 def _check_dims(dims):

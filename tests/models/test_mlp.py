@@ -115,6 +115,31 @@ def test_bad_arguments():
         MLP([5, 2], dropout=1.0)
 
 
+def test_batch_norm_eps_and_momentum_reach_every_layer():
+    m = MLP([6, 5, 4, 3], seed=0, bn_eps=1e-3, bn_momentum=0.2)
+    bns = [layer for layer in m if isinstance(layer, nn.BatchNorm1d)]
+    assert len(bns) == 2 and all((b.eps, b.momentum) == (1e-3, 0.2) for b in bns)
+    assert MLP([6, 5, 3], seed=0, bn_momentum=None)[1].momentum is None  # cumulative average
+    x = np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32)
+    m(x)  # one training batch: the running mean moves by momentum * (batch mean - 0)
+    h = x @ m[0].weight.data.T + m[0].bias.data
+    np.testing.assert_allclose(m[1].running_mean.data, 0.2 * h.mean(axis=0), rtol=1e-5,
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(bn_eps=0.0), "bn_eps must be a finite number > 0, got 0.0"),
+    (dict(bn_eps=float("inf")), "bn_eps"),
+    (dict(bn_eps="1e-5"), "bn_eps"),
+    (dict(bn_momentum=1.5), r"bn_momentum must be a number in \[0, 1\] or None, got 1.5"),
+    (dict(bn_momentum=-0.1), "bn_momentum"),
+    (dict(bn_momentum=True), "bn_momentum"),
+])
+def test_bad_batch_norm_settings_name_the_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MLP([6, 5, 3], **kwargs)
+
+
 def test_presets():
     assert presets["two_layer"] == [3072, 50, 10]
     assert presets["three_layer"] == [3072, 50, 50, 10]
