@@ -33,11 +33,13 @@ class TrainingDiverged(FloatingPointError):
     """The loss, a parameter, a buffer or the optimizer state became NaN or infinite.
 
     `step` is the update after which it was found, `tensor` what was not finite (None for the
-    loss), `checkpoint` the path of the last (finite) checkpoint on disk, or None."""
+    loss), `checkpoint` the path of the last (finite) checkpoint on disk, or None, and `history`
+    the History of the measurements made before (stopped_early set), so a caller keeps them."""
 
-    def __init__(self, message, step=None, tensor=None, checkpoint=None):
+    def __init__(self, message, step=None, tensor=None, checkpoint=None, history=None):
         super().__init__(message)
         self.step, self.tensor, self.checkpoint = step, tensor, checkpoint
+        self.history = history
 
 
 @dataclass
@@ -360,6 +362,9 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
                         break
         if signals.pending is not None:
             signals.deliver()
+    except TrainingDiverged as exc:
+        _attach(exc, history, t0)
+        raise
     except KeyboardInterrupt as exc:
         signals.restore()  # from here on a second Ctrl-C acts at once
         _interrupted(exc, checkpoint, save if done == step and saved != step else None,
@@ -369,10 +374,21 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
         if bar is not None:
             bar.close()
     if checked != step:
-        check()
+        try:
+            check()
+        except TrainingDiverged as exc:
+            _attach(exc, history, t0)
+            raise
     history.stopped_early = stop and step < total_updates
     history.wall_time = time.perf_counter() - t0
     return history
+
+
+def _attach(exc, history, t0):
+    """Hand the measurements made before a divergence to the caller on the exception."""
+    history.stopped_early = True
+    history.wall_time = time.perf_counter() - t0
+    exc.history = history
 
 
 def _interrupted(exc, checkpoint, save, saved, done):

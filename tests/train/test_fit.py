@@ -79,6 +79,19 @@ def test_fit_stops_on_nan_naming_the_update():
         fit(model, opt, loader, epochs=2, progress=False)
 
 
+def test_a_diverged_run_hands_over_the_measurements_made_before():
+    x, y = _data()
+    x[100:] = 3e38  # the loss becomes NaN at update 5
+    model = MLP([12, 16, 3], batch_norm=False, seed=0)
+    loader = DataLoader((x, y), batch_size=25, shuffle=False)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
+        fit(model, SGD(model.parameters(), lr=0.01), loader, epochs=2, measure_every=2,
+            train_eval_data=(x[:100], y[:100]), progress=False)
+    h = info.value.history
+    assert h.steps == [2, 4] and len(h.metrics["train_acc"]) == 2 and len(h.lr) == 4
+    assert h.stopped_early and h.wall_time > 0
+
+
 def test_a_callback_can_stop_training():
     model, opt, sched, loader, _, val = _setup()
     seen = []
