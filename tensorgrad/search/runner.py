@@ -12,16 +12,15 @@ in flight as interrupted), waits for them, and kills them at once on a second Ct
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 
+from ..processes import start_workers
 from .report import best_record, trial_records
 from .space import Choice, check_space, grid_size, narrow, space_to_dict
 from .storage import (
@@ -35,10 +34,6 @@ from .storage import (
 from .worker import PRUNERS, SAMPLERS, StageSpec, run_worker
 
 __all__ = ["Refine", "SearchResult", "run_search", "fine_space"]
-
-BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                  "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-
 
 @dataclass(frozen=True)
 class Refine:
@@ -214,46 +209,16 @@ def _run_stage(stage: StageSpec, workers: int, poll: float):
                                f"any trial; see their output above")
 
 
-@contextlib.contextmanager
-def _one_blas_thread():
-    """Environment of the worker processes started inside: one BLAS/OpenMP thread each."""
-    saved = {k: os.environ.get(k) for k in BLAS_VARIABLES}
-    os.environ.update({k: "1" for k in BLAS_VARIABLES})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextlib.contextmanager
-def _ctrl_c_ignored():
-    """Processes started inside ignore SIGINT from their first instruction on (an ignored
-    signal stays ignored across exec); this process's handler is restored afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield   # only the main thread may set handlers (the worker sets its own)
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _stop_requested(signum, frame):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)   # one request is enough
     raise KeyboardInterrupt("stopped by SIGTERM")
 
 
-def _worker_main(stage, index, outages):
-    """A worker process. Ctrl-C is for the process that started it; SIGTERM, its request to
-    stop, acts as a Ctrl-C here (the trial in flight is recorded as interrupted). An outage
-    (or a damaged journal) is sent back through `outages` for the starting process to
-    report, once."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _worker_main(index, stage, outages):
+    """A worker process (started by tensorgrad.processes: Ctrl-C ignored, one BLAS thread).
+    SIGTERM, the request to stop from the process that started it, acts as a Ctrl-C here (the
+    trial in flight is recorded as interrupted). An outage (or a damaged journal) is sent back
+    through `outages` for the starting process to report, once."""
     signal.signal(signal.SIGTERM, _stop_requested)
     try:
         run_worker(stage, index)
@@ -270,15 +235,11 @@ def _start_workers(stage: StageSpec, n: int) -> list[int]:
     if n == 1:
         run_worker(stage, 0)
         return [0]
-    ctx = multiprocessing.get_context("spawn")
-    pipes = [ctx.Pipe(duplex=False) for _ in range(n)]
-    procs = [ctx.Process(target=_worker_main, args=(stage, i, send),
-                         name=f"{stage.study_name}-worker{i}")
-             for i, (_, send) in enumerate(pipes)]
+    pipes = [multiprocessing.get_context("spawn").Pipe(duplex=False) for _ in range(n)]
+    procs = []
     try:
-        with _one_blas_thread(), _ctrl_c_ignored():
-            for p in procs:
-                p.start()
+        procs = start_workers(_worker_main, [(stage, send) for _, send in pipes],
+                              seed=stage.seed, name=f"{stage.study_name}-worker")
         for p in procs:
             p.join()
     finally:

@@ -1,0 +1,104 @@
+"""tensorgrad.processes: one-BLAS-thread workers that ignore Ctrl-C and reseed, and map_jobs."""
+import os
+import random
+import signal
+
+import numpy as np
+import pytest
+
+from tensorgrad.processes import (
+    BLAS_VARIABLES,
+    WorkerError,
+    blas_threads,
+    map_jobs,
+    reseed,
+    start_workers,
+)
+
+
+def _report(item):
+    """What a worker process looks like from inside: its BLAS setting, its SIGINT handler and
+    its first draws from the global generators."""
+    return {"item": item, "pid": os.getpid(), "blas": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "sigint_ignored": signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
+            "draw": float(np.random.random()), "py_draw": random.random()}
+
+
+def _fail(item):
+    if item == 2:
+        raise ValueError(f"job {item} refuses")
+    return item
+
+
+def _write_pid(index, path):
+    with open(path, "a") as f:
+        f.write(f"{index} {os.environ['OMP_NUM_THREADS']} {np.random.random()}\n")
+
+
+def test_blas_threads_sets_and_restores_every_variable(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with blas_threads(1):
+        assert all(os.environ[k] == "1" for k in BLAS_VARIABLES)
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "2" and "OMP_NUM_THREADS" not in os.environ
+    with pytest.raises(ValueError, match="blas_threads: n must be a positive integer, got 0"):
+        with blas_threads(0):
+            pass
+
+
+def test_reseed_depends_on_seed_and_index():
+    def draws(seed, index):
+        reseed(seed, index)
+        return np.random.random(), random.random()
+    assert draws(0, 1) == draws(0, 1)
+    assert len({draws(0, 0), draws(0, 1), draws(1, 0)}) == 3
+
+
+def test_map_jobs_in_workers_keeps_order_and_reports_as_results_arrive():
+    seen = []
+    out = map_jobs(_report, [3, 1, 2, 5], workers=2, seed=7, order=lambda x: x,
+                   on_done=lambda i, r: seen.append(i))
+    assert [r["item"] for r in out] == [3, 1, 2, 5] and sorted(seen) == [0, 1, 2, 3]
+    assert len({r["pid"] for r in out} | {os.getpid()}) >= 2   # not run here
+    assert all(r["blas"] == "1" and r["sigint_ignored"] for r in out)
+    # each worker's first draw comes from reseed(7, its index)
+    firsts = {}
+    for r in sorted(out, key=lambda r: r["item"], reverse=True):  # the start order
+        firsts.setdefault(r["pid"], r["draw"])
+    expected = set()
+    for index in range(2):
+        reseed(7, index)
+        expected.add(float(np.random.random()))
+    assert set(firsts.values()) <= expected
+
+
+def test_map_jobs_in_process_runs_largest_first():
+    seen = []
+    out = map_jobs(lambda x: x * 10, [3, 1, 2], workers=1, order=lambda x: x,
+                   on_done=lambda i, r: seen.append(r))
+    assert out == [30, 10, 20] and seen == [30, 20, 10]
+
+
+def test_a_failing_job_raises_its_own_exception_here():
+    with pytest.raises(ValueError, match="job 2 refuses") as info:
+        map_jobs(_fail, [1, 2, 3], workers=2)
+    assert isinstance(info.value.__cause__, WorkerError)
+    assert "Traceback" in str(info.value.__cause__)
+
+
+def test_bad_arguments_name_themselves():
+    with pytest.raises(ValueError, match="map_jobs: workers must be a positive integer, got 0"):
+        map_jobs(_fail, [1], workers=0)
+    with pytest.raises(ValueError, match="start_workers: seed must be an integer >= 0"):
+        start_workers(_write_pid, [()], seed=-1)
+
+
+def test_start_workers_passes_index_and_arguments(tmp_path):
+    path = tmp_path / "seen.txt"
+    procs = start_workers(_write_pid, [(path,), (path,)], seed=3, threads=2)
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0]
+    lines = sorted(path.read_text().split("\n")[:-1])
+    reseed(3, 1)
+    assert lines[0].startswith("0 2 ") and lines[1] == f"1 2 {np.random.random()}"
