@@ -24,10 +24,7 @@ import argparse
 import numpy as np
 from matplotlib.figure import Figure
 
-from models.mlp import presets
-from tensorgrad.plotting import save_figure
-
-from . import common, parallel
+from . import common, spec
 
 NAME, SID, TITLE = "architectures", "S6", "Architectures: R3's widths, R0's depths, wider nets"
 R3_ETA, R3_LAM, R3_EPOCHS = 0.0349, 1e-5, 10
@@ -43,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
     p.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS,
                    help="parts of the study to run")
-    parallel.add_parallel_args(p)
+    common.add_parallel_args(p)
     return p
 
 
@@ -55,22 +52,22 @@ def variants_of(args, part):
         h1s, h2s = (H1[:2], H2[:2]) if quick else (H1, H2)
         epochs = 2 if quick else R3_EPOCHS
         shapes = [[a, b] for a in h1s for b in h2s] + [list(k) for k in R3_FOUR][:1 if quick else 3]
-        return [parallel.Variant([3072, *h, 10], lam=R3_LAM, constant_lr=R3_ETA, epochs=epochs,
-                                 seed=seed, label=f"R3 grid {'-'.join(map(str, h))}",
-                                 tags={"part": part, "hidden": h}) for h in shapes]
+        return [spec.Spec(widths=h, lam=R3_LAM, eta=R3_ETA, epochs=epochs, seed=seed,
+                          label=f"R3 grid {'-'.join(map(str, h))}",
+                          tags={"part": part, "hidden": h}) for h in shapes]
     if part in ("r0_s4", "r0_recipe"):
         depths = [3, 4] if quick else range(3, 10)
         own = part == "r0_recipe"
-        extra = (dict(lam=0.014, optimizer="adagrad", dropout=0.1, augment=["flip20", "blur"],
-                      init="lecun") if own else dict(lam=0.005))
-        return [parallel.Variant(presets[f"r0_{k}"], n_s=n_s, cycles=2, seed=seed,
-                                 label=f"R0 {k}-layer ({'R0 recipe' if own else 'S4 settings'})",
-                                 tags={"part": part, "layers": k}, **extra) for k in depths]
+        extra = (dict(lam=0.014, optimizer="adagrad", dropout=0.1, flip=0.2, blur=0.5,
+                      init="lecun", val_choice="random") if own else dict(lam=0.005))
+        return [spec.Spec(widths="r0", depth=k, n_s=n_s, cycles=2, seed=seed,
+                          label=f"R0 {k}-layer ({'R0 recipe' if own else 'S4 settings'})",
+                          tags={"part": part, "layers": k}, **extra) for k in depths]
     if part == "wide":
         shapes = [[64, 64]] if quick else WIDE
-        return [parallel.Variant([3072, *h, 10], lam=0.005, n_s=n_s, cycles=2, seed=seed,
-                                 label=f"wide {'-'.join(map(str, h))} (S4 settings)",
-                                 tags={"part": part, "hidden": h}) for h in shapes]
+        return [spec.Spec(widths=h, lam=0.005, n_s=n_s, cycles=2, seed=seed,
+                          label=f"wide {'-'.join(map(str, h))} (S4 settings)",
+                          tags={"part": part, "hidden": h}) for h in shapes]
     raise ValueError(part)
 
 
@@ -175,9 +172,7 @@ def plot_grid(h1s, h2s, grid, path):
                 ax.text(j, i, f"{z[i, j]:.1f}", ha="center", va="center", fontsize=7, color="w")
     fig.colorbar(im, ax=ax, label="test accuracy (%)")
     ax.set_title("R3's 3-layer grid (ours)")
-    fig.tight_layout()
-    save_figure(fig, path)
-    return path
+    return common.save_plot(fig, path)
 
 
 def plot_depth(parts, path):
@@ -195,9 +190,7 @@ def plot_depth(parts, path):
     ax.set_title("R0's depth family")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return path
+    return common.save_plot(fig, path)
 
 
 def main(argv=None) -> dict:
@@ -205,18 +198,9 @@ def main(argv=None) -> dict:
     study = common.start(NAME, SID, TITLE, args, argv)
     tables, rows, plots, runs = [], [], [], []
     depth = {}
-    # R0's own recipe draws its 5,000 validation images at random: a split of its own
-    groups = [("b", [p for p in args.parts if p != "r0_recipe"])]
-    if "r0_recipe" in args.parts:
-        groups.append(("b_random", ["r0_recipe"]))
-    for split, parts in groups:
-        variants = [v for part in parts for v in variants_of(args, part)]
-        if not variants:
-            continue
-        done = parallel.run_variants(variants, args, "b", args.workers, args.threads,
-                                     args.progress,
-                                     val_choice="random" if split == "b_random" else "last")
-        runs += done
+    # R0's own recipe draws its 5,000 validation images at random (val_choice), as R0 did
+    variants = [v for part in args.parts for v in variants_of(args, part)]
+    runs = spec.run_all(variants, args, args.workers, args.threads)
     by_part = {}
     for r in runs:
         by_part.setdefault(r["config"]["tags"]["part"], []).append(r)

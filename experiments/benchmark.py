@@ -42,27 +42,23 @@ from experiments.baselines import (
 
 
 class TensorgradMLP:
-    """The benchmark's network in tensorgrad, written as a user would write it."""
+    """The benchmark's network in tensorgrad, built from a Spec as every study builds its own."""
 
     def __init__(self, sizes, lam=0.005, seed=0, eta_min=1e-5, eta_max=1e-1, n_s=2250,
                  sgd_momentum=0.0):
         import tensorgrad as tg
-        from models.mlp import MLP
+        from experiments.spec import Spec, build
         from tensorgrad import nn
         from tensorgrad.nn import functional as F
-        from tensorgrad.optim import SGD
-        from tensorgrad.optim.lr_scheduler import CyclicLR
         self.tg, self.nn, self.F = tg, nn, F
-        self.model = MLP(list(sizes), seed=seed)
-        if sgd_momentum:  # the L2 term as the optimizer's weight decay on the weight matrices
-            self.opt = SGD(nn.l2_param_groups(self.model, 2.0 * lam), lr=eta_min,
-                           momentum=sgd_momentum)
-            self.lam = 0.0
-        else:
-            self.opt = SGD(self.model.parameters(), lr=eta_min)
-            self.lam = lam
-        # cycle_momentum=False is CyclicLR's default: the momentum stays fixed, as in the others
-        self.sched = CyclicLR(self.opt, base_lr=eta_min, max_lr=eta_max, step_size_up=n_s)
+        # with momentum, the L2 term is the optimizer's weight decay on the weight matrices
+        spec = Spec(inputs=sizes[0], widths=list(sizes[1:-1]), classes=sizes[-1], seed=seed,
+                    eta_min=eta_min, eta_max=eta_max, n_s=n_s, momentum=sgd_momentum,
+                    lam=0.0 if sgd_momentum else lam,
+                    weight_decay=2.0 * lam if sgd_momentum else 0.0)
+        built = build(spec)   # SGD under CyclicLR (cycle_momentum=False: momentum stays fixed)
+        self.model, self.opt, self.sched, self.lam = (built.model, built.optimizer,
+                                                      built.scheduler, spec.lam)
 
     def train_step(self, x, y, lr):
         # the scheduler sets the same triangular lr that timed_updates passes in

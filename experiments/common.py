@@ -1,17 +1,16 @@
 """What every study script shares: command-line flags, data loading, one training run, outputs.
 
 A study script builds its parser with `study_parser` (numbers checked by the argparse types
-below), loads data with `load_data`, trains each configuration with `train_run` (course recipe:
-plain SGD + triangular CyclicLR, L2 through fit(l2=...), test accuracy from evaluate()), and ends
-with `finish`, which writes results.json (config, command line, seed, versions, wall time,
-numbers) and table.md into runs/<study>/ and prints both paths. Nothing here writes into the
+below), describes its runs as experiments.spec.Spec and trains them with spec.run_all (data
+from `load_data`, the one split loader), and ends with `finish`, which writes results.json
+(config, command line, seed, versions, wall time, numbers) and table.md into runs/<study>/ and
+prints both paths. Nothing here writes into the
 repository's tracked files: only `python -m experiments.reproduce --publish` copies results into
 experiments/results/.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import math
@@ -26,14 +25,9 @@ from pathlib import Path
 import numpy as np
 
 import tensorgrad
-from models.mlp import MLP
-from tensorgrad import nn
 from tensorgrad.atomic import write_text
-from tensorgrad.data import DataLoader, check_finite, find_cifar10, load_cifar10, standardize
+from tensorgrad.data import ImageArray, check_finite, find_cifar10, load_cifar10, standardize
 from tensorgrad.data.cifar10 import ENV_VAR, resolve_root
-from tensorgrad.optim import SGD
-from tensorgrad.optim.lr_scheduler import CyclicLR
-from tensorgrad.train import TrainingDiverged, evaluate, fit
 
 from . import interrupts
 
@@ -45,10 +39,6 @@ QUICK_ROOT = RUNS_ROOT / "quick"        # --quick runs, apart from the full ones
 
 # --quick: at most this many images per part, and this n_s (so a run is a few dozen updates)
 QUICK_TRAIN, QUICK_VAL, QUICK_TEST, QUICK_N_S = 400, 100, 100, 5
-
-# The common recipe of STUDIES.md
-RECIPE = dict(batch_size=100, eta_min=1e-5, eta_max=1e-1, bn_eps=1e-5, bn_momentum=0.1)
-
 
 # ---------------------------------------------------------------------------------------------
 # Command line
@@ -137,31 +127,21 @@ def study_parser(name: str, description: str, folder: str | None = None
     return p
 
 
-def add_recipe_args(p: argparse.ArgumentParser, **defaults) -> None:
-    """Training flags with the course's defaults (override per study with keyword arguments)."""
-    d = {**RECIPE, **defaults}
-    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"],
-                   help="images per update")
-    p.add_argument("--eta-min", type=positive_float, default=d["eta_min"],
-                   help="CyclicLR base_lr")
-    p.add_argument("--eta-max", type=positive_float, default=d["eta_max"],
-                   help="CyclicLR max_lr")
-    p.add_argument("--bn-eps", type=positive_float, default=d["bn_eps"],
-                   help="batch norm's eps (added to the variance)")
-    p.add_argument("--bn-momentum", type=probability, default=d["bn_momentum"],
-                   help="running-average update weight (PyTorch's; course keep-factor 0.9)")
-    for flag in ("n_s", "cycles", "lam"):
-        if flag in d:
-            kind = non_negative_float if flag == "lam" else positive_int
-            p.add_argument(f"--{flag.replace('_', '-')}", type=kind, default=d[flag],
-                           help={"n_s": "CyclicLR step_size_up (updates per half cycle)",
-                                 "cycles": "number of cycles (2 n_s updates each)",
-                                 "lam": "L2 coefficient lambda"}[flag])
-
-
 def bn_choice(value):
     """--bn / --no-bn / neither -> the list of batch-norm settings to run."""
     return [True, False] if value is None else [bool(value)]
+
+
+def add_bn_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="only with (--bn) or only without (--no-bn) batch norm; default both")
+
+
+def add_parallel_args(p: argparse.ArgumentParser, workers: int = 2) -> None:
+    p.add_argument("--workers", type=positive_int, default=workers,
+                   help="parallel training processes (1: run here, one at a time)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="BLAS threads per worker process")
 
 
 def run_cli(main, succeeded=lambda results: True, interrupted=None) -> None:
@@ -205,7 +185,9 @@ def output_dir(args, name: str) -> Path:
 
 @dataclass
 class Data:
-    """Standardised splits (x, int64 y): train, val (None for split 'c') and test.
+    """Standardised splits (x, int64 y): train, val (None for split 'c') and test, plus the
+    training images as pixels in [0, 1] (`pixels`, for augmentation) and the Normalize that
+    standardises them (`norm`, the last step after augmenting).
 
     x is an ImageArray: the uint8 images, read as float32 batches standardised with the training
     part's statistics (bitwise what standardising the float32 pixels gives)."""
@@ -214,6 +196,8 @@ class Data:
     test: tuple
     folder: str
     split: str
+    pixels: object = None
+    norm: object = None
 
     def sizes(self) -> dict:
         return {k: (None if v is None else len(v[1]))
@@ -223,7 +207,7 @@ class Data:
 _cache: dict = {}
 
 
-def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
+def load_data(args, split: str = "b", n_val: int = 5000, val_choice: str = "last") -> Data:
     """CIFAR-10 in the given split, standardised with the training part's mean and std.
 
     The images stay uint8 (184 MB for split b) and every batch read from them is converted and
@@ -231,9 +215,11 @@ def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
     QUICK_TEST images, and split 'b' takes its validation images from the end of the training
     batches, at most a fifth of them, so a tiny dataset in the real format (fewer images per
     file) works too. The last loaded split is cached, so a study running several configurations
-    loads it once. A split holding NaN or infinity raises ValueError naming it.
+    loads it once. val_choice 'random' draws split b's validation images at random with
+    args.seed (R0's way; --quick keeps its cut). A split holding NaN or infinity raises
+    ValueError naming it.
     """
-    key = (os.fspath(resolve_root(args.data)), split, n_val, args.quick)
+    key = (os.fspath(resolve_root(args.data)), split, n_val, val_choice, args.quick)
     if key in _cache:
         return _cache[key]
     _cache.clear()  # one split in memory at a time
@@ -251,7 +237,8 @@ def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
             train, val = (x[:QUICK_TRAIN], y[:QUICK_TRAIN]), None
         test = (test[0][:QUICK_TEST], test[1][:QUICK_TEST])
     else:
-        raw = load_cifar10(args.data, split=split, n_val=n_val, dtype=np.uint8)
+        raw = load_cifar10(args.data, split=split, n_val=n_val, dtype=np.uint8,
+                           val_choice=val_choice, seed=args.seed)
         train, val, test = raw.train, raw.val, raw.test
     del raw
     for name, part in (("train", train), ("val", val), ("test", test)):
@@ -259,45 +246,15 @@ def load_data(args, split: str = "b", n_val: int = 5000) -> Data:
     xs = standardize(train[0], None if val is None else val[0], test[0])
     folder = os.fspath(find_cifar10(args.data) or resolve_root(args.data))
     data = Data(train=(xs[0], train[1]), val=None if val is None else (xs[1], val[1]),
-                test=(xs[2], test[1]), folder=folder, split=split)
+                test=(xs[2], test[1]), folder=folder, split=split, pixels=ImageArray(train[0]),
+                norm=xs[0].transform)
     _cache[key] = data
     return data
 
 
 # ---------------------------------------------------------------------------------------------
-# One training run
+# Runs: weight inits, accuracies, curves
 # ---------------------------------------------------------------------------------------------
-
-@dataclass
-class RunConfig:
-    """One training configuration. With constant_lr set, SGD runs `epochs` epochs at that lr;
-    otherwise CyclicLR(eta_min, eta_max, n_s) runs 2 * n_s * cycles updates."""
-    dims: list
-    batch_norm: bool = True
-    lam: float = 0.005
-    n_s: int = 2250
-    cycles: int = 2
-    batch_size: int = RECIPE["batch_size"]
-    eta_min: float = RECIPE["eta_min"]
-    eta_max: float = RECIPE["eta_max"]
-    init: str = "he"
-    init_std: float | None = None
-    seed: int = 0
-    bn_eps: float = RECIPE["bn_eps"]
-    bn_momentum: float = RECIPE["bn_momentum"]
-    constant_lr: float | None = None
-    epochs: int | None = None
-    measure_every: int | None = None
-
-    @classmethod
-    def from_args(cls, args, dims, **overrides):
-        """A config from the recipe flags in args (those present), then overrides."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in vars(args).items() if k in names}
-        values["seed"] = args.seed
-        values.update(overrides)
-        return cls(dims=list(dims), **values)
-
 
 def init_value(text: str):
     """A command-line weight init: 'he' or a positive float sigma for N(0, sigma^2)."""
@@ -314,73 +271,6 @@ def init_value(text: str):
 
 def init_name(init) -> str:
     return "He" if init == "he" else f"sigma {init:g}"
-
-
-def init_kwargs(init) -> dict:
-    """RunConfig fields of an init_value."""
-    return dict(init="he", init_std=None) if init == "he" else dict(init="normal", init_std=init)
-
-
-def build_model(cfg: RunConfig) -> MLP:
-    """The course MLP of cfg, with cfg's batch-norm eps and momentum."""
-    model = MLP(cfg.dims, batch_norm=cfg.batch_norm, init=cfg.init, init_std=cfg.init_std,
-                seed=cfg.seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm1d):
-            m.eps, m.momentum = float(cfg.bn_eps), cfg.bn_momentum
-    return model
-
-
-def train_run(cfg: RunConfig, data: Data, label: str = "", progress: bool = True) -> dict:
-    """Train cfg on data.train (measuring on train and val), then evaluate on data.test.
-
-    Returns {'label', 'config', 'updates', 'epochs', 'final': {train_/val_/test_ acc, loss,
-    cost}, 'history': History.to_dict(), 'diverged', 'wall_time'}; a run whose loss becomes
-    NaN keeps the measurements made before and is marked diverged.
-    """
-    t0 = time.perf_counter()
-    model = build_model(cfg)
-    loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
-    if cfg.constant_lr is not None:
-        if not cfg.epochs:
-            raise ValueError(f"train_run: constant_lr={cfg.constant_lr} needs epochs")
-        optimizer, scheduler = SGD(model.parameters(), lr=cfg.constant_lr), None
-        updates = cfg.epochs * len(loader)
-    else:
-        optimizer = SGD(model.parameters(), lr=cfg.eta_min)
-        scheduler = CyclicLR(optimizer, base_lr=cfg.eta_min, max_lr=cfg.eta_max,
-                             step_size_up=cfg.n_s, mode="triangular")
-        updates = 2 * cfg.n_s * cfg.cycles
-    epochs = math.ceil(updates / len(loader))
-    seen = {"steps": [], "metrics": {}}
-
-    def record(step, metrics):
-        seen["steps"].append(step)
-        for k, v in metrics.items():
-            seen["metrics"].setdefault(k, []).append(v)
-
-    diverged = False
-    try:
-        history = fit(model, optimizer, loader, val_data=data.val, epochs=epochs,
-                      scheduler=scheduler, l2=cfg.lam, max_updates=updates, callbacks=[record],
-                      progress=progress, measure_every=cfg.measure_every).to_dict()
-    except TrainingDiverged as exc:
-        print(f"  {label}: {exc}", flush=True)
-        diverged = True
-        history = {"lr": [], "steps": seen["steps"],
-                   "epochs": [s / len(loader) for s in seen["steps"]],
-                   "metrics": seen["metrics"], "stopped_early": True,
-                   "wall_time": time.perf_counter() - t0}
-    final = {k: v[-1] for k, v in history["metrics"].items() if v}
-    for k, v in evaluate(model, *data.test, l2=cfg.lam).items():
-        final[f"test_{k}"] = v
-    run = {"label": label, "config": dataclasses.asdict(cfg), "data": {
-               "folder": data.folder, "split": data.split, "sizes": data.sizes()},
-           "updates": updates,
-           "epochs": epochs, "final": final, "history": history, "diverged": diverged,
-           "wall_time": time.perf_counter() - t0}
-    print(f"  {label}: {accuracy_text(final)} ({run['wall_time']:.0f} s)", flush=True)
-    return run
 
 
 def accuracy_text(final: dict) -> str:
@@ -408,6 +298,13 @@ def run_plots(run: dict, out: Path, stem: str, title: str | None = None) -> list
     if run["history"]["lr"]:
         paths.append(plot_lr(run["history"], out / f"{stem}_lr.png", title=title))
     return paths
+
+
+def save_plot(fig, path: Path) -> Path:
+    """A study's own matplotlib Figure, laid out and written to path (a PNG)."""
+    from tensorgrad.plotting import save_figure
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,13 +12,10 @@ and learning rate per epoch), and nothing is chosen from it.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from matplotlib.figure import Figure
 
-from tensorgrad.plotting import save_figure
-
-from . import common, parallel
+from . import common, spec
 
 NAME, SID, TITLE = "final_r0", "S6", "R0's final recipe on all 50,000 images"
 REPORT = 0.5213
@@ -33,26 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cycles", type=common.positive_int, default=4,
                    help="number of cycles (2 n_s updates each)")
     p.add_argument("--seeds", type=common.positive_int, default=1, help="seeds to train")
-    parallel.add_parallel_args(p, workers=1)
+    common.add_parallel_args(p, workers=1)
     return p
 
 
-def variant(args, seed, updates_per_epoch):
-    return parallel.Variant(
-        [3072, 50, 30, 10], lam=args.lam, optimizer="adagrad", dropout=0.1,
-        augment=["flip20", "blur"], init="lecun",
-        n_s=common.QUICK_N_S if args.quick else args.n_s, cycles=args.cycles, seed=seed,
-        measure_every=updates_per_epoch, label=f"R0 final recipe, seed {seed}")
-
-
-def train_with_test_curve(v, data, progress=False):
-    """train_variant with the test set in the role of val, renamed test_* in the history."""
-    run = parallel.train_variant(v, dataclasses.replace(data, val=data.test), progress)
-    h = run["history"]
-    h["metrics"] = {k.replace("val_", "test_") if k.startswith("val_") else k: vals
-                    for k, vals in h["metrics"].items()}
-    run["final"] = {k: vals for k, vals in run["final"].items() if not k.startswith("val_")}
-    return run
+def recipe(args, seed, updates_per_epoch):
+    """R0's final recipe; split c has no validation images, so the test set gives the curves."""
+    return spec.Spec(
+        split="c", widths=[50, 30], lam=args.lam, optimizer="adagrad", dropout=0.1, flip=0.2,
+        blur=0.5, init="lecun", n_s=common.QUICK_N_S if args.quick else args.n_s,
+        cycles=args.cycles, seed=seed, measure_every=updates_per_epoch, test_curve=True,
+        label=f"R0 final recipe, seed {seed}")
 
 
 def plot_epochs(run, path, title):
@@ -76,21 +64,16 @@ def plot_epochs(run, path, title):
     axes[3].set_xlabel("epoch")
     axes[3].grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return path
+    return common.save_plot(fig, path)
 
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     study = common.start(NAME, SID, TITLE, args, argv)
-    data = parallel.load_data(args, "c")
+    data = common.load_data(args, "c")
     per_epoch = -(-len(data.train[1]) // 100)
-    variants = [variant(args, args.seed + s, per_epoch) for s in range(args.seeds)]
-    runs = parallel.run_jobs(train_with_test_curve, variants, args, "c", workers=args.workers,
-                             threads=args.threads, progress=args.progress and args.workers <= 1)
-    for r in runs:
-        print(f"  {r['label']}: {common.accuracy_text(r['final'])} ({r['wall_time']:.0f} s)")
+    variants = [recipe(args, args.seed + s, per_epoch) for s in range(args.seeds)]
+    runs = spec.run_all(variants, args, args.workers, args.threads)
     stats = common.summarize(runs, keys=("train_acc", "test_acc"))
     ours = {k: stats[f"{k}_acc"][0] for k in ("train", "test")}
     std = {k: stats[f"{k}_acc"][1] for k in ("train", "test")} if len(runs) > 1 else None

@@ -21,30 +21,25 @@ import argparse
 import numpy as np
 from matplotlib.figure import Figure
 
-from tensorgrad.plotting import save_figure
-
-from . import common, parallel
+from . import common, spec
 
 NAME, SID, TITLE = "improvements", "S6", "Improvements of the reports, one change at a time"
-DIMS = [3072, 50, 50, 10]
-
-# key -> (description, Variant overrides)
+# key -> (description, Spec overrides of the baseline)
 CHANGES = {
     "baseline": ("baseline (S4: BN before ReLU, SGD + cyclic, He)", {}),
     "bn_after": ("batch norm after the activation", {"bn_position": "after"}),
     "dropout": ("dropout 0.1 after each hidden layer (R0)", {"dropout": 0.1}),
-    "flip20": ("flip 20% of images (R0)", {"augment": ["flip20"]}),
-    "blur": ("blur 50%, sigma ~ U(0, 0.5) (R0)", {"augment": ["blur"]}),
-    "noise": ("Gaussian noise, 0.1 x batch std (R3)", {"augment": ["noise"]}),
-    "translate": ("translation +-2 px", {"augment": ["translate"]}),
-    "jitter": ("brightness/contrast jitter 0.2", {"augment": ["jitter"]}),
+    "flip20": ("flip 20% of images (R0)", {"flip": 0.2}),
+    "blur": ("blur 50%, sigma ~ U(0, 0.5) (R0)", {"blur": 0.5}),
+    "noise": ("Gaussian noise, 0.1 x batch std (R3)", {"noise": 0.1}),
+    "translate": ("translation +-2 px", {"shift": 2}),
+    "jitter": ("brightness/contrast jitter 0.2", {"jitter": 0.2}),
     "adagrad": ("AdaGrad + cyclical lr (R0)", {"optimizer": "adagrad"}),
     "leaky_relu": ("Leaky ReLU, a = 0.01 (R3)", {"activation": "leaky_relu",
                                                   "negative_slope": 0.01}),
     "elu": ("ELU, a = 0.01 (R3)", {"activation": "elu", "alpha": 0.01}),
     "lecun": ("lecun init N(0, 1/in) (R0's \"Xavier\")", {"init": "lecun"}),
-    "constant_lr": ("constant lr 0.0349, same 9000 updates", {"constant_lr": 0.0349,
-                                                              "epochs": 20}),
+    "constant_lr": ("constant lr 0.0349, same 9000 updates", {"eta": 0.0349, "epochs": 20}),
 }
 
 R3_SETTINGS = [(0.0349, 1e-5), (0.0080, 1e-6), (0.0129, 1e-5)]
@@ -70,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="changes of part s4 (the baseline always runs)")
     p.add_argument("--seeds", type=common.positive_int, default=1,
                    help="seeds per configuration")
-    parallel.add_parallel_args(p)
+    common.add_parallel_args(p)
     return p
 
 
@@ -83,9 +78,9 @@ def s4_variants(args):
         if args.quick and "epochs" in over:
             over = {**over, "epochs": 2}
         for s in range(args.seeds):
-            out.append(parallel.Variant(DIMS, lam=0.005, n_s=n_s, cycles=2, seed=args.seed + s,
-                                        label=f"S4 settings: {desc}, seed {args.seed + s}",
-                                        tags={"part": "s4", "change": key}, **over))
+            out.append(spec.Spec(lam=0.005, n_s=n_s, cycles=2, seed=args.seed + s,
+                                 label=f"S4 settings: {desc}, seed {args.seed + s}",
+                                 tags={"part": "s4", "change": key}, **over))
     return out
 
 
@@ -106,8 +101,8 @@ def r3_variants(args):
         desc, over = CHANGES[key]
         for i, (eta, lam) in enumerate(settings):
             for s in range(args.seeds):
-                out.append(parallel.Variant(
-                    DIMS, lam=lam, constant_lr=eta, epochs=epochs, seed=args.seed + s,
+                out.append(spec.Spec(
+                    lam=lam, eta=eta, epochs=epochs, seed=args.seed + s,
                     label=f"R3 (eta {eta:g}, lambda {lam:g}): {desc}, seed {args.seed + s}",
                     tags={"part": "r3", "change": key, "setting": i, "eta": eta, "lam": lam},
                     **over))
@@ -191,9 +186,7 @@ def plot_deltas(deltas, path):
     ax.set_xlabel("test accuracy change vs baseline (points)")
     ax.set_title("S6: one change at a time (S4 settings)")
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    save_figure(fig, path)
-    return path
+    return common.save_plot(fig, path)
 
 
 def plot_r3(runs, path):
@@ -219,9 +212,7 @@ def plot_r3(runs, path):
     ax.legend(fontsize="x-small", ncol=3)
     ax.set_title(f"S6: R3's settings ({R3_EPOCHS} epochs); black marks: R3's numbers")
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    save_figure(fig, path)
-    return path
+    return common.save_plot(fig, path)
 
 
 def main(argv=None) -> dict:
@@ -229,7 +220,7 @@ def main(argv=None) -> dict:
     study = common.start(NAME, SID, TITLE, args, argv)
     variants = ((s4_variants(args) if args.part in ("s4", "both") else [])
                 + (r3_variants(args) if args.part in ("r3", "both") else []))
-    runs = parallel.run_variants(variants, args, "b", args.workers, args.threads, args.progress)
+    runs = spec.run_all(variants, args, args.workers, args.threads)
     tables, rows, plots = [], [], []
     s4 = [r for r in runs if r["config"]["tags"]["part"] == "s4"]
     r3 = [r for r in runs if r["config"]["tags"]["part"] == "r3"]
@@ -250,7 +241,7 @@ def main(argv=None) -> dict:
         tables.append(table)
         rows += r3_rows
         plots.append(plot_r3(r3, study.out / "r3_settings.png"))
-    data = parallel.load_data(args, "b") if args.workers <= 1 else None
+    data = common.load_data(args, "b") if args.workers <= 1 else None
     return common.finish(study, "\n\n".join(tables), rows, runs, plots, data,
                          summary="\n".join(summary))
 

@@ -11,10 +11,9 @@ import argparse
 
 from tensorgrad.plotting import plot_lr, plot_side_by_side
 
-from . import common
+from . import common, spec
 
 NAME, SID, TITLE = "init_sensitivity", "S5", "Sensitivity to initialisation"
-DIMS = [3072, 50, 50, 10]
 REPORT = {  # init -> (test accuracy without BN, with BN), R1
     0.1: (0.515, 0.528), 1e-3: (0.100, 0.528), 1e-4: (0.100, 0.527), "he": (0.517, 0.527)}
 
@@ -23,9 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
     p.add_argument("--inits", type=common.init_value, nargs="+", default=[0.1, 1e-3, 1e-4, "he"],
                    help="weight std sigmas and/or 'he'")
-    p.add_argument("--bn", action=argparse.BooleanOptionalAction, default=None,
-                   help="only with (--bn) or only without (--no-bn) batch norm; default both")
-    common.add_recipe_args(p, lam=0.0134, n_s=2250, cycles=2)
+    common.add_bn_flag(p)
+    spec.add_recipe_flags(p, lam=0.0134, n_s=2250, cycles=2)
     return p
 
 
@@ -35,23 +33,21 @@ def main(argv=None) -> dict:
     data = common.load_data(args, split="b")
     n_s = min(args.n_s, common.QUICK_N_S) if args.quick else args.n_s
     bns = sorted(common.bn_choice(args.bn))  # without BN first, as in R1's table
-    runs, rows, cells, panels = [], [], {}, {}
     jobs = [(init, bn) for init in args.inits for bn in bns]
-    for i, (init, bn) in enumerate(jobs, 1):
-        label = f"{common.init_name(init)}, {'with' if bn else 'without'} BN"
-        print(f"[{i}/{len(jobs)}] {label}", flush=True)
-        cfg = common.RunConfig.from_args(args, DIMS, batch_norm=bn, n_s=n_s,
-                                         **common.init_kwargs(init))
-        run = common.train_run(cfg, data, label=label, progress=args.progress)
+    specs = [spec.Spec.from_args(args, batch_norm=bn, n_s=n_s, **spec.init_fields(init),
+                                 label=f"{common.init_name(init)}, "
+                                       f"{'with' if bn else 'without'} BN")
+             for init, bn in jobs]
+    runs, rows, cells, panels = spec.run_all(specs, args), [], {}, {}
+    for (init, bn), run in zip(jobs, runs):
         run.update(init=init, batch_norm=bn)
-        runs.append(run)
-        panels[label] = run["history"]
+        panels[run["label"]] = run["history"]
         report = REPORT.get(init)
         ours = run["final"].get("test_acc")
         rep = None if report is None else report[int(bn)]
         cells[(init, bn)] = (f"{common.pct(ours, digits=2)} "
                              f"({common.pct(rep) if rep is not None else '—'})")
-        rows.append(common.result_row(label, {"test": ours},
+        rows.append(common.result_row(run["label"], {"test": ours},
                                       None if rep is None else {"test": rep}))
     heads = ["init"] + [f"{'with' if bn else 'without'} BN" for bn in bns]
     table = (f"Test accuracy in %, ours (R1's in brackets). 3-layer 50-50, lambda {args.lam:g}, "

@@ -14,10 +14,10 @@ import argparse
 
 from tensorgrad.plotting import plot_compare, plot_side_by_side
 
-from . import common
+from . import common, spec
 
 NAME, SID, TITLE = "k_layer_bn", "S4", "Deeper networks with and without batch norm"
-DIMS = {3: [3072, 50, 50, 10], 9: [3072, 50, 30, 20, 20, 10, 10, 10, 10, 10]}
+HIDDEN = {2: [50], 3: [50, 50], 9: [50, 30, 20, 20, 10, 10, 10, 10]}
 REPORT = {  # (layers, batch_norm) -> (numbers, text)
     (3, False): ({"test": 0.517}, "test 51.7% (R1, at lambda 0.0134)"),
     (3, True): ({"test": 0.532},
@@ -33,15 +33,14 @@ R4_TEXT = {
 
 def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
-    p.add_argument("--layers", type=int, nargs="+", choices=sorted(DIMS), default=sorted(DIMS),
+    p.add_argument("--layers", type=int, nargs="+", choices=[3, 9], default=[3, 9],
                    help="networks to train: 3 (3072-50-50-10) and/or 9 layers")
-    p.add_argument("--bn", action=argparse.BooleanOptionalAction, default=None,
-                   help="only with (--bn) or only without (--no-bn) batch norm; default both")
+    common.add_bn_flag(p)
     p.add_argument("--seeds", type=common.positive_int, default=3,
                    help="seeds per configuration with BN")
     p.add_argument("--seeds-no-bn", type=common.positive_int, default=1,
                    help="seeds per configuration without BN")
-    common.add_recipe_args(p, lam=0.005, n_s=2250, cycles=2)
+    spec.add_recipe_flags(p, lam=0.005, n_s=2250, cycles=2)
     p.add_argument("--r4", action="store_true", help="also run R4's constant-lr curves")
     p.add_argument("--r4-eta", type=common.positive_float, default=0.01,
                    help="constant lr of R4's 3-layer runs (STUDIES.md does not give R4's)")
@@ -62,27 +61,21 @@ def bn_text(bn):
     return "with BN" if bn else "without BN"
 
 
-def main_table(args, study, data):
-    runs, rows, table_rows, plots, headline = [], [], [], [], []
+def main_table(args, study):
     configs = [(k, bn) for k in args.layers for bn in common.bn_choice(args.bn)]
-    total = sum(args.seeds if bn else args.seeds_no_bn for _, bn in configs)
-    done = 0
     n_s = min(args.n_s, common.QUICK_N_S) if args.quick else args.n_s
+    specs = [spec.Spec.from_args(args, widths=HIDDEN[layers], batch_norm=bn, n_s=n_s,
+                                 seed=args.seed + s,
+                                 label=f"{layers}-layer {bn_text(bn)}, seed {args.seed + s}",
+                                 tags={"layers": layers, "batch_norm": bn})
+             for layers, bn in configs for s in range(args.seeds if bn else args.seeds_no_bn)]
+    runs, rows, table_rows, plots, headline = spec.run_all(specs, args), [], [], [], []
     for layers, bn in configs:
-        group = []
-        for s in range(args.seeds if bn else args.seeds_no_bn):
-            done += 1
-            label = f"{layers}-layer {bn_text(bn)}, seed {args.seed + s}"
-            print(f"[{done}/{total}] {label}", flush=True)
-            cfg = common.RunConfig.from_args(args, DIMS[layers], batch_norm=bn, n_s=n_s,
-                                             seed=args.seed + s)
-            run = common.train_run(cfg, data, label=label, progress=args.progress)
+        group = [r for r in runs if r["config"]["tags"] == {"layers": layers, "batch_norm": bn}]
+        for run in group:
             run.update(layers=layers, batch_norm=bn)
-            group.append(run)
-            if s == 0:
-                plots += common.run_plots(run, study.out, f"{layers}layer_{'bn' if bn else 'nobn'}",
-                                          title=f"{layers}-layer {bn_text(bn)}, seed {args.seed}")
-        runs += group
+        plots += common.run_plots(group[0], study.out, f"{layers}layer_{'bn' if bn else 'nobn'}",
+                                  title=f"{layers}-layer {bn_text(bn)}, seed {args.seed}")
         stats = common.summarize(group)
         ours = {k: stats[f"{k}_acc"][0] for k in ("train", "val", "test")}
         std = ({k: stats[f"{k}_acc"][1] for k in ("train", "val", "test")}
@@ -116,26 +109,23 @@ def at_epoch(history, epoch):
 
 def r4_curves(args, study, data):
     """R4: constant learning rate, BN vs no BN: the 3-layer net, then the 2-layer net per eta."""
-    runs, rows, plots, lines = [], [], [], []
+    rows, plots, lines = [], [], []
     epochs = 2 if args.quick else args.r4_epochs
     batches = -(-len(data.train[1]) // args.batch_size)
     every = max(1, batches // 4)  # 4 measurements per epoch
     jobs = ([("three", 3, args.r4_eta, init) for init in args.r4_inits]
             + [("two", 2, eta, "he") for eta in args.r4_two_layer_etas])
-    dims = {3: DIMS[3], 2: [3072, 50, 10]}
-    for i, (part, layers, eta, init) in enumerate(jobs, 1):
-        pair = {}
+    specs = [spec.Spec.from_args(
+        args, widths=HIDDEN[layers], batch_norm=bn, lam=args.r4_lam, eta=eta, epochs=epochs,
+        measure_every=every, **spec.init_fields(init),
+        label=f"R4 {layers}-layer, constant eta {eta:g}, {common.init_name(init)} init, "
+              f"{bn_text(bn)}") for _, layers, eta, init in jobs for bn in (True, False)]
+    runs = spec.run_all(specs, args)
+    for (part, layers, eta, init), pair in zip(jobs, zip(runs[::2], runs[1::2])):
         setting = f"{layers}-layer, constant eta {eta:g}, {common.init_name(init)} init"
-        for bn in (True, False):
-            label = f"R4 {setting}, {bn_text(bn)}"
-            print(f"[R4 {i}/{len(jobs)}] {label}", flush=True)
-            cfg = common.RunConfig.from_args(args, dims[layers], batch_norm=bn, lam=args.r4_lam,
-                                             constant_lr=eta, epochs=epochs, measure_every=every,
-                                             **common.init_kwargs(init))
-            run = common.train_run(cfg, data, label=label, progress=args.progress)
+        for run, bn in zip(pair, (True, False)):
             run.update(part=f"r4_{part}", layers=layers, batch_norm=bn, eta=eta, init=init)
-            pair[bn_text(bn)] = run
-            runs.append(run)
+        pair = dict(zip(("with BN", "without BN"), pair))
         stem = f"r4_{layers}layer_eta{eta:g}" + ("" if init == "he" else f"_sigma{init:g}")
         plots.append(plot_compare({k: r["history"] for k, r in pair.items()},
                                   study.out / f"{stem}.png", metrics=("loss", "acc"),
@@ -168,7 +158,7 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     study = common.start(NAME, SID, TITLE, args, argv)
     data = common.load_data(args, split="b")
-    runs, rows, table, plots, headline = main_table(args, study, data)
+    runs, rows, table, plots, headline = main_table(args, study)
     if args.r4:
         r4_runs, r4_rows, r4_table, r4_plots = r4_curves(args, study, data)
         runs, rows, plots = runs + r4_runs, rows + r4_rows, plots + r4_plots

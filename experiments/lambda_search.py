@@ -14,16 +14,16 @@ Stages (split (b): 45,000 train / 5,000 val unless stated):
              of the fine stage: STUDIES.md gives no others)
 """
 import argparse
-import json
+import dataclasses
 
 import numpy as np
 
 from tensorgrad.plotting import plot_search
 
-from . import common
+from . import common, spec
 
 NAME, SID, TITLE = "lambda_search", "S3", "Lambda searches"
-TWO, THREE = [3072, 50, 10], [3072, 50, 50, 10]
+TWO, THREE = [50], [50, 50]   # hidden widths
 STAGES = ["r2_coarse", "r2_fine", "r1_coarse", "r1_fine", "r1_best", "r2_final"]
 
 
@@ -31,35 +31,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
     p.add_argument("--stage", choices=[*STAGES, "all"], default="all",
                    help="the stage to run (see above), or all of them")
-    common.add_recipe_args(p)
+    spec.add_recipe_flags(p)
     positive, non_negative = common.positive_int, common.non_negative_float
-    p.add_argument("--r2-coarse-count", type=positive, default=10,
-                   help="lambdas drawn in R2's coarse stage")
     p.add_argument("--r2-coarse-range", type=common.positive_float, nargs=2,
                    default=[1e-6, 1e-1], metavar=("LOW", "HIGH"),
                    help="range of R2's coarse lambdas (drawn log-uniformly)")
-    p.add_argument("--r2-coarse-n-s", type=positive, default=900,
-                   help="n_s of R2's coarse stage")
-    p.add_argument("--r2-fine-batch", type=positive, default=90,
-                   help="batch size of R2's fine and final stages")
-    p.add_argument("--r2-fine-n-s", type=positive, default=1000,
-                   help="n_s of R2's fine and final stages")
-    p.add_argument("--r2-final-lam", type=non_negative, default=0.0008,
-                   help="lambda of R2's final run")
-    p.add_argument("--r2-final-cycles", type=positive, default=3,
-                   help="cycles of R2's final run")
-    p.add_argument("--r2-final-n-val", type=positive, default=1000,
-                   help="validation images of R2's final run (the rest train)")
-    p.add_argument("--r1-n-s", type=positive, default=2250, help="n_s of R1's stages")
-    p.add_argument("--r1-best-lam", type=non_negative, default=0.0134,
-                   help="R1's best lambda, trained and tested in stage r1_best")
+    for flag, kind, default, text in [
+            ("r2-coarse-count", positive, 10, "lambdas drawn in R2's coarse stage"),
+            ("r2-coarse-n-s", positive, 900, "n_s of R2's coarse stage"),
+            ("r2-fine-batch", positive, 90, "batch size of R2's fine and final stages"),
+            ("r2-fine-n-s", positive, 1000, "n_s of R2's fine and final stages"),
+            ("r2-final-lam", non_negative, 0.0008, "lambda of R2's final run"),
+            ("r2-final-cycles", positive, 3, "cycles of R2's final run"),
+            ("r2-final-n-val", positive, 1000,
+             "validation images of R2's final run (the rest train)"),
+            ("r1-n-s", positive, 2250, "n_s of R1's stages"),
+            ("r1-best-lam", non_negative, 0.0134,
+             "R1's best lambda, trained and tested in stage r1_best")]:
+        p.add_argument(f"--{flag}", type=kind, default=default, help=text)
     p.add_argument("--cycles", type=positive, default=2, help="cycles of every stage but r2_final")
     return p
 
 
 def stage_settings(args) -> dict:
-    """name -> (dims, batch_norm, n_val, run overrides, lambdas, report metric, report (lo, hi),
-    report text). The reports' numbers are accuracies on `report metric`."""
+    """name -> (hidden widths, batch_norm, n_val, Spec overrides, lambdas, report metric, report
+    (lo, hi), report text). The reports' numbers are accuracies on `report metric`."""
     low, high = np.log10(args.r2_coarse_range)
     coarse = np.sort(10 ** np.random.default_rng(args.seed).uniform(low, high,
                                                                     args.r2_coarse_count))
@@ -91,27 +87,26 @@ def main(argv=None) -> dict:
     study = common.start(NAME, SID, TITLE, args, argv)
     settings = stage_settings(args)
     names = STAGES if args.stage == "all" else [args.stage]
-    runs, rows, sections, plots, done = [], [], [], [], {}
+    specs, keys = {}, {}  # one run per configuration: r1_best repeats r1_fine's at 0.0134
     for name in names:
-        dims, bn, n_val, overrides, lams, metric, (lo, hi), report_text = settings[name]
+        hidden, bn, n_val, overrides, lams, *_ = settings[name]
         if args.quick:  # a few values, tiny cycles
             lams = lams[::-(-len(lams) // 3)]
             overrides = dict(overrides, n_s=min(overrides["n_s"], common.QUICK_N_S))
+        for lam in lams:
+            s = spec.Spec.from_args(args, widths=hidden, batch_norm=bn, n_val=n_val, lam=lam,
+                                    **overrides, label=f"{name} lambda {lam:.4g}")
+            key = repr(dataclasses.replace(s, label=""))
+            specs.setdefault(key, s)
+            keys.setdefault(name, []).append(key)
+    done = dict(zip(specs, spec.run_all(list(specs.values()), args)))
+    runs, rows, sections, plots = [], [], [], []
+    for name in names:
+        _, bn, n_val, _, _, metric, (lo, hi), report_text = settings[name]
+        stage_runs = [dict(done[key], label=f"{name} lambda {done[key]['config']['lam']:.4g}",
+                           stage=name, lam=done[key]["config"]["lam"]) for key in keys[name]]
+        lams = [run["lam"] for run in stage_runs]
         data = common.load_data(args, split="b", n_val=n_val)
-        stage_runs = []
-        for i, lam in enumerate(lams, 1):
-            cfg = common.RunConfig.from_args(args, dims, batch_norm=bn, lam=lam, **overrides)
-            key = json.dumps([vars(cfg), n_val], sort_keys=True)
-            label = f"{name} lambda {lam:.4g}"
-            print(f"[{name} {i}/{len(lams)}] {label}", flush=True)
-            if key in done:  # e.g. r1_best repeats r1_fine's run at 0.0134 exactly
-                run = dict(done[key], label=label)
-                print(f"  same configuration as {done[key]['label']}: reusing it", flush=True)
-            else:
-                run = common.train_run(cfg, data, label=label, progress=args.progress)
-                done[key] = run
-            run = dict(run, stage=name, lam=lam)
-            stage_runs.append(run)
         runs += stage_runs
         accs = {k: [r["final"].get(f"{k}_acc") for r in stage_runs]
                 for k in ("train", "val", "test")}

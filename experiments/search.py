@@ -14,7 +14,7 @@ A spec file is JSON: either a bare space {"lam": {"type": "loguniform", "low": 1
 1e-1}, "depth": {"type": "int", "low": 2, "high": 5}} or a preset-like object {"space": ...,
 "fixed": {training options}, "sampler": ..., "trials": ..., "pruner": ..., "refine": {"trials":
 .., "sampler": .., "factor": .., "fix": [..], "space": {..}}, "final": {training options}}.
-Searchable and fixed training options are the fields of TrainOptions below.
+Searchable and fixed training options are the fields of experiments.spec.Spec.
 
 Ctrl-C (or SIGTERM) stops the search with one message: where its finished trials are kept and
 the command that resumes it (the same one); a second Ctrl-C stops the workers at once. An
@@ -30,14 +30,8 @@ import json
 import math
 import os
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from models.mlp import ACTIVATIONS, INITS, MLP
-from tensorgrad.data import Compose, DataLoader, GaussianBlur, GaussianNoise, RandomHorizontalFlip
-from tensorgrad.optim import SGD, Adagrad, Adam, RMSprop
-from tensorgrad.optim.lr_scheduler import CyclicLR
 from tensorgrad.search import (
     PRUNERS,
     SAMPLERS,
@@ -56,187 +50,20 @@ from tensorgrad.search import (
     span_seconds,
     top_table,
 )
-from tensorgrad.train import evaluate, fit
 
-from . import common, interrupts
+from . import common, interrupts, spec
 
 NAME = "search"
-R0_WIDTHS = [50, 30, 20, 20, 10, 10, 10, 10]
-OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam, "rmsprop": RMSprop}
 TRAIN_EVAL = 5000   # training accuracy is measured on this many training images (speed)
 
 
-@dataclass
-class TrainOptions:
-    """One training run of the search. Every field can be searched (--space) or fixed (--set).
-
-    Network: `widths` '50-50' (hidden widths) or 'r0' (R0's family: the first depth-1 of
-    50-30-20-20-10-10-10-10); `depth` (number of layers) cuts the r0 family or, with `width`,
-    makes depth-1 hidden layers of that width. Schedule: with `eta` set, a constant learning
-    rate for `epochs` epochs; otherwise the triangular cycle eta_min..eta_max, n_s, cycles.
-    Augmentation per batch (on standardised images): flip (probability of a horizontal
-    flip), blur (probability of a Gaussian blur, sigma ~ U(0, blur_sigma)), noise (R3's
-    noise, a fraction of the batch's std).
-    """
-    split: str = "b"
-    n_val: int = 5000
-    widths: str = "50-50"
-    depth: int | None = None
-    width: int | None = None
-    batch_norm: bool = True
-    bn_position: str = "before"
-    activation: str = "relu"
-    dropout: float = 0.0
-    init: str = "he"
-    lam: float = 0.005
-    optimizer: str = "sgd"
-    momentum: float = 0.0
-    eta: float | None = None
-    epochs: int = 10
-    eta_min: float = common.RECIPE["eta_min"]
-    eta_max: float = common.RECIPE["eta_max"]
-    n_s: int = 2250
-    cycles: int = 2
-    batch_size: int = common.RECIPE["batch_size"]
-    flip: float = 0.0
-    blur: float = 0.0
-    blur_sigma: float = 0.5
-    noise: float = 0.0
-    seed: int = 0
-
-    def hidden(self) -> list[int]:
-        if self.widths == "r0":
-            depth = 3 if self.depth is None else self.depth
-            if not 2 <= depth <= len(R0_WIDTHS) + 1:
-                raise ValueError(f"TrainOptions: the r0 family has depths 2..9, got {depth}")
-            return R0_WIDTHS[:depth - 1]
-        if self.width is not None:
-            if self.depth is None:
-                raise ValueError("TrainOptions: width needs depth (layers of that width)")
-            return [int(self.width)] * (int(self.depth) - 1)
-        try:
-            hidden = [int(w) for w in str(self.widths).split("-") if w]
-        except ValueError:
-            raise ValueError(f"TrainOptions: widths must look like '50-50' or be 'r0', got "
-                             f"{self.widths!r}") from None
-        if self.depth is not None and self.depth != len(hidden) + 1:
-            raise ValueError(f"TrainOptions: depth {self.depth} does not match widths "
-                             f"{self.widths!r} ({len(hidden) + 1} layers)")
-        return hidden
-
-    def updates(self, n_train: int) -> int:
-        if self.eta is not None:
-            return self.epochs * math.ceil(n_train / self.batch_size)
-        return 2 * self.n_s * self.cycles
+def options(fixed: dict, params: dict | None = None) -> spec.Spec:
+    """The Spec of a trial: the fixed options, then the trial's parameters (names checked)."""
+    return spec.Spec.of({"eval_train": TRAIN_EVAL, **fixed, **(params or {})})
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(TrainOptions)}
-
-
-def _one_of(names) -> tuple:
-    return (lambda v: v in names), f"one of {', '.join(map(str, names))}"
-
-
-# What each training option takes, beyond its type: (test, what the error says it expects)
-_COUNT = (lambda v: v >= 1), "a positive integer"
-_RATE = (lambda v: v > 0), "a positive number"
-_NON_NEGATIVE = (lambda v: v >= 0), "a number >= 0"
-_PROBABILITY = (lambda v: 0 <= v <= 1), "a number in [0, 1]"
-OPTION_RANGES = {
-    "split": _one_of(("a", "b", "c")), "n_val": _COUNT, "width": _COUNT,
-    "depth": ((lambda v: v >= 2), "an integer >= 2"),
-    "bn_position": _one_of(("before", "after")), "activation": _one_of(tuple(ACTIVATIONS)),
-    "dropout": ((lambda v: 0 <= v < 1), "a number in [0, 1)"), "init": _one_of(tuple(INITS)),
-    "lam": _NON_NEGATIVE, "optimizer": _one_of(tuple(OPTIMIZERS)), "momentum": _NON_NEGATIVE,
-    "eta": _RATE, "epochs": _COUNT, "eta_min": _RATE, "eta_max": _RATE, "n_s": _COUNT,
-    "cycles": _COUNT, "batch_size": _COUNT, "flip": _PROBABILITY, "blur": _PROBABILITY,
-    "blur_sigma": _RATE, "noise": _NON_NEGATIVE,
-    "seed": ((lambda v: v >= 0), "an integer >= 0"),
-}
-
-
-def check_option(name: str, value):
-    """value as training option `name` takes it (an int for a float option becomes a float),
-    else ValueError saying what the option expects."""
-    if name not in FIELDS:
-        raise ValueError(f"{name!r} is not a training option; known: {sorted(FIELDS)}")
-    kinds = {k.strip() for k in str(FIELDS[name].type).split("|")}
-    given = value
-    if value is None:
-        if "None" in kinds:
-            return None
-        raise ValueError(f"{name} cannot be null")
-    if "bool" in kinds:
-        ok = isinstance(value, bool)
-        expected = "true or false"
-    elif "int" in kinds:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        expected = "an integer"
-    elif "float" in kinds:
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-              and math.isfinite(value))
-        value = float(value) if ok else value
-        expected = "a finite number"
-    elif name == "widths":  # a number is one hidden layer of that width
-        ok = isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-        expected = "hidden widths such as '50-50', or 'r0'"
-    else:
-        ok, expected = isinstance(value, str), "a string"
-    test, what = OPTION_RANGES.get(name, (lambda v: True, ""))
-    if not ok or not test(value):
-        raise ValueError(f"{name} must be {expected if not ok or not what else what}, got "
-                         f"{given!r}")
-    return value
-
-
-def options(fixed: dict, params: dict | None = None) -> TrainOptions:
-    """TrainOptions from the fixed options, then the trial's parameters (names checked)."""
-    values = {**fixed, **(params or {})}
-    unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(FIELDS)}")
-    return TrainOptions(**values)
-
-
-def _augment(o: TrainOptions, seed: int):
-    parts = []
-    if o.flip:
-        parts.append(RandomHorizontalFlip(o.flip, seed=seed))
-    if o.blur:
-        parts.append(GaussianBlur(o.blur, sigma=(0.0, o.blur_sigma), seed=seed + 1))
-    if o.noise:
-        parts.append(GaussianNoise(o.noise, seed=seed + 2))
-    return Compose(parts) if parts else None
-
-
-def train(o: TrainOptions, data: common.Data, callbacks=(), progress=False):
-    """Train o on data.train (validating on data.val); returns (model, History)."""
-    if o.optimizer not in OPTIMIZERS:
-        raise ValueError(f"train: optimizer must be one of {sorted(OPTIMIZERS)}, got "
-                         f"{o.optimizer!r}")
-    dims = [data.train[0].shape[1], *o.hidden(), 10]
-    model = MLP(dims, batch_norm=o.batch_norm, bn_position=o.bn_position,
-                activation=o.activation, dropout=o.dropout, init=o.init, seed=o.seed)
-    for m in model.modules():
-        if hasattr(m, "running_var"):
-            m.eps, m.momentum = common.RECIPE["bn_eps"], common.RECIPE["bn_momentum"]
-    loader = DataLoader(data.train, batch_size=o.batch_size, shuffle=True, seed=o.seed)
-    extra = {"momentum": o.momentum} if o.optimizer in ("sgd", "rmsprop") else {}
-    lr = o.eta if o.eta is not None else o.eta_min
-    optimizer = OPTIMIZERS[o.optimizer](model.parameters(), lr=lr, **extra)
-    scheduler = None if o.eta is not None else CyclicLR(
-        optimizer, base_lr=o.eta_min, max_lr=o.eta_max, step_size_up=o.n_s)
-    updates = o.updates(len(data.train[1]))
-    history = fit(model, optimizer, loader, val_data=data.val,
-                  epochs=math.ceil(updates / len(loader)), max_updates=updates,
-                  scheduler=scheduler, l2=o.lam, augment=_augment(o, o.seed + 7),
-                  train_eval_data=tuple(a[:TRAIN_EVAL] for a in data.train),
-                  callbacks=list(callbacks), progress=progress)
-    return model, history
-
-
-def _data(data_args: dict, split: str, n_val: int) -> common.Data:
-    return common.load_data(argparse.Namespace(**data_args), split=split, n_val=n_val)
+def _data(data_args: dict, o: spec.Spec) -> common.Data:
+    return common.load_data(argparse.Namespace(**data_args), o.split, o.n_val, o.val_choice)
 
 
 def objective(params, trial, fixed, data_args, progress=False):
@@ -245,11 +72,12 @@ def objective(params, trial, fixed, data_args, progress=False):
     o = options(fixed, params)
     if o.split == "c":
         raise ValueError("the search needs validation data: split 'c' has none")
-    data = _data(data_args, o.split, o.n_val)
-    _, history = train(o, data, callbacks=[trial.pruning_callback("val_acc")], progress=progress)
-    trial.set_user_attr("train_acc", history.last("train_acc"))
-    trial.set_user_attr("updates", history.steps[-1] if history.steps else 0)
-    return history.last("val_acc")
+    run = spec.run(o, _data(data_args, o), callbacks=[trial.pruning_callback("val_acc")],
+                   progress=progress, test=False, keep_diverged=False)
+    history = run["history"]
+    trial.set_user_attr("train_acc", run["final"].get("train_acc"))
+    trial.set_user_attr("updates", history["steps"][-1] if history["steps"] else 0)
+    return run["final"].get("val_acc")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,29 +141,6 @@ def load_preset(name: str) -> dict:
                 final=raw.get("final", {}), report=None, name=path.stem)
 
 
-def _value(text: str):
-    """A --set value: JSON (numbers, true/false, null) or else the plain string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def setting(text: str):
-    """--set OPTION=VALUE, the value typed and checked against the training option: JSON for
-    numbers, true/false and null; the text itself for string options."""
-    key, sep, value = text.partition("=")
-    if not sep or key not in FIELDS:
-        raise argparse.ArgumentTypeError(f"expected OPTION=VALUE with OPTION one of "
-                                         f"{sorted(FIELDS)}, got {text!r}")
-    kinds = {k.strip() for k in str(FIELDS[key].type).split("|")}
-    parsed = value if kinds <= {"str", "None"} and value != "null" else _value(value)
-    try:
-        return key, check_option(key, parsed)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _probes(param) -> list:
     """Values that stand for a search parameter when checking a space: every value of a small
     grid (Choice, Int, a numbered grid), else the ends of its range."""
@@ -356,7 +161,7 @@ def check_space_options(space: dict, fixed: dict, refine=None) -> None:
         for name, values in probes.items():
             for v in values:
                 try:
-                    check_option(name, v)
+                    spec.check_option(name, v)
                 except ValueError as exc:
                     raise ValueError(f"{name}={v!r} cannot be trained: {exc}") from None
         names = list(probes)
@@ -367,9 +172,7 @@ def check_space_options(space: dict, fixed: dict, refine=None) -> None:
             points = [{**first, n: v} for n, values in probes.items() for v in values]
         for point in points:
             try:
-                o = options(fixed, point)
-                o.hidden()
-                if o.split == "c":
+                if options(fixed, point).split == "c":
                     raise ValueError("split 'c' has no validation data to search on")
             except (ValueError, TypeError) as exc:
                 where = ", ".join(f"{k}={v!r}" for k, v in point.items())
@@ -378,7 +181,7 @@ def check_space_options(space: dict, fixed: dict, refine=None) -> None:
                                  f"them too") from None
 
 
-def pruner_options(name: str, o: TrainOptions, space: dict, n_train: int) -> dict:
+def pruner_options(name: str, o: spec.Spec, space: dict, n_train: int) -> dict:
     """Don't judge a trial in its first half (median) / rungs at 1/9, 1/3 of the run (halving),
     when the number of updates does not depend on the searched parameters."""
     schedule = {"eta", "epochs", "n_s", "cycles", "batch_size", "split", "n_val"}
@@ -390,9 +193,9 @@ def pruner_options(name: str, o: TrainOptions, space: dict, n_train: int) -> dic
     return {}
 
 
-def _n_train(o: TrainOptions, data_args: dict) -> int:
+def _n_train(o: spec.Spec, data_args: dict) -> int:
     if data_args["quick"]:  # tiny data: look
-        return len(_data(data_args, o.split, o.n_val).train[1])
+        return len(_data(data_args, o).train[1])
     return {"a": 10000, "b": 50000 - o.n_val, "c": 50000}[o.split]
 
 
@@ -419,10 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pruner", choices=PRUNERS, default=None,
                    help="pruner of hopeless trials; default: the preset's (none for r4_grid, "
                         "median for r0_tpe and files)")
-    p.add_argument("--set", dest="fixed", type=setting, action="append", default=[],
+    p.add_argument("--set", dest="fixed", type=spec.setting, action="append", default=[],
                    metavar="OPTION=VALUE",
-                   help="fix a training option (a field of TrainOptions), e.g. --set epochs=5; "
-                        "repeatable")
+                   help="fix a training option (a field of experiments.spec.Spec), e.g. --set "
+                        "epochs=5; repeatable")
     p.add_argument("--heartbeat", type=common.positive_int, default=10,
                    help="seconds between heartbeats of a running trial (postgresql only; a "
                         "trial silent for 4 heartbeats is re-queued)")
@@ -444,19 +247,11 @@ def _quick(fixed: dict) -> dict:
             "epochs": min(fixed.get("epochs", 10), 2)}
 
 
-def final_run(o: TrainOptions, data_args: dict, progress: bool) -> dict:
+def final_run(o: spec.Spec, data_args: dict, progress: bool) -> dict:
     """Retrain o (the best configuration, on its final split) and test it, as the reports do."""
-    t0 = time.perf_counter()
-    data = _data(data_args, o.split, o.n_val)
-    model, history = train(o, data, progress=progress)
-    final = {k: v[-1] for k, v in history.metrics.items() if v}
-    for k, v in evaluate(model, *data.test, l2=o.lam).items():
-        final[f"test_{k}"] = v
-    run = {"label": "best configuration, retrained", "config": dataclasses.asdict(o),
-           "data": {"folder": data.folder, "split": data.split, "sizes": data.sizes()},
-           "updates": history.steps[-1] if history.steps else 0, "final": final,
-           "history": history.to_dict(), "wall_time": time.perf_counter() - t0}
-    print(f"final run (split {o.split}): {common.accuracy_text(final)} "
+    run = spec.run(dataclasses.replace(o, label="best configuration, retrained"),
+                   _data(data_args, o), progress=progress)
+    print(f"final run (split {o.split}): {common.accuracy_text(run['final'])} "
           f"({run['wall_time']:.0f} s)", flush=True)
     return run
 
@@ -493,13 +288,18 @@ def _rows(preset, result, final) -> list[dict]:
     return rows
 
 
+def _checked(parser, func, *args):
+    """func(*args), or the parser's error (exit status 2) naming what was wrong."""
+    try:
+        return func(*args)
+    except (OSError, ValueError, TypeError) as exc:
+        parser.error(str(exc))
+
+
 def main(argv=None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        preset = load_preset(args.space)
-    except (OSError, ValueError, TypeError) as exc:
-        parser.error(str(exc))
+    preset = _checked(parser, load_preset, args.space)
     study_name = args.study_name or preset["name"]
     if args.out is None:
         args.out = os.fspath(common.output_dir(args, f"search_{study_name}"))
@@ -510,14 +310,14 @@ def main(argv=None) -> dict:
     clash = sorted(set(space) & set(dict(args.fixed)))
     if clash:
         parser.error(f"--set {clash}: these options are searched by --space {args.space}")
-    unknown = sorted(set(space) - set(FIELDS))
+    unknown = sorted(set(space) - set(spec.OPTIONS))
     if unknown:
         parser.error(f"--space {args.space}: {unknown} are not training options; known: "
-                     f"{sorted(FIELDS)}")
+                     f"{sorted(spec.OPTIONS)}")
     try:
         for name, value in fixed.items():
-            check_option(name, value)
-        options(fixed).hidden()
+            spec.check_option(name, value)
+        options(fixed)
     except (ValueError, TypeError) as exc:
         parser.error(f"fixed training options {fixed}: {exc}")
     sampler = args.sampler or preset["sampler"] or "tpe"

@@ -9,7 +9,7 @@ Settings (R2, R1): split (a), lambda 0.01, n_s 500, 1 cycle -> 45.9%; the same w
 """
 import argparse
 
-from . import common
+from . import common, spec
 
 NAME, SID, TITLE = "two_layer_cyclic", "S2", "Two-layer network with cyclical learning rates"
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--setting", choices=[*SETTINGS, "all"], default="all",
                    help="which of the three settings to run")
     p.add_argument("--hidden", type=common.positive_int, default=50, help="hidden units")
-    common.add_recipe_args(p)
+    spec.add_recipe_flags(p)
     p.add_argument("--lam", type=common.non_negative_float, default=None,
                    help="override the settings' lambda")
     p.add_argument("--n-s", type=common.positive_int, default=None,
@@ -40,23 +40,24 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     study = common.start(NAME, SID, TITLE, args, argv)
     names = list(SETTINGS) if args.setting == "all" else [args.setting]
-    runs, rows, table_rows, plots, data = [], [], [], [], None
-    for i, name in enumerate(names, 1):
+    specs = []
+    for name in names:
         s = SETTINGS[name]
         lam = s["lam"] if args.lam is None else args.lam
         n_s = s["n_s"] if args.n_s is None else args.n_s
         cycles = s["cycles"] if args.cycles is None else args.cycles
         if args.quick:
             n_s = min(n_s, common.QUICK_N_S)
-        data = common.load_data(args, split=s["split"])
-        cfg = common.RunConfig.from_args(args, [3072, args.hidden, 10], batch_norm=False,
-                                         lam=lam, n_s=n_s, cycles=cycles)
         plural = "s" if cycles > 1 else ""
         label = f"split ({s['split']}), lambda {lam:g}, n_s {n_s}, {cycles} cycle{plural}"
-        print(f"[{i}/{len(names)}] {label}", flush=True)
-        run = common.train_run(cfg, data, label=label, progress=args.progress)
+        specs.append(spec.Spec.from_args(args, split=s["split"], widths=[args.hidden],
+                                         batch_norm=False, lam=lam, n_s=n_s, cycles=cycles,
+                                         label=label, tags={"setting": name}))
+    runs, rows, table_rows, plots = spec.run_all(specs, args), [], [], []
+    for run in runs:
+        name, label = run["config"]["tags"]["setting"], run["label"]
+        s = SETTINGS[name]
         run["setting"] = name
-        runs.append(run)
         plots += common.run_plots(run, study.out, name, title=f"2-layer, {label}")
         f, rep = run["final"], s["report"]
         ours = {k: f.get(f"{k}_acc") for k in ("train", "val", "test")}
@@ -64,6 +65,7 @@ def main(argv=None) -> dict:
             f"{common.pct(ours[k], digits=2)} ({common.pct(rep.get(k), digits=2)})"
             for k in ("train", "val", "test")] + [s["source"]])
         rows.append(common.result_row(f"2-layer, {label}", ours, rep))
+    data = common.load_data(args, split=SETTINGS[names[-1]]["split"])
     table = ("Accuracy in %, ours (report's in brackets). 2-layer, "
              f"{args.hidden} hidden, no BN, He init, batch {args.batch_size}, eta "
              f"{args.eta_min:g}..{args.eta_max:g}.\n\n"

@@ -1,4 +1,4 @@
-"""experiments.common: flags, quick data, one training run, rows and tables."""
+"""experiments.common: flags, the split loader and its quick cut, rows and tables."""
 import argparse
 
 import numpy as np
@@ -21,6 +21,16 @@ def test_quick_split_b_uses_what_a_tiny_dataset_has(tiny_cifar):
     assert data.folder.endswith("cifar-10-batches-py")
 
 
+def test_the_loader_gives_pixels_and_the_normalize_for_augmenting(tiny_cifar):
+    data = common.load_data(_args(tiny_cifar), split="b")
+    pixels = data.pixels[:]
+    assert pixels.dtype == np.float32 and pixels.min() >= 0 and pixels.max() <= 1
+    assert data.norm(pixels).tobytes() == data.train[0][:].tobytes()
+    assert common.load_data(_args(tiny_cifar), split="b") is data           # kept, not reloaded
+    other = common.load_data(_args(tiny_cifar), split="b", val_choice="random")  # quick: its cut
+    assert other is not data and other.sizes() == data.sizes()
+
+
 def test_quick_mode_never_downloads(tmp_path):
     with pytest.raises(FileNotFoundError, match="download=False"):
         common.load_data(_args(tmp_path / "empty"), split="b")
@@ -34,39 +44,6 @@ def test_outputs_default_to_the_untracked_runs_folder():
     assert common.RESULTS_ROOT not in quick.parents and common.RESULTS_ROOT not in full.parents
     given = common.output_dir(argparse.Namespace(out="elsewhere", quick=False), "k_layer_bn")
     assert given == common.Path("elsewhere")
-
-
-def test_recipe_flags_default_to_the_course_settings():
-    p = common.study_parser("x", "test")
-    common.add_recipe_args(p, lam=0.005, n_s=2250, cycles=2)
-    args = p.parse_args([])
-    cfg = common.RunConfig.from_args(args, [3072, 50, 10], batch_norm=False)
-    assert (cfg.batch_size, cfg.eta_min, cfg.eta_max, cfg.n_s, cfg.cycles, cfg.lam) == (
-        100, 1e-5, 1e-1, 2250, 2, 0.005)
-    assert (cfg.bn_eps, cfg.bn_momentum, cfg.init, cfg.seed) == (1e-5, 0.1, "he", 0)
-    model = common.build_model(common.RunConfig([8, 4, 3], bn_eps=1e-3, bn_momentum=0.2))
-    assert (model[1].eps, model[1].momentum) == (1e-3, 0.2)
-
-
-def test_train_run_counts_updates_per_batch_and_evaluates_on_test(tiny_cifar):
-    data = common.load_data(_args(tiny_cifar), split="b")
-    cfg = common.RunConfig([3072, 8, 10], batch_norm=True, n_s=3, cycles=2, batch_size=30)
-    run = common.train_run(cfg, data, label="t", progress=False)
-    assert run["updates"] == 12 and run["epochs"] == 4  # 80 images in batches of 30: 3 per epoch
-    assert len(run["history"]["lr"]) == 12 and run["history"]["steps"][-1] == 12
-    assert run["history"]["lr"][3] == pytest.approx(1e-1)  # the peak after n_s updates
-    assert {"train_acc", "val_acc", "test_acc", "test_loss"} <= run["final"].keys()
-    assert not run["diverged"]
-
-
-@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
-def test_train_run_marks_a_diverged_run_and_keeps_its_measurements(tiny_cifar):
-    data = common.load_data(_args(tiny_cifar), split="b")
-    cfg = common.RunConfig([3072, 8, 10], batch_norm=False, constant_lr=1e12, epochs=3,
-                           measure_every=1, batch_size=40)
-    run = common.train_run(cfg, data, label="boom", progress=False)
-    assert run["diverged"] and run["history"]["stopped_early"]
-    assert run["final"]["test_acc"] is not None
 
 
 def test_result_row_compares_on_the_last_shared_split():

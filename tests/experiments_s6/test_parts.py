@@ -1,9 +1,6 @@
-"""Unit tests of the S6 helpers: Variant checks, thread settings, job order, weight averaging."""
-import argparse
+"""Unit tests of the S6 helpers: total wall time, weight averaging, test-time flips, the best
+MLP's flags."""
 import json
-import os
-import time
-import types
 
 import numpy as np
 import pytest
@@ -11,51 +8,6 @@ import pytest
 from experiments import best_mlp, parallel
 from models.mlp import MLP
 from tensorgrad.data import Normalize
-
-
-def test_variant_rejects_unknown_settings():
-    with pytest.raises(ValueError, match="unknown augmentations"):
-        parallel.Variant([3072, 50, 10], augment=["rotate"])
-    with pytest.raises(ValueError, match="optimizer"):
-        parallel.Variant([3072, 50, 10], optimizer="adam")
-    with pytest.raises(ValueError, match="needs epochs"):
-        parallel.Variant([3072, 50, 10], constant_lr=0.01)
-
-
-def test_variant_cost_orders_bigger_and_longer_runs_first():
-    small = parallel.Variant([3072, 50, 50, 10])
-    wide = parallel.Variant([3072, 500, 500, 10])
-    short = parallel.Variant([3072, 50, 50, 10], n_s=100)
-    assert wide.cost() > small.cost() > short.cost()
-
-
-def test_blas_threads_sets_and_restores_environment(monkeypatch):
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    with parallel.blas_threads(1):
-        assert all(os.environ[k] == "1" for k in parallel.THREAD_VARS)
-    assert os.environ["OPENBLAS_NUM_THREADS"] == "2" and "OMP_NUM_THREADS" not in os.environ
-
-
-def _echo(item, data, progress):
-    return {"item": item, "n_train": len(data.train[1])}
-
-
-def test_run_jobs_in_process_keeps_order(tiny_cifar):
-    args = argparse.Namespace(data=os.fspath(tiny_cifar), quick=True, seed=0)
-    seen = []
-    out = parallel.run_jobs(_echo, [3, 1, 2], args, workers=1, order=lambda x: x,
-                            on_done=lambda i, r: seen.append(r["item"]))
-    assert [r["item"] for r in out] == [3, 1, 2] and seen == [3, 2, 1]
-    assert all(r["worker"]["data_load_time"] >= 0 for r in out)
-
-
-def test_load_data_keeps_pixels_and_standardises_with_train_statistics(tiny_cifar):
-    args = argparse.Namespace(data=os.fspath(tiny_cifar), quick=True, seed=0)
-    data = parallel.load_data(args, "b")
-    assert data.train_pixels.min() >= 0 and data.train_pixels.max() <= 1
-    np.testing.assert_allclose(data.norm(data.train_pixels), data.train[0])
-    np.testing.assert_allclose(data.train[0].mean(axis=0), 0, atol=1e-5)
 
 
 def test_total_wall_time_skips_quick_results(tmp_path):
@@ -89,45 +41,6 @@ def test_weight_average_is_the_mean_of_the_last_epochs():
     assert bn.momentum == 0.1 and not target.training
 
 
-def test_fitted_schedule_resize_continues_the_shorter_schedule():
-    from tensorgrad.optim import SGD
-    from tensorgrad.optim.lr_scheduler import OneCycleLR
-    r = best_mlp.Recipe(hidden=[4], epochs=10)
-    model, opt, sched = best_mlp.build(r, per_epoch=10)
-    for _ in range(30):
-        sched.step()
-    sched.resize(6)
-    ref_model = MLP([3072, 4, 10], seed=0)
-    ref_opt = SGD(ref_model.parameters(), lr=r.lr)
-    ref = OneCycleLR(ref_opt, max_lr=r.lr, total_steps=60, pct_start=r.pct_start)
-    for _ in range(30):
-        ref.step()
-    assert opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"])
-    for _ in range(29):
-        sched.step()
-        ref.step()
-    assert opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"])
-    assert opt.param_groups[0]["lr"] < 1e-3 and sched.epochs == 6
-
-
-def test_time_budget_shortens_the_schedule(tiny_cifar, monkeypatch):
-    # a fake clock that advances one second per reading: the budget logic sees slow epochs
-    # deterministically, whatever the machine's load (no assertion on real time)
-    ticks = iter(range(10**6))
-    monkeypatch.setattr(best_mlp, "time", types.SimpleNamespace(
-        perf_counter=lambda: float(next(ticks)), process_time=time.process_time))
-    args = argparse.Namespace(data=os.fspath(tiny_cifar), quick=True, seed=0)
-    data = parallel.load_data(args, "c")
-    r = best_mlp.Recipe(hidden=[16], epochs=6, batch_size=20, eval_train=50, time_limit=15.2,
-                        label="budget")
-    run = best_mlp.train_best(r, data)
-    assert run["schedule_epochs"] == 1 and run["epochs_done"] == 1
-    assert run["schedule_resized"] == [[1, 1]] or run["schedule_resized"] == [(1, 1)]
-    free = best_mlp.train_best(best_mlp.Recipe(hidden=[16], epochs=3, batch_size=20,
-                                               eval_train=50), data)
-    assert free["schedule_epochs"] == 3 and free["epochs_done"] == 3 and free["within_limit"]
-
-
 def test_mirror_flips_images_in_pixel_space():
     rng = np.random.default_rng(0)
     pixels = rng.random((5, 3072)).astype(np.float32)
@@ -145,3 +58,16 @@ def test_fast_translation_matches_random_translation():
     slow, fast = RandomTranslation(3, seed=5), best_mlp.FastTranslation(3, seed=5)
     for _ in range(3):
         np.testing.assert_array_equal(fast(x), slow(x))
+
+
+def test_best_mlp_flags_make_one_spec_per_seed():
+    args = best_mlp.build_parser().parse_args(["--seeds", "2", "--seed", "3", "--lr", "0.05",
+                                               "--hidden", "64", "--quick"])
+    specs = best_mlp.specs_from(args)
+    assert [s.seed for s in specs] == [3, 4] and specs[0].eta_max == 0.05
+    assert specs[0].hidden() == [32, 16] and specs[0].epochs == 3   # --quick's tiny network
+    full = best_mlp.specs_from(best_mlp.build_parser().parse_args(["--optimizer", "adamw"]))[0]
+    assert (full.optimizer, full.momentum, full.nesterov, full.lam) == ("adamw", 0.0, False, 0.0)
+    assert full.hidden() == [1024, 512, 256] and full.drop_last and full.tta
+    with pytest.raises(SystemExit):
+        best_mlp.main(["--schedule", "cosine", "--no-fit-budget", "--time-limit", "-1"])

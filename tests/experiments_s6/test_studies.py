@@ -55,9 +55,9 @@ def test_improvements_change_exactly_one_thing(s6_quick):
     base = s4["baseline"]
     differs = {k: {f for f in base if f not in ("label", "tags") and cfg[f] != base[f]}
                for k, cfg in s4.items()}
-    assert differs == {"baseline": set(), "dropout": {"dropout"}, "blur": {"augment"}}
+    assert differs == {"baseline": set(), "dropout": {"dropout"}, "blur": {"blur"}}
     r3 = [r["config"] for r in results["runs"] if r["config"]["tags"]["part"] == "r3"]
-    elu = sorted((c["constant_lr"], c["lam"]) for c in r3 if c["tags"]["change"] == "elu")
+    elu = sorted((c["eta"], c["lam"]) for c in r3 if c["tags"]["change"] == "elu")
     assert elu == [(0.008, 1e-6), (0.0129, 1e-4), (0.0349, 1e-5)]
     # the R3 rows carry R3's numbers and a delta
     rows = [r for r in results["rows"] if r["label"].startswith("S6 R3 settings")]
@@ -80,7 +80,7 @@ def test_final_r0_uses_r0_recipe_and_test_curve(s6_quick):
     cfg = results["runs"][0]["config"]
     assert cfg["dims"] == [3072, 50, 30, 10] and cfg["lam"] == 0.014
     assert cfg["optimizer"] == "adagrad" and cfg["dropout"] == 0.1 and cfg["init"] == "lecun"
-    assert cfg["augment"] == ["flip20", "blur"] and cfg["cycles"] == 4
+    assert (cfg["flip"], cfg["blur"], cfg["blur_sigma"], cfg["cycles"]) == (0.2, 0.5, 0.5, 4)
     metrics = results["runs"][0]["history"]["metrics"]
     assert "test_acc" in metrics and not any(k.startswith("val_") for k in metrics)
     assert results["data"]["split"] == "c"
