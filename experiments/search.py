@@ -152,8 +152,8 @@ def _probes(param) -> list:
 
 def check_space_options(space: dict, fixed: dict, refine=None) -> None:
     """Refuse, before the first trial, a space the training options cannot take: each probe
-    value of each parameter (and, up to 4096 points, their combinations) must give valid
-    TrainOptions with the fixed options. ValueError names the point and the reason."""
+    value of each parameter (and, up to 4096 points, their combinations) must give a valid
+    Spec with the fixed options. ValueError names the point and the reason."""
     spaces = [space] + ([{**space, **refine.space}] if refine is not None and refine.space
                         else [])
     for current in spaces:

@@ -140,19 +140,21 @@ class Spec:
     jitter: float = _option(0.0, "float", "ColorJitter brightness and contrast (0: none)",
                             *_NON_NEGATIVE)
     # measurement and evaluation
-    measure_every: int | None = _option(None, "int", "updates between measurements (default: "
-                                        "10 per cycle, else once per epoch)", *_COUNT,
-                                        optional=True)
-    eval_train: int | None = _option(None, "int", "training images measured (a random "
-                                     "subset; default all)", *_COUNT, optional=True)
+    measure_every: int | None = _option(None, "int", "updates between measurements (None: 10 "
+                                        "per cycle of a cyclic schedule, else one epoch)",
+                                        *_COUNT, optional=True)
+    eval_train: int | None = _option(None, "int", "training images measured at each "
+                                     "measurement (a random subset; None: all)", *_COUNT,
+                                     optional=True)
     test_curve: bool = _option(False, "bool", "measure the test set during training, for the "
                                "curves of a split without validation images")
     tta: bool = _option(False, "bool", "test-time augmentation: average each image's scores "
                         "with its mirror's")
     average_last: int = _option(0, "int", "average the weights over the last k epochs (0: "
                                 "none)", lambda v: v >= 0, "an integer >= 0")
-    time_limit: float | None = _option(None, "float", "seconds for training + evaluation",
-                                       *_RATE, optional=True)
+    time_limit: float | None = _option(None, "float", "seconds per run for training + "
+                                       "evaluation (data loading excluded)", *_RATE,
+                                       optional=True)
     fit_budget: bool = _option(True, "bool", "with time_limit: shorten the onecycle or cosine "
                                "schedule to the epochs that fit (else stop early)")
     seed: int = _option(0, "int", "seed of weights, shuffling and draws", lambda v: v >= 0,
