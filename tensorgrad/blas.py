@@ -6,9 +6,12 @@ numpy needs a temporary and two passes for y += a * x. On the large arrays of a 
 BLAS threads of a matrix product. Calling numpy's own BLAS matters: scipy's BLAS brings a second
 OpenBLAS thread pool whose idle threads spin against numpy's (measured: a training step 3x slower
 with two BLAS threads). Where that library is not found (a numpy built on another BLAS), or for
-small arrays or mixed dtypes, numpy's two passes are used; and with one BLAS thread too, where
-numpy's two passes over cache-hot arrays measured faster (70 vs 90 us on the 3072 x 50 update; with
-two threads the one BLAS pass, split like the product before it, took 240 vs 370-650 us).
+small arrays or mixed dtypes, numpy's two passes are used; and with one BLAS thread on arrays
+that fit a core's cache, where numpy's two passes over cache-hot arrays measured faster (70 vs
+90 us on the 3072 x 50 update; with two threads the one BLAS pass, split like the product before
+it, took 240 vs 370-650 us). Beyond the cache (LARGE) the one pass wins on one thread too: 0.5 vs
+1.2 ms on the best MLP's 3072 x 1024 weight, so arrays that large take it whatever the thread
+count (and their new bits do not depend on it).
 """
 import ctypes
 import glob
@@ -19,6 +22,7 @@ import numpy as np
 __all__ = ["axpy", "two_pass", "HAVE_BLAS"]
 
 BIG = 1 << 14  # elements; below this the ctypes call costs more than the pass it saves
+LARGE = 1 << 19  # elements (2 MB of float32, a core's L2 cache): one BLAS pass on any threads
 
 
 def _load():
@@ -60,7 +64,7 @@ def axpy(a, x, y):
     and a strided y is updated through a contiguous copy, rather than falling back to numpy's
     two roundings. A checkpoint restored in another order cannot change a training run."""
     n = y.size
-    fn = _AXPY.get(y.dtype) if n >= BIG and _threads() > 1 else None
+    fn = _AXPY.get(y.dtype) if n >= LARGE or (n >= BIG and _threads() > 1) else None
     if fn is not None and x.dtype == y.dtype and y.flags.writeable:
         _blas_axpy(fn, n, a, x, y)
     else:
