@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..blas import two_pass
+from ..blas import axpby, one_pass, two_pass
 from ..mode import HITS as _HITS
 from ..tensor import Tensor
 from .optimizer import Optimizer
@@ -72,7 +72,8 @@ class SGD(Optimizer):
             )
 
     def _step_group(self, group: dict[str, Any], off: frozenset = frozenset()) -> None:
-        """The update with its fast paths (flat_update, axpy) but those in `off`."""
+        """The update with its fast paths (flat_update, axpy, momentum_axpby) but those in
+        `off`."""
         lr = float(group["lr"])
         momentum = float(group["momentum"])
         dampening = float(group["dampening"])
@@ -95,12 +96,25 @@ class SGD(Optimizer):
                 g *= -lr
                 flat.data += g
                 params = rest
+        n_axpby = 0  # momentum buffers updated through axpby (counted in tg.fast_paths)
+        use_axpby = momentum != 0.0 and "momentum_axpby" not in off
         for p in params:
             if p.grad is None:
                 continue
             data = p.data
-            g = self._direction(p, weight_decay, maximize)
             n_axpy += 1
+            if use_axpby and not nesterov and not maximize:
+                buf = self.state.get(p, {}).get("momentum_buffer")
+                if buf is not None and one_pass(buf):
+                    # buf <- momentum * buf + (1 - dampening) * (g + weight_decay * p) as BLAS
+                    # passes over buf, without the direction array g + weight_decay * p
+                    axpby(1.0 - dampening, p.grad.data, momentum, buf)
+                    if weight_decay != 0.0:
+                        axpy((1.0 - dampening) * weight_decay, data, buf)
+                    axpy(-lr, buf, data)
+                    n_axpby += 1
+                    continue
+            g = self._direction(p, weight_decay, maximize)
             if momentum == 0.0:
                 axpy(-lr, g, data)
                 continue
@@ -108,6 +122,9 @@ class SGD(Optimizer):
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = np.array(g, dtype=data.dtype, copy=True)
+            elif use_axpby:
+                axpby(1.0 - dampening, g, momentum, buf)  # numpy's buf *= m; buf += ... if small
+                n_axpby += 1
             else:
                 buf *= momentum
                 axpy(1.0 - dampening, g, buf)
@@ -116,11 +133,12 @@ class SGD(Optimizer):
                 axpy(-lr * momentum, buf, data)
             else:
                 axpy(-lr, buf, data)
+        _HITS["momentum_axpby"] += n_axpby
         if axpy is _axpy:
             _HITS["axpy"] += n_axpy
 
     def _step_group_without(self, off: frozenset, group: dict[str, Any]) -> None:
-        if "axpy" in off and "flat_update" in off:
+        if {"axpy", "flat_update", "momentum_axpby"} <= off:
             self._plain_step_group(group)
         else:
             self._step_group(group, off)

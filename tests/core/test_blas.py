@@ -186,3 +186,47 @@ def test_large_axpy_is_the_plain_two_pass_update_within_rounding(dtype):
     scale = np.maximum(np.abs(y), np.abs(a * x))
     axpy(0.5, x, y)
     assert np.all(np.abs(y - plain) <= 4 * np.spacing(scale))
+
+
+def _axpby_bound(a, x, b, y):
+    """4 ulp of |a x| + |b y|: the one BLAS pass and numpy's y *= b; y += a * x round their
+    terms differently, never by more than that."""
+    return 4 * np.spacing(np.abs(a * x) + np.abs(b * y))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("n", [100, BIG // 50 + 7, 3072 * 1024 // 50])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_axpby_is_numpys_scale_then_add_within_4_ulp(dtype, order, n, threads):
+    rng = np.random.default_rng(5)
+    y = np.asarray(rng.standard_normal((n, 50)), dtype=dtype, order=order)
+    x = np.asarray(rng.standard_normal((n, 50)), dtype=dtype, order=order)
+    x[:3] = y[:3] * dtype(0.9)  # cancellation: a x = -b y
+    a, b = -1.0, 0.9
+    plain = y * dtype(b)
+    plain += dtype(a) * x
+    bound = _axpby_bound(dtype(a), x, dtype(b), y)
+    before = y
+    with blas_threads(threads):
+        small = not blas.one_pass(y)
+        blas.axpby(a, x, b, y)
+    assert y is before  # in place
+    if small:  # numpy's own two passes: the same calls, the same bits
+        assert y.tobytes() == plain.tobytes()
+    assert np.all(np.abs(y - plain) <= bound)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_axpby_bits_do_not_depend_on_memory_layout(dtype):
+    rng = np.random.default_rng(6)
+    shape = (3072 * 1024 // 50, 50)  # one BLAS pass on any thread count
+    y0, x0 = rng.standard_normal((2,) + shape).astype(dtype)
+    expected = None
+    for ny in ("C", "F", "strided"):
+        for nx, x in _layouts(x0).items():
+            y = _layouts(y0)[ny]
+            blas.axpby(0.7, x, 0.9, y)
+            got = np.ascontiguousarray(y).tobytes()
+            expected = got if expected is None else expected
+            assert got == expected, (ny, nx)

@@ -31,7 +31,7 @@ EXPECTED = {
     "momentum_training": [
         "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
         "lean_forward", "early_free", "blas_reduction", "matmul_dispatch", "narrow_row_max",
-        "pow_primitive", "vjp_all", "fresh_gradient", "lazy_scaled", "axpy",
+        "pow_primitive", "vjp_all", "fresh_gradient", "lazy_scaled", "axpy", "momentum_axpby",
         "batched_running_stats",
     ],
     "plain_sgd_training": [  # SGD without momentum: the flat update as well
