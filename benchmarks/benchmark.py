@@ -20,8 +20,16 @@ framework gets a fresh model and the same batches, and they take turns every `--
 (so that drift in the machine's load hits all alike); the medians of ms/update and the ratios are
 printed and written to --out/results.json (default runs/benchmark/, untracked; nothing else is
 written).
+
+`--ablate axpy,lowering` (or `all`) measures what fast paths pay: each named path gets a
+contestant of its own, tensorgrad with that one path switched off (tg.fast_mode(False,
+paths=[...]) around its turns, never inside a timed update), taking turns with the others in the
+same rounds; the table gives each one's ms, its ratio to numpy and its change against tensorgrad
+with every path on. malloc_tuning is set at import for the whole process and cannot be ablated
+in the same run (measure it with TENSORGRAD_FAST_OFF=malloc_tuning in the environment).
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -110,6 +118,29 @@ def _networks(p, spec):
     return {n: NETWORKS[n] for n in NETWORKS if n in names}
 
 
+def _ablated(p, spec):
+    """The fast paths --ablate names ('all': every path that can be switched off in-process)."""
+    from tensorgrad.mode import PATHS
+    if not spec:
+        return []
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if names == ["all"]:
+        return [n for n in PATHS if n != "malloc_tuning"]
+    bad = [n for n in names if n not in PATHS or n == "malloc_tuning"]
+    if not names or bad:
+        p.error(f"--ablate: 'all' or a comma-separated list of fast paths other than "
+                f"malloc_tuning (see tg.fast_paths()), got {spec!r}")
+    return names
+
+
+def _turn(fw):
+    """The mode a contestant's turn runs in: 'tensorgrad-P' with fast path P switched off."""
+    if fw.startswith("tensorgrad-"):
+        from tensorgrad.mode import fast_mode
+        return fast_mode(False, paths=[fw[len("tensorgrad-"):]])
+    return contextlib.nullcontext()
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="CIFAR-10 folder (default TENSORGRAD_DATA)")
@@ -117,13 +148,16 @@ def main(argv=None):
                    help="timed updates per round of the batch-100 networks (one epoch)")
     p.add_argument("--best-updates", type=int, default=175,
                    help="timed updates per round of the batch-256 networks (one epoch)")
-    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=30, help="untimed updates before each round")
     p.add_argument("--rounds", type=int, default=3, help="fresh models and batch orders")
     p.add_argument("--chunk", type=int, default=50,
                    help="updates a framework runs before the next one takes its turn")
     p.add_argument("--networks", default=",".join(NETWORKS),
                    help=f"comma-separated subset of {', '.join(NETWORKS)} (default: all)")
-    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
+    p.add_argument("--ablate", default="",
+                   help="fast paths (comma-separated, or 'all') each timed switched off alone, "
+                        "as contestants of their own")
     p.add_argument("--quick", action="store_true", help="tiny run for the test suite")
     p.add_argument("--out", default=os.path.join("runs", "benchmark"))
     args = p.parse_args(argv)
@@ -135,6 +169,7 @@ def main(argv=None):
                 f"{args.chunk}, {args.updates}, {args.best_updates}, {args.rounds}, "
                 f"{args.warmup}")
     nets = _networks(p, args.networks)
+    ablated = _ablated(p, args.ablate)
     n = 45000 if not args.quick else 1000
     x, y, source = _data(args.data, n, args.quick)
     threads = numpy_blas_threads()
@@ -146,22 +181,28 @@ def main(argv=None):
     if use_torch:
         makers["torch"] = lambda sizes, lam, sgd_momentum: TorchMLP(
             sizes, lam, num_threads=threads, sgd_momentum=sgd_momentum)
+    for path in ablated:
+        makers[f"tensorgrad-{path}"] = TensorgradMLP
     medians = {}
     for net, (sizes, batch, lam, momentum) in nets.items():
         n_updates = args.best_updates if sizes == BEST_MLP else args.updates
         runs = {fw: [] for fw in makers}
         for r in range(args.rounds):
-            updates = {fw: timed_updates(make(sizes, lam=lam, sgd_momentum=momentum).train_step,
-                                         x, y, batch, args.warmup + n_updates, seed=r)
-                       for fw, make in makers.items()}
+            updates = {}
+            for fw, make in makers.items():  # each model is built in the mode it runs in
+                with _turn(fw):
+                    step = make(sizes, lam=lam, sgd_momentum=momentum).train_step
+                updates[fw] = timed_updates(step, x, y, batch, args.warmup + n_updates, seed=r)
             for fw, it in updates.items():  # warm up one after the other
-                for _ in range(args.warmup):
-                    next(it)
+                with _turn(fw):
+                    for _ in range(args.warmup):
+                        next(it)
             done = 0
             while done < n_updates:  # take turns every --chunk updates: drift in machine
                 k = min(args.chunk, n_updates - done)  # load hits all frameworks alike
                 for fw, it in updates.items():
-                    runs[fw].extend(next(it) for _ in range(k))
+                    with _turn(fw):
+                        runs[fw].extend(next(it) for _ in range(k))
                 done += k
             del updates  # free the round's models before the next ones are built
         for fw, ts in runs.items():
@@ -183,11 +224,25 @@ def main(argv=None):
         tor_s = "-" if tor is None else f"{tor:.3f}"
         ratio_t = "-" if tor is None else f"{t / tor:.2f}"
         print(f"| {net} | {batch} | {t:.3f} | {npy:.3f} | {tor_s} | {t / npy:.2f} | {ratio_t} |")
+    ablation = []
+    if ablated:
+        print("\neach fast path switched off alone (median ms per update; change against "
+              "tensorgrad with every path on):")
+        print("| path off | network | ms | /numpy | change |")
+        print("|---|---|---|---|---|")
+    for path in ablated:
+        for net in nets:
+            t, off, npy = (medians[fw, net] for fw in ("tensorgrad", f"tensorgrad-{path}",
+                                                      "numpy"))
+            ablation.append({"path": path, "network": net, "ms": off, "over_numpy": off / npy,
+                             "change": off / t - 1.0})
+            print(f"| {path} | {net} | {off:.3f} | {off / npy:.2f} | {off / t - 1:+.1%} |")
     result = {"command": " ".join(["python -m benchmarks.benchmark"] + (argv or sys.argv[1:])),
               "data": source, "blas_threads": threads, "numpy": np.__version__,
               "python": platform.python_version(), "updates": args.updates,
               "best_updates": args.best_updates, "rounds": args.rounds, "chunk": args.chunk,
-              "warmup": args.warmup, "rows": rows, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+              "warmup": args.warmup, "rows": rows, "ablation": ablation,
+              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     if use_torch:
         import torch
         result["torch"] = torch.__version__

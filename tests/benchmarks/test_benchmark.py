@@ -61,3 +61,26 @@ def test_tensorgrad_and_numpy_rows_train_the_same_network(net):
     moved = max(np.abs(lin.weight.data.T - W0).max() for lin, W0 in
                 zip(ours.model.linears, NumpyMLP(sizes, lam=lam).W))
     assert moved > 1e-2
+
+
+def test_ablation_times_each_path_switched_off_alone(tmp_path, capsys):
+    """--ablate adds one contestant per path, run in that path's reference mode (its counter stays
+    0 during its turns), and reports its change against the all-fast run."""
+    import tensorgrad as tg
+    result = benchmark.main(["--quick", "--no-torch", "--networks", "3-layer", "--ablate",
+                             "axpy,fused_chain", "--out", str(tmp_path)])
+    rows = {(r["path"], r["network"]) for r in result["ablation"]}
+    assert rows == {("axpy", "3-layer"), ("fused_chain", "3-layer")}
+    assert all(r["ms"] > 0 and np.isfinite(r["change"]) for r in result["ablation"])
+    assert "fused_chain | 3-layer" in capsys.readouterr().out
+    assert tg.is_fast()  # every path is on again afterwards
+    with benchmark._turn("tensorgrad-axpy"):
+        assert not tg.is_fast("axpy") and tg.is_fast("fused_chain")
+
+
+def test_ablation_refuses_unknown_paths_and_malloc_tuning(tmp_path, capsys):
+    for spec in ("axpy,warp_drive", "malloc_tuning"):
+        with pytest.raises(SystemExit):
+            benchmark.main(["--quick", "--ablate", spec, "--out", str(tmp_path)])
+        assert "--ablate" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
