@@ -61,15 +61,11 @@ class _Program:
     constants, then one slot per recorded op. Forward and backward are compiled once into
     straight-line Python (one line per primitive and per vjp), so running them costs little
     more than the numpy calls themselves; where an op offers a version specialised for the
-    program's fixed shapes (Op.lower), that version is called instead.
-
-    Once a backward is compiled for a requires-grad mask, later forwards for that mask keep
-    only the slots it reads (and the results): every other intermediate is freed after its last
-    use, as are the backward's own temporaries, so the next arrays reuse memory still in cache
-    (the 9-layer MLP's program makes 392 kB of intermediates; its backward reads 130)."""
+    program's fixed shapes (Op.lower), that version is called instead. The forward returns
+    every slot's value: the backward reads them."""
 
     __slots__ = ("n_in", "consts", "steps", "shapes", "result", "aux", "forward", "backwards",
-                 "lean", "reads", "float_result", "_differentiable", "off", "_source")
+                 "float_result", "_differentiable", "off")
 
     def __init__(self, n_in, consts, steps, shapes, result, aux, examples):
         """`examples`: every slot's value in the trace (for Op.lower; not kept)."""
@@ -78,11 +74,8 @@ class _Program:
         self.off = _mode.OFF  # the fast paths switched off when traced: compiled without them
         self.float_result = np.asarray(examples[result]).dtype.kind == "f"
         self._differentiable = {}  # requires-grad mask -> differentiable(mask)
-        self._source = self._forward_source(examples)
-        self.forward = self._assemble_forward(None)  # keeps every slot
+        self.forward = self._compile_forward(examples)  # input arrays -> every slot's value
         self.backwards = {}  # (mask, gradient shape and dtype) -> compiled backward
-        self.lean = {}  # mask (None: no backward will run) -> forward keeping what it needs
-        self.reads = {}  # mask -> the slots its compiled backwards read
 
     def differentiable(self, mask):
         """Whether a gradient reaches the (float) result from the inputs flagged in `mask`:
@@ -105,18 +98,6 @@ class _Program:
             live.append(bool(plans[-1]))
         return live, plans
 
-    def run(self, arrays, mask=None):
-        """The slots' values for these input arrays: every one until a backward for `mask` is
-        compiled, then those it reads (the others are _FREED); mask None: no backward will
-        run, only the results are kept."""
-        forward = self.lean.get(mask)
-        if forward is None:
-            if mask is not None or "lean_forward" in self.off:
-                return self.forward(*arrays)
-            forward = self.lean[None] = self._assemble_forward(set())
-        _HITS["lean_forward"] += 1
-        return forward(*arrays)
-
     def backward(self, xp, g, vals, mask, consume=False):
         """Gradients of the result for the inputs flagged in mask (None elsewhere); consume:
         nothing else will read `vals`, so each value is freed after its last use (the list is
@@ -129,15 +110,9 @@ class _Program:
         key = (mask, g.shape, g.dtype)
         compiled = self.backwards.get(key)
         if compiled is None:
-            if any(v is _FREED for v in vals):  # a lean forward's values: this backward may
-                vals = self.forward(*vals[:self.n_in])  # read others, so compute them again
             seen = {}
             grads = self._compile_backward(mask, seen)(xp, g, vals)
-            compiled = self.backwards[key] = self._compile_backward(mask, None, seen, vals, xp)
-            reads = self.reads.setdefault(mask, set())
-            reads |= compiled.reads
-            if "lean_forward" not in self.off:
-                self.lean[mask] = self._assemble_forward(reads)
+            self.backwards[key] = self._compile_backward(mask, None, seen, vals, xp)
             return grads
         return compiled(xp, g, vals, consume)
 
@@ -158,14 +133,14 @@ class _Program:
         env[name] = fn
         return f"{name}({', '.join(parts + [f'{k}={v}' for k, v in named.items()])})"
 
-    def _forward_source(self, examples):
-        """(globals, the lines computing each step's slot): the body of every forward."""
-        env = {"asarray": np.asarray, "_FREED": _FREED}
+    def _compile_forward(self, examples):
+        """The forward: input arrays -> the list of every slot's value."""
+        env = {"asarray": np.asarray}
         n_in, n_const = self.n_in, len(self.consts)
-        head, body = [], []
+        lines = [f"def forward({', '.join(f'v{i}' for i in range(n_in))}):"]
         for j, value in enumerate(self.consts):
             env[f"c{j}"] = value
-            head.append(f"    v{n_in + j} = c{j}")
+            lines.append(f"    v{n_in + j} = c{j}")
         for k, (op, spec, kw) in enumerate(self.steps):
             s = n_in + n_const + k
             fn = op.forward
@@ -177,26 +152,11 @@ class _Program:
             args = [f"v{a}" for a in spec]
             if fn in _TYPED_NUMBERS and "typed_number" not in self.off:
                 _typed_numbers(env, k, args, [examples[a] for a in spec])
-            lines = [f"    v{s} = {self._call(env, f'f{k}', fn, spec, kw, args=args)}"]
+            lines.append(f"    v{s} = {self._call(env, f'f{k}', fn, spec, kw, args=args)}")
             if self.shapes[s] == ():  # ufuncs return numpy scalars for 0-d operands
                 lines.append(f"    v{s} = asarray(v{s})")
-            body.append(lines)
-        return env, head, body
-
-    def _assemble_forward(self, reads):
-        """The forward returning every slot (reads None), or only the inputs, constants, results
-        and the slots in `reads`, each other intermediate deleted after its last use (_FREED
-        in its place)."""
-        env, head, body = self._source
-        first = self.n_in + len(self.consts)  # the slot of step 0
-        keep = None if reads is None else set(reads) | {self.result, *self.aux}
-        lines = [f"def forward({', '.join(f'v{i}' for i in range(self.n_in))}):"] + head
-        for step in body:
-            lines += step
-        slots = (f"v{i}" if keep is None or i < first or i in keep else "_FREED"
-                 for i in range(len(self.shapes)))
-        lines.append(f"    return [{', '.join(slots)}]")
-        return _define("forward", _free_temporaries(lines, 1), dict(env))
+        lines.append(f"    return [{', '.join(f'v{i}' for i in range(len(self.shapes)))}]")
+        return _define("forward", lines, env)
 
     def _compile_backward(self, mask, probe=None, seen=None, vals=None, xp=None):
         """Source of the backward for `mask`: with `probe` (a dict to fill) every check records
@@ -286,9 +246,7 @@ class _Program:
         grads = ", ".join(f"g{i}" if i in reached else f"zeros_like(v{i})" if mask[i] else "None"
                           for i in range(n_in))
         lines.append(f"    return [{grads}]")
-        compiled = _define("backward", _free_temporaries(lines, 2 + len(free)), env)
-        compiled.reads = {int(v) for line in lines[2 + len(free):] for v in _SLOT.findall(line)}
-        return compiled
+        return _define("backward", _free_temporaries(lines, 2 + len(free)), env)
 
 
 # ufuncs for which a Python number operand computes exactly as a 0-d array of the other
@@ -345,26 +303,14 @@ def _reduction(env, site, shape, target, dtype, full, blas=True):
     return f"reduce_to($, S_, F{site})"
 
 
-_SLOT, _NAME = re.compile(r"\bv(\d+)\b"), re.compile(r"\b[gv]\d+\b")
-
-
-class _Freed:
-    """What a lean forward returns in place of a slot's value it did not keep."""
-
-    __slots__ = ()
-
-    def __repr__(self):
-        return "<freed by a lean forward>"
-
-
-_FREED = _Freed()
+_NAME = re.compile(r"\b[gv]\d+\b")
 
 
 def _free_temporaries(lines, start):
     """`lines` with `del gN` (a gradient) or `del vN` (a value) after the last line (from
     `start`, before the return) that mentions it: each is freed as soon as it is used up, not
     at the return (a value only if nothing else holds it: the caller's inputs and constants,
-    the backward's `vals` unless `consume`). The forward's and the backward's source alike."""
+    the backward's `vals` unless `consume`)."""
     last = {}
     for i in range(start, len(lines) - 1):
         for name in _NAME.findall(lines[i]):
@@ -870,7 +816,7 @@ def fuse(fn):
         program, has_aux = entry
         mask = tuple(map(_requires_grad, tensors))
         node = True in mask and _t._grad_enabled and program.differentiable(mask)
-        vals = program.run(arrays, mask if node else None)
+        vals = program.forward(*arrays)
         out = vals[program.result]
         if node:
             need = needs.get(mask)
