@@ -98,10 +98,8 @@ class _Program:
             live.append(bool(plans[-1]))
         return live, plans
 
-    def backward(self, xp, g, vals, mask, consume=False):
-        """Gradients of the result for the inputs flagged in mask (None elsewhere); consume:
-        nothing else will read `vals`, so each value is freed after its last use (the list is
-        emptied).
+    def backward(self, xp, g, vals, mask):
+        """Gradients of the result for the inputs flagged in mask (None elsewhere).
 
         The first call for a mask and gradient shape runs a probing version that notes, at every
         place where a vjp's result might need summing down, casting or broadcasting, what it
@@ -114,7 +112,7 @@ class _Program:
             grads = self._compile_backward(mask, seen)(xp, g, vals)
             self.backwards[key] = self._compile_backward(mask, None, seen, vals, xp)
             return grads
-        return compiled(xp, g, vals, consume)
+        return compiled(xp, g, vals)
 
     def _call(self, env, name, fn, spec, kw, extra=(), args=None):
         """Source of a call of fn on the names `extra`, then the slots in spec (or the names
@@ -165,14 +163,10 @@ class _Program:
         with `xp` to run the lowered vjp once and see what it returns)."""
         n_in, n_const = self.n_in, len(self.consts)
         plans = self._reach(mask)[1]
-        env = {"_probe": _probe_site, "_seen": probe, "dot": _dot, "reduce_to": _reduce_to,
-               "_HITS": _HITS}
-        # consume: the values live on in the names only, each deleted once used (early_free)
-        free = ["    if consume:", "        vals.clear()", "        _HITS['early_free'] += 1"] \
-            if "early_free" not in self.off else []
-        lines = ["def backward(xp, g, vals, consume=False):",
+        env = {"_probe": _probe_site, "_seen": probe, "dot": _dot, "reduce_to": _reduce_to}
+        lines = ["def backward(xp, g, vals):",
                  f"    {', '.join(f'v{i}' for i in range(len(self.shapes)))}, = vals",
-                 *free, f"    g{self.result} = g"]
+                 f"    g{self.result} = g"]
         reached = {self.result}  # slots holding a gradient so far
 
         def fix(site, var, slot, kinds, full=None, met=None):
@@ -246,7 +240,7 @@ class _Program:
         grads = ", ".join(f"g{i}" if i in reached else f"zeros_like(v{i})" if mask[i] else "None"
                           for i in range(n_in))
         lines.append(f"    return [{grads}]")
-        return _define("backward", _free_temporaries(lines, 2 + len(free)), env)
+        return _define("backward", _free_gradients(lines), env)
 
 
 # ufuncs for which a Python number operand computes exactly as a 0-d array of the other
@@ -303,19 +297,17 @@ def _reduction(env, site, shape, target, dtype, full, blas=True):
     return f"reduce_to($, S_, F{site})"
 
 
-_NAME = re.compile(r"\b[gv]\d+\b")
+_GRADIENT = re.compile(r"\bg\d+\b")
 
 
-def _free_temporaries(lines, start):
-    """`lines` with `del gN` (a gradient) or `del vN` (a value) after the last line (from
-    `start`, before the return) that mentions it: each is freed as soon as it is used up, not
-    at the return (a value only if nothing else holds it: the caller's inputs and constants,
-    the backward's `vals` unless `consume`)."""
+def _free_gradients(lines):
+    """A backward's `lines` with `del gN` after the last line before the return that mentions
+    the gradient gN: each is freed as soon as it is used up, not at the return."""
     last = {}
-    for i in range(start, len(lines) - 1):
-        for name in _NAME.findall(lines[i]):
+    for i in range(len(lines) - 1):
+        for name in _GRADIENT.findall(lines[i]):
             last[name] = i
-    for name in _NAME.findall(lines[-1]):  # returned: kept
+    for name in _GRADIENT.findall(lines[-1]):  # returned: kept
         last.pop(name, None)
     after = {}
     for name, i in last.items():
@@ -663,18 +655,10 @@ def _trace(fn, tensors, kw):
 
 def _fused_vjp_all(fn):
     """The gradients for all inputs of a fused node at once (the engine asks once per node)."""
-    def vjp_all(xp, g, out, args, retain_graph=True):
+    def vjp_all(xp, g, out, args):
         saved, tensors = args[-1], args[:-1]
         if not isinstance(g, Tensor):  # (the program gives zeros for unreached inputs)
-            vals = saved.vals
-            if vals is None:  # handed to a last backward that stopped (an error, Ctrl-C)
-                raise _t.GraphFreedError(
-                    f"fused[{getattr(fn, '__name__', 'fused')}]: its saved values were freed by "
-                    f"an earlier backward that did not finish; run the forward again")
-            if not retain_graph:  # the last backward: the program frees each value once used
-                saved.vals = None
-            return _unshared(saved.program.backward(xp, g, vals, saved.mask,
-                                                    consume=not retain_graph), g)
+            return _unshared(saved.program.backward(xp, g, saved.vals, saved.mask), g)
         grads = _graph_grads(fn, tensors, saved.kw, g)  # create_graph: fn op by op
         for i, gi in enumerate(grads):
             if gi is None and saved.mask[i]:  # an input the result does not depend on
@@ -692,7 +676,7 @@ def _fused_vjp(fn):
         saved, inputs = args[-1], args[:-1]
         if saved.reference is None or saved.reference[0] is not g:
             create_graph = isinstance(g, Tensor)
-            if not create_graph and saved.vals is not None and "fused_program" not in _mode.OFF:
+            if not create_graph and "fused_program" not in _mode.OFF:
                 grads = _unshared(saved.program.backward(xp, g, saved.vals, saved.mask), g)
                 saved.reference = (g, grads)
                 return grads[argnum]

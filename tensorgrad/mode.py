@@ -38,8 +38,6 @@ PATHS = {
                        "source instead of calling them", "compiled call site"),
     "typed_number": ("fused programs pass Python numbers as cached 0-d arrays of the "
                      "operand's dtype", "compiled operand"),
-    "early_free": ("a fused backward frees each saved value and gradient once used (graph "
-                   "not retained)", "fused backward"),
     "blas_reduction": ("sums as BLAS products: a float matrix's row or column sums and "
                        "means with a cached constant vector, sum_squares as dot(x, x)",
                        "call or compiled site"),
@@ -73,7 +71,6 @@ PATHS = {
 PARENT = {
     "fused_chain": ("fused_program",), "lowering": ("fused_program",),
     "inlined_lambda": ("fused_program",), "typed_number": ("fused_program",),
-    "early_free": ("fused_program", "vjp_all"),  # (the one backward call of a fused node)
     "batched_running_stats": ("fused_chain",),
 }
 
