@@ -40,7 +40,6 @@ import numpy as np
 
 from . import mode as _mode
 from .function import Function, Op, passthrough
-from .inline import expression
 from .tensor import Tensor
 from .xp import Scaled as _Scaled
 from .xp import dot as _dot
@@ -115,21 +114,14 @@ class _Program:
         return compiled(xp, g, vals)
 
     def _call(self, env, name, fn, spec, kw, extra=(), args=None):
-        """Source of a call of fn on the names `extra`, then the slots in spec (or the names
-        `args`), with the parameters kw: a one-expression lambda is written out in place of
-        the call (see tensorgrad/inline.py)."""
+        """Source of a call of fn (bound in env as `name`) on the names `extra`, then the slots
+        in spec (or the names `args`), with the parameters kw (bound as `name`_key)."""
         parts = list(extra) + ([f"v{a}" for a in spec] if args is None else list(args))
-        named = {}
+        env[name] = fn
         for key, value in kw.items():
             env[f"{name}_{key}"] = value
-            named[key] = f"{name}_{key}"
-        inlined = expression(fn, parts, named, env, name) \
-            if _ours(fn) and "inlined_lambda" not in self.off else None
-        if inlined is not None:
-            _HITS["inlined_lambda"] += 1
-            return inlined
-        env[name] = fn
-        return f"{name}({', '.join(parts + [f'{k}={v}' for k, v in named.items()])})"
+            parts.append(f"{key}={name}_{key}")
+        return f"{name}({', '.join(parts)})"
 
     def _compile_forward(self, examples):
         """The forward: input arrays -> the list of every slot's value."""
@@ -260,13 +252,6 @@ def _typed_numbers(env, k, args, examples):
             env[f"n{k}_{i}"] = _number(e, dtype)
             args[i] = f"n{k}_{i}"
             _HITS["typed_number"] += 1
-
-
-def _ours(fn):
-    """Only tensorgrad's own lambdas are written out: a user's module may have been edited since
-    it was imported, and its source on disk would then not be the code that runs."""
-    module = getattr(fn, "__module__", None)
-    return isinstance(module, str) and module.split(".", 1)[0] == __package__
 
 
 def _probe_site(seen, site, t, shape, dtype, kinds, full):
