@@ -43,7 +43,6 @@ from .function import Function, Op, passthrough
 from .tensor import Tensor
 from .xp import Scaled as _Scaled
 from .xp import dot as _dot
-from .xp import number as _number
 from .xp import reduce_to as _reduce_to
 
 _t = importlib.import_module(".tensor", __package__)  # the module (tensorgrad.tensor is a function)
@@ -113,10 +112,10 @@ class _Program:
             return grads
         return compiled(xp, g, vals)
 
-    def _call(self, env, name, fn, spec, kw, extra=(), args=None):
+    def _call(self, env, name, fn, spec, kw, extra=()):
         """Source of a call of fn (bound in env as `name`) on the names `extra`, then the slots
-        in spec (or the names `args`), with the parameters kw (bound as `name`_key)."""
-        parts = list(extra) + ([f"v{a}" for a in spec] if args is None else list(args))
+        in spec, with the parameters kw (bound as `name`_key)."""
+        parts = list(extra) + [f"v{a}" for a in spec]
         env[name] = fn
         for key, value in kw.items():
             env[f"{name}_{key}"] = value
@@ -139,10 +138,7 @@ class _Program:
                 if low is not None:
                     fn, kw = low, {}
                     _HITS["lowering"] += 1
-            args = [f"v{a}" for a in spec]
-            if fn in _TYPED_NUMBERS and "typed_number" not in self.off:
-                _typed_numbers(env, k, args, [examples[a] for a in spec])
-            lines.append(f"    v{s} = {self._call(env, f'f{k}', fn, spec, kw, args=args)}")
+            lines.append(f"    v{s} = {self._call(env, f'f{k}', fn, spec, kw)}")
             if self.shapes[s] == ():  # ufuncs return numpy scalars for 0-d operands
                 lines.append(f"    v{s} = asarray(v{s})")
         lines.append(f"    return [{', '.join(f'v{i}' for i in range(len(self.shapes)))}]")
@@ -233,25 +229,6 @@ class _Program:
                           for i in range(n_in))
         lines.append(f"    return [{grads}]")
         return _define("backward", _free_gradients(lines), env)
-
-
-# ufuncs for which a Python number operand computes exactly as a 0-d array of the other
-# operand's float dtype (NumPy 2 casts the number to it), at 0.4-0.6 us less per call
-_TYPED_NUMBERS = {np.add, np.subtract, np.multiply, np.true_divide, np.maximum, np.minimum}
-
-
-def _typed_numbers(env, k, args, examples):
-    """Replace, in step k's call, Python number operands (eps, a mean's 1/n) by xp.number
-    0-d arrays when the array operands are all of one float dtype."""
-    dtypes = {e.dtype for e in examples if isinstance(e, np.ndarray)}
-    if len(dtypes) != 1 or next(iter(dtypes)).kind != "f":
-        return
-    dtype = dtypes.pop()
-    for i, e in enumerate(examples):
-        if e.__class__ in (int, float):
-            env[f"n{k}_{i}"] = _number(e, dtype)
-            args[i] = f"n{k}_{i}"
-            _HITS["typed_number"] += 1
 
 
 def _probe_site(seen, site, t, shape, dtype, kinds, full):

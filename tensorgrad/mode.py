@@ -34,8 +34,6 @@ PATHS = {
                     "activations) as one fused program", "chain call"),
     "lowering": ("fused programs call ops' versions specialised for their fixed shapes "
                  "(Op.lower)", "compiled call site"),
-    "typed_number": ("fused programs pass Python numbers as cached 0-d arrays of the "
-                     "operand's dtype", "compiled operand"),
     "blas_reduction": ("sums as BLAS products: a float matrix's row or column sums and "
                        "means with a cached constant vector, sum_squares as dot(x, x)",
                        "call or compiled site"),
@@ -68,7 +66,6 @@ PATHS = {
 # path -> the paths it only exists inside: switching one of them off switches it off too
 PARENT = {
     "fused_chain": ("fused_program",), "lowering": ("fused_program",),
-    "typed_number": ("fused_program",),
     "batched_running_stats": ("fused_chain",),
 }
 
