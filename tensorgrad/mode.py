@@ -57,8 +57,6 @@ PATHS = {
              "folded L2 gradients)", "update"),
     "flat_update": ("SGD without momentum updates all small flattened parameters with a few "
                     "numpy calls", "parameter group step"),
-    "batched_running_stats": ("a fused chain updates all its batch-norm running statistics "
-                              "in one flat array", "chain call"),
     "malloc_tuning": ("glibc's malloc keeps freed blocks for reuse instead of returning them "
                       "to the kernel", "import"),
 }
@@ -66,7 +64,6 @@ PATHS = {
 # path -> the paths it only exists inside: switching one of them off switches it off too
 PARENT = {
     "fused_chain": ("fused_program",), "lowering": ("fused_program",),
-    "batched_running_stats": ("fused_chain",),
 }
 
 HITS = dict.fromkeys(PATHS, 0)  # the counters: fast code does HITS[name] += 1
