@@ -23,7 +23,7 @@ N_PROGRAMS = 300  # at least, in every profile (the ci profile's 25 examples wou
 MIN_SHARE = 0.05  # each feature in at least this share of them
 
 # every fast path the programs must take in fast mode (so each is proven against the
-# reference); the others belong to training (optimizers, flat parameters) and to the import
+# reference); the others belong to training (optimizers) and to the import
 PROGRAM_PATHS = ["fused_program", "fused_chain", "lowering",
                  "blas_reduction", "matmul_dispatch",
                  "narrow_row_max", "pow_primitive", "compact_gradient", "vjp_all",
