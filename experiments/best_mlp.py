@@ -18,17 +18,9 @@ Seeds run one at a time (--workers 1, with this process's BLAS threads) or side 
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import os
 import time
-
-import numpy as np
-
-from tensorgrad import nn
-from tensorgrad.data import Transform
-from tensorgrad.nn import functional as F
-from tensorgrad.tensor import Tensor, no_grad
 
 from . import common, spec
 
@@ -43,90 +35,6 @@ BEST = dict(widths=[1024, 512, 256], dropout=0.1, batch_size=256, drop_last=True
             lam=0.0, schedule="onecycle", pct_start=0.25, label_smoothing=0.1, flip=0.5, shift=3,
             tta=True, eval_train=2000, time_limit=900.0)
 QUICK = dict(widths=[32, 16], epochs=3, batch_size=20, eval_train=100)
-
-# ---------------------------------------------------------------------------------------------
-# Weight averaging and test-time flips
-# ---------------------------------------------------------------------------------------------
-
-class WeightAverage:
-    """fit callback keeping the parameters at the end of each of the last `last` epochs; apply()
-    loads their mean into a model and recomputes its batch-norm statistics (SWA)."""
-
-    def __init__(self, model, last: int, updates_per_epoch: int):
-        self.model, self.per_epoch = model, updates_per_epoch
-        self.snapshots = collections.deque(maxlen=last)
-
-    def __call__(self, step, metrics):
-        if step % self.per_epoch == 0:
-            self.snapshots.append([p.data.copy() for p in self.model.parameters()])
-
-    @property
-    def count(self):
-        return len(self.snapshots)
-
-    def apply(self, model, x, batch_size=500):
-        """Load the averaged weights into model; re-estimate batch-norm statistics on x."""
-        for k, p in enumerate(model.parameters()):
-            mean = np.mean([snap[k] for snap in self.snapshots], axis=0, dtype=np.float64)
-            p.data[...] = mean.astype(p.data.dtype)
-        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
-        drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
-        saved = [m.momentum for m in bns], [m.p for m in drops]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None      # cumulative average over the passes below
-        for m in drops:
-            m.p = 0.0
-        model.train()
-        with no_grad():
-            for i in range(0, len(x), batch_size):
-                model(Tensor(x[i:i + batch_size]))
-        for m, mom in zip(bns, saved[0]):
-            m.momentum = mom
-        for m, p in zip(drops, saved[1]):
-            m.p = p
-        model.eval()
-
-
-def mirror(x, norm):
-    """Standardised images mirrored left-right (undo the standardisation, flip, redo it)."""
-    pixels = x * norm.std.astype(x.dtype) + norm.mean.astype(x.dtype)
-    flipped = pixels.reshape(len(x), 3, 32, 32)[..., ::-1].reshape(len(x), -1)
-    return norm(flipped)
-
-
-def accuracy(model, x, y, norm=None, batch_size=1000):
-    """Test accuracy in eval mode; with norm, the scores of x and its mirror are averaged."""
-    model.eval()
-    correct = 0
-    with no_grad():
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size]
-            scores = F.softmax(model(Tensor(xb)), axis=1).data
-            if norm is not None:
-                scores = scores + F.softmax(model(Tensor(mirror(xb, norm))), axis=1).data
-            correct += int((scores.argmax(axis=1) == y[i:i + batch_size]).sum())
-    return correct / len(x)
-
-
-class FastTranslation(Transform):
-    """RandomTranslation(max_shift, fill=0) with the same random draws and the same output,
-    computed as one slice copy per image (a few ms per batch instead of ~20 ms of fancy
-    indexing, which was a fifth of a wide MLP's epoch)."""
-
-    def __init__(self, max_shift: int = 2, seed=None):
-        super().__init__(seed)
-        self.max_shift = int(max_shift)
-
-    def __call__(self, x):
-        n = len(x)
-        images = x.reshape(n, 3, 32, 32)
-        shifts = self.rng.integers(-self.max_shift, self.max_shift + 1, size=(2, n))
-        out = np.zeros_like(images)
-        for i, (dy, dx) in enumerate(shifts.T.tolist()):
-            out[i, :, max(0, dy):32 + min(0, dy), max(0, dx):32 + min(0, dx)] = \
-                images[i, :, max(0, -dy):32 - max(0, dy), max(0, -dx):32 - max(0, dx)]
-        return out.reshape(x.shape)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from tensorgrad.data import (
 )
 from tensorgrad.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from tensorgrad.optim.lr_scheduler import CosineAnnealingLR, CyclicLR, OneCycleLR
+from tensorgrad.optim.swa_utils import AveragedModel, update_bn
 from tensorgrad.processes import map_jobs
 from tensorgrad.train import StopTraining, TrainingDiverged, evaluate, fit
 
@@ -518,10 +519,16 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
             f"{getattr(built.scheduler, 'epochs', epochs)}, " + ", ".join(
                 f"{k} {100 * metrics[k]:.2f}%" for k in ("train_acc", "val_acc")
                 if k in metrics) + f", {time.perf_counter() - t0:.0f} s", flush=True))
-    average = None
+    swa = None
     if spec.average_last:
-        from .best_mlp import WeightAverage  # until tensorgrad has weight averaging
-        average = WeightAverage(built.model, spec.average_last, per_epoch)
+        swa = AveragedModel(built.model)
+
+        def average(step, metrics):
+            """SWA: add the weights at the end of each of the schedule's last average_last
+            epochs (as planned at that epoch; a later shortening can leave fewer averaged)."""
+            planned = getattr(built.scheduler, "epochs", epochs)
+            if step % per_epoch == 0 and step // per_epoch > planned - spec.average_last:
+                swa.update_parameters(built.model)
         steps.append(average)
     budget = None
     if spec.time_limit is not None:
@@ -548,7 +555,7 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
     if test:
         for k, v in evaluate(built.model, *data.test, l2=spec.lam).items():
             final[f"test_{k}"] = v
-    final.update(_tta_and_average(spec, built.model, data, average, diverged, final))
+    final.update(_tta_and_average(spec, built.model, data, swa, diverged, final))
     wall = time.perf_counter() - t0
     result = {"label": spec.label, "config": {**dataclasses.asdict(spec), "dims": spec.dims()},
               "data": {"folder": data.folder, "split": data.split, "sizes": data.sizes()},
@@ -565,25 +572,24 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
     return result
 
 
-def _tta_and_average(spec, model, data, average, diverged, final) -> dict:
+def _tta_and_average(spec, model, data, swa, diverged, final) -> dict:
     """With spec.tta: val and test accuracy averaging each image's scores with its mirror's
     (the plain ones kept as *_acc_plain); with weight averaging: *_acc_swa of the averaged
-    weights (batch-norm statistics recomputed on 10,000 training images)."""
-    if not (spec.tta or (average is not None and average.count and not diverged)):
-        return {}
-    from .best_mlp import accuracy  # until tensorgrad's evaluate has flip TTA
-    out, norm = {}, data.norm if spec.tta else None
+    weights (batch-norm statistics recomputed on 10,000 training images, as torch's
+    update_bn, with dropout active)."""
+    averaged = swa is not None and int(swa.n_averaged.data) and not diverged
     parts = [(p, xy) for p, xy in (("val", data.val), ("test", data.test)) if xy is not None]
+    out = {}
     if spec.tta:
         for part, xy in parts:
             out[f"{part}_acc_plain"] = final.get(f"{part}_acc")
-            out[f"{part}_acc"] = accuracy(model, *xy, norm=norm)
-    if average is not None and average.count and not diverged:
-        averaged = build_model(spec)
-        averaged.load_state_dict(model.state_dict())
-        average.apply(averaged, data.train[0][:10000])
+            out[f"{part}_acc"] = evaluate(model, *xy, flip_tta=True, normalize=data.norm)["acc"]
+    if averaged:
+        x = data.train[0][:10000]
+        update_bn((x[i:i + 500] for i in range(0, len(x), 500)), swa)
         for part, xy in parts:
-            out[f"{part}_acc_swa"] = accuracy(averaged, *xy, norm=norm)
+            out[f"{part}_acc_swa"] = evaluate(swa, *xy, flip_tta=spec.tta,
+                                              normalize=data.norm)["acc"]
     return out
 
 

@@ -46,12 +46,11 @@ class Op:
         # of it): a leaf may keep them as its .grad. True for the built-in ops and fused ones;
         # not for a custom Function, whose backward may return any array.
         self.fresh = forward is not None if fresh is None else fresh
-        # optionally vjp_all(xp, g, out, inputs, retain_graph) -> every input's gradient in one
-        # call (a fused node computes them together); the engine then calls it once instead of
-        # the vjps. retain_graph False: no later backward goes through this node, so what the op
-        # saved may be freed as it goes. In an ordinary backward its gradients must already have
-        # their input's shape and dtype and be arrays nothing else holds (views of such
-        # allowed), or lazy xp.Scaled products: a leaf keeps them as they are.
+        # optionally vjp_all(xp, g, out, inputs) -> every input's gradient in one call (a fused
+        # node computes them together); the engine then calls it once instead of the vjps. In
+        # an ordinary backward its gradients must already have their input's shape and dtype
+        # and be arrays nothing else holds (views of such allowed), or lazy xp.Scaled products:
+        # a leaf keeps them as they are.
         self.vjp_all = vjp_all
         # optionally lower(i, examples, **params) -> a version of the forward (i None; examples:
         # the inputs) or of input i's vjp (examples: g, out, inputs) specialised for arrays of
