@@ -248,3 +248,22 @@ def test_run_all_gives_the_same_numbers_here_and_in_workers(tiny_cifar, capsys):
     assert {r["worker"]["blas_threads"] for r in there} == {"1"}
     out = capsys.readouterr().out
     assert "[3/3] " in out and "seed 1: train " in out
+
+
+def test_study_scripts_leave_building_and_running_to_spec():
+    """No script but spec.py builds a model, an optimizer, a loader or a pool, or calls fit."""
+    import ast
+
+    forbidden = {"MLP", "fit", "SGD", "Adagrad", "Adam", "AdamW", "RMSprop", "DataLoader",
+                 "CyclicLR", "OneCycleLR", "Pool", "Process", "map_jobs", "start_workers",
+                 "build", "build_model"}
+    found = []
+    for path in sorted(common.EXPERIMENTS.glob("*.py")):
+        if path.name == "spec.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in forbidden:
+                    found.append(f"{path.name}:{node.lineno} {name}")
+    assert not found, found
