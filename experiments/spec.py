@@ -509,6 +509,9 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
                         batch_size=spec.batch_size, shuffle=True, seed=spec.seed,
                         drop_last=spec.drop_last)
     per_epoch = len(loader)
+    if per_epoch == 0:
+        raise ValueError(f"run: batch_size {spec.batch_size} with drop_last leaves no batch of "
+                         f"the {len(data.train[1])} training images")
     built = build(spec, per_epoch, data.norm)
     updates = spec.updates(len(data.train[1]))
     epochs = math.ceil(updates / per_epoch)

@@ -168,6 +168,12 @@ def test_run_counts_updates_per_batch_and_evaluates_on_test(tiny_cifar):
     assert not run["diverged"] and run["config"]["dims"] == [3072, 8, 10]
 
 
+def test_a_batch_larger_than_the_data_is_refused_with_drop_last(tiny_cifar):
+    with pytest.raises(ValueError, match="batch_size 100 with drop_last leaves no batch of the "
+                                         "80 training images"):
+        spec.run(Spec(widths=[8], drop_last=True), _data(tiny_cifar))
+
+
 def test_augmented_runs_read_pixels_and_standardise_after_augmenting(tiny_cifar):
     data = _data(tiny_cifar)
     assert data.pixels[:].min() >= 0 and data.pixels[:].max() <= 1
