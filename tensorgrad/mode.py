@@ -45,8 +45,6 @@ PATHS = {
     "blas_reduction": ("sums as BLAS products: a float matrix's row or column sums and "
                        "means with a cached constant vector, sum_squares as dot(x, x)",
                        "call or compiled site"),
-    "matmul_dispatch": ("2-D products through numpy's C dot when small, into a fresh array "
-                        "with matmul when large", "choice"),
     "narrow_row_max": ("row maxima of a narrow matrix (softmax over classes) reduced from a "
                        "transposed copy", "call"),
     "pow_primitive": ("x ** 2, x ** 0.5 and x ** -0.5 as the primitives square, sqrt and "

@@ -30,13 +30,13 @@ README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 EXPECTED = {
     "momentum_training": [
         "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
-        "lean_forward", "early_free", "blas_reduction", "matmul_dispatch", "narrow_row_max",
+        "lean_forward", "early_free", "blas_reduction", "narrow_row_max",
         "pow_primitive", "vjp_all", "fresh_gradient", "lazy_scaled", "axpy",
         "batched_running_stats",
     ],
     "plain_sgd_training": [  # SGD without momentum: the flat update as well
         "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
-        "lean_forward", "early_free", "blas_reduction", "matmul_dispatch", "narrow_row_max",
+        "lean_forward", "early_free", "blas_reduction", "narrow_row_max",
         "pow_primitive", "vjp_all", "fresh_gradient", "lazy_scaled", "axpy", "flat_update",
         "batched_running_stats",
     ],
