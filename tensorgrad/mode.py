@@ -45,8 +45,6 @@ PATHS = {
     "blas_reduction": ("sums as BLAS products: a float matrix's row or column sums and "
                        "means with a cached constant vector, sum_squares as dot(x, x)",
                        "call or compiled site"),
-    "narrow_row_max": ("row maxima of a narrow matrix (softmax over classes) reduced from a "
-                       "transposed copy", "call"),
     "pow_primitive": ("x ** 2, x ** 0.5 and x ** -0.5 as the primitives square, sqrt and "
                       "rsqrt instead of the general power", "call"),
     "compact_gradient": ("a reduction's gradient keeps its size-1 axes; broadcast only where "

@@ -30,13 +30,13 @@ README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 EXPECTED = {
     "momentum_training": [
         "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
-        "lean_forward", "early_free", "blas_reduction", "narrow_row_max",
+        "lean_forward", "early_free", "blas_reduction",
         "pow_primitive", "vjp_all", "fresh_gradient", "lazy_scaled", "axpy",
         "batched_running_stats",
     ],
     "plain_sgd_training": [  # SGD without momentum: the flat update as well
         "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
-        "lean_forward", "early_free", "blas_reduction", "narrow_row_max",
+        "lean_forward", "early_free", "blas_reduction",
         "pow_primitive", "vjp_all", "fresh_gradient", "lazy_scaled", "axpy", "flat_update",
         "batched_running_stats",
     ],
@@ -330,7 +330,7 @@ def test_a_fused_node_recorded_fast_is_differentiated_by_the_reference_walk():
 # ---- one path switched off alone ---------------------------------------------------------------
 # the paths whose switch-off runs the same numpy arithmetic (only calls, names and memory differ):
 # bitwise the fast result; the others within 1e-12 in float64
-BITWISE = ["inlined_lambda", "typed_number", "lean_forward", "early_free", "narrow_row_max",
+BITWISE = ["inlined_lambda", "typed_number", "lean_forward", "early_free",
            "compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate", "flat_update",
            "batched_running_stats"]
 SWITCHABLE = [name for name in tg.fast_paths() if name != "malloc_tuning"]  # (at import only)
