@@ -45,8 +45,6 @@ PATHS = {
     "blas_reduction": ("sums as BLAS products: a float matrix's row or column sums and "
                        "means with a cached constant vector, sum_squares as dot(x, x)",
                        "call or compiled site"),
-    "pow_primitive": ("x ** 2, x ** 0.5 and x ** -0.5 as the primitives square, sqrt and "
-                      "rsqrt instead of the general power", "call"),
     "compact_gradient": ("a reduction's gradient keeps its size-1 axes; broadcast only where "
                          "an op or a leaf needs the full shape", "broadcast"),
     "vjp_all": ("one call computes all inputs' gradients of a node (a fused node, "
