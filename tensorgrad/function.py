@@ -134,8 +134,9 @@ def _function_vjp(cls, ctx, n_inputs):
                                f"which requires grad")
         if isinstance(g, _t.Tensor):
             gi = gi if isinstance(gi, _t.Tensor) else _t.Tensor(gi)
-        else:
-            gi = gi.data if isinstance(gi, _t.Tensor) else np.asarray(gi)
+        else:  # a copy: backward may return an array it keeps (a saved tensor), and a leaf
+            # keeps what it is given (the walk adds the L2 term's lazy gradient into it in place)
+            gi = np.array(gi.data if isinstance(gi, _t.Tensor) else gi)
         return _fit_gradient(xp, cls, argnum, gi, inputs[argnum])
 
     return vjp
