@@ -1,14 +1,18 @@
-"""`axpy(a, x, y)`: y += a * x in place, in one pass for large arrays, through the BLAS numpy
-itself is linked to (its OpenBLAS, so the same thread pool as its matrix products).
+"""`axpy(a, x, y)`: y += a * x in place, and `axpby(a, x, b, y)`: y = a * x + b * y (SGD's
+momentum buffer), each in one pass for large arrays, through the BLAS numpy itself is linked to
+(its OpenBLAS, so the same thread pool as its matrix products).
 
 numpy needs a temporary and two passes for y += a * x. On the large arrays of a training step
 (a 3072 x 50 weight and its gradient) each pass costs, and the arrays were just written by the
 BLAS threads of a matrix product. Calling numpy's own BLAS matters: scipy's BLAS brings a second
 OpenBLAS thread pool whose idle threads spin against numpy's (measured: a training step 3x slower
 with two BLAS threads). Where that library is not found (a numpy built on another BLAS), or for
-small arrays or mixed dtypes, numpy's two passes are used; and with one BLAS thread too, where
-numpy's two passes over cache-hot arrays measured faster (70 vs 90 us on the 3072 x 50 update; with
-two threads the one BLAS pass, split like the product before it, took 240 vs 370-650 us).
+small arrays or mixed dtypes, numpy's two passes are used; and with one BLAS thread on arrays
+that fit a core's cache, where numpy's two passes over cache-hot arrays measured faster (70 vs
+90 us on the 3072 x 50 update; with two threads the one BLAS pass, split like the product before
+it, took 240 vs 370-650 us). Beyond the cache (LARGE) the one pass wins on one thread too: 0.5 vs
+1.2 ms on the best MLP's 3072 x 1024 weight, so arrays that large take it whatever the thread
+count (and their new bits do not depend on it).
 """
 import ctypes
 import glob
@@ -16,9 +20,10 @@ import os
 
 import numpy as np
 
-__all__ = ["axpy", "two_pass", "HAVE_BLAS"]
+__all__ = ["axpy", "axpby", "one_pass", "two_pass", "HAVE_BLAS"]
 
 BIG = 1 << 14  # elements; below this the ctypes call costs more than the pass it saves
+LARGE = 1 << 19  # elements (2 MB of float32, a core's L2 cache): one BLAS pass on any threads
 
 
 def _load():
@@ -28,27 +33,37 @@ def _load():
             lib = ctypes.CDLL(path)  # already loaded by numpy: the same library and thread pool
         except OSError:
             continue
-        found = {}
+        found = {"axpy": {}, "axpby": {}}
         for name, ctype in (("s", ctypes.c_float), ("d", ctypes.c_double)):
-            for symbol, int_t in ((f"scipy_cblas_{name}axpy64_", ctypes.c_int64),
-                                  (f"scipy_cblas_{name}axpy", ctypes.c_int)):
-                fn = getattr(lib, symbol, None)
-                if fn is not None:
-                    fn.restype = None
-                    fn.argtypes = [int_t, ctype, ctypes.c_void_p, int_t, ctypes.c_void_p, int_t]
-                    found[np.dtype(ctype)] = fn
-                    break
-        if found:
+            for routine, scalars in (("axpy", [ctype]), ("axpby", [ctype, ctype])):
+                for symbol, int_t in ((f"scipy_cblas_{name}{routine}64_", ctypes.c_int64),
+                                      (f"scipy_cblas_{name}{routine}", ctypes.c_int)):
+                    fn = getattr(lib, symbol, None)
+                    if fn is not None:  # (n, a, x, incx, y, incy); axpby: (n, a, x, incx, b, ...)
+                        fn.restype = None
+                        fn.argtypes = [int_t, ctype, ctypes.c_void_p, int_t] + scalars[1:] + \
+                            [ctypes.c_void_p, int_t]
+                        found[routine][np.dtype(ctype)] = fn
+                        break
+        if found["axpy"]:
             for symbol in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads"):
                 threads = getattr(lib, symbol, None)
                 if threads is not None:
                     threads.restype = ctypes.c_int
-                    return found, threads
-    return {}, None
+                    return found["axpy"], found["axpby"], threads
+    return {}, {}, None
 
 
-_AXPY, _threads = _load()
+_AXPY, _AXPBY, _threads = _load()
 HAVE_BLAS = bool(_AXPY)
+
+
+def one_pass(y):
+    """Whether `axpy` and `axpby` update `y` in one BLAS pass (when x has y's dtype), rather
+    than with numpy's two: large enough, and the library found."""
+    n = y.size
+    return (n >= LARGE or (n >= BIG and _threads() > 1)) and y.dtype in _AXPY and \
+        y.dtype in _AXPBY and y.flags.writeable
 
 
 def axpy(a, x, y):
@@ -60,9 +75,9 @@ def axpy(a, x, y):
     and a strided y is updated through a contiguous copy, rather than falling back to numpy's
     two roundings. A checkpoint restored in another order cannot change a training run."""
     n = y.size
-    fn = _AXPY.get(y.dtype) if n >= BIG and _threads() > 1 else None
+    fn = _AXPY.get(y.dtype) if n >= LARGE or (n >= BIG and _threads() > 1) else None
     if fn is not None and x.dtype == y.dtype and y.flags.writeable:
-        _blas_axpy(fn, n, a, x, y)
+        _blas_pass(fn, n, (a,), x, (), y)
     else:
         two_pass(a, x, y)
 
@@ -78,8 +93,21 @@ def two_pass(a, x, y):
         y += a * x
 
 
-def _blas_axpy(fn, n, a, x, y):
-    """The one BLAS pass of `axpy`, on x in y's memory order and on a contiguous y."""
+def axpby(a, x, b, y):
+    """y = a * x + b * y in place (x of y's shape or broadcasting to it), in one BLAS pass when
+    `one_pass(y)` and x has y's dtype; else numpy's `y *= b` then `y += a * x`. Memory layouts
+    never change the new bits (see `axpy`)."""
+    fn = _AXPBY.get(y.dtype)
+    if fn is not None and x.dtype == y.dtype and one_pass(y):
+        _blas_pass(fn, y.size, (a,), x, (b,), y)
+    else:
+        y *= b
+        axpy(a, x, y)
+
+
+def _blas_pass(fn, n, before_x, x, after_x, y):
+    """fn(n, *before_x, x, 1, *after_x, y, 1): one BLAS pass (axpy, axpby), on x in y's memory
+    order and on a contiguous y."""
     flags = y.flags
     order = "C" if flags.c_contiguous else "F" if flags.f_contiguous else None
     target = y if order is not None else np.array(y, order="C")  # strided: through a copy
@@ -88,7 +116,7 @@ def _blas_axpy(fn, n, a, x, y):
         x = np.broadcast_to(x, y.shape)
     if not (x.flags.c_contiguous if order == "C" else x.flags.f_contiguous):
         x = np.array(x, order=order)
-    fn(n, a, _address(x), 1, _address(target), 1)
+    fn(n, *before_x, _address(x), 1, *after_x, _address(target), 1)
     if target is not y:
         y[...] = target
 

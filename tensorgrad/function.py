@@ -42,12 +42,11 @@ class Op:
         self.vjps = vjps
         self.variadic = variadic
         self.elementwise = elementwise
-        # optionally vjp_all(xp, g, out, inputs, retain_graph) -> every input's gradient in one
-        # call (a fused node computes them together); the engine then calls it once instead of
-        # the vjps. retain_graph False: no later backward goes through this node, so what the op
-        # saved may be freed as it goes. In an ordinary backward its gradients are taken as
-        # the vjps' are (summed to their input's shape, cast to its dtype): arrays nothing else
-        # holds but `g` (a leaf keeps them unless they share g's memory), or lazy xp.Scaled.
+        # optionally vjp_all(xp, g, out, inputs) -> every input's gradient in one call (a fused
+        # node computes them together); the engine then calls it once instead of the vjps. In
+        # an ordinary backward its gradients are taken as the vjps' are (summed to their
+        # input's shape, cast to its dtype): arrays nothing else holds but `g` (a leaf keeps
+        # them unless they share g's memory), or lazy xp.Scaled products.
         self.vjp_all = vjp_all
         # optionally lower(i, examples, **params) -> a version of the forward (i None; examples:
         # the inputs) or of input i's vjp (examples: g, out, inputs) specialised for arrays of

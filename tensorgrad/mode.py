@@ -34,14 +34,6 @@ PATHS = {
                     "activations) as one fused program", "chain call"),
     "lowering": ("fused programs call ops' versions specialised for their fixed shapes "
                  "(Op.lower)", "compiled call site"),
-    "inlined_lambda": ("fused programs write one-expression forwards and vjps out in their "
-                       "source instead of calling them", "compiled call site"),
-    "typed_number": ("fused programs pass Python numbers as cached 0-d arrays of the "
-                     "operand's dtype", "compiled operand"),
-    "lean_forward": ("a fused forward keeps only the values its compiled backward reads and "
-                     "frees the others after their last use", "fused call"),
-    "early_free": ("a fused backward frees each saved value and gradient once used (graph "
-                   "not retained)", "fused backward"),
     "blas_reduction": ("sums as BLAS products: a float matrix's row or column sums and "
                        "means with a cached constant vector, sum_squares as dot(x, x)",
                        "call or compiled site"),
@@ -51,10 +43,9 @@ PATHS = {
                     "leaf's other gradient in one pass", "gradient"),
     "axpy": ("y += a * x in place, in one BLAS pass for large arrays (optimizer updates, "
              "folded L2 gradients)", "update"),
-    "flat_update": ("SGD without momentum updates all small flattened parameters with a few "
-                    "numpy calls", "parameter group step"),
-    "batched_running_stats": ("a fused chain updates all its batch-norm running statistics "
-                              "in one flat array", "chain call"),
+    "momentum_axpby": ("SGD momentum updates a large parameter's buffer in BLAS passes: "
+                       "momentum * buf + g in one, weight decay added in another, no "
+                       "direction array", "parameter update"),
     "malloc_tuning": ("glibc's malloc keeps freed blocks for reuse instead of returning them "
                       "to the kernel", "import"),
 }
@@ -62,10 +53,6 @@ PATHS = {
 # path -> the paths it only exists inside: switching one of them off switches it off too
 PARENT = {
     "fused_chain": ("fused_program",), "lowering": ("fused_program",),
-    "inlined_lambda": ("fused_program",), "typed_number": ("fused_program",),
-    "lean_forward": ("fused_program",),
-    "early_free": ("fused_program", "vjp_all"),  # (the one backward call of a fused node)
-    "batched_running_stats": ("fused_chain",),
 }
 
 HITS = dict.fromkeys(PATHS, 0)  # the counters: fast code does HITS[name] += 1
@@ -136,7 +123,7 @@ def is_fast(path=None):
 def set_fast(mode, paths=None):
     """Switch every fast path on (True) or off (False: the reference engine), process-wide; with
     `paths` (names, or one comma-separated string) only those, and the paths inside them
-    (PARENT). Objects built in fast mode (flat parameters, fused functions and chains,
+    (PARENT). Objects built in fast mode (fused functions and chains,
     optimizers) take the plain path while it is off."""
     if paths is None:
         requested = set() if mode else set(PATHS)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..blas import two_pass
+from ..blas import axpby, one_pass, two_pass
 from ..mode import HITS as _HITS
 from ..tensor import Tensor
 from .optimizer import Optimizer
@@ -24,11 +24,7 @@ from .optimizer import axpy as _axpy
 
 
 class SGD(Optimizer):
-    """Mini-batch SGD; ``lr`` is required (the course's eta).  See the module docstring.
-
-    Without momentum the update is stateless: parameters that `Module.flatten_parameters()`
-    stored in one flat array (the MLP's small ones) are updated by two numpy calls in all.
-    """
+    """Mini-batch SGD; ``lr`` is required (the course's eta).  See the module docstring."""
 
     def __init__(
         self,
@@ -72,35 +68,34 @@ class SGD(Optimizer):
             )
 
     def _step_group(self, group: dict[str, Any], off: frozenset = frozenset()) -> None:
-        """The update with its fast paths (flat_update, axpy) but those in `off`."""
+        """The update with its fast paths (axpy, momentum_axpby) but those in `off`."""
         lr = float(group["lr"])
         momentum = float(group["momentum"])
         dampening = float(group["dampening"])
         weight_decay = float(group["weight_decay"])
         nesterov = group["nesterov"]
         maximize = group["maximize"]
-        params = group["params"]
         n_axpy = 0  # updates through axpy (counted in tg.fast_paths)
         axpy = _axpy if "axpy" not in off else two_pass
-        if momentum == 0.0 and "flat_update" not in off:  # the small parameters in one update
-            flat, rest = self._flat_params(group)
-            if flat is not None and flat.gather():
-                _HITS["flat_update"] += 1
-                g = flat.grad  # our own buffer: scaled in place
-                if maximize:
-                    np.negative(g, out=g)
-                if weight_decay != 0.0:
-                    axpy(weight_decay, flat.data, g)
-                    n_axpy += 1
-                g *= -lr
-                flat.data += g
-                params = rest
-        for p in params:
+        n_axpby = 0  # momentum buffers updated through axpby (counted in tg.fast_paths)
+        use_axpby = momentum != 0.0 and "momentum_axpby" not in off
+        for p in group["params"]:
             if p.grad is None:
                 continue
             data = p.data
-            g = self._direction(p, weight_decay, maximize)
             n_axpy += 1
+            if use_axpby and not nesterov and not maximize:
+                buf = self.state.get(p, {}).get("momentum_buffer")
+                if buf is not None and one_pass(buf):
+                    # buf <- momentum * buf + (1 - dampening) * (g + weight_decay * p) as BLAS
+                    # passes over buf, without the direction array g + weight_decay * p
+                    axpby(1.0 - dampening, p.grad.data, momentum, buf)
+                    if weight_decay != 0.0:
+                        axpy((1.0 - dampening) * weight_decay, data, buf)
+                    axpy(-lr, buf, data)
+                    n_axpby += 1
+                    continue
+            g = self._direction(p, weight_decay, maximize)
             if momentum == 0.0:
                 axpy(-lr, g, data)
                 continue
@@ -108,6 +103,9 @@ class SGD(Optimizer):
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = np.array(g, dtype=data.dtype, copy=True)
+            elif use_axpby:
+                axpby(1.0 - dampening, g, momentum, buf)  # numpy's buf *= m; buf += ... if small
+                n_axpby += 1
             else:
                 buf *= momentum
                 axpy(1.0 - dampening, g, buf)
@@ -116,11 +114,12 @@ class SGD(Optimizer):
                 axpy(-lr * momentum, buf, data)
             else:
                 axpy(-lr, buf, data)
+        _HITS["momentum_axpby"] += n_axpby
         if axpy is _axpy:
             _HITS["axpy"] += n_axpy
 
     def _step_group_without(self, off: frozenset, group: dict[str, Any]) -> None:
-        if "axpy" in off and "flat_update" in off:
+        if {"axpy", "momentum_axpby"} <= off:
             self._plain_step_group(group)
         else:
             self._step_group(group, off)
@@ -142,4 +141,4 @@ class SGD(Optimizer):
                     buf *= momentum
                     buf += (1.0 - dampening) * g
                 g = g + momentum * buf if group["nesterov"] else buf
-            p.data -= lr * g  # in place: a flattened parameter's array is a view
+            p.data -= lr * g  # in place: the parameter keeps its array

@@ -236,6 +236,22 @@ EXAMPLES = [
         inputs=[Input("x0", (2,)), Input("x1", (2,), requires_grad=False)],
         steps=[Step("v2", "greater", ("x1", 0.0)), Step("v3", "where", ("v2", "x1", 0.0))],
         result="v3", exact=True), seed=0),
+    # a fused program returned a read-only broadcast as an input's gradient; the walk kept it
+    # as the leaf's own .grad, and the same leaf's second gradient (passed twice) was added
+    # into it in place: "output array is read-only" in fast mode only
+    dict(program=Program(
+        inputs=[Input("x0", (2,), "float64"), Input("a1", (2,), "float64", alias="x0"),
+                Input("x13", (), "float64"), Input("x18", (), "float64")],
+        steps=[Step("v2", "mul", ("x0", "a1")),
+               Step("v3", "expand_dims", ("x0",), axis=0),
+               Step("v14", "sum", ("v3",), axis=None, keepdims=False),
+               Step("v15", "add", ("x13", "v14")),
+               Step("v16", "sum_squares", ("x0",)),
+               Step("v17", "mul", ("v16", 0.005)),
+               Step("v19", "add", ("x18", "v17")),
+               Step("v22", "mul", ("v14", "v14"))],
+        result="v22", features=("aliased_input", "broadcasting", "l2_penalty", "shared",
+                                "zero_dim"), exact=False), seed=0),
     # eval-mode batch norm's (running_var + eps) ** -0.5 was rsqrt in fast mode and np.power in
     # reference mode: in float32 the values were 5 ulp apart
     dict(program=Program(
