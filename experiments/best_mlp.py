@@ -18,7 +18,6 @@ Seeds run one at a time (--workers 1, with this process's BLAS threads) or side 
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import math
 import os
@@ -29,11 +28,16 @@ import numpy as np
 
 from models.mlp import ACTIVATIONS, MLP
 from tensorgrad import nn
-from tensorgrad.data import ColorJitter, Compose, DataLoader, RandomHorizontalFlip, Transform
-from tensorgrad.nn import functional as F
+from tensorgrad.data import (
+    ColorJitter,
+    Compose,
+    DataLoader,
+    RandomHorizontalFlip,
+    RandomTranslation,
+)
 from tensorgrad.optim import SGD, AdamW
 from tensorgrad.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR
-from tensorgrad.tensor import Tensor, no_grad
+from tensorgrad.optim.swa_utils import AveragedModel, update_bn
 from tensorgrad.train import StopTraining, TrainingDiverged, evaluate, fit
 
 from . import common, parallel
@@ -69,91 +73,6 @@ class Recipe:
     fit_budget: bool = True         # shorten the schedule (epochs = the maximum) to fit time_limit
     seed: int = 0
     label: str = ""
-
-
-# ---------------------------------------------------------------------------------------------
-# Weight averaging and test-time flips
-# ---------------------------------------------------------------------------------------------
-
-class WeightAverage:
-    """fit callback keeping the parameters at the end of each of the last `last` epochs; apply()
-    loads their mean into a model and recomputes its batch-norm statistics (SWA)."""
-
-    def __init__(self, model, last: int, updates_per_epoch: int):
-        self.model, self.per_epoch = model, updates_per_epoch
-        self.snapshots = collections.deque(maxlen=last)
-
-    def __call__(self, step, metrics):
-        if step % self.per_epoch == 0:
-            self.snapshots.append([p.data.copy() for p in self.model.parameters()])
-
-    @property
-    def count(self):
-        return len(self.snapshots)
-
-    def apply(self, model, x, batch_size=500):
-        """Load the averaged weights into model; re-estimate batch-norm statistics on x."""
-        for k, p in enumerate(model.parameters()):
-            mean = np.mean([snap[k] for snap in self.snapshots], axis=0, dtype=np.float64)
-            p.data[...] = mean.astype(p.data.dtype)
-        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
-        drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
-        saved = [m.momentum for m in bns], [m.p for m in drops]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None      # cumulative average over the passes below
-        for m in drops:
-            m.p = 0.0
-        model.train()
-        with no_grad():
-            for i in range(0, len(x), batch_size):
-                model(Tensor(x[i:i + batch_size]))
-        for m, mom in zip(bns, saved[0]):
-            m.momentum = mom
-        for m, p in zip(drops, saved[1]):
-            m.p = p
-        model.eval()
-
-
-def mirror(x, norm):
-    """Standardised images mirrored left-right (undo the standardisation, flip, redo it)."""
-    pixels = x * norm.std.astype(x.dtype) + norm.mean.astype(x.dtype)
-    flipped = pixels.reshape(len(x), 3, 32, 32)[..., ::-1].reshape(len(x), -1)
-    return norm(flipped)
-
-
-def accuracy(model, x, y, norm=None, batch_size=1000):
-    """Test accuracy in eval mode; with norm, the scores of x and its mirror are averaged."""
-    model.eval()
-    correct = 0
-    with no_grad():
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size]
-            scores = F.softmax(model(Tensor(xb)), axis=1).data
-            if norm is not None:
-                scores = scores + F.softmax(model(Tensor(mirror(xb, norm))), axis=1).data
-            correct += int((scores.argmax(axis=1) == y[i:i + batch_size]).sum())
-    return correct / len(x)
-
-
-class FastTranslation(Transform):
-    """RandomTranslation(max_shift, fill=0) with the same random draws and the same output,
-    computed as one slice copy per image (a few ms per batch instead of ~20 ms of fancy
-    indexing, which was a fifth of a wide MLP's epoch)."""
-
-    def __init__(self, max_shift: int = 2, seed=None):
-        super().__init__(seed)
-        self.max_shift = int(max_shift)
-
-    def __call__(self, x):
-        n = len(x)
-        images = x.reshape(n, 3, 32, 32)
-        shifts = self.rng.integers(-self.max_shift, self.max_shift + 1, size=(2, n))
-        out = np.zeros_like(images)
-        for i, (dy, dx) in enumerate(shifts.T.tolist()):
-            out[i, :, max(0, dy):32 + min(0, dy), max(0, dx):32 + min(0, dx)] = \
-                images[i, :, max(0, -dy):32 - max(0, dy), max(0, -dx):32 - max(0, dx)]
-        return out.reshape(x.shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +137,7 @@ def augmentation(r: Recipe, norm):
     if r.flip > 0:
         steps.append(RandomHorizontalFlip(r.flip, seed=seeds[0]))
     if r.shift > 0:
-        steps.append(FastTranslation(r.shift, seed=seeds[1]))
+        steps.append(RandomTranslation(r.shift, seed=seeds[1]))
     if r.jitter > 0:
         steps.append(ColorJitter(brightness=r.jitter, contrast=r.jitter, seed=seeds[2]))
     return Compose(steps + [norm])
@@ -265,8 +184,15 @@ def train_best(r: Recipe, data: parallel.PixelData, progress: bool = False) -> d
                               if k in metrics)
                   + f", {time.perf_counter() - t0:.0f} s", flush=True)
 
-    avg = WeightAverage(model, r.average_last, per_epoch) if r.average_last else None
-    callbacks = [log] + ([avg] if avg else []) + [guard]
+    swa = AveragedModel(model) if r.average_last else None
+
+    def average(step, metrics):
+        """SWA: add the weights at the end of each of the schedule's last r.average_last epochs
+        (as planned at that epoch; a later shortening can leave fewer averaged)."""
+        if step % per_epoch == 0 and step // per_epoch > sched.epochs - r.average_last:
+            swa.update_parameters(model)
+
+    callbacks = [log] + ([average] if swa is not None else []) + [guard]
     diverged = False
     try:
         history = fit(model, opt, loader, val_data=data.val, epochs=r.epochs, scheduler=sched,
@@ -280,18 +206,17 @@ def train_best(r: Recipe, data: parallel.PixelData, progress: bool = False) -> d
     train_time = time.perf_counter() - t0
     t_eval = time.perf_counter()
     final = {k: v[-1] for k, v in history["metrics"].items() if v}
-    norm = data.norm if r.tta else None
     for part, xy in (("val", data.val), ("test", data.test)):
         if xy is not None:
             final[f"{part}_acc_plain"] = evaluate(model, *xy)["acc"]
-            final[f"{part}_acc"] = accuracy(model, *xy, norm=norm)
-    if avg is not None and avg.count and not diverged:
-        averaged = MLP([3072, *r.hidden, 10], activation=r.activation, dropout=r.dropout)
-        averaged.load_state_dict(model.state_dict())
-        avg.apply(averaged, data.train[0][:10000])
+            final[f"{part}_acc"] = evaluate(model, *xy, flip_tta=r.tta, normalize=data.norm)["acc"]
+    if swa is not None and int(swa.n_averaged.data) and not diverged:
+        x = data.train[0][:10000]  # as torch's update_bn, with dropout active
+        update_bn((x[i:i + 500] for i in range(0, len(x), 500)), swa)
         for part, xy in (("val", data.val), ("test", data.test)):
             if xy is not None:
-                final[f"{part}_acc_swa"] = accuracy(averaged, *xy, norm=norm)
+                final[f"{part}_acc_swa"] = evaluate(swa, *xy, flip_tta=r.tta,
+                                                    normalize=data.norm)["acc"]
     wall = time.perf_counter() - t0
     return {"label": r.label, "config": dataclasses.asdict(r),
             "data": {"folder": data.folder, "split": data.split, "sizes": data.sizes()},

@@ -298,7 +298,7 @@ def uncommitted_changes() -> list[str] | None:
 
 
 def benchmark_results(root: Path):
-    """<root>/benchmark/results.json of a full `python -m experiments.benchmark --out
+    """<root>/benchmark/results.json of a full `python -m benchmarks.benchmark --out
     <root>/benchmark` run (its default folder is runs/benchmark), else None."""
     path = root / "benchmark" / "results.json"
     if not path.is_file():

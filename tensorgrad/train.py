@@ -16,6 +16,7 @@ import numpy as np
 
 from . import faults
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data.augment import hflip
 from .data.checks import check_finite
 from .deferred_signals import DeferredSignals
 from .nn import functional as F
@@ -70,9 +71,13 @@ def _batches(x, batch_size):
         yield slice(i, i + batch_size)
 
 
-def evaluate(model, x, y, batch_size=1000, l2=0.0):
+def evaluate(model, x, y, batch_size=1000, l2=0.0, flip_tta=False, normalize=None):
     """Mean cross-entropy loss, cost (loss + l2 * penalty) and accuracy in eval mode, no graph.
 
+    flip_tta (test-time augmentation): each image's softmax probabilities are averaged with its
+    left-right mirror's, and the loss and accuracy are those of the average; x holds images,
+    (n, 3*s*s) rows or (n, C, H, W), and `normalize` is the Normalize that standardised them, if
+    any (the mirror is then taken in pixel space, see tensorgrad.data.hflip).
     Returns a dict {'loss', 'cost', 'acc'}; the model's train/eval mode is restored after.
     """
     was_training = model.training
@@ -81,9 +86,19 @@ def evaluate(model, x, y, batch_size=1000, l2=0.0):
     try:
         with no_grad():
             for sl in _batches(x, batch_size):
-                logits = model(Tensor(x[sl]))
-                total += F.cross_entropy(logits, y[sl], reduction="sum").item()
-                correct += int((logits.data.argmax(axis=1) == y[sl]).sum())
+                xb, yb = x[sl], y[sl]
+                logits = model(Tensor(xb))
+                if flip_tta:
+                    mirrored = model(Tensor(hflip(xb, normalize)))
+                    scores = F.softmax(logits, axis=1).data + F.softmax(mirrored, axis=1).data
+                    rows = np.arange(len(yb))
+                    log_p = np.logaddexp(F.log_softmax(logits, axis=1).data[rows, yb],
+                                         F.log_softmax(mirrored, axis=1).data[rows, yb])
+                    total += float(np.log(2.0) * len(yb) - log_p.sum(dtype=np.float64))
+                    correct += int((scores.argmax(axis=1) == yb).sum())
+                else:
+                    total += F.cross_entropy(logits, yb, reduction="sum").item()
+                    correct += int((logits.data.argmax(axis=1) == yb).sum())
             penalty = l2_penalty(model).item() if l2 else 0.0
     finally:
         model.train(was_training)

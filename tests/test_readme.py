@@ -1,5 +1,6 @@
-"""The README's examples run as written: its python blocks, and its search over a JSON space
-(on a tiny CIFAR-10, in --quick mode)."""
+"""The README's examples run as written: its python blocks, the modules its commands run, and its
+search over a JSON space (on a tiny CIFAR-10, in --quick mode)."""
+import importlib.util
 import json
 import os
 import pathlib
@@ -19,6 +20,14 @@ def test_readme_python_blocks_run():
     assert len(blocks) >= 2
     for block in blocks:
         exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+
+
+def test_every_module_the_readme_runs_exists():
+    flat = " ".join(README.read_text().split())
+    modules = {m.rstrip(".") for m in re.findall(r"python -m ([\w.]+)", flat)} - {"experiments"}
+    assert {"benchmarks.benchmark", "experiments.k_layer_bn"} <= modules
+    missing = sorted(m for m in modules if importlib.util.find_spec(m) is None)
+    assert missing == []
 
 
 def test_readme_json_space_search_runs(tiny_cifar, optuna, tmp_path):  # noqa: F811

@@ -12,6 +12,7 @@ from .augment import (
                       RandomHorizontalFlip,
                       RandomTranslation,
                       Transform,
+                      hflip,
                       standardize,
 )
 from .checks import check_finite
@@ -22,6 +23,6 @@ from .loader import DataLoader
 __all__ = [
     "CIFAR10Splits", "ColorJitter", "Compose", "DataLoader", "GaussianBlur", "GaussianNoise",
     "ImageArray", "Normalize", "RandomHorizontalFlip", "RandomTranslation", "Transform",
-    "check_finite", "ensure_cifar10", "find_cifar10", "load_cifar10", "read_batch",
+    "check_finite", "ensure_cifar10", "find_cifar10", "hflip", "load_cifar10", "read_batch",
     "standardize", "to_float",
 ]

@@ -74,6 +74,17 @@ class Transform:
         self.rng.bit_generator.state = state["rng"]
 
 
+def hflip(x: np.ndarray, normalize: Normalize | None = None) -> np.ndarray:
+    """Every image of x mirrored left-right, in x's shape (a new array). If normalize
+    standardised x, the mirror is taken in pixel space (undo normalize, flip, redo it): per-
+    feature statistics are not mirror-symmetric, so flipping standardised rows is not the same."""
+    images = _as_images(x, "hflip")
+    if normalize is None:
+        return images[..., ::-1].copy().reshape(x.shape)
+    pixels = x * normalize.std.astype(x.dtype) + normalize.mean.astype(x.dtype)
+    return normalize(_as_images(pixels, "hflip")[..., ::-1].reshape(x.shape))
+
+
 class RandomHorizontalFlip(Transform):
     """Mirror each image left-right with probability p (R0 flips 20%: p=0.2)."""
 
@@ -96,6 +107,8 @@ class RandomTranslation(Transform):
     """Shift each image by whole pixels, dx and dy drawn uniformly from -max_shift..max_shift.
 
     Uncovered pixels get the constant fill, or copy the nearest border pixel with fill='edge'.
+    Each image is moved with one slice copy (and four for its border with 'edge'), far cheaper
+    than gathering every pixel by index.
     """
 
     def __init__(self, max_shift: int = 2, fill: float | str = 0.0, seed=None):
@@ -111,17 +124,25 @@ class RandomTranslation(Transform):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         images = _as_images(x, "RandomTranslation")
-        n, c, h, w = images.shape
+        n, _, h, w = images.shape
         shifts = self.rng.integers(-self.max_shift, self.max_shift + 1, size=(2, n))
-        rows = np.arange(h) - shifts[0][:, None]    # source row of each output row, (n, h)
-        cols = np.arange(w) - shifts[1][:, None]    # source column of each output column, (n, w)
-        out = images[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None],
-                     np.clip(rows, 0, h - 1)[:, None, :, None],
-                     np.clip(cols, 0, w - 1)[:, None, None, :]]
-        if self.fill != "edge":
-            inside = (((rows >= 0) & (rows < h))[:, None, :, None]
-                      & ((cols >= 0) & (cols < w))[:, None, None, :])
-            out = np.where(inside, out, np.asarray(self.fill, dtype=out.dtype))
+        edge = self.fill == "edge"
+        # a longer shift moves no more pixels in (a constant fill), nor changes which border
+        # pixel is copied ('edge'): clipping keeps the slices below non-empty or empty alike
+        reach = (h - 1, w - 1) if edge else (h, w)
+        dys = np.clip(shifts[0], -reach[0], reach[0]).tolist()
+        dxs = np.clip(shifts[1], -reach[1], reach[1]).tolist()
+        out = np.empty_like(images, order="C") if edge else \
+            np.full_like(images, self.fill, order="C")
+        for img, src, dy, dx in zip(out, images, dys, dxs):
+            top, bottom = max(0, dy), h + min(0, dy)   # the output rows that have a source row
+            left, right = max(0, dx), w + min(0, dx)
+            img[:, top:bottom, left:right] = src[:, top - dy:bottom - dy, left - dx:right - dx]
+            if edge:
+                img[:, top:bottom, :left] = img[:, top:bottom, left:left + 1]
+                img[:, top:bottom, right:] = img[:, top:bottom, right - 1:right]
+                img[:, :top] = img[:, top:top + 1]
+                img[:, bottom:] = img[:, bottom - 1:bottom]
         return out.reshape(x.shape)
 
     def __repr__(self) -> str:

@@ -1,5 +1,6 @@
 """Tests for tensorgrad.data.augment: per-batch augmentations and standardisation."""
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from tensorgrad.data import (
     Normalize,
     RandomHorizontalFlip,
     RandomTranslation,
+    hflip,
     standardize,
 )
 
@@ -100,6 +102,29 @@ def test_flip_with_p_one_mirrors_every_image_and_twice_is_identity():
     np.testing.assert_array_equal(RandomHorizontalFlip(0.0)(x), x)
 
 
+def test_hflip_mirrors_every_image_and_twice_is_identity():
+    x = images(6)
+    once = hflip(x)
+    np.testing.assert_array_equal(once.reshape(-1, 3, 32, 32), x.reshape(-1, 3, 32, 32)[..., ::-1])
+    assert once.shape == x.shape and not np.shares_memory(once, x)
+    np.testing.assert_array_equal(hflip(once), x)
+    cube = x.reshape(6, 3, 32, 32)
+    np.testing.assert_array_equal(hflip(cube), cube[..., ::-1])
+    with pytest.raises(ValueError, match=r"hflip: expects images .* got shape \(2, 10\)"):
+        hflip(np.zeros((2, 10)))
+
+
+def test_hflip_of_standardised_images_mirrors_their_pixels():
+    pixels = images(5)
+    norm = Normalize.fit(images(50, seed=1))
+    flipped = hflip(norm(pixels), norm)
+    expected = norm(pixels.reshape(5, 3, 32, 32)[..., ::-1].reshape(5, -1))
+    assert flipped.dtype == np.float32
+    np.testing.assert_allclose(flipped, expected, atol=1e-4)
+    np.testing.assert_allclose(hflip(flipped, norm), norm(pixels), atol=1e-4)
+    assert not np.allclose(hflip(norm(pixels)), expected, atol=1e-2)  # not the rows' mirror
+
+
 def test_flip_fraction_matches_p():
     x = images(2000)
     out = RandomHorizontalFlip(0.2, seed=3)(x)
@@ -138,6 +163,39 @@ def test_each_image_is_a_whole_pixel_shift_within_range(max_shift, fill, seed):
     for img, got in zip(x, out):
         assert any(np.array_equal(got, shifted(img, dy, dx, fill))
                    for dy in shifts for dx in shifts)
+
+
+def gathered_translation(x, max_shift, fill, rng):
+    """The reference: the gather-by-index translation that RandomTranslation's slice copies
+    replaced, drawing its shifts from rng the same way."""
+    side = math.isqrt(x.shape[1] // 3) if x.ndim == 2 else None
+    images = x if x.ndim == 4 else x.reshape(len(x), 3, side, side)
+    n, c, h, w = images.shape
+    shifts = rng.integers(-max_shift, max_shift + 1, size=(2, n))
+    rows, cols = np.arange(h) - shifts[0][:, None], np.arange(w) - shifts[1][:, None]
+    out = images[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None],
+                 np.clip(rows, 0, h - 1)[:, None, :, None],
+                 np.clip(cols, 0, w - 1)[:, None, None, :]]
+    if fill != "edge":
+        inside = (((rows >= 0) & (rows < h))[:, None, :, None]
+                  & ((cols >= 0) & (cols < w))[:, None, None, :])
+        out = np.where(inside, out, np.asarray(fill, dtype=out.dtype))
+    return out.reshape(x.shape)
+
+
+@pytest.mark.parametrize("shape, dtype", [((12, 3072), np.float32), ((12, 3, 32, 32), np.float64),
+                                          ((12, 2, 5, 7), np.float32)])
+@pytest.mark.parametrize("max_shift", [0, 1, 3, 9])   # 9: beyond the 5 x 7 images
+@pytest.mark.parametrize("fill", [0.0, 0.25, "edge"])
+def test_translation_is_bit_for_bit_the_gathered_one(shape, dtype, max_shift, fill):
+    x = np.random.default_rng(4).standard_normal(shape).astype(dtype)
+    x.flat[::7] = -0.0   # signed zeros must come through as they are
+    ours, rng = RandomTranslation(max_shift, fill=fill, seed=11), np.random.default_rng(11)
+    for _ in range(3):   # the generators stay in step from call to call
+        got, expected = ours(x), gathered_translation(x, max_shift, fill, rng)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        assert got.tobytes() == expected.tobytes()
+    assert ours.rng.bit_generator.state == rng.bit_generator.state
 
 
 # --- colour jitter ------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_the_main_job_in_full_mode_changes_no_tracked_file(fresh, cifar_5005):
 
 
 def test_the_benchmark_changes_no_tracked_file(fresh):
-    proc = run(fresh, "experiments.benchmark", "--quick", "--no-torch")
+    proc = run(fresh, "benchmarks.benchmark", "--quick", "--no-torch")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert status(fresh) == ""
     assert (fresh / "runs" / "benchmark" / "results.json").is_file()
@@ -137,7 +137,7 @@ def test_publish_copies_the_evidence_and_rewrites_results_md(fresh):
     published = fresh / "experiments" / "results" / "k_layer_bn"
     old = {p.name for p in published.iterdir()}
     fake_study(fresh / "runs" / "k_layer_bn")
-    benchmark = {"command": "python -m experiments.benchmark", "rows": []}
+    benchmark = {"command": "python -m benchmarks.benchmark", "rows": []}
     (fresh / "runs" / "benchmark").mkdir()
     (fresh / "runs" / "benchmark" / "results.json").write_text(json.dumps(benchmark))
     proc = run(fresh, "experiments.reproduce", "--reuse", "--only", "S4", "--publish",

@@ -1,4 +1,5 @@
-"""Unit tests of the S6 helpers: Variant checks, thread settings, job order, weight averaging."""
+"""Unit tests of the S6 helpers: Variant checks, thread settings, job order, the best MLP's
+fitted schedule and time budget."""
 import argparse
 import json
 import os
@@ -10,7 +11,6 @@ import pytest
 
 from experiments import best_mlp, parallel
 from models.mlp import MLP
-from tensorgrad.data import Normalize
 
 
 def test_variant_rejects_unknown_settings():
@@ -67,28 +67,6 @@ def test_total_wall_time_skips_quick_results(tmp_path):
     assert total == {"studies": {"a": 10.0, "c": 5.5}, "total_s": 15.5}
 
 
-def test_weight_average_is_the_mean_of_the_last_epochs():
-    model = MLP([12, 4, 3], seed=0)
-    avg = best_mlp.WeightAverage(model, last=3, updates_per_epoch=5)
-    snapshots = []
-    for epoch in range(1, 5):
-        for p in model.parameters():
-            p.data += np.float32(epoch)
-        avg(epoch * 5, {})
-        snapshots.append([p.data.copy() for p in model.parameters()])
-    avg(7, {})  # not an epoch end: ignored
-    assert avg.count == 3
-    target = MLP([12, 4, 3], seed=1)
-    x = np.random.default_rng(0).standard_normal((64, 12)).astype(np.float32)
-    avg.apply(target, x)
-    for p, *snaps in zip(target.parameters(), *snapshots[1:]):
-        np.testing.assert_allclose(p.data, np.mean(snaps, axis=0), rtol=1e-6)
-    bn = target[1]
-    h = x @ target[0].weight.data.T + target[0].bias.data
-    np.testing.assert_allclose(bn.running_mean.data, h.mean(axis=0), rtol=1e-4, atol=1e-5)
-    assert bn.momentum == 0.1 and not target.training
-
-
 def test_fitted_schedule_resize_continues_the_shorter_schedule():
     from tensorgrad.optim import SGD
     from tensorgrad.optim.lr_scheduler import OneCycleLR
@@ -126,22 +104,3 @@ def test_time_budget_shortens_the_schedule(tiny_cifar, monkeypatch):
     free = best_mlp.train_best(best_mlp.Recipe(hidden=[16], epochs=3, batch_size=20,
                                                eval_train=50), data)
     assert free["schedule_epochs"] == 3 and free["epochs_done"] == 3 and free["within_limit"]
-
-
-def test_mirror_flips_images_in_pixel_space():
-    rng = np.random.default_rng(0)
-    pixels = rng.random((5, 3072)).astype(np.float32)
-    norm = Normalize.fit(rng.random((50, 3072)).astype(np.float32))
-    x = norm(pixels)
-    flipped = best_mlp.mirror(x, norm)
-    expected = norm(pixels.reshape(5, 3, 32, 32)[..., ::-1].reshape(5, -1))
-    np.testing.assert_allclose(flipped, expected, atol=1e-4)
-    np.testing.assert_allclose(best_mlp.mirror(flipped, norm), x, atol=1e-4)
-
-
-def test_fast_translation_matches_random_translation():
-    from tensorgrad.data import RandomTranslation
-    x = np.random.default_rng(0).random((40, 3072)).astype(np.float32)
-    slow, fast = RandomTranslation(3, seed=5), best_mlp.FastTranslation(3, seed=5)
-    for _ in range(3):
-        np.testing.assert_array_equal(fast(x), slow(x))

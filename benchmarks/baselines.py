@@ -5,8 +5,8 @@ layer, softmax cross-entropy, L2 on the weight matrices, plain SGD with a cyclic
 and the best MLP's shape also with SGD momentum and the weight decay in the optimizer instead.
 tensorgrad is compared with two references written here: the fastest plain-numpy step a careful
 person writes by hand (preallocated buffers, in-place ufuncs, BLAS with out=), and the same network
-written the ordinary way in PyTorch eager on CPU.  Run this file to time both and check that they
-compute the same thing.
+written the ordinary way in PyTorch eager on CPU.  `python -m benchmarks.baselines [--data DIR]`
+times both and checks that they compute the same thing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import argparse
 import ctypes
 import glob
 import os
-import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -24,7 +23,6 @@ import numpy as np
 THREE_LAYER = (3072, 50, 50, 10)
 NINE_LAYER = (3072, 50, 30, 20, 20, 10, 10, 10, 10, 10)
 BEST_MLP = (3072, 1024, 512, 256, 10)  # the best MLP's shape (experiments/best_mlp.py), batch 256
-CIFAR_DIR = "/work/data/cifar-10-batches-py"
 
 
 def numpy_blas_threads() -> int:
@@ -81,7 +79,7 @@ def timed_updates(step_fn: Callable[[np.ndarray, np.ndarray, float], float], x: 
                   eta_max: float = 1e-1, n_s: int = 2250, seed: int = 0,
                   losses: list[float] | None = None) -> Iterator[float]:
     """The updates of time_updates one at a time: yields each update's time in ms, so several
-    frameworks can take turns every few updates (see experiments/benchmark.py)."""
+    frameworks can take turns every few updates (see benchmarks/benchmark.py)."""
     if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
         raise ValueError(f"time_updates: need x (N, D) and y (N,), got {x.shape} and {y.shape}")
     n = x.shape[0]
@@ -497,22 +495,18 @@ def check_numpy_baseline_against_torch(sizes: Sequence[int] = (12, 7, 6, 5, 4), 
     return diff
 
 
-def load_cifar10_train(root: str = CIFAR_DIR, n_train: int = 45000
+def load_cifar10_train(root: str | os.PathLike | None = None, n_val: int = 5000
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """CIFAR-10 training batches as float32 (x_train, y_train, x_val, y_val), standardised per
-    feature with the mean/std of the first n_train images."""
-    xs, ys = [], []
-    for i in range(1, 6):
-        path = os.path.join(root, f"data_batch_{i}")
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        xs.append(np.asarray(batch[b"data"], dtype=np.float32))
-        ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    mean, std = x[:n_train].mean(axis=0), x[:n_train].std(axis=0)
-    x -= mean
-    x /= std
-    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+    """CIFAR-10's split b as float32 (x_train, y_train, x_val, y_val): the last n_val training
+    images for val, read by tensorgrad.data's loader from root (else $TENSORGRAD_DATA; never
+    downloaded) and standardised with the training part's per-feature mean and std, as every
+    study reads them."""
+    from tensorgrad.data import load_cifar10, standardize
+
+    splits = load_cifar10(root, split="b", n_val=n_val, download=False)
+    (x, y), (x_val, y_val) = splits.train, splits.val
+    x, x_val = standardize(x, x_val)
+    return x, y, x_val, y_val
 
 
 def _time_all(x: np.ndarray, y: np.ndarray, n_updates: int, warmup: int, threads: int,
@@ -532,11 +526,14 @@ def _time_all(x: np.ndarray, y: np.ndarray, n_updates: int, warmup: int, threads
     return results
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=300, help="timed updates per run")
     parser.add_argument("--warmup", type=int, default=30, help="untimed updates before timing")
-    args = parser.parse_args()
+    parser.add_argument("--data", default=None,
+                        help="CIFAR-10 folder for the one-epoch comparison (default "
+                             "$TENSORGRAD_DATA; skipped when not found)")
+    args = parser.parse_args(argv)
 
     threads = numpy_blas_threads()
     use_torch = torch_available()
@@ -560,8 +557,11 @@ def main() -> None:
     print(f"timing on random data {x.shape} float32, batch 100:")
     first = _time_all(x, y, args.updates, args.warmup, threads, use_torch)
 
-    if os.path.isdir(CIFAR_DIR):
-        xc, yc, xv, yv = load_cifar10_train()
+    from tensorgrad.data import find_cifar10
+
+    found = find_cifar10(args.data)
+    if found is not None:
+        xc, yc, xv, yv = load_cifar10_train(found)
         print("one epoch (450 updates) on CIFAR-10, same init and batches for both:")
         for net_name, sizes in (("3-layer", THREE_LAYER), ("9-layer", NINE_LAYER)):
             models = {"numpy": NumpyMLP(sizes)}
@@ -576,7 +576,8 @@ def main() -> None:
                       flush=True)
         del xc, yc, xv, yv
     else:
-        print(f"{CIFAR_DIR} not found: skipping the one-epoch CIFAR-10 comparison")
+        print("CIFAR-10 not found (--data or $TENSORGRAD_DATA): skipping the one-epoch "
+              "comparison")
 
     print("timing again:")
     second = _time_all(x, y, args.updates, args.warmup, threads, use_torch)

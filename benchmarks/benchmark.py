@@ -1,7 +1,7 @@
 """Training-speed benchmark: tensorgrad against hand-written numpy and PyTorch eager, same run.
 
-    python -m experiments.benchmark [--data DIR] [--updates 450] [--best-updates 175]
-                                    [--rounds 3] [--networks 3-layer,best] [--quick] --out DIR
+    python -m benchmarks.benchmark [--data DIR] [--updates 450] [--best-updates 175]
+                                   [--rounds 3] [--networks 3-layer,best] [--quick] [--out DIR]
 
 Times the training updates of four networks, float32, batch norm before ReLU, softmax
 cross-entropy, SGD under the cyclical learning rate:
@@ -14,11 +14,12 @@ cross-entropy, SGD under the cyclical learning rate:
 `--updates` (one epoch at batch 100) is the timed count of the first two, `--best-updates` (one
 epoch at batch 256) of the others. tensorgrad runs as a user writes it (MLP module,
 F.cross_entropy + lam * nn.l2_penalty, SGD, CyclicLR), numpy as the serious baseline of
-experiments/baselines.py (preallocated buffers, hand-written backward) and, when torch is
+benchmarks/baselines.py (preallocated buffers, hand-written backward) and, when torch is
 installed, PyTorch on CPU with the same number of threads. In each of `--rounds` rounds every
 framework gets a fresh model and the same batches, and they take turns every `--chunk` updates
 (so that drift in the machine's load hits all alike); the medians of ms/update and the ratios are
-printed and written to --out/results.json (nothing else is written).
+printed and written to --out/results.json (default runs/benchmark/, untracked; nothing else is
+written).
 
 `--ablate axpy,lowering` (or `all`) measures what fast paths pay: each named path gets a
 contestant of its own, tensorgrad with that one path switched off (tg.fast_mode(False,
@@ -37,12 +38,13 @@ import time
 
 import numpy as np
 
-from experiments.baselines import (
+from benchmarks.baselines import (
     BEST_MLP,
     NINE_LAYER,
     THREE_LAYER,
     NumpyMLP,
     TorchMLP,
+    load_cifar10_train,
     numpy_blas_threads,
     timed_updates,
     torch_available,
@@ -86,16 +88,12 @@ class TensorgradMLP:
 
 
 def _data(root, n, quick):
-    from tensorgrad.data import find_cifar10, load_cifar10, standardize
-    found = None
-    try:
-        found = find_cifar10(root)
-    except Exception:
-        found = None
+    """The first n standardised CIFAR-10 training images when the data is found (root, else
+    $TENSORGRAD_DATA) and not quick, else random data of their shape."""
+    from tensorgrad.data import find_cifar10
+    found = find_cifar10(root)
     if found is not None and not quick:
-        splits = load_cifar10(root, split="b", download=False)
-        (x, y) = splits.train
-        (x,) = standardize(x)
+        x, y, _, _ = load_cifar10_train(found)
         return x[:n], y[:n], f"CIFAR-10 ({found})"
     rng = np.random.default_rng(0)
     return (rng.standard_normal((n, 3072), dtype=np.float32), rng.integers(0, 10, n),
@@ -239,7 +237,7 @@ def main(argv=None):
             ablation.append({"path": path, "network": net, "ms": off, "over_numpy": off / npy,
                              "change": off / t - 1.0})
             print(f"| {path} | {net} | {off:.3f} | {off / npy:.2f} | {off / t - 1:+.1%} |")
-    result = {"command": " ".join(["python -m experiments.benchmark"] + (argv or sys.argv[1:])),
+    result = {"command": " ".join(["python -m benchmarks.benchmark"] + (argv or sys.argv[1:])),
               "data": source, "blas_threads": threads, "numpy": np.__version__,
               "python": platform.python_version(), "updates": args.updates,
               "best_updates": args.best_updates, "rounds": args.rounds, "chunk": args.chunk,

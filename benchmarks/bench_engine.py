@@ -1,6 +1,6 @@
 """Engine cost: tensorgrad forward+backward against the same computation written in numpy.
 
-    python -m experiments.bench_engine [--repeats 2000]
+    python -m benchmarks.bench_engine [--repeats 2000]
 
 Prints median times and ratios for (1) ((x @ w).relu().sum()) with x 100x3072 float32 (no grad)
 and w 3072x50 (grad), against numpy's forward matmul + relu and dW = x.T @ mask; (2) the per-op
