@@ -37,20 +37,8 @@ PATHS = {
     "blas_reduction": ("sums as BLAS products: a float matrix's row or column sums and "
                        "means with a cached constant vector, sum_squares as dot(x, x)",
                        "call or compiled site"),
-    "matmul_dispatch": ("2-D products through numpy's C dot when small, into a fresh array "
-                        "with matmul when large", "choice"),
-    "narrow_row_max": ("row maxima of a narrow matrix (softmax over classes) reduced from a "
-                       "transposed copy", "call"),
-    "pow_primitive": ("x ** 2, x ** 0.5 and x ** -0.5 as the primitives square, sqrt and "
-                      "rsqrt instead of the general power", "call"),
-    "compact_gradient": ("a reduction's gradient keeps its size-1 axes; broadcast only where "
-                         "an op or a leaf needs the full shape", "broadcast"),
     "vjp_all": ("one call computes all inputs' gradients of a node (a fused node, "
                 "sum_squares)", "node"),
-    "fresh_gradient": ("a leaf keeps the fresh array a vjp returned as its .grad, without "
-                       "a copy", "leaf"),
-    "inplace_accumulate": ("later gradients of a leaf are added in place into the .grad "
-                           "array the same backward allocated", "addition"),
     "lazy_scaled": ("the L2 term's gradient x * s stays unevaluated and is folded into the "
                     "leaf's other gradient in one pass", "gradient"),
     "axpy": ("y += a * x in place, in one BLAS pass for large arrays (optimizer updates, "

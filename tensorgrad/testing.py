@@ -753,9 +753,7 @@ def _pow(b):
     if e in (2, 3):
         x = b.bounded(x, 3.0)
         corners = [x.lo ** e, x.hi ** e] + ([0.0] if x.lo < 0 < x.hi else [])
-        # (x ** 2, 0.5 and -0.5 are square, sqrt and rsqrt in fast mode: other numpy calls)
-        return b.emit("pow", (x, e), min(corners), max(corners), e == 3 and x.generic,
-                      exact=e == 3)
+        return b.emit("pow", (x, e), min(corners), max(corners), e == 3 and x.generic)
     x = b.positive(x, 0.2, 5.0)
     if e == "tensor":  # a ** y elementwise, with broadcasting
         y = b.partner(x, consts=())
@@ -766,7 +764,7 @@ def _pow(b):
         e_lo = e_hi = e
         args = (x, e)
     corners = [base ** ex for base in (x.lo, x.hi) for ex in (e_lo, e_hi)]
-    return b.elementwise("pow", args, min(corners), max(corners), exact=e not in (0.5, -0.5))
+    return b.elementwise("pow", args, min(corners), max(corners))
 
 
 def _astype(b):

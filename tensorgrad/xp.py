@@ -75,38 +75,6 @@ def plain_sum(a, axis=None, keepdims=False, scale=None):
     return s if scale is None else s * scale
 
 
-def matmul(a, b):
-    """np.matmul of numpy arrays, the fastest way for each size (measured, numpy 2.4, OpenBLAS):
-    matrices with a large product (a 3072 x 50 weight gradient) go to matmul with a fresh `out`
-    (numpy's dot zeroes its result before BLAS writes it: 600 vs 430 us on one thread, and
-    matmul without `out` takes a slower path), small ones to numpy's C dot, which costs 2-4 us
-    less per call than the matmul ufunc; anything else to matmul."""
-    if a.ndim == 2 and b.ndim == 2:
-        return matmul_2d(a.shape, b.shape, a.dtype, b.dtype)(a, b)
-    return np.matmul(a, b)
-
-
-def matmul_2d(shape_a, shape_b, dtype_a, dtype_b):
-    """The function `matmul` uses for matrices of these shapes and dtypes (the ops' lowerings
-    for fused programs choose it once, see Op.lower)."""
-    _HITS["matmul_dispatch"] += 1
-    if shape_a[0] * shape_b[1] >= _BIG_PRODUCT and dtype_a == dtype_b and dtype_a.kind == "f":
-        return _product_into_fresh
-    return dot
-
-
-def plain_matmul_2d(shape_a, shape_b, dtype_a, dtype_b):
-    """matmul_2d's plain choice (matmul_dispatch off): numpy's matmul for every size."""
-    return np.matmul
-
-
-def _product_into_fresh(a, b):
-    return np.matmul(a, b, out=np.empty((a.shape[0], b.shape[1]), a.dtype))
-
-
-_BIG_PRODUCT = 1 << 14  # output elements
-
-
 class Scaled:
     """The gradient `x * scale` (scale a 0-d array or number), not computed yet: the L2 term's
     2 lambda W. The engine adds it into another gradient of the same leaf in one pass (axpy)
@@ -147,7 +115,8 @@ def _mean(a, axis=None, keepdims=False):
 
 def reduce_to(g, shape, full=None):
     """Sum `g` over the axes where it is larger than `shape`; axes where it is smaller (a
-    compact gradient) stay as they are, so the result broadcasts to `shape`.
+    compact gradient, which a fused program's backward keeps until an op needs the full size)
+    stay as they are, so the result broadcasts to `shape`.
 
     `full`: the shape `g` stands for (an elementwise op's output: its vjps may return a compact
     gradient that broadcasts to it). Along an axis that `shape` broadcast (size 1 or missing)
@@ -166,10 +135,11 @@ def reduce_to(g, shape, full=None):
     return g.reshape(g.shape[lead:]) if lead else g
 
 
-def full_reduce_to(g, shape, full=None):
-    """reduce_to without compact gradients (compact_gradient off, tensorgrad/mode.py): `g`
-    spread to its full shape (`full`, or `shape`'s where g is smaller), then summed to `shape`."""
-    target = np.broadcast_shapes(g.shape, shape if full is None else full)
+def unbroadcast(g, shape):
+    """`g` summed to `shape`, undoing broadcasting (the walk's step after each vjp): spread
+    first where it is smaller (a reduction's gradient has size-1 axes where its input had n),
+    so the result always has `shape`."""
+    target = np.broadcast_shapes(g.shape, shape)
     return reduce_to(g if g.shape == target else np.broadcast_to(g, target), shape)
 
 
@@ -237,9 +207,9 @@ def getitem(a, idx):
 # methods instead of numpy's Python-level wrappers (np.reshape, np.transpose, ...): same result,
 # a fraction of the call overhead on the small arrays of a mini-batch
 numpy_ns = SimpleNamespace(
-    sum=_sum, mean=_mean, sum_to=sum_to, scaled=scaled, reduce_to=reduce_to, unindex=unindex,
+    sum=_sum, mean=_mean, sum_to=sum_to, scaled=scaled, unbroadcast=unbroadcast, unindex=unindex,
     astype=astype, getitem=getitem, exp=np.exp, log=np.log, sign=np.sign, where=np.where,
-    matmul=matmul,
+    matmul=np.matmul,
     reshape=lambda a, shape: a.reshape(shape),
     transpose=lambda a, axes=None: a.transpose(axes),
     swapaxes=lambda a, i, j: a.swapaxes(i, j),
@@ -249,12 +219,10 @@ numpy_ns = SimpleNamespace(
 
 # switched-off fast paths (tensorgrad/mode.py): their plain helpers in the fast walk's namespace
 reference_swap(sys.modules[__name__], "blas_reduction", fast_sum=plain_sum)
-reference_swap(numpy_ns, "matmul_dispatch", matmul=np.matmul)
 reference_swap(numpy_ns, "lazy_scaled", scaled=lambda x, scale: x * scale)
-reference_swap(numpy_ns, "compact_gradient", reduce_to=full_reduce_to)
 
 # reference mode's namespace (tensorgrad/mode.py): each helper as plain numpy computes it (no
-# BLAS sums, no choice of product, no lazy product)
+# BLAS sums, no lazy product)
 reference_ns = SimpleNamespace(
     sum=lambda a, axis=None, keepdims=False: np.sum(a, axis=axis, keepdims=keepdims),
     mean=lambda a, axis=None, keepdims=False: np.mean(a, axis=axis, keepdims=keepdims),

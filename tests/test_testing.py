@@ -29,7 +29,6 @@ QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_to
 COMPARISONS = ("greater", "less", "greater_equal", "less_equal")
 ELEMENTWISE = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "where")
 REDUCTIONS = ("sum", "mean", "var", "std", "max", "min", "logsumexp")
-FAST_POWERS = (2, 0.5, -0.5)  # x ** e that fast mode computes as square, sqrt, rsqrt
 
 
 def test_every_registered_op_has_a_builder():
@@ -94,8 +93,7 @@ def _derived(program):
             features.add(s.op)
         if s.op == "linear_bn_relu" and s.params["form"] == "nn":
             features.add("nn_modules")
-        if s.op not in EXACT_OPS | set(COMPARISONS) | {"dropout"} or \
-                s.op == "pow" and s.args[1] in FAST_POWERS:
+        if s.op not in EXACT_OPS | set(COMPARISONS) | {"dropout"}:
             exact = False
     if max(uses.values(), default=0) >= 2:
         features.add("shared")
@@ -183,12 +181,13 @@ def test_exact_programs_are_drawn_and_use_no_inexact_op():
         "dropout"}
 
 
-def test_a_power_that_fast_mode_computes_otherwise_is_not_exact():
+@pytest.mark.parametrize("exponent", [2, 0.5, -0.5])
+def test_a_power_runs_numpy_s_power_in_every_mode_so_it_is_exact(exponent):
     program = find(programs(ops=["pow"], features=(), exact=True),
-                   lambda p: any(s.op == "pow" and s.args[1] in FAST_POWERS for s in p.steps),
+                   lambda p: any(s.op == "pow" and s.args[1] == exponent for s in p.steps),
                    settings=settings(phases=[Phase.generate], database=None,
                                      suppress_health_check=QUIET))
-    assert not program.exact
+    assert program.exact
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=QUIET)

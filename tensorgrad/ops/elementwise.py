@@ -6,15 +6,12 @@ written against the array namespace `xp` (see tensorgrad/xp.py). Broadcasting is
 engine, so the vjps below read like the calculus. A `_<op>_lower` beside an op gives fused
 programs versions specialised for their fixed shapes (see Op.lower); the maths stays above.
 """
-import sys
 from functools import partial
 
 import numpy as np
 from scipy.special import expit
 
 from ..function import passthrough
-from ..mode import HITS as _HITS
-from ..mode import reference_swap
 from ..xp import dot, filled, number, zeros_of
 from ._base import Op as _Op
 from ._base import nondiff
@@ -40,7 +37,7 @@ def _sub_lower(i, examples):
 
 sub = Op("sub", np.subtract,
          passthrough,
-         lambda xp, g, out, a, b: -g,  # (g may be compact: the engine does every reduction)
+         lambda xp, g, out, a, b: -g,  # (g may be compact in a fused program: see Op)
          lower=_sub_lower)
 mul = Op("mul", np.multiply,
          lambda xp, g, out, a, b: g * b,
@@ -48,9 +45,11 @@ mul = Op("mul", np.multiply,
 div = Op("div", np.true_divide,
          lambda xp, g, out, a, b: g / b,
          lambda xp, g, out, a, b: -g * out / b)
-_pow = Op("pow", np.power,
+pow = Op("pow", np.power,
          lambda xp, g, out, a, b: g * b * a ** (b - 1),
          lambda xp, g, out, a, b: g * out * xp.log(xp.where(a > 0, a, 1)))
+
+
 def _float(*arrays):
     return all(a.dtype.kind == "f" for a in arrays)
 
@@ -82,19 +81,6 @@ rsqrt = Op("rsqrt", lambda x: 1 / np.sqrt(x),
 neg = Op("neg", np.negative,
          lambda xp, g, out, x: -g)
 
-
-
-def pow(a, b):
-    """a ** b elementwise; the exponents 2, 0.5 and -0.5 take the faster primitives square,
-    sqrt and rsqrt (numpy's general power is several times slower)."""
-    if b.__class__ is int or b.__class__ is float:
-        primitive = _POW_PRIMITIVES.get(b)
-        if primitive is not None:
-            _HITS["pow_primitive"] += 1
-            return primitive(a)
-    return _pow(a, b)
-
-
 # ---- unary functions ----------------------------------------------------------------------------
 exp = Op("exp", np.exp,
          lambda xp, g, out, x: g * out)
@@ -102,9 +88,6 @@ log = Op("log", np.log,
          lambda xp, g, out, x: g / x)
 sqrt = Op("sqrt", np.sqrt,
           lambda xp, g, out, x: g / (out * 2))
-_POW_PRIMITIVES = {2: square, 0.5: sqrt, -0.5: rsqrt}  # the exponents pow hands on
-# pow_primitive off (tensorgrad/mode.py): every exponent through the general power
-reference_swap(sys.modules[__name__], "pow_primitive", _POW_PRIMITIVES={})
 abs = Op("abs", np.abs,
          lambda xp, g, out, x: g * xp.sign(x))
 tanh = Op("tanh", np.tanh,

@@ -3,14 +3,9 @@
 For C = A B the gradients are dA = dC B^T and dB = A^T dC; 1-D operands are promoted to
 matrices and the batch dimensions that broadcasting added are summed back by the engine.
 """
-import sys
-
 import numpy as np
 
 from ..function import passthrough
-from ..mode import reference_swap
-from ..xp import matmul as _np_matmul
-from ..xp import matmul_2d, plain_matmul_2d
 from ..xp import vdot as _np_vdot
 from ._base import Op, data_of, shape_of
 
@@ -35,11 +30,11 @@ def _matmul_vjp_b(xp, g, out, a, b):
     return xp.matmul(xp.swapaxes(a, -1, -2), g)
 
 
-_matmul = Op("matmul", _np_matmul, _matmul_vjp_a, _matmul_vjp_b)
+_matmul = Op("matmul", np.matmul, _matmul_vjp_a, _matmul_vjp_b)
 
 
 def _linear_forward(x, weight, bias):
-    out = _np_matmul(x, weight.T)
+    out = np.matmul(x, weight.T)
     if bias is not None:
         out += bias  # the product is a fresh array: add the bias in place
     return out
@@ -57,31 +52,16 @@ def _linear_vjp_weight(xp, g, out, x, weight, bias):
 
 
 def _linear_lower(i, examples):
-    """A 2-D linear layer in a fused program: each product's BLAS path chosen once (as
-    xp.matmul chooses it), and the weight's memory order read once."""
-    if i is None:
-        x, w = examples[:2]
-        if x.ndim != 2 or w.ndim != 2:
-            return None
-        product = matmul_2d(x.shape, w.shape[::-1], x.dtype, w.dtype)
-
-        def forward(x, weight, bias):
-            out = product(x, weight.T)
-            if bias is not None:
-                out += bias
-            return out
-        return forward
-    g, out, x, w = examples[:4]
-    if g.ndim != 2 or x.ndim != 2 or w.ndim != 2 or i == 2:
+    """The weight's gradient of a 2-D linear layer in a fused program: the weight's memory
+    order read once, not on every call."""
+    if i != 1:
         return None
-    if i == 0:
-        product = matmul_2d(g.shape, w.shape, g.dtype, w.dtype)
-        return lambda xp, g, out, x, weight, bias: product(g, weight)
+    g, out, x, w = examples[:4]
+    if g.ndim != 2 or x.ndim != 2 or w.ndim != 2:
+        return None
     if _in_out_order(w):  # stored (in, out), see nn.Linear: the gradient in the same order
-        product = matmul_2d(x.shape[::-1], g.shape, x.dtype, g.dtype)
-        return lambda xp, g, out, x, weight, bias: product(x.T, g).T
-    product = matmul_2d(g.shape[::-1], x.shape, g.dtype, x.dtype)
-    return lambda xp, g, out, x, weight, bias: product(g.T, x)
+        return lambda xp, g, out, x, weight, bias: np.matmul(x.T, g).T
+    return lambda xp, g, out, x, weight, bias: np.matmul(g.T, x)
 
 
 def _in_out_order(w):
@@ -93,18 +73,6 @@ _linear = Op("linear", _linear_forward,
              _linear_vjp_weight,
              passthrough,  # the bias: the engine sums g over the batch
              lower=_linear_lower)
-
-
-def _plain_linear(x, weight, bias):  # matmul_dispatch off (tensorgrad/mode.py): numpy's matmul
-    out = np.matmul(x, weight.T)
-    if bias is not None:
-        out += bias
-    return out
-
-
-reference_swap(_matmul, "matmul_dispatch", forward=np.matmul)
-reference_swap(_linear, "matmul_dispatch", forward=_plain_linear)
-reference_swap(sys.modules[__name__], "matmul_dispatch", matmul_2d=plain_matmul_2d)  # lowerings
 
 
 # sum(a * b) over all elements (numpy's vdot for real arrays): one BLAS dot, no temporary

@@ -164,3 +164,32 @@ def test_a_custom_backward_may_return_a_float32_gradient_for_a_float64_input():
     (got,) = tg.grad(_function_whose_backward_returns((2, 3), np.float32).apply(x).sum(), x)
     assert got.dtype == np.float64  # cast to the input's dtype, as PyTorch does
     np.testing.assert_allclose(got.data, 12.0)
+
+
+class _ReturnsSaved(tg.Function):
+    """d(x * y)/dx = y, returned as the saved tensor itself."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(y)
+        return x * y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        return y, None
+
+
+@pytest.mark.parametrize("loss", [
+    lambda x, y: _ReturnsSaved.apply(x, y).sum(),
+    lambda x, y: _ReturnsSaved.apply(x, y).sum() + _ReturnsSaved.apply(x, y).sum(),
+    lambda x, y: _ReturnsSaved.apply(x, y).sum() + tg.sum_squares(x),  # a lazy L2 term
+], ids=["once", "twice", "with_l2"])
+def test_a_custom_backward_returning_a_saved_tensor_leaves_it_unchanged(loss):
+    x = tg.tensor(np.ones(3), requires_grad=True)
+    y = tg.tensor(np.arange(3.0))
+    loss(x, y).backward()
+    np.testing.assert_array_equal(y.data, [0.0, 1.0, 2.0])
+    assert not np.shares_memory(x.grad.data, y.data)
+    x.grad.data += 1.0  # what an optimizer's user may do
+    np.testing.assert_array_equal(y.data, [0.0, 1.0, 2.0])
