@@ -515,6 +515,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     return {id(target): gradient} for the targets and touch no `.grad`.
     """
     fast = accumulate and targets is None and not create_graph  # the ordinary training backward
+    owned = set()  # ids of .grad arrays this walk allocated (safe to accumulate into in place)
     use_all, add_lazy = True, _add_lazy  # fast paths the walk itself takes
     if not _mode.FAST:  # some or all fast paths off (tensorgrad/mode.py)
         off = _mode.OFF
@@ -522,6 +523,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             return _reference_backward(roots, grad_roots, targets, retain_graph, create_graph,
                                        accumulate)
         use_all = "vjp_all" not in off
+        if "inplace_accumulate" in off:
+            owned = _NOTHING_OWNED
         if "axpy" in off:
             add_lazy = _add_lazy_two_pass
     xp = _namespace(create_graph)
@@ -532,10 +535,10 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         """Hand a finished gradient to `t`: into results (grad) or into t.grad (backward).
 
         `g` may alias `upstream` (the gradient flowing into the op that produced it: add, reshape
-        and friends pass it through) and then must be copied before a leaf keeps it; an array
-        of its own is kept as is, and a later arrival is added into a new array. A 0-d `g` may
-        be a numpy scalar (what ufuncs return for 0-d operands): a leaf keeps an array, since
-        lazy terms are added into what it keeps in place.
+        and friends pass it through) and then must be copied before a leaf keeps it. A fresh
+        array the walk computed is owned: kept as is, and later arrivals add into it in place.
+        A 0-d `g` may be a numpy scalar (what ufuncs return for 0-d operands): a leaf keeps an
+        array, since later terms are added into what it keeps in place.
         """
         if not accumulate:
             if id(t) in tids:
@@ -549,6 +552,10 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             t._grad = g if t._grad is None else t._grad + g
             return
         current = t._grad
+        if current is not None and id(current.data) in owned:
+            current.data += g  # our own buffer from this walk: accumulate in place
+            _HITS["inplace_accumulate"] += 1
+            return
         if current is not None:
             g = current.data + g
             if g.__class__ is not np.ndarray:
@@ -558,6 +565,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         elif upstream is None or not g.flags.writeable or np.may_share_memory(g, upstream):
             g = g.copy()  # the caller's array, a broadcast, or a pass-through of one
         t._grad = Tensor._wrap(g)
+        owned.add(id(g))
 
     heap = []  # (-seq, node) of the nodes holding a pending gradient in ._g
     lazy = {}  # id(leaf) -> (leaf, [xp.Scaled, ...]) waiting for another gradient (fast only)
@@ -640,7 +648,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 else:
                     deliver(p, gi, g)
                     if lazy and id(p) in lazy:
-                        add_lazy(lazy.pop(id(p))[1], p._grad.data)  # its own array after deliver
+                        add_lazy(lazy.pop(id(p))[1], p._grad.data)  # owned after deliver
             if not retain_graph:
                 t._parents = t._raw = None
         for p, pending in lazy.values():  # no other gradient came: compute them now
@@ -676,8 +684,22 @@ def _add_lazy_two_pass(pending, into):
         two_pass(float(sc.scale), sc.x, into)
 
 
+class _NothingOwned:
+    """The walk's `owned` set with inplace_accumulate off: it never holds a .grad array, so a
+    later gradient of a leaf is added into a new array."""
+
+    __slots__ = ()
+
+    def add(self, key):
+        pass
+
+    def __contains__(self, key):
+        return False
+
+
+_NOTHING_OWNED = _NothingOwned()
 # the paths the fast walk takes itself: with all of them off, backward is the reference walk
-_WALK_PATHS = frozenset({"vjp_all", "lazy_scaled"})
+_WALK_PATHS = frozenset({"vjp_all", "inplace_accumulate", "lazy_scaled"})
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
