@@ -729,7 +729,8 @@ def fuse(fn):
     partial = {}  # the programs traced with some fast paths off, by the set of those paths
     name = getattr(fn, "__name__", "fused")
     vjp_all = _fused_vjp_all(fn)
-    op = Op(f"fused[{name}]", None, _fused_vjp(fn), variadic=True, vjp_all=vjp_all)
+    op = Op(f"fused[{name}]", None, _fused_vjp(fn), variadic=True, fresh=True,
+            vjp_all=vjp_all)
 
     needs = {}  # requires-grad mask -> positions of the inputs that require grad
 

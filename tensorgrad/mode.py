@@ -39,6 +39,8 @@ PATHS = {
                        "call or compiled site"),
     "vjp_all": ("one call computes all inputs' gradients of a node (a fused node, "
                 "sum_squares)", "node"),
+    "fresh_gradient": ("a leaf keeps the fresh array a vjp returned as its .grad, without "
+                       "a copy", "leaf"),
     "inplace_accumulate": ("later gradients of a leaf are added in place into the .grad "
                            "array the same backward allocated", "addition"),
     "lazy_scaled": ("the L2 term's gradient x * s stays unevaluated and is folded into the "

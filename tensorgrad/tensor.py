@@ -516,12 +516,13 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     """
     fast = accumulate and targets is None and not create_graph  # the ordinary training backward
     owned = set()  # ids of .grad arrays this walk allocated (safe to accumulate into in place)
-    use_all, add_lazy = True, _add_lazy  # fast paths the walk itself takes
+    fresh, use_all, add_lazy = fast, True, _add_lazy  # fast paths the walk itself takes
     if not _mode.FAST:  # some or all fast paths off (tensorgrad/mode.py)
         off = _mode.OFF
         if _WALK_PATHS <= off:
             return _reference_backward(roots, grad_roots, targets, retain_graph, create_graph,
                                        accumulate)
+        fresh = fast and "fresh_gradient" not in off
         use_all = "vjp_all" not in off
         if "inplace_accumulate" in off:
             owned = _NOTHING_OWNED
@@ -569,7 +570,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
 
     heap = []  # (-seq, node) of the nodes holding a pending gradient in ._g
     lazy = {}  # id(leaf) -> (leaf, [xp.Scaled, ...]) waiting for another gradient (fast only)
-    n_all = n_lazy = 0  # fast paths taken (tg.fast_paths), counted once at the end
+    n_all = n_fresh = n_lazy = 0  # fast paths taken (tg.fast_paths), counted once at the end
     for r, g in _seeds(roots, grad_roots, create_graph, xp):
         if r._op is None:  # a root that is itself a leaf: gets a copy, never the caller's array
             deliver(r, g)
@@ -621,6 +622,15 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     continue
                 if every is not None:
                     gi = every[i]
+                    if fresh and p._op is None and p._grad is None and gi.__class__ is np.ndarray:
+                        p._grad = w = _new_tensor(Tensor)  # an array of its own: keep it
+                        # (shape, dtype and ownership: see Op.vjp_all)
+                        w.data = gi
+                        owned.add(id(gi))
+                        n_fresh += 1
+                        if lazy and id(p) in lazy:
+                            add_lazy(lazy.pop(id(p))[1], gi)
+                        continue
                 elif op.variadic:
                     gi = vjps[0](xp, g, out, *args, argnum=i, **kw)
                 elif kw:
@@ -645,6 +655,13 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                         _heappush(heap, (-p._seq, p))
                     else:
                         p._g = pg + gi
+                elif fresh and p._grad is None and gi.shape == pdata.shape and gi is not g \
+                        and gi.base is None and op.fresh and gi.__class__ is np.ndarray:
+                    p._grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
+                    owned.add(id(gi))
+                    n_fresh += 1
+                    if lazy and id(p) in lazy:
+                        add_lazy(lazy.pop(id(p))[1], gi)
                 else:
                     deliver(p, gi, g)
                     if lazy and id(p) in lazy:
@@ -661,6 +678,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         for _, t in heap:  # an error stopped the walk: drop the pending gradients
             t._g = None
         _HITS["vjp_all"] += n_all
+        _HITS["fresh_gradient"] += n_fresh
         _HITS["lazy_scaled"] += n_lazy
         if mode is not None:
             mode.__exit__(None, None, None)
@@ -699,7 +717,7 @@ class _NothingOwned:
 
 _NOTHING_OWNED = _NothingOwned()
 # the paths the fast walk takes itself: with all of them off, backward is the reference walk
-_WALK_PATHS = frozenset({"vjp_all", "inplace_accumulate", "lazy_scaled"})
+_WALK_PATHS = frozenset({"vjp_all", "fresh_gradient", "inplace_accumulate", "lazy_scaled"})
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

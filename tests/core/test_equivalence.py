@@ -27,7 +27,7 @@ MIN_SHARE = 0.05  # each feature in at least this share of them
 PROGRAM_PATHS = ["fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
                  "lean_forward", "early_free", "blas_reduction",
                  "vjp_all",
-                 "inplace_accumulate", "lazy_scaled", "axpy"]
+                 "fresh_gradient", "inplace_accumulate", "lazy_scaled", "axpy"]
 OTHER_PATHS = ["flat_update", "batched_running_stats", "malloc_tuning"]
 
 

@@ -29,14 +29,18 @@ README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 # the fast paths each scenario below must take (and, in fast mode, no others)
 EXPECTED = {
     "momentum_training": [
-        "fused_program", "fused_chain", "lowering", "blas_reduction", "vjp_all", "lazy_scaled",
-        "axpy", "momentum_axpby",
+        "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
+        "lean_forward", "early_free", "blas_reduction",
+        "vjp_all", "fresh_gradient", "lazy_scaled", "axpy",
+        "batched_running_stats",
     ],
-    "plain_sgd_training": [  # SGD without momentum
-        "fused_program", "fused_chain", "lowering", "blas_reduction", "vjp_all", "lazy_scaled",
-        "axpy",
+    "plain_sgd_training": [  # SGD without momentum: the flat update as well
+        "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
+        "lean_forward", "early_free", "blas_reduction",
+        "vjp_all", "fresh_gradient", "lazy_scaled", "axpy", "flat_update",
+        "batched_running_stats",
     ],
-    "leaf_used_twice": ["inplace_accumulate"],
+    "leaf_used_twice": ["fresh_gradient", "inplace_accumulate"],
     "import": ["malloc_tuning"],
 }
 
@@ -318,7 +322,7 @@ def test_a_fused_node_recorded_fast_is_differentiated_by_the_reference_walk():
 # the paths whose switch-off runs the same numpy arithmetic (only calls, names and memory differ):
 # bitwise the fast result; the others within 1e-12 in float64
 BITWISE = ["inlined_lambda", "typed_number", "lean_forward", "early_free",
-           "vjp_all", "inplace_accumulate", "flat_update",
+           "vjp_all", "fresh_gradient", "inplace_accumulate", "flat_update",
            "batched_running_stats"]
 SWITCHABLE = [name for name in tg.fast_paths() if name != "malloc_tuning"]  # (at import only)
 
@@ -379,7 +383,7 @@ def test_one_fast_path_switched_off_alone_is_not_taken_and_changes_no_result(
         _assert_same(state[name], fast[name], bitwise, name)
 
 
-@pytest.mark.parametrize("path", ["inplace_accumulate"])
+@pytest.mark.parametrize("path", ["fresh_gradient", "inplace_accumulate"])
 def test_the_walks_own_paths_switched_off_alone_in_the_small_scenario(path):
     """inplace_accumulate, which the training step does not take, in the scenario that does:
     switched off, its counter stays 0 and the gradient is the same."""
