@@ -28,9 +28,8 @@ class Op:
     create_graph. With ``variadic=True`` there is a single vjp that also receives ``argnum=i``.
 
     ``elementwise=True`` promises that the vjps are correct for any `g` that merely broadcasts
-    to the output's shape: a fused program's backward then hands them the compact gradient a
-    reduction produced (a scalar for `loss.sum()`) instead of materialising it, which saves
-    full-size passes.
+    to the output's shape: the engine then hands them the compact gradient a reduction produced
+    (a scalar for `loss.sum()`) instead of materialising it, which saves full-size passes.
     """
 
     __slots__ = ("name", "forward", "vjps", "variadic", "elementwise", "fresh", "vjp_all",

@@ -37,6 +37,8 @@ PATHS = {
     "blas_reduction": ("sums as BLAS products: a float matrix's row or column sums and "
                        "means with a cached constant vector, sum_squares as dot(x, x)",
                        "call or compiled site"),
+    "compact_gradient": ("a reduction's gradient keeps its size-1 axes; broadcast only where "
+                         "an op or a leaf needs the full shape", "broadcast"),
     "vjp_all": ("one call computes all inputs' gradients of a node (a fused node, "
                 "sum_squares)", "node"),
     "fresh_gradient": ("a leaf keeps the fresh array a vjp returned as its .grad, without "

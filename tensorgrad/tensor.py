@@ -541,6 +541,9 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         A 0-d `g` may be a numpy scalar (what ufuncs return for 0-d operands): a leaf keeps an
         array, since later terms are added into what it keeps in place.
         """
+        if g.shape != t.data.shape:  # a compact gradient becomes full-size at delivery
+            g = xp.broadcast_to(g, t.data.shape)
+            _HITS["compact_gradient"] += 1
         if not accumulate:
             if id(t) in tids:
                 prev = results.get(id(t))
@@ -610,6 +613,9 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 args, out = parents, t
             else:
                 args, out = t._raw, t.data
+            if not op.elementwise and g.shape != out.shape:
+                g = xp.broadcast_to(g, out.shape)  # a compact gradient meets a shape op
+                _HITS["compact_gradient"] += 1
             kw = t._kw
             vjps = op.vjps
             every = None
@@ -644,8 +650,11 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                         n_lazy += 1
                         continue
                     gi = gi.array()  # (its dtype may follow s's: cast below)
-                if gi.shape != pdata.shape:  # undo broadcasting (see xp.unbroadcast)
-                    gi = xp.unbroadcast(gi, pdata.shape)
+                if gi.shape != pdata.shape or (op.elementwise and gi.shape != out.shape):
+                    # undo broadcasting (compact axes may stay; see xp.reduce_to)
+                    if op.elementwise and gi.shape != out.shape:
+                        _HITS["compact_gradient"] += 1
+                    gi = xp.reduce_to(gi, pdata.shape, out.shape if op.elementwise else None)
                 if gi.dtype != pdata.dtype:
                     gi = xp.astype(gi, pdata.dtype)
                 if p._op is not None:
@@ -717,7 +726,8 @@ class _NothingOwned:
 
 _NOTHING_OWNED = _NothingOwned()
 # the paths the fast walk takes itself: with all of them off, backward is the reference walk
-_WALK_PATHS = frozenset({"vjp_all", "fresh_gradient", "inplace_accumulate", "lazy_scaled"})
+_WALK_PATHS = frozenset({"compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate",
+                         "lazy_scaled"})
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

@@ -37,7 +37,7 @@ def _sub_lower(i, examples):
 
 sub = Op("sub", np.subtract,
          passthrough,
-         lambda xp, g, out, a, b: -g,  # (g may be compact in a fused program: see Op)
+         lambda xp, g, out, a, b: -g,  # (g may be compact: the engine does every reduction)
          lower=_sub_lower)
 mul = Op("mul", np.multiply,
          lambda xp, g, out, a, b: g * b,

@@ -26,7 +26,7 @@ MIN_SHARE = 0.05  # each feature in at least this share of them
 # reference); the others belong to training (optimizers, flat parameters) and to the import
 PROGRAM_PATHS = ["fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
                  "lean_forward", "early_free", "blas_reduction",
-                 "vjp_all",
+                 "compact_gradient", "vjp_all",
                  "fresh_gradient", "inplace_accumulate", "lazy_scaled", "axpy"]
 OTHER_PATHS = ["flat_update", "batched_running_stats", "malloc_tuning"]
 

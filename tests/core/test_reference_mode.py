@@ -40,7 +40,8 @@ EXPECTED = {
         "vjp_all", "fresh_gradient", "lazy_scaled", "axpy", "flat_update",
         "batched_running_stats",
     ],
-    "leaf_used_twice": ["fresh_gradient", "inplace_accumulate"],
+    "sum_of_a_leaf": ["compact_gradient"],  # x.sum(): the gradient stays (1, 1) until x
+    "leaf_used_twice": ["compact_gradient", "fresh_gradient", "inplace_accumulate"],
     "import": ["malloc_tuning"],
 }
 
@@ -176,23 +177,30 @@ def test_reference_mode_raises_the_same_error_for_a_freed_graph():
                 y.backward()
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_gradients_are_arrays_of_their_own_in_the_inputs_shape(fast):
-    """No shared array: x.sum()'s gradient, one value standing for all of x, reaches x as a
-    writable (3, 4) array of its own in both modes."""
+def test_reference_gradients_are_arrays_of_their_own_in_the_inputs_shape():
+    """No compact gradient and no shared array: x.sum()'s gradient is a writable (3, 4) array."""
     x = tg.tensor(np.ones((3, 4)), requires_grad=True)
-    with tg.fast_mode(fast):
-        x.sum().backward()
-        x.sum().backward()  # (added into the first)
-    assert x.grad.shape == (3, 4) and x.grad.data.flags.writeable and x.grad.data.base is None
-    np.testing.assert_array_equal(x.grad.data, np.full((3, 4), 2.0))
     with tg.fast_mode(False):
+        x.sum().backward()
         (g,) = tg.grad(x.sum(), x)
-    assert g.shape == (3, 4) and g.data.flags.writeable and g.data.base is None
-    np.testing.assert_array_equal(g.data, np.ones((3, 4)))
+    for got in (x.grad.data, g.data):
+        assert got.shape == (3, 4) and got.flags.writeable and got.base is None
+        np.testing.assert_array_equal(got, np.ones((3, 4)))
 
 
 # ---- counters in small scenarios --------------------------------------------------------------
+def test_the_gradient_of_a_sum_stays_compact_in_fast_mode_only():
+    x = tg.tensor(np.ones((3, 4)), requires_grad=True)
+    tg.fast_paths(reset=True)
+    x.sum().backward()
+    assert _hit() == set(EXPECTED["sum_of_a_leaf"])
+    tg.fast_paths(reset=True)
+    with tg.fast_mode(False):
+        x.sum().backward()
+    assert _hit() == set()
+    np.testing.assert_array_equal(x.grad.data, np.full((3, 4), 2.0))
+
+
 def test_a_leaf_used_twice_accumulates_in_place_in_fast_mode_only():
     x = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
     y = tg.tensor(np.ones((2, 3)), requires_grad=False)
@@ -322,7 +330,7 @@ def test_a_fused_node_recorded_fast_is_differentiated_by_the_reference_walk():
 # the paths whose switch-off runs the same numpy arithmetic (only calls, names and memory differ):
 # bitwise the fast result; the others within 1e-12 in float64
 BITWISE = ["inlined_lambda", "typed_number", "lean_forward", "early_free",
-           "vjp_all", "fresh_gradient", "inplace_accumulate", "flat_update",
+           "compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate", "flat_update",
            "batched_running_stats"]
 SWITCHABLE = [name for name in tg.fast_paths() if name != "malloc_tuning"]  # (at import only)
 
@@ -383,24 +391,30 @@ def test_one_fast_path_switched_off_alone_is_not_taken_and_changes_no_result(
         _assert_same(state[name], fast[name], bitwise, name)
 
 
-@pytest.mark.parametrize("path", ["fresh_gradient", "inplace_accumulate"])
-def test_the_walks_own_paths_switched_off_alone_in_the_small_scenario(path):
-    """inplace_accumulate, which the training step does not take, in the scenario that does:
-    switched off, its counter stays 0 and the gradient is the same."""
+@pytest.mark.parametrize("path", ["compact_gradient", "fresh_gradient", "inplace_accumulate"])
+def test_the_walks_own_paths_switched_off_alone_in_the_small_scenarios(path):
+    """compact_gradient and inplace_accumulate, which the training step does not take, in the
+    scenarios that do: switched off, their counter stays 0 and the gradient is the same."""
     def leaf_used_twice():
         x = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
         (x * tg.tensor(np.ones((2, 3))) + x.exp()).sum().backward()
         return x.grad.data
 
-    fast = leaf_used_twice()
-    tg.fast_paths(reset=True)
-    with tg.fast_mode(False, paths=[path]):
-        got = leaf_used_twice()
-    hit = _hit()
-    assert path not in hit
-    assert set(EXPECTED["leaf_used_twice"]) - {path} <= hit
-    assert got.shape == fast.shape and got.flags.writeable
-    np.testing.assert_array_equal(got, fast)
+    def sum_of_a_leaf():
+        x = tg.tensor(np.ones((3, 4)), requires_grad=True)
+        x.sum().backward()
+        return x.grad.data
+
+    for scenario, run in (("leaf_used_twice", leaf_used_twice), ("sum_of_a_leaf", sum_of_a_leaf)):
+        fast = run()
+        tg.fast_paths(reset=True)
+        with tg.fast_mode(False, paths=[path]):
+            got = run()
+        hit = _hit()
+        assert path not in hit, scenario
+        assert set(EXPECTED[scenario]) - {path} <= hit, scenario
+        assert got.shape == fast.shape and got.flags.writeable, scenario
+        np.testing.assert_array_equal(got, fast, err_msg=scenario)
 
 
 def test_switching_a_parent_off_switches_the_paths_inside_it_off():
