@@ -73,6 +73,7 @@ class MLP(nn.Sequential):
         self.dims = dims
         self.config = dict(batch_norm=batch_norm, bn_position=bn_position, activation=activation,
                            dropout=dropout, init=init, init_std=init_std)
+        self.flatten_parameters()  # biases, BN scales, narrow weights: one array, one update
 
     @property
     def linears(self):

@@ -129,7 +129,7 @@ def is_fast(path=None):
 def set_fast(mode, paths=None):
     """Switch every fast path on (True) or off (False: the reference engine), process-wide; with
     `paths` (names, or one comma-separated string) only those, and the paths inside them
-    (PARENT). Objects built in fast mode (fused functions and chains,
+    (PARENT). Objects built in fast mode (flat parameters, fused functions and chains,
     optimizers) take the plain path while it is off."""
     if paths is None:
         requested = set() if mode else set(PATHS)

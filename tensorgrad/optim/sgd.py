@@ -141,4 +141,4 @@ class SGD(Optimizer):
                     buf *= momentum
                     buf += (1.0 - dampening) * g
                 g = g + momentum * buf if group["nesterov"] else buf
-            p.data -= lr * g  # in place: the parameter keeps its array
+            p.data -= lr * g  # in place: a flattened parameter's array is a view

@@ -236,7 +236,7 @@ def _train(model, opt, sched, steps, seed=0, lam=0.005):
 
 
 def _setup(momentum, dtype=np.float32):
-    """The benchmark's 9-layer network: batch norm, fused Sequential."""
+    """The benchmark's 9-layer network: batch norm, fused Sequential, flat parameters."""
     model = MLP(presets["nine_layer"], seed=0, dtype=dtype)
     opt = SGD(model.parameters(), lr=1e-5, momentum=momentum)
     sched = CyclicLR(opt, base_lr=1e-5, max_lr=1e-1, step_size_up=2250)
@@ -257,6 +257,7 @@ def _state(model, opt):
                                                 (0.0, "plain_sgd_training")])
 def test_three_training_steps_take_exactly_the_expected_fast_paths(momentum, scenario):
     model, opt, sched = _setup(momentum)
+    assert model[0].weight._flat is None and model[1].weight._flat is not None  # flattened
     tg.fast_paths(reset=True)
     _train(model, opt, sched, 3)
     assert _hit() == set(EXPECTED[scenario])
@@ -284,7 +285,7 @@ def test_fast_and_reference_training_agree_in_float64(momentum):
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_a_model_trained_fast_then_in_reference_mode_takes_the_plain_path(momentum):
-    """Fused chains and programs and momentum buffers built in fast mode, trained
+    """Flat parameters, fused chains and programs, momentum buffers built in fast mode, trained
     on with the fast paths off: no counter moves, and the result is the reference run's."""
     model, opt, sched = _setup(momentum, np.float64)
     costs = _train(model, opt, sched, 2)
@@ -301,6 +302,7 @@ def test_a_model_trained_fast_then_in_reference_mode_takes_the_plain_path(moment
     ref = _state(ref_model, ref_opt)
     for name, value in _state(model, opt).items():
         np.testing.assert_allclose(value, ref[name], rtol=1e-12, atol=1e-12, err_msg=name)
+    assert model[1].weight.data.base is model[1].weight._flat.data  # still a view of it
 
 
 def test_a_fused_node_recorded_fast_is_differentiated_by_the_reference_walk():
