@@ -34,6 +34,14 @@ PATHS = {
                     "activations) as one fused program", "chain call"),
     "lowering": ("fused programs call ops' versions specialised for their fixed shapes "
                  "(Op.lower)", "compiled call site"),
+    "inlined_lambda": ("fused programs write one-expression forwards and vjps out in their "
+                       "source instead of calling them", "compiled call site"),
+    "typed_number": ("fused programs pass Python numbers as cached 0-d arrays of the "
+                     "operand's dtype", "compiled operand"),
+    "lean_forward": ("a fused forward keeps only the values its compiled backward reads and "
+                     "frees the others after their last use", "fused call"),
+    "early_free": ("a fused backward frees each saved value and gradient once used (graph "
+                   "not retained)", "fused backward"),
     "blas_reduction": ("sums as BLAS products: a float matrix's row or column sums and "
                        "means with a cached constant vector, sum_squares as dot(x, x)",
                        "call or compiled site"),
@@ -52,6 +60,8 @@ PATHS = {
     "momentum_axpby": ("SGD momentum updates a large parameter's buffer in BLAS passes: "
                        "momentum * buf + g in one, weight decay added in another, no "
                        "direction array", "parameter update"),
+    "batched_running_stats": ("a fused chain updates all its batch-norm running statistics "
+                              "in one flat array", "chain call"),
     "malloc_tuning": ("glibc's malloc keeps freed blocks for reuse instead of returning them "
                       "to the kernel", "import"),
 }
@@ -59,6 +69,10 @@ PATHS = {
 # path -> the paths it only exists inside: switching one of them off switches it off too
 PARENT = {
     "fused_chain": ("fused_program",), "lowering": ("fused_program",),
+    "inlined_lambda": ("fused_program",), "typed_number": ("fused_program",),
+    "lean_forward": ("fused_program",),
+    "early_free": ("fused_program", "vjp_all"),  # (the one backward call of a fused node)
+    "batched_running_stats": ("fused_chain",),
 }
 
 HITS = dict.fromkeys(PATHS, 0)  # the counters: fast code does HITS[name] += 1

@@ -620,7 +620,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             vjps = op.vjps
             every = None
             if op.vjp_all is not None and use_all:
-                every = op.vjp_all(xp, g, out, args)
+                every = op.vjp_all(xp, g, out, args, retain_graph)
                 n_all += 1
             for i in t._need:
                 p = parents[i]

@@ -94,7 +94,7 @@ def _sum_squares_forward(*xs):
     return np.asarray(total, dtype=dtype)
 
 
-def _sum_squares_vjp_all(xp, g, out, xs):
+def _sum_squares_vjp_all(xp, g, out, xs, retain_graph=True):
     s = g * 2  # once for all the inputs
     return [xp.scaled(x, s) for x in xs]
 
