@@ -60,6 +60,8 @@ PATHS = {
     "momentum_axpby": ("SGD momentum updates a large parameter's buffer in BLAS passes: "
                        "momentum * buf + g in one, weight decay added in another, no "
                        "direction array", "parameter update"),
+    "flat_update": ("SGD without momentum updates all small flattened parameters with a few "
+                    "numpy calls", "parameter group step"),
     "batched_running_stats": ("a fused chain updates all its batch-norm running statistics "
                               "in one flat array", "chain call"),
     "malloc_tuning": ("glibc's malloc keeps freed blocks for reuse instead of returning them "

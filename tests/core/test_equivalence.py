@@ -28,7 +28,7 @@ PROGRAM_PATHS = ["fused_program", "fused_chain", "lowering", "inlined_lambda", "
                  "lean_forward", "early_free", "blas_reduction", "matmul_dispatch",
                  "narrow_row_max", "pow_primitive", "compact_gradient", "vjp_all",
                  "fresh_gradient", "inplace_accumulate", "lazy_scaled", "axpy"]
-OTHER_PATHS = ["momentum_axpby", "batched_running_stats", "malloc_tuning"]
+OTHER_PATHS = ["flat_update", "batched_running_stats", "malloc_tuning"]
 
 
 def _seed():

@@ -34,10 +34,10 @@ EXPECTED = {
         "pow_primitive", "vjp_all", "fresh_gradient", "lazy_scaled", "axpy", "momentum_axpby",
         "batched_running_stats",
     ],
-    "plain_sgd_training": [  # SGD without momentum
+    "plain_sgd_training": [  # SGD without momentum: the flat update as well
         "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
         "lean_forward", "early_free", "blas_reduction", "matmul_dispatch", "narrow_row_max",
-        "pow_primitive", "vjp_all", "fresh_gradient", "lazy_scaled", "axpy",
+        "pow_primitive", "vjp_all", "fresh_gradient", "lazy_scaled", "axpy", "flat_update",
         "batched_running_stats",
     ],
     "sum_of_a_leaf": ["compact_gradient"],  # x.sum(): the gradient stays (1, 1) until x
@@ -332,7 +332,7 @@ def test_a_fused_node_recorded_fast_is_differentiated_by_the_reference_walk():
 # the paths whose switch-off runs the same numpy arithmetic (only calls, names and memory differ):
 # bitwise the fast result; the others within 1e-12 in float64
 BITWISE = ["inlined_lambda", "typed_number", "lean_forward", "early_free", "narrow_row_max",
-           "compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate",
+           "compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate", "flat_update",
            "batched_running_stats"]
 SWITCHABLE = [name for name in tg.fast_paths() if name != "malloc_tuning"]  # (at import only)
 
@@ -430,12 +430,12 @@ def test_switching_a_parent_off_switches_the_paths_inside_it_off():
 
 def test_per_path_switches_nest_and_restore():
     with tg.fast_mode(False, paths=["axpy"]):
-        with tg.fast_mode(False, paths=["lowering", "lazy_scaled"]):
-            assert [tg.is_fast(n) for n in ("axpy", "lowering", "lazy_scaled")] == [False] * 3
+        with tg.fast_mode(False, paths=["lowering", "flat_update"]):
+            assert [tg.is_fast(n) for n in ("axpy", "lowering", "flat_update")] == [False] * 3
             with tg.fast_mode(True, paths=["axpy"]):
                 assert tg.is_fast("axpy") and not tg.is_fast("lowering")
             assert not tg.is_fast("axpy")
-        assert not tg.is_fast("axpy") and tg.is_fast("lowering") and tg.is_fast("lazy_scaled")
+        assert not tg.is_fast("axpy") and tg.is_fast("lowering") and tg.is_fast("flat_update")
         with tg.fast_mode(False):
             assert not any(tg.is_fast(name) for name in tg.fast_paths())
         assert not tg.is_fast("axpy") and tg.is_fast("blas_reduction")

@@ -1,4 +1,4 @@
-"""Module.flatten_parameters: same values, same updates, in place."""
+"""Module.flatten_parameters and SGD's flat update: same values, same updates, in place."""
 import copy
 
 import numpy as np
@@ -37,12 +37,13 @@ def test_flatten_keeps_values_shapes_and_memory_order():
 
 
 @pytest.mark.parametrize("options", [{}, {"weight_decay": 0.1}, {"maximize": True}])
-def test_flat_parameters_train_as_separate_ones_and_update_in_place(options):
+def test_flat_sgd_update_equals_the_per_parameter_update_and_is_in_place(options):
     plain, flat = _net(False), _net(True)
     arrays = [p.data for p in flat.parameters()]
     _train(plain, SGD(plain.parameters(), lr=0.1, **options))
     opt = SGD(flat.parameters(), lr=0.1, **options)
     _train(flat, opt)
+    assert opt._flat_params(opt.param_groups[0])[0] is not None  # the flat path ran
     for p, q, a in zip(plain.parameters(), flat.parameters(), arrays):
         assert q.data is a  # every parameter's own array was updated in place
         np.testing.assert_allclose(q.data, p.data, rtol=1e-6, atol=1e-7)
@@ -77,6 +78,7 @@ def test_to_keeps_parameters_flat_in_the_new_dtype():
     assert len(flats) == 1
     opt = SGD(net.parameters(), lr=0.1)
     _train(net, opt, steps=1)
+    assert opt._flat_params(opt.param_groups[0])[0] is not None
 
 
 def test_mlp_is_flat_and_its_state_dict_round_trips():
