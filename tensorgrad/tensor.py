@@ -628,7 +628,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     continue
                 if every is not None:
                     gi = every[i]
-                    if fresh and p._op is None and p._grad is None and gi.__class__ is np.ndarray:
+                    if fresh and p._op is None and p._grad is None and gi.__class__ is np.ndarray \
+                            and gi.flags.writeable:  # (a fused program may return a broadcast)
                         p._grad = w = _new_tensor(Tensor)  # an array of its own: keep it
                         # (shape, dtype and ownership: see Op.vjp_all)
                         w.data = gi

@@ -25,10 +25,9 @@ MIN_SHARE = 0.05  # each feature in at least this share of them
 # every fast path the programs must take in fast mode (so each is proven against the
 # reference); the others belong to training (optimizers, flat parameters) and to the import
 PROGRAM_PATHS = ["fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
-                 "lean_forward", "early_free", "blas_reduction", "matmul_dispatch",
-                 "narrow_row_max", "pow_primitive", "compact_gradient", "vjp_all",
+                 "lean_forward", "early_free", "blas_reduction", "compact_gradient", "vjp_all",
                  "fresh_gradient", "inplace_accumulate", "lazy_scaled", "axpy"]
-OTHER_PATHS = ["flat_update", "batched_running_stats", "malloc_tuning"]
+OTHER_PATHS = ["flat_update", "momentum_axpby", "batched_running_stats", "malloc_tuning"]
 
 
 def _seed():

@@ -30,14 +30,14 @@ README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 EXPECTED = {
     "momentum_training": [
         "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
-        "lean_forward", "early_free", "blas_reduction", "matmul_dispatch", "narrow_row_max",
-        "pow_primitive", "vjp_all", "fresh_gradient", "lazy_scaled", "axpy", "momentum_axpby",
+        "lean_forward", "early_free", "blas_reduction", "vjp_all", "fresh_gradient",
+        "lazy_scaled", "axpy", "momentum_axpby",
         "batched_running_stats",
     ],
     "plain_sgd_training": [  # SGD without momentum: the flat update as well
         "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
-        "lean_forward", "early_free", "blas_reduction", "matmul_dispatch", "narrow_row_max",
-        "pow_primitive", "vjp_all", "fresh_gradient", "lazy_scaled", "axpy", "flat_update",
+        "lean_forward", "early_free", "blas_reduction", "vjp_all", "fresh_gradient",
+        "lazy_scaled", "axpy", "flat_update",
         "batched_running_stats",
     ],
     "sum_of_a_leaf": ["compact_gradient"],  # x.sum(): the gradient stays (1, 1) until x
@@ -331,7 +331,7 @@ def test_a_fused_node_recorded_fast_is_differentiated_by_the_reference_walk():
 # ---- one path switched off alone ---------------------------------------------------------------
 # the paths whose switch-off runs the same numpy arithmetic (only calls, names and memory differ):
 # bitwise the fast result; the others within 1e-12 in float64
-BITWISE = ["inlined_lambda", "typed_number", "lean_forward", "early_free", "narrow_row_max",
+BITWISE = ["inlined_lambda", "typed_number", "lean_forward", "early_free",
            "compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate", "flat_update",
            "batched_running_stats"]
 SWITCHABLE = [name for name in tg.fast_paths() if name != "malloc_tuning"]  # (at import only)
@@ -475,7 +475,7 @@ def test_the_environment_switches_named_paths_off_at_import():
     assert out.returncode == 0, out.stderr
     off, hit = out.stdout.splitlines()
     assert eval(off) == ["batched_running_stats", "blas_reduction", "fused_chain"]
-    assert "blas_reduction" not in eval(hit) and "pow_primitive" in eval(hit)
+    assert "blas_reduction" not in eval(hit) and "vjp_all" in eval(hit)
     bad = _run("import tensorgrad", TENSORGRAD_FAST_OFF="axpy,nope")
     assert bad.returncode != 0 and "TENSORGRAD_FAST_OFF: unknown fast path(s) 'nope'" in bad.stderr
 
