@@ -78,6 +78,7 @@ class MLP(nn.Sequential):
         self.config = dict(batch_norm=batch_norm, bn_position=bn_position, activation=activation,
                            dropout=dropout, init=init, init_std=init_std, bn_eps=bn_eps,
                            bn_momentum=bn_momentum)
+        self.flatten_parameters()  # biases, BN scales, narrow weights: one array, one update
 
     @property
     def linears(self):

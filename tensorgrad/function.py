@@ -28,25 +28,30 @@ class Op:
     create_graph. With ``variadic=True`` there is a single vjp that also receives ``argnum=i``.
 
     ``elementwise=True`` promises that the vjps are correct for any `g` that merely broadcasts
-    to the output's shape: a fused program's backward then hands them the compact gradient a
-    reduction produced (a scalar for `loss.sum()`) instead of materialising it, which saves
-    full-size passes.
+    to the output's shape: the engine then hands them the compact gradient a reduction produced
+    (a scalar for `loss.sum()`) instead of materialising it, which saves full-size passes.
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic", "elementwise", "vjp_all", "lower")
+    __slots__ = ("name", "forward", "vjps", "variadic", "elementwise", "fresh", "vjp_all",
+                 "lower")
 
-    def __init__(self, name, forward, *vjps, variadic=False, elementwise=False, vjp_all=None,
-                 lower=None):
+    def __init__(self, name, forward, *vjps, variadic=False, elementwise=False, fresh=None,
+                 vjp_all=None, lower=None):
         self.name = name
         self.forward = forward
         self.vjps = vjps
         self.variadic = variadic
         self.elementwise = elementwise
-        # optionally vjp_all(xp, g, out, inputs) -> every input's gradient in one call (a fused
-        # node computes them together); the engine then calls it once instead of the vjps. In
-        # an ordinary backward its gradients are taken as the vjps' are (summed to their
-        # input's shape, cast to its dtype): arrays nothing else holds but `g` (a leaf keeps
-        # them unless they share g's memory), or lazy xp.Scaled products.
+        # the vjps return arrays nothing else holds (or the incoming gradient itself, or a view
+        # of it): a leaf may keep them as its .grad. True for the built-in ops and fused ones;
+        # not for a custom Function, whose backward may return any array.
+        self.fresh = forward is not None if fresh is None else fresh
+        # optionally vjp_all(xp, g, out, inputs, retain_graph) -> every input's gradient in one
+        # call (a fused node computes them together); the engine then calls it once instead of
+        # the vjps. retain_graph False: no later backward goes through this node, so what the op
+        # saved may be freed as it goes. In an ordinary backward its gradients must already have
+        # their input's shape and dtype and be arrays nothing else holds (views of such
+        # allowed), or lazy xp.Scaled products: a leaf keeps them as they are.
         self.vjp_all = vjp_all
         # optionally lower(i, examples, **params) -> a version of the forward (i None; examples:
         # the inputs) or of input i's vjp (examples: g, out, inputs) specialised for arrays of

@@ -34,11 +34,25 @@ PATHS = {
                     "activations) as one fused program", "chain call"),
     "lowering": ("fused programs call ops' versions specialised for their fixed shapes "
                  "(Op.lower)", "compiled call site"),
+    "inlined_lambda": ("fused programs write one-expression forwards and vjps out in their "
+                       "source instead of calling them", "compiled call site"),
+    "typed_number": ("fused programs pass Python numbers as cached 0-d arrays of the "
+                     "operand's dtype", "compiled operand"),
+    "lean_forward": ("a fused forward keeps only the values its compiled backward reads and "
+                     "frees the others after their last use", "fused call"),
+    "early_free": ("a fused backward frees each saved value and gradient once used (graph "
+                   "not retained)", "fused backward"),
     "blas_reduction": ("sums as BLAS products: a float matrix's row or column sums and "
                        "means with a cached constant vector, sum_squares as dot(x, x)",
                        "call or compiled site"),
+    "compact_gradient": ("a reduction's gradient keeps its size-1 axes; broadcast only where "
+                         "an op or a leaf needs the full shape", "broadcast"),
     "vjp_all": ("one call computes all inputs' gradients of a node (a fused node, "
                 "sum_squares)", "node"),
+    "fresh_gradient": ("a leaf keeps the fresh array a vjp returned as its .grad, without "
+                       "a copy", "leaf"),
+    "inplace_accumulate": ("later gradients of a leaf are added in place into the .grad "
+                           "array the same backward allocated", "addition"),
     "lazy_scaled": ("the L2 term's gradient x * s stays unevaluated and is folded into the "
                     "leaf's other gradient in one pass", "gradient"),
     "axpy": ("y += a * x in place, in one BLAS pass for large arrays (optimizer updates, "
@@ -46,6 +60,10 @@ PATHS = {
     "momentum_axpby": ("SGD momentum updates a large parameter's buffer in BLAS passes: "
                        "momentum * buf + g in one, weight decay added in another, no "
                        "direction array", "parameter update"),
+    "flat_update": ("SGD without momentum updates all small flattened parameters with a few "
+                    "numpy calls", "parameter group step"),
+    "batched_running_stats": ("a fused chain updates all its batch-norm running statistics "
+                              "in one flat array", "chain call"),
     "malloc_tuning": ("glibc's malloc keeps freed blocks for reuse instead of returning them "
                       "to the kernel", "import"),
 }
@@ -53,6 +71,10 @@ PATHS = {
 # path -> the paths it only exists inside: switching one of them off switches it off too
 PARENT = {
     "fused_chain": ("fused_program",), "lowering": ("fused_program",),
+    "inlined_lambda": ("fused_program",), "typed_number": ("fused_program",),
+    "lean_forward": ("fused_program",),
+    "early_free": ("fused_program", "vjp_all"),  # (the one backward call of a fused node)
+    "batched_running_stats": ("fused_chain",),
 }
 
 HITS = dict.fromkeys(PATHS, 0)  # the counters: fast code does HITS[name] += 1
@@ -123,7 +145,7 @@ def is_fast(path=None):
 def set_fast(mode, paths=None):
     """Switch every fast path on (True) or off (False: the reference engine), process-wide; with
     `paths` (names, or one comma-separated string) only those, and the paths inside them
-    (PARENT). Objects built in fast mode (fused functions and chains,
+    (PARENT). Objects built in fast mode (flat parameters, fused functions and chains,
     optimizers) take the plain path while it is off."""
     if paths is None:
         requested = set() if mode else set(PATHS)

@@ -515,13 +515,17 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     return {id(target): gradient} for the targets and touch no `.grad`.
     """
     fast = accumulate and targets is None and not create_graph  # the ordinary training backward
-    use_all, add_lazy = True, _add_lazy  # fast paths the walk itself takes
+    owned = set()  # ids of .grad arrays this walk allocated (safe to accumulate into in place)
+    fresh, use_all, add_lazy = fast, True, _add_lazy  # fast paths the walk itself takes
     if not _mode.FAST:  # some or all fast paths off (tensorgrad/mode.py)
         off = _mode.OFF
         if _WALK_PATHS <= off:
             return _reference_backward(roots, grad_roots, targets, retain_graph, create_graph,
                                        accumulate)
+        fresh = fast and "fresh_gradient" not in off
         use_all = "vjp_all" not in off
+        if "inplace_accumulate" in off:
+            owned = _NOTHING_OWNED
         if "axpy" in off:
             add_lazy = _add_lazy_two_pass
     xp = _namespace(create_graph)
@@ -532,11 +536,14 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         """Hand a finished gradient to `t`: into results (grad) or into t.grad (backward).
 
         `g` may alias `upstream` (the gradient flowing into the op that produced it: add, reshape
-        and friends pass it through) and then must be copied before a leaf keeps it; an array
-        of its own is kept as is, and a later arrival is added into a new array. A 0-d `g` may
-        be a numpy scalar (what ufuncs return for 0-d operands): a leaf keeps an array, since
-        lazy terms are added into what it keeps in place.
+        and friends pass it through) and then must be copied before a leaf keeps it. A fresh
+        array the walk computed is owned: kept as is, and later arrivals add into it in place.
+        A 0-d `g` may be a numpy scalar (what ufuncs return for 0-d operands): a leaf keeps an
+        array, since later terms are added into what it keeps in place.
         """
+        if g.shape != t.data.shape:  # a compact gradient becomes full-size at delivery
+            g = xp.broadcast_to(g, t.data.shape)
+            _HITS["compact_gradient"] += 1
         if not accumulate:
             if id(t) in tids:
                 prev = results.get(id(t))
@@ -549,6 +556,10 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             t._grad = g if t._grad is None else t._grad + g
             return
         current = t._grad
+        if current is not None and id(current.data) in owned:
+            current.data += g  # our own buffer from this walk: accumulate in place
+            _HITS["inplace_accumulate"] += 1
+            return
         if current is not None:
             g = current.data + g
             if g.__class__ is not np.ndarray:
@@ -558,10 +569,11 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         elif upstream is None or not g.flags.writeable or np.may_share_memory(g, upstream):
             g = g.copy()  # the caller's array, a broadcast, or a pass-through of one
         t._grad = Tensor._wrap(g)
+        owned.add(id(g))
 
     heap = []  # (-seq, node) of the nodes holding a pending gradient in ._g
     lazy = {}  # id(leaf) -> (leaf, [xp.Scaled, ...]) waiting for another gradient (fast only)
-    n_all = n_lazy = 0  # fast paths taken (tg.fast_paths), counted once at the end
+    n_all = n_fresh = n_lazy = 0  # fast paths taken (tg.fast_paths), counted once at the end
     for r, g in _seeds(roots, grad_roots, create_graph, xp):
         if r._op is None:  # a root that is itself a leaf: gets a copy, never the caller's array
             deliver(r, g)
@@ -601,11 +613,14 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 args, out = parents, t
             else:
                 args, out = t._raw, t.data
+            if not op.elementwise and g.shape != out.shape:
+                g = xp.broadcast_to(g, out.shape)  # a compact gradient meets a shape op
+                _HITS["compact_gradient"] += 1
             kw = t._kw
             vjps = op.vjps
             every = None
             if op.vjp_all is not None and use_all:
-                every = op.vjp_all(xp, g, out, args)
+                every = op.vjp_all(xp, g, out, args, retain_graph)
                 n_all += 1
             for i in t._need:
                 p = parents[i]
@@ -613,6 +628,16 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                     continue
                 if every is not None:
                     gi = every[i]
+                    if fresh and p._op is None and p._grad is None and gi.__class__ is np.ndarray \
+                            and gi.flags.writeable:  # (a fused program may return a broadcast)
+                        p._grad = w = _new_tensor(Tensor)  # an array of its own: keep it
+                        # (shape, dtype and ownership: see Op.vjp_all)
+                        w.data = gi
+                        owned.add(id(gi))
+                        n_fresh += 1
+                        if lazy and id(p) in lazy:
+                            add_lazy(lazy.pop(id(p))[1], gi)
+                        continue
                 elif op.variadic:
                     gi = vjps[0](xp, g, out, *args, argnum=i, **kw)
                 elif kw:
@@ -626,8 +651,11 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                         n_lazy += 1
                         continue
                     gi = gi.array()  # (its dtype may follow s's: cast below)
-                if gi.shape != pdata.shape:  # undo broadcasting (see xp.unbroadcast)
-                    gi = xp.unbroadcast(gi, pdata.shape)
+                if gi.shape != pdata.shape or (op.elementwise and gi.shape != out.shape):
+                    # undo broadcasting (compact axes may stay; see xp.reduce_to)
+                    if op.elementwise and gi.shape != out.shape:
+                        _HITS["compact_gradient"] += 1
+                    gi = xp.reduce_to(gi, pdata.shape, out.shape if op.elementwise else None)
                 if gi.dtype != pdata.dtype:
                     gi = xp.astype(gi, pdata.dtype)
                 if p._op is not None:
@@ -637,10 +665,17 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                         _heappush(heap, (-p._seq, p))
                     else:
                         p._g = pg + gi
+                elif fresh and p._grad is None and gi.shape == pdata.shape and gi is not g \
+                        and gi.base is None and op.fresh and gi.__class__ is np.ndarray:
+                    p._grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
+                    owned.add(id(gi))
+                    n_fresh += 1
+                    if lazy and id(p) in lazy:
+                        add_lazy(lazy.pop(id(p))[1], gi)
                 else:
                     deliver(p, gi, g)
                     if lazy and id(p) in lazy:
-                        add_lazy(lazy.pop(id(p))[1], p._grad.data)  # its own array after deliver
+                        add_lazy(lazy.pop(id(p))[1], p._grad.data)  # owned after deliver
             if not retain_graph:
                 t._parents = t._raw = None
         for p, pending in lazy.values():  # no other gradient came: compute them now
@@ -653,6 +688,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         for _, t in heap:  # an error stopped the walk: drop the pending gradients
             t._g = None
         _HITS["vjp_all"] += n_all
+        _HITS["fresh_gradient"] += n_fresh
         _HITS["lazy_scaled"] += n_lazy
         if mode is not None:
             mode.__exit__(None, None, None)
@@ -676,8 +712,23 @@ def _add_lazy_two_pass(pending, into):
         two_pass(float(sc.scale), sc.x, into)
 
 
+class _NothingOwned:
+    """The walk's `owned` set with inplace_accumulate off: it never holds a .grad array, so a
+    later gradient of a leaf is added into a new array."""
+
+    __slots__ = ()
+
+    def add(self, key):
+        pass
+
+    def __contains__(self, key):
+        return False
+
+
+_NOTHING_OWNED = _NothingOwned()
 # the paths the fast walk takes itself: with all of them off, backward is the reference walk
-_WALK_PATHS = frozenset({"vjp_all", "lazy_scaled"})
+_WALK_PATHS = frozenset({"compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate",
+                         "lazy_scaled"})
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

@@ -115,8 +115,7 @@ def _mean(a, axis=None, keepdims=False):
 
 def reduce_to(g, shape, full=None):
     """Sum `g` over the axes where it is larger than `shape`; axes where it is smaller (a
-    compact gradient, which a fused program's backward keeps until an op needs the full size)
-    stay as they are, so the result broadcasts to `shape`.
+    compact gradient) stay as they are, so the result broadcasts to `shape`.
 
     `full`: the shape `g` stands for (an elementwise op's output: its vjps may return a compact
     gradient that broadcasts to it). Along an axis that `shape` broadcast (size 1 or missing)
@@ -135,11 +134,10 @@ def reduce_to(g, shape, full=None):
     return g.reshape(g.shape[lead:]) if lead else g
 
 
-def unbroadcast(g, shape):
-    """`g` summed to `shape`, undoing broadcasting (the walk's step after each vjp): spread
-    first where it is smaller (a reduction's gradient has size-1 axes where its input had n),
-    so the result always has `shape`."""
-    target = np.broadcast_shapes(g.shape, shape)
+def full_reduce_to(g, shape, full=None):
+    """reduce_to without compact gradients (compact_gradient off, tensorgrad/mode.py): `g`
+    spread to its full shape (`full`, or `shape`'s where g is smaller), then summed to `shape`."""
+    target = np.broadcast_shapes(g.shape, shape if full is None else full)
     return reduce_to(g if g.shape == target else np.broadcast_to(g, target), shape)
 
 
@@ -207,7 +205,7 @@ def getitem(a, idx):
 # methods instead of numpy's Python-level wrappers (np.reshape, np.transpose, ...): same result,
 # a fraction of the call overhead on the small arrays of a mini-batch
 numpy_ns = SimpleNamespace(
-    sum=_sum, mean=_mean, sum_to=sum_to, scaled=scaled, unbroadcast=unbroadcast, unindex=unindex,
+    sum=_sum, mean=_mean, sum_to=sum_to, scaled=scaled, reduce_to=reduce_to, unindex=unindex,
     astype=astype, getitem=getitem, exp=np.exp, log=np.log, sign=np.sign, where=np.where,
     matmul=np.matmul,
     reshape=lambda a, shape: a.reshape(shape),
@@ -220,6 +218,7 @@ numpy_ns = SimpleNamespace(
 # switched-off fast paths (tensorgrad/mode.py): their plain helpers in the fast walk's namespace
 reference_swap(sys.modules[__name__], "blas_reduction", fast_sum=plain_sum)
 reference_swap(numpy_ns, "lazy_scaled", scaled=lambda x, scale: x * scale)
+reference_swap(numpy_ns, "compact_gradient", reduce_to=full_reduce_to)
 
 # reference mode's namespace (tensorgrad/mode.py): each helper as plain numpy computes it (no
 # BLAS sums, no lazy product)

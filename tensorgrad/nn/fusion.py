@@ -9,8 +9,10 @@ batch 100). The maths is unchanged: gradients are still derived from the traced 
 A layer joins a chain when its exact class is registered here (`fusable`) with a method
 `_fused_part()` returning (function, tensors, static parameters as (name, value) pairs,
 after): `function(x, *tensors, **params)` is a pure composition of tensorgrad ops returning y,
-or (y, *aux) when `after` is (callable, len(aux)) that applies the layer's side effects outside
-the trace (batch norm's running averages) from those aux arrays; else after is None.
+or (y, *aux) when `after` is (callable, len(aux)[, batched]) that applies the layer's side
+effects outside the trace (batch norm's running averages) from those aux arrays, where
+`batched(modules)` may return one function doing it for several layers of the chain at once
+(or None when it cannot); else after is None.
 Subclasses run their own forward, never a chain. In reference mode (`tg.set_fast(False)`)
 Sequential runs every layer on its own.
 """
@@ -98,14 +100,21 @@ class Chain:
 
 
 def _effects(afters):
-    """One function applying the layers' side effects from the chain's aux outputs (each
-    layer's `after` on its share of them), or None when no layer has any."""
+    """One function applying the layers' side effects from the chain's aux outputs, or None:
+    a `batched` updater for all of them when every layer offers the same one and it accepts
+    these layers, else each layer's own `after` on its share of the aux tensors."""
     if not afters:
         return None
+    batched = afters[0][2] if len(afters[0]) > 2 else None
+    if batched is not None and all(a[2:] == (batched,) for a in afters):
+        update = batched([a[0].__self__ for a in afters])
+        if update is not None:
+            return update
+    counts = [n for _, n, *_ in afters]
 
     def each(aux):
         at = 0
-        for after, n in afters:
+        for (after, *_), n in zip(afters, counts):
             after(*aux[at:at + n])
             at += n
     return each

@@ -14,6 +14,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import mode as _mode
+from ..flat import SMALL, FlatParams
 from ..tensor import Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "IncompatibleKeys"]
@@ -41,6 +42,7 @@ class Parameter(Tensor):
                             f"{self.data.dtype} (shape {self.data.shape})")
         self.requires_grad_(requires_grad)
 
+    _flat = None  # the FlatParams whose array holds this parameter (Module.flatten_parameters)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -276,6 +278,9 @@ class Module:
         Parameter objects keep their identity, so an optimizer built before still holds them.
         """
         dt = _as_dtype(dtype)
+        tensors = list(self.parameters()) + list(self.buffers())
+        flat = {id(t._flat): t._flat.params for t in tensors
+                if getattr(t, "_flat", None) is not None and t._flat.valid()}
         for p in self.parameters():
             p.data = p.data.astype(dt, copy=False)
             if p.grad is not None:
@@ -283,6 +288,29 @@ class Module:
         for b in self.buffers():
             if b.data.dtype.kind == "f":
                 b.data = b.data.astype(dt, copy=False)
+        for params in flat.values():  # flattened parameters stay flat (in the new dtype)
+            if any(p.data.base is not p._flat.data for p in params):
+                FlatParams(params)
+        return self
+
+    def flatten_parameters(self, max_size=SMALL, buffers=True):
+        """Store the parameters of this module tree with at most `max_size` elements in one
+        flat array per dtype, each `p.data` becoming a view of it (same shape, memory order and
+        values), and likewise the buffers (batch norm's running statistics); returns self. SGD
+        without momentum then updates the parameters in two numpy calls instead of a few per
+        parameter (see tensorgrad/flat.py), and fused batch-norm layers update all their running
+        statistics at once: on a 9-layer MLP, 34 small parameters and 24 buffers. Hold on to
+        parameters and buffers, not to their old `.data` arrays."""
+        groups = [list(self.parameters())] + ([list(self.buffers())] if buffers else [])
+        for tensors in groups:
+            by_dtype = {}
+            for t in tensors:
+                if t.data.size <= max_size:
+                    by_dtype.setdefault(t.data.dtype, []).append(t)
+            for same in by_dtype.values():
+                if len(same) > 1:
+                    FlatParams(same)
+        module_version[0] += 1  # fused chains plan their batch-norm updates anew
         return self
 
     def double(self):

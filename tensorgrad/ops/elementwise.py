@@ -37,7 +37,7 @@ def _sub_lower(i, examples):
 
 sub = Op("sub", np.subtract,
          passthrough,
-         lambda xp, g, out, a, b: -g,  # (g may be compact in a fused program: see Op)
+         lambda xp, g, out, a, b: -g,  # (g may be compact: the engine does every reduction)
          lower=_sub_lower)
 mul = Op("mul", np.multiply,
          lambda xp, g, out, a, b: g * b,
@@ -105,7 +105,8 @@ def _relu_lower(i, examples):  # fused programs: zero as an array (xp.zeros_of, 
     return lambda xp, g, out, x: g * (out > zero)
 
 
-# the gradient reads the output (out > 0 exactly where x > 0, nan included), as PyTorch's does
+# the gradient reads the output (out > 0 exactly where x > 0, nan included), as PyTorch's
+# does: a fused program then frees the input once the output is computed
 relu = Op("relu", lambda x: np.maximum(x, 0),
           lambda xp, g, out, x: g * (out > 0),
           lower=_relu_lower)

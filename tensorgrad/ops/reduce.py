@@ -28,8 +28,8 @@ def _expand(xp, g, x, axis, keepdims):
     return g if keepdims else xp.reshape(g, reduced_shape(x.shape, axis))
 
 
-# The vjps of sum and mean return g with size-1 axes where x was reduced: the graph walk spreads
-# it to x's shape, a fused program's backward only where an op needs a full-size gradient.
+# The gradients of sum and mean stay compact (g with size-1 axes where x was reduced): the
+# engine broadcasts them only where an op needs a full-size gradient.
 _sum = Op("sum", fast_sum,
           lambda xp, g, out, x, axis, keepdims: _expand(xp, g, x, axis, keepdims))
 
@@ -94,7 +94,7 @@ def _sum_squares_forward(*xs):
     return np.asarray(total, dtype=dtype)
 
 
-def _sum_squares_vjp_all(xp, g, out, xs):
+def _sum_squares_vjp_all(xp, g, out, xs, retain_graph=True):
     s = g * 2  # once for all the inputs
     return [xp.scaled(x, s) for x in xs]
 

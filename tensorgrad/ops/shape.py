@@ -7,6 +7,7 @@ flatten, expand and stack are compositions of these.
 import numpy as np
 
 from ..fuse import value_read
+from ..xp import compact_count
 from ..xp import sum_to as _np_sum_to
 from ..xp import unindex as _np_unindex
 from ._base import Op, Tensor, shape_of
@@ -122,12 +123,16 @@ def sum_to(x, shape):
     return _sum_to(x, shape=shape)
 
 
-def unbroadcast(x, shape):
-    """Sum `x` to `shape`, undoing broadcasting (the graph walk's step after each vjp): `x`
-    spread first where it is smaller (a reduction's gradient has size-1 axes), then summed."""
-    shape = tuple(shape)
-    full = np.broadcast_shapes(_shape_of(x), shape)
-    return sum_to(x if _shape_of(x) == full else broadcast_to(x, full), shape)
+def reduce_to(x, shape, full=None):
+    """Sum `x` over the axes where it is larger than `shape` (broadcast axes), keeping axes
+    where it is smaller: the result broadcasts to `shape` (the engine's unbroadcast step).
+    `full`: the shape a compact `x` stands for, as in tensorgrad.xp.reduce_to."""
+    xs = _shape_of(x)
+    n = 1 if full is None or full == xs else compact_count(xs, shape, full)
+    lead = len(xs) - len(shape)  # negative for a compact x with fewer axes: align the right
+    target = tuple(1 if s == 1 else d for s, d in zip(shape[max(0, -lead):], xs[max(0, lead):]))
+    out = sum_to(x, target)
+    return out if n == 1 else out * n
 
 
 def squeeze(x, axis=None, *, dim=None):

@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import mode as _mode
 from ..blas import axpy  # noqa: F401  (the optimizers' update primitive)
+from ..flat import FlatParams
 from ..tensor import Tensor
 
 
@@ -63,6 +64,7 @@ class Optimizer:
         self._check_hyperparameters(defaults, "the defaults")
         self.defaults = dict(defaults)
         self.state: dict[Tensor, dict[str, Any]] = {}  # Tensors hash by identity
+        self._flat: dict[int, tuple] = {}  # id(group) -> (FlatParams or None, rest, group, key)
         self.param_groups: list[dict[str, Any]] = []
         groups = list(params)
         if not groups:
@@ -140,6 +142,22 @@ class Optimizer:
         if weight_decay != 0.0:
             g = g + weight_decay * p.data
         return g
+
+    def _flat_params(self, group: dict[str, Any]) -> tuple[FlatParams | None, list[Tensor]]:
+        """The flat storage of the group's small parameters if `Module.flatten_parameters` made
+        one for exactly them (else None), and the parameters outside it; see flat.py."""
+        entry = self._flat.get(id(group))
+        params = group["params"]
+        key = (len(params), FlatParams.generation)
+        if (
+            entry is None
+            or entry[2] is not group
+            or entry[3] != key
+            or (entry[0] is not None and not entry[0].valid())
+        ):
+            flat, rest = FlatParams.of(params)
+            entry = self._flat[id(group)] = (flat, rest, group, key)
+        return entry[0], entry[1]
 
     def _require(self, condition: bool, key: str, value: Any, where: str, rule: str) -> None:
         """Helper for ``_check_hyperparameters``: a uniform error message."""

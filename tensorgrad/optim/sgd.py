@@ -24,7 +24,11 @@ from .optimizer import axpy as _axpy
 
 
 class SGD(Optimizer):
-    """Mini-batch SGD; ``lr`` is required (the course's eta).  See the module docstring."""
+    """Mini-batch SGD; ``lr`` is required (the course's eta).  See the module docstring.
+
+    Without momentum the update is stateless: parameters that `Module.flatten_parameters()`
+    stored in one flat array (the MLP's small ones) are updated by two numpy calls in all.
+    """
 
     def __init__(
         self,
@@ -68,18 +72,33 @@ class SGD(Optimizer):
             )
 
     def _step_group(self, group: dict[str, Any], off: frozenset = frozenset()) -> None:
-        """The update with its fast paths (axpy, momentum_axpby) but those in `off`."""
+        """The update with its fast paths (flat_update, axpy, momentum_axpby) but those in
+        `off`."""
         lr = float(group["lr"])
         momentum = float(group["momentum"])
         dampening = float(group["dampening"])
         weight_decay = float(group["weight_decay"])
         nesterov = group["nesterov"]
         maximize = group["maximize"]
+        params = group["params"]
         n_axpy = 0  # updates through axpy (counted in tg.fast_paths)
         axpy = _axpy if "axpy" not in off else two_pass
+        if momentum == 0.0 and "flat_update" not in off:  # the small parameters in one update
+            flat, rest = self._flat_params(group)
+            if flat is not None and flat.gather():
+                _HITS["flat_update"] += 1
+                g = flat.grad  # our own buffer: scaled in place
+                if maximize:
+                    np.negative(g, out=g)
+                if weight_decay != 0.0:
+                    axpy(weight_decay, flat.data, g)
+                    n_axpy += 1
+                g *= -lr
+                flat.data += g
+                params = rest
         n_axpby = 0  # momentum buffers updated through axpby (counted in tg.fast_paths)
         use_axpby = momentum != 0.0 and "momentum_axpby" not in off
-        for p in group["params"]:
+        for p in params:
             if p.grad is None:
                 continue
             data = p.data
@@ -119,7 +138,7 @@ class SGD(Optimizer):
             _HITS["axpy"] += n_axpy
 
     def _step_group_without(self, off: frozenset, group: dict[str, Any]) -> None:
-        if {"axpy", "momentum_axpby"} <= off:
+        if {"axpy", "flat_update", "momentum_axpby"} <= off:
             self._plain_step_group(group)
         else:
             self._step_group(group, off)
@@ -141,4 +160,4 @@ class SGD(Optimizer):
                     buf *= momentum
                     buf += (1.0 - dampening) * g
                 g = g + momentum * buf if group["nesterov"] else buf
-            p.data -= lr * g  # in place: the parameter keeps its array
+            p.data -= lr * g  # in place: a flattened parameter's array is a view

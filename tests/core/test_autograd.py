@@ -201,10 +201,10 @@ _BINARY = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a
 @given(shapes=broadcastable_shapes(), op=st.sampled_from(sorted(_BINARY)),
        reduce=st.sampled_from(["sum", "mean", "sum0", "none"]), fused=st.booleans(),
        seed=st.integers(0, 99))
-def test_a_reduction_s_gradient_counts_every_broadcast_copy(shapes, op, reduce, fused, seed):
-    # .sum()'s gradient is one value standing for a full array (a fused program keeps it that
-    # compact): an input an elementwise op broadcast must still receive the sum over all the
-    # copies it was broadcast to
+def test_a_reduction_s_compact_gradient_counts_every_broadcast_copy(shapes, op, reduce, fused,
+                                                                    seed):
+    # .sum() hands an elementwise op a compact gradient (one value standing for a full array):
+    # an input it broadcast must still receive the sum over all the copies it was broadcast to
     rng = np.random.default_rng(seed)
     fn = _BINARY[op]
 

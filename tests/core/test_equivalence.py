@@ -23,10 +23,11 @@ N_PROGRAMS = 300  # at least, in every profile (the ci profile's 25 examples wou
 MIN_SHARE = 0.05  # each feature in at least this share of them
 
 # every fast path the programs must take in fast mode (so each is proven against the
-# reference); the others belong to training (optimizers) and to the import
-PROGRAM_PATHS = ["fused_program", "fused_chain", "lowering", "blas_reduction", "vjp_all",
-                 "lazy_scaled", "axpy"]
-OTHER_PATHS = ["momentum_axpby", "malloc_tuning"]
+# reference); the others belong to training (optimizers, flat parameters) and to the import
+PROGRAM_PATHS = ["fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
+                 "lean_forward", "early_free", "blas_reduction", "compact_gradient", "vjp_all",
+                 "fresh_gradient", "inplace_accumulate", "lazy_scaled", "axpy"]
+OTHER_PATHS = ["flat_update", "momentum_axpby", "batched_running_stats", "malloc_tuning"]
 
 
 def _seed():

@@ -199,34 +199,46 @@ def _program(fused):
     return program
 
 
-def test_the_probing_and_the_compiled_backward_give_the_same_results():
+def test_once_its_backward_is_compiled_a_forward_keeps_only_what_that_backward_reads():
     f = fuse(_norm)
     want = None
-    for _ in range(3):  # probing backward, then the compiled one twice
+    for call in range(4):  # full forward + probing backward, full + compiled, then lean twice
         xs = _inputs((5, 3), 7)
         out, mu, var = f(*xs)
+        saved = out._raw[-1]
+        freed = [i for i, v in enumerate(saved.vals) if v is fz._FREED]
+        assert bool(freed) == (call >= 1)  # lean from the first forward after a compile on
         out.backward(np.linspace(-1.0, 1.0, 15).reshape(5, 3))
         got = [out.data, mu.data, var.data] + [x.grad.data for x in xs]
         if want is None:
             want = got
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
-    (backward,) = _program(f).backwards.values()
+    program = _program(f)
+    (backward,) = program.backwards.values()
+    assert not program.reads[(True, True, True)] & set(freed)
     # the backward frees its temporaries as it goes
     assert backward.__code__.co_code.count(bytes([dis.opmap["DELETE_FAST"]])) >= 1
 
 
-def test_a_forward_without_a_graph_computes_what_one_with_a_graph_does():
+def test_a_forward_no_backward_follows_keeps_only_its_results():
     f = fuse(_norm)
     xs = _inputs((4, 3), 1)
     with_graph = [t.data for t in f(*xs)]
     with tg.no_grad():
         without = [t.data for t in f(*xs)]
+    program = _program(f)
+    vals = program.run([x.data for x in xs], None)
+    kept = {i for i, v in enumerate(vals) if v is not fz._FREED}
+    first = program.n_in + len(program.consts)
+    assert {i for i in kept if i >= first} == {program.result, *program.aux}
     for a, b in zip(without, with_graph):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_backward_compiled_for_another_gradient_dtype_reads_the_same_values():
+def test_a_lean_forwards_values_meeting_a_new_backward_are_computed_again():
+    # the values a lean forward freed may be read by a backward compiled for another gradient
+    # dtype: the program computes them again from the inputs rather than fail
     f = fuse(_norm)
     for _ in range(2):
         xs = _inputs((4, 3), 2)
@@ -234,6 +246,7 @@ def test_a_backward_compiled_for_another_gradient_dtype_reads_the_same_values():
         out.backward(np.ones((4, 3)))
     out = f(*_inputs((4, 3), 2))[0]
     saved = out._raw[-1]
+    assert any(v is fz._FREED for v in saved.vals)
     program, xp = saved.program, _t._namespace(False)
     g32 = np.ones((4, 3), np.float32)
     got = program.backward(xp, g32, saved.vals, saved.mask)
@@ -242,7 +255,7 @@ def test_a_backward_compiled_for_another_gradient_dtype_reads_the_same_values():
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-def test_a_retained_graph_goes_through_a_fused_node_again_the_last_backward_frees_it():
+def test_the_last_backward_through_a_node_frees_its_values_a_retained_one_keeps_them():
     f = fuse(_norm)
     g = np.linspace(-1.0, 1.0, 15).reshape(5, 3)
     for _ in range(2):  # probing backward, then the compiled one
@@ -251,27 +264,30 @@ def test_a_retained_graph_goes_through_a_fused_node_again_the_last_backward_free
     want = [x.grad.data.copy() for x in xs]
     xs = _inputs((5, 3), 3)
     out = f(*xs)[0]
+    saved = out._raw[-1]
+    vals = saved.vals
     out.backward(g, retain_graph=True)
-    out.backward(g)  # the second goes through the same values, then frees the graph
+    assert saved.vals is vals and len(vals) == len(saved.program.shapes)
+    out.backward(g)  # the second goes through the same values, then frees them
+    assert saved.vals is None and vals == []
     for x, w in zip(xs, want):
         np.testing.assert_array_equal(x.grad.data, 2 * w)
     with pytest.raises(tg.GraphFreedError):
         out.backward(g)
 
 
-def test_a_backward_that_stopped_inside_the_program_leaves_its_values_to_the_next_one():
+def test_a_backward_after_an_unfinished_last_backward_says_the_values_are_gone():
     f = fuse(_norm)
-    for _ in range(2):  # probing backward, then the compiled one
-        xs = _inputs((5, 3), 3)
-        f(*xs)[0].backward(np.ones((5, 3)))
-    want = [x.grad.data.copy() for x in xs]
-    xs = _inputs((5, 3), 3)
-    out = f(*xs)[0]
+    for _ in range(2):
+        f(*_inputs((5, 3), 3))[0].backward(np.ones((5, 3)))
+    out = f(*_inputs((5, 3), 3))[0]
+    saved = out._raw[-1]
+    vjp_all = out._op.vjp_all
     with pytest.raises(ValueError):  # stops inside the program (a gradient of the wrong shape)
-        out._op.vjp_all(_t._namespace(False), np.ones((2, 7)), out.data, out._raw)
-    out.backward(np.ones((5, 3)))
-    for x, w in zip(xs, want):
-        np.testing.assert_array_equal(x.grad.data, w)
+        vjp_all(_t._namespace(False), np.ones((2, 7)), out.data, out._raw, retain_graph=False)
+    assert saved.vals is None
+    with pytest.raises(tg.GraphFreedError, match="did not finish"):
+        out.backward(np.ones((5, 3)))
 
 
 def test_a_tensor_passed_twice_has_one_gradient_per_position_under_create_graph():

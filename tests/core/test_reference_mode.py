@@ -29,13 +29,19 @@ README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 # the fast paths each scenario below must take (and, in fast mode, no others)
 EXPECTED = {
     "momentum_training": [
-        "fused_program", "fused_chain", "lowering", "blas_reduction", "vjp_all", "lazy_scaled",
-        "axpy", "momentum_axpby",
+        "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
+        "lean_forward", "early_free", "blas_reduction", "vjp_all", "fresh_gradient",
+        "lazy_scaled", "axpy", "momentum_axpby",
+        "batched_running_stats",
     ],
-    "plain_sgd_training": [  # SGD without momentum
-        "fused_program", "fused_chain", "lowering", "blas_reduction", "vjp_all", "lazy_scaled",
-        "axpy",
+    "plain_sgd_training": [  # SGD without momentum: the flat update as well
+        "fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
+        "lean_forward", "early_free", "blas_reduction", "vjp_all", "fresh_gradient",
+        "lazy_scaled", "axpy", "flat_update",
+        "batched_running_stats",
     ],
+    "sum_of_a_leaf": ["compact_gradient"],  # x.sum(): the gradient stays (1, 1) until x
+    "leaf_used_twice": ["compact_gradient", "fresh_gradient", "inplace_accumulate"],
     "import": ["malloc_tuning"],
 }
 
@@ -171,31 +177,42 @@ def test_reference_mode_raises_the_same_error_for_a_freed_graph():
                 y.backward()
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_gradients_are_arrays_of_their_own_in_the_inputs_shape(fast):
-    """No shared array: x.sum()'s gradient, one value standing for all of x, reaches x as a
-    writable (3, 4) array of its own in both modes."""
+def test_reference_gradients_are_arrays_of_their_own_in_the_inputs_shape():
+    """No compact gradient and no shared array: x.sum()'s gradient is a writable (3, 4) array."""
     x = tg.tensor(np.ones((3, 4)), requires_grad=True)
-    with tg.fast_mode(fast):
-        x.sum().backward()
-        x.sum().backward()  # (added into the first)
-    assert x.grad.shape == (3, 4) and x.grad.data.flags.writeable and x.grad.data.base is None
-    np.testing.assert_array_equal(x.grad.data, np.full((3, 4), 2.0))
     with tg.fast_mode(False):
+        x.sum().backward()
         (g,) = tg.grad(x.sum(), x)
-    assert g.shape == (3, 4) and g.data.flags.writeable and g.data.base is None
-    np.testing.assert_array_equal(g.data, np.ones((3, 4)))
+    for got in (x.grad.data, g.data):
+        assert got.shape == (3, 4) and got.flags.writeable and got.base is None
+        np.testing.assert_array_equal(got, np.ones((3, 4)))
 
 
 # ---- counters in small scenarios --------------------------------------------------------------
-def test_a_leaf_used_twice_gets_the_reference_gradient():
+def test_the_gradient_of_a_sum_stays_compact_in_fast_mode_only():
+    x = tg.tensor(np.ones((3, 4)), requires_grad=True)
+    tg.fast_paths(reset=True)
+    x.sum().backward()
+    assert _hit() == set(EXPECTED["sum_of_a_leaf"])
+    tg.fast_paths(reset=True)
+    with tg.fast_mode(False):
+        x.sum().backward()
+    assert _hit() == set()
+    np.testing.assert_array_equal(x.grad.data, np.full((3, 4), 2.0))
+
+
+def test_a_leaf_used_twice_accumulates_in_place_in_fast_mode_only():
     x = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
     y = tg.tensor(np.ones((2, 3)), requires_grad=False)
+    tg.fast_paths(reset=True)
     (x * y + x.exp()).sum().backward()
+    assert _hit() == set(EXPECTED["leaf_used_twice"])
     fast = x.grad.data
     x.grad = None
+    tg.fast_paths(reset=True)
     with tg.fast_mode(False):
         (x * y + x.exp()).sum().backward()
+    assert _hit() == set()
     np.testing.assert_array_equal(x.grad.data, fast)  # the same numpy calls: the same bits
 
 
@@ -219,7 +236,7 @@ def _train(model, opt, sched, steps, seed=0, lam=0.005):
 
 
 def _setup(momentum, dtype=np.float32):
-    """The benchmark's 9-layer network: batch norm, fused Sequential."""
+    """The benchmark's 9-layer network: batch norm, fused Sequential, flat parameters."""
     model = MLP(presets["nine_layer"], seed=0, dtype=dtype)
     opt = SGD(model.parameters(), lr=1e-5, momentum=momentum)
     sched = CyclicLR(opt, base_lr=1e-5, max_lr=1e-1, step_size_up=2250)
@@ -240,6 +257,7 @@ def _state(model, opt):
                                                 (0.0, "plain_sgd_training")])
 def test_three_training_steps_take_exactly_the_expected_fast_paths(momentum, scenario):
     model, opt, sched = _setup(momentum)
+    assert model[0].weight._flat is None and model[1].weight._flat is not None  # flattened
     tg.fast_paths(reset=True)
     _train(model, opt, sched, 3)
     assert _hit() == set(EXPECTED[scenario])
@@ -267,7 +285,7 @@ def test_fast_and_reference_training_agree_in_float64(momentum):
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_a_model_trained_fast_then_in_reference_mode_takes_the_plain_path(momentum):
-    """Fused chains and programs and momentum buffers built in fast mode, trained
+    """Flat parameters, fused chains and programs, momentum buffers built in fast mode, trained
     on with the fast paths off: no counter moves, and the result is the reference run's."""
     model, opt, sched = _setup(momentum, np.float64)
     costs = _train(model, opt, sched, 2)
@@ -284,6 +302,7 @@ def test_a_model_trained_fast_then_in_reference_mode_takes_the_plain_path(moment
     ref = _state(ref_model, ref_opt)
     for name, value in _state(model, opt).items():
         np.testing.assert_allclose(value, ref[name], rtol=1e-12, atol=1e-12, err_msg=name)
+    assert model[1].weight.data.base is model[1].weight._flat.data  # still a view of it
 
 
 def test_a_fused_node_recorded_fast_is_differentiated_by_the_reference_walk():
@@ -312,7 +331,9 @@ def test_a_fused_node_recorded_fast_is_differentiated_by_the_reference_walk():
 # ---- one path switched off alone ---------------------------------------------------------------
 # the paths whose switch-off runs the same numpy arithmetic (only calls, names and memory differ):
 # bitwise the fast result; the others within 1e-12 in float64
-BITWISE = ["vjp_all"]
+BITWISE = ["inlined_lambda", "typed_number", "lean_forward", "early_free",
+           "compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate", "flat_update",
+           "batched_running_stats"]
 SWITCHABLE = [name for name in tg.fast_paths() if name != "malloc_tuning"]  # (at import only)
 
 
@@ -372,21 +393,49 @@ def test_one_fast_path_switched_off_alone_is_not_taken_and_changes_no_result(
         _assert_same(state[name], fast[name], bitwise, name)
 
 
+@pytest.mark.parametrize("path", ["compact_gradient", "fresh_gradient", "inplace_accumulate"])
+def test_the_walks_own_paths_switched_off_alone_in_the_small_scenarios(path):
+    """compact_gradient and inplace_accumulate, which the training step does not take, in the
+    scenarios that do: switched off, their counter stays 0 and the gradient is the same."""
+    def leaf_used_twice():
+        x = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+        (x * tg.tensor(np.ones((2, 3))) + x.exp()).sum().backward()
+        return x.grad.data
+
+    def sum_of_a_leaf():
+        x = tg.tensor(np.ones((3, 4)), requires_grad=True)
+        x.sum().backward()
+        return x.grad.data
+
+    for scenario, run in (("leaf_used_twice", leaf_used_twice), ("sum_of_a_leaf", sum_of_a_leaf)):
+        fast = run()
+        tg.fast_paths(reset=True)
+        with tg.fast_mode(False, paths=[path]):
+            got = run()
+        hit = _hit()
+        assert path not in hit, scenario
+        assert set(EXPECTED[scenario]) - {path} <= hit, scenario
+        assert got.shape == fast.shape and got.flags.writeable, scenario
+        np.testing.assert_array_equal(got, fast, err_msg=scenario)
+
+
 def test_switching_a_parent_off_switches_the_paths_inside_it_off():
     with tg.fast_mode(False, paths=["fused_program"]):
-        assert not tg.is_fast("lowering") and not tg.is_fast("fused_chain")
-        assert tg.is_fast("vjp_all") and tg.is_fast("axpy")
+        assert not tg.is_fast("lowering") and not tg.is_fast("batched_running_stats")
+        assert not tg.is_fast("early_free") and tg.is_fast("vjp_all") and tg.is_fast("axpy")
+    with tg.fast_mode(False, paths="vjp_all"):  # the fused backward's single call
+        assert not tg.is_fast("early_free") and tg.is_fast("fused_program")
     assert all(tg.is_fast(name) for name in tg.fast_paths())
 
 
 def test_per_path_switches_nest_and_restore():
     with tg.fast_mode(False, paths=["axpy"]):
-        with tg.fast_mode(False, paths=["lowering", "lazy_scaled"]):
-            assert [tg.is_fast(n) for n in ("axpy", "lowering", "lazy_scaled")] == [False] * 3
+        with tg.fast_mode(False, paths=["lowering", "flat_update"]):
+            assert [tg.is_fast(n) for n in ("axpy", "lowering", "flat_update")] == [False] * 3
             with tg.fast_mode(True, paths=["axpy"]):
                 assert tg.is_fast("axpy") and not tg.is_fast("lowering")
             assert not tg.is_fast("axpy")
-        assert not tg.is_fast("axpy") and tg.is_fast("lowering") and tg.is_fast("lazy_scaled")
+        assert not tg.is_fast("axpy") and tg.is_fast("lowering") and tg.is_fast("flat_update")
         with tg.fast_mode(False):
             assert not any(tg.is_fast(name) for name in tg.fast_paths())
         assert not tg.is_fast("axpy") and tg.is_fast("blas_reduction")
@@ -395,7 +444,6 @@ def test_per_path_switches_nest_and_restore():
         tg.set_fast(False)
         tg.set_fast(True, paths=["blas_reduction"])  # one path back on in reference mode
         assert tg.is_fast("blas_reduction") and not tg.is_fast("axpy") and not tg.is_fast()
-        tg.fast_paths(reset=True)
         assert tg.tensor([[3.0, 4.0]]).sum(axis=1).data.tolist() == [7.0]
         assert tg.fast_paths(reset=True)["blas_reduction"].hits == 1
     finally:
@@ -426,7 +474,7 @@ def test_the_environment_switches_named_paths_off_at_import():
     out = _run(code, TENSORGRAD_FAST="1", TENSORGRAD_FAST_OFF=" blas_reduction,fused_chain ")
     assert out.returncode == 0, out.stderr
     off, hit = out.stdout.splitlines()
-    assert eval(off) == ["blas_reduction", "fused_chain"]
+    assert eval(off) == ["batched_running_stats", "blas_reduction", "fused_chain"]
     assert "blas_reduction" not in eval(hit) and "vjp_all" in eval(hit)
     bad = _run("import tensorgrad", TENSORGRAD_FAST_OFF="axpy,nope")
     assert bad.returncode != 0 and "TENSORGRAD_FAST_OFF: unknown fast path(s) 'nope'" in bad.stderr

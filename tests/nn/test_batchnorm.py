@@ -211,15 +211,18 @@ def test_refused_input_changes_no_state(shape, message, momentum):
     assert bn.num_batches_tracked.item() == 2
 
 
+@pytest.mark.parametrize("flat", [False, True])
 @pytest.mark.parametrize("shape, message", [  # what the BatchNorm1d after Linear(3, 4) gets
     pytest.param((1, 3), REFUSED[0].values[1], id="batch_of_one"),
     pytest.param((3,), REFUSED[4].values[1], id="1d"),
     pytest.param((2, 5, 3), r"BatchNorm1d: input of shape \(2, 5, 4\) has 5 features, but "
                  r"num_features is 4", id="wrong_features_3d"),
 ])
-def test_refused_input_changes_no_state_in_a_fused_chain(shape, message, monkeypatch):
+def test_refused_input_changes_no_state_in_a_fused_chain(shape, message, flat, monkeypatch):
     monkeypatch.setattr(nn.BatchNorm1d, "forward", lambda *a: pytest.fail("not fused"))
     model = nn.Sequential(nn.Linear(3, 4, seed=0), nn.BatchNorm1d(4), nn.ReLU())
+    if flat:
+        model.flatten_parameters()
     model(_batch(6, 3, 0, np.float32))  # traced and run once
     before = _state(model)
     with pytest.raises(ValueError) as refused:

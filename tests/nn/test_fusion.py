@@ -100,12 +100,25 @@ def test_second_order_gradients_through_a_chain():
     assert tg.gradgradcheck(lambda x: net(x), [x])
 
 
-def test_batch_norm_layers_of_a_chain_keep_their_own_momenta():
+def test_mlp_updates_all_running_statistics_in_one_batched_call(monkeypatch):
+    fused, plain = _pair(dims=[6, 5, 4, 3])
+    monkeypatch.setattr(nn.BatchNorm1d, "_track", lambda *a: pytest.fail("per-layer path"))
+    x = tg.tensor(np.random.default_rng(5).standard_normal((8, 6)))
+    fused(x)
+    monkeypatch.undo()
+    plain(x)
+    for (name, p), q in zip(fused.named_buffers(), plain.buffers()):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-12, err_msg=name)
+        assert p.data.base is p._flat.data  # still views of the flat arrays
+
+
+def test_layers_with_different_momenta_fall_back_to_one_update_each():
     _same_with_and_without_fusion(
         lambda: nn.Sequential(nn.Linear(4, 3, seed=0, dtype=np.float64),
                               nn.BatchNorm1d(3, momentum=0.1, dtype=np.float64), nn.ReLU(),
                               nn.Linear(3, 3, seed=1, dtype=np.float64),
-                              nn.BatchNorm1d(3, momentum=0.5, dtype=np.float64)), 6)
+                              nn.BatchNorm1d(3, momentum=0.5, dtype=np.float64)
+                              ).flatten_parameters(), 6)
 
 
 def test_a_forward_replaced_on_an_instance_is_honoured():

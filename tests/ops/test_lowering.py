@@ -10,7 +10,7 @@ from tensorgrad.ops.elementwise import relu, rsqrt, square, sub
 from tensorgrad.ops.linalg import _linear
 from tensorgrad.ops.reduce import _mean
 from tensorgrad.testing import shapes
-from tensorgrad.xp import numpy_ns, reduce_to
+from tensorgrad.xp import numpy_ns
 
 DTYPES = st.sampled_from([np.float32, np.float64])
 
@@ -24,7 +24,8 @@ def _same(op, i, examples, **params):
         got, want = low(numpy_ns, *examples), op.vjps[i](numpy_ns, *examples, **params)
         if got.shape != want.shape:  # a lowered vjp may sum down to its input's shape already
             assert got.shape == examples[2 + i].shape
-            want = reduce_to(want, got.shape, examples[1].shape if op.elementwise else None)
+            want = numpy_ns.reduce_to(want, got.shape, examples[1].shape if op.elementwise
+                                      else None)
     assert got.shape == want.shape and got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
 
@@ -85,7 +86,7 @@ def test_other_shapes_keep_the_general_functions():
         is None
 
 
-def test_sub_keeps_the_general_vjp_when_g_is_compact():
+def test_sub_keeps_the_general_vjp_for_a_compact_gradient():
     # g of shape (1, 1) stands for a (2, 3) gradient (a mean's, not broadcast yet): a product
     # with a -1 vector of one row would sum one row of it, not the six terms
     g, out, a = np.full((1, 1), 1 / 6), np.ones((2, 3)), np.ones((2, 3))

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import tensorgrad as tg
 from tensorgrad import optim
+from tensorgrad.flat import FlatParams
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "optimizers.npz"
 
@@ -308,11 +309,14 @@ _BAD_GRAD_ARRAYS = {"smaller": np.ones(3, np.float32), "broadcastable": np.ones(
 
 
 @pytest.mark.parametrize("name, kwargs", STEP_CASES, ids=[f"{n}-{k}" for n, k in STEP_CASES])
+@pytest.mark.parametrize("flat", [False, True], ids=["arrays", "flat"])
 @pytest.mark.parametrize("bad", sorted(_BAD_GRAD_ARRAYS))
-def test_step_names_the_parameter_whose_gradient_does_not_match_it(name, kwargs, bad):
+def test_step_names_the_parameter_whose_gradient_does_not_match_it(name, kwargs, flat, bad):
     first = tg.tensor(np.ones(4, np.float32), requires_grad=True)
     a = tg.tensor(np.ones(2, np.float32), requires_grad=True)
     b = tg.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    if flat:  # SGD without momentum then updates a and b as one array (tensorgrad/flat.py)
+        FlatParams([a, b])
     opt = getattr(optim, name)([{"params": [first]}, {"params": [a, b]}], **kwargs)
     for p in (first, a, b):
         p.grad = tg.tensor(np.full(p.shape, 0.5, np.float32))

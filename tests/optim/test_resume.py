@@ -1,7 +1,7 @@
 """Resuming from a checkpoint gives the same bits as never stopping, for every optimizer.
 
 The model is large enough for the BLAS paths (its first weight has 3072 x 50 elements, above
-`blas.BIG`), with batch norm as in training, and OpenBLAS runs with two
+`blas.BIG`), with batch norm and flat parameters on as in training, and OpenBLAS runs with two
 threads: the setting in which `axpy` takes its one-pass BLAS path.
 """
 import ctypes
