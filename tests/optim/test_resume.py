@@ -4,9 +4,6 @@ The model is large enough for the BLAS paths (its first weight has 3072 x 50 ele
 `blas.BIG`), with batch norm and flat parameters on as in training, and OpenBLAS runs with two
 threads: the setting in which `axpy` takes its one-pass BLAS path.
 """
-import ctypes
-import glob
-import os
 
 import numpy as np
 import pytest
@@ -18,18 +15,7 @@ from tensorgrad.checkpoint import load_checkpoint, save_checkpoint
 from tensorgrad.nn import functional as F
 from tensorgrad.optim import lr_scheduler
 
-
-def _openblas_set_threads():
-    """numpy's own OpenBLAS `set_num_threads` (the library `tensorgrad.blas` calls), or None."""
-    here = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(here, "libscipy_openblas*"))):
-        lib = ctypes.CDLL(path)
-        for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads"):
-            fn = getattr(lib, symbol, None)
-            if fn is not None:
-                fn.argtypes, fn.restype = [ctypes.c_int], None
-                return fn
-    return None
+from ..core.test_blas import _openblas_set_threads
 
 
 @pytest.fixture
