@@ -5,12 +5,20 @@ No example database in either (database=None, as PyTorch's profiles), so a faile
 
 The fixture `each_mode` runs a test in fast mode and again in reference mode: the op cases, the
 `fit` tests and the golden tests use it (`pytestmark` / tests/golden/conftest.py).
+
+Ctrl-C is Python's KeyboardInterrupt in the test process even when the suite was started with
+SIGINT ignored (a background job of a non-interactive shell): the signal tests, and the
+subprocesses that inherit the disposition, test the handling a user's terminal gives.
 """
 
 import os
+import signal
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 settings.register_profile(
     "ci",
