@@ -58,12 +58,16 @@ _AXPY, _AXPBY, _threads = _load()
 HAVE_BLAS = bool(_AXPY)
 
 
+def _large_enough(n):
+    """Whether n elements are worth one BLAS pass rather than numpy's two (see the docstring)."""
+    return n >= LARGE or (n >= BIG and _threads() > 1)
+
+
 def one_pass(y):
     """Whether `axpy` and `axpby` update `y` in one BLAS pass (when x has y's dtype), rather
     than with numpy's two: large enough, and the library found."""
-    n = y.size
-    return (n >= LARGE or (n >= BIG and _threads() > 1)) and y.dtype in _AXPY and \
-        y.dtype in _AXPBY and y.flags.writeable
+    return _large_enough(y.size) and y.dtype in _AXPY and y.dtype in _AXPBY and \
+        y.flags.writeable
 
 
 def axpy(a, x, y):
@@ -75,7 +79,7 @@ def axpy(a, x, y):
     and a strided y is updated through a contiguous copy, rather than falling back to numpy's
     two roundings. A checkpoint restored in another order cannot change a training run."""
     n = y.size
-    fn = _AXPY.get(y.dtype) if n >= LARGE or (n >= BIG and _threads() > 1) else None
+    fn = _AXPY.get(y.dtype) if _large_enough(n) else None
     if fn is not None and x.dtype == y.dtype and y.flags.writeable:
         _blas_pass(fn, n, (a,), x, (), y)
     else:
