@@ -6,12 +6,20 @@
 """
 import numpy as _np
 
-from . import (
-                       memory,  # first: tunes malloc before the big arrays come (see memory.py)
-                       nn,
-                       ops,
-                       optim,
+from . import nn, ops, optim  # noqa: E402
+from .autograd import (
+                       GraphFreedError,
+                       Tensor,
+                       enable_grad,
+                       grad,
+                       is_grad_enabled,
+                       no_grad,
+                       set_grad_enabled,
+                       tensor,
 )
+from .autograd.function import Function, FunctionCtx, Op
+from .compile import memory  # noqa: F401  (first: tunes malloc before the big arrays come)
+from .compile.fuse import TraceError, fuse
 from .creation import (
                        arange,
                        as_generator,
@@ -25,8 +33,6 @@ from .creation import (
                        zeros,
                        zeros_like,
 )
-from .function import Function, FunctionCtx, Op
-from .fuse import TraceError, fuse
 from .gradcheck import (
                        GradcheckError,
                        NondifferentiableError,
@@ -38,16 +44,6 @@ from .mode import FastPath, fast_mode, fast_paths, is_fast, set_fast
 from .ops import *  # noqa: F401,F403  (every op as a function: tg.exp(x), tg.sum(x, axis=0), ...)
 from .ops import DIFFERENTIABLE
 from .serialization import load, save
-from .tensor import (
-                       GraphFreedError,
-                       Tensor,
-                       enable_grad,
-                       grad,
-                       is_grad_enabled,
-                       no_grad,
-                       set_grad_enabled,
-                       tensor,
-)
 
 float32, float64, int64, bool_ = _np.float32, _np.float64, _np.int64, _np.bool_
 __version__ = "0.1.0"

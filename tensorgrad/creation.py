@@ -1,8 +1,8 @@
 """Tensor factories: zeros, ones, *_like, randn/rand (seeded), arange, eye, full."""
 import numpy as np
 
-from .fuse import random_draw
-from .tensor import Tensor
+from .autograd import Tensor
+from .compile.fuse import random_draw
 
 __all__ = ["zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "randn", "rand",
            "arange", "eye", "as_generator"]

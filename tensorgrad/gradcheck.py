@@ -23,8 +23,8 @@ numpy on `.data` or detach() instead of Tensor ops.
 """
 import numpy as np
 
-from .tensor import Tensor, no_grad
-from .tensor import grad as _grad
+from .autograd import Tensor, no_grad
+from .autograd import grad as _grad
 
 __all__ = ["gradcheck", "gradgradcheck", "gradient_errors", "GradcheckError",
            "NondifferentiableError"]

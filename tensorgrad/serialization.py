@@ -13,7 +13,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .atomic import atomic_write
-from .tensor import Tensor
+from .autograd import Tensor
 
 __all__ = ["save", "load"]
 

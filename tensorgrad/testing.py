@@ -12,7 +12,7 @@ finite differences are meaningful. Needs hypothesis (the `test` extra).
 `programs()` draws random compositions of the registered ops (and of yours, as ProgramOp), and
 `assert_program_modes_agree(program, seed)` runs one eagerly, fused (tg.fuse) and in reference
 mode (tg.fast_mode(False)) and compares values and first- and second-order gradients: the
-fast layer against the specification (tests/core/test_equivalence.py).
+fast layer against the specification (tests/compile/test_equivalence.py).
 """
 from contextlib import nullcontext
 
@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.strategies import SearchStrategy
 
+from .autograd import Tensor
 from .gradcheck import gradcheck, gradgradcheck
 from .mode import fast_mode, fast_paths
-from .tensor import Tensor
 
 __all__ = ["shapes", "broadcastable_shapes", "arrays", "tensors", "broadcastable_tensors",
            "axes", "assert_op_gradients", "programs", "Program", "Input", "Step", "ProgramOp",
@@ -436,7 +436,7 @@ class Program:
 
     def fused(self):
         """A new tg.fuse of the program (its own trace cache)."""
-        from .fuse import fuse
+        from .compile.fuse import fuse
 
         def program(*tensors):
             return self(*tensors)
@@ -449,7 +449,7 @@ class Program:
         disagree in the result."""
         if not any(s.op in ("linear_bn_relu", "var", "std") for s in self.steps):
             return True
-        from .tensor import no_grad
+        from .autograd import no_grad
         conditions = []
         with no_grad(), np.errstate(all="ignore"):
             self._execute([Tensor(a) for a in arrays], False, conditions)
@@ -593,7 +593,7 @@ class _Builder:
         """Append the step op(*args, **params) (args: nodes or constants) and return its node."""
         name = self._name("v")
         values = [a.example if isinstance(a, _Node) else a for a in args]
-        from .tensor import no_grad
+        from .autograd import no_grad
         with no_grad(), np.errstate(all="ignore"):
             example = self.run(op)(*values, **params)
         for a in args:
@@ -1305,7 +1305,7 @@ class _Outcome:
     gradient)."""
 
     def __init__(self, fn, program, arrays, gout, directions, second_order):
-        from .tensor import grad, no_grad
+        from .autograd import grad, no_grad
         leaves = program.leaves(arrays)
         wanted = [i for i, t in enumerate(leaves) if t.requires_grad]
         out = fn(*leaves)
@@ -1425,7 +1425,7 @@ def assert_program_modes_agree(program, seed=0, calls=3, second_order=True):
     the first call, and replayed after. Raises ModesDisagree naming the program, the call, the
     quantity and the modes.
     """
-    from .tensor import no_grad
+    from .autograd import no_grad
     rng = np.random.default_rng(seed)
     values = [program.draw_values(rng) for _ in range(max(calls - 1, 1))]
     if calls > 1:

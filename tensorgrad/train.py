@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import faults
+from .autograd import Tensor, no_grad
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data.augment import hflip
 from .data.checks import check_finite
 from .deferred_signals import DeferredSignals
 from .nn import functional as F
 from .nn.regularization import l2_penalty
-from .tensor import Tensor, no_grad
 
 __all__ = ["fit", "evaluate", "History", "StopTraining", "TrainingDiverged", "CheckpointError"]
 

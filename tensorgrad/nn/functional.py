@@ -5,11 +5,11 @@ ops as possible because each op costs Python overhead on small batches.
 """
 import numpy as np
 
+from ..autograd import Tensor
+from ..compile.fuse import fuse, random_draw, static_read, value_read
 from ..creation import as_generator
-from ..fuse import fuse, random_draw, static_read, value_read
 from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, square, tanh, vdot
 from ..ops import mean as _mean
-from ..tensor import Tensor
 
 __all__ = ["linear", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softmax", "log_softmax",
            "cross_entropy", "nll_loss", "batch_norm", "dropout"]
@@ -256,7 +256,7 @@ def _normalize(x, weight=None, bias=None, *, axes, wide, eps):
     return out, mu, var
 
 
-# the same nine primitives as one graph node (see tensorgrad/fuse.py): its gradient is still
+# the same nine primitives as one graph node (see tensorgrad/compile/fuse.py): its gradient is still
 # derived from theirs, only without a Tensor and a node per primitive on every batch
 _normalize_fused = fuse(_normalize)
 

@@ -1,7 +1,7 @@
 """Run a chain of standard layers (Linear, BatchNorm1d, activations) as one fused graph node.
 
 `nn.Sequential` hands every run of two or more such layers to a `Chain`: their functional forms
-are composed and traced by `tensorgrad.fuse`, so a hidden block of the k-layer MLP (Linear ->
+are composed and traced by `compile.fuse`, so a hidden block of the k-layer MLP (Linear ->
 BatchNorm1d -> ReLU) is one node with one compiled forward and backward instead of three nodes,
 three module calls and their bookkeeping (measured: 85 vs 140 us forward + backward per block at
 batch 100). The maths is unchanged: gradients are still derived from the traced ops.
@@ -16,9 +16,9 @@ effects outside the trace (batch norm's running averages) from those aux arrays,
 Subclasses run their own forward, never a chain. In reference mode (`tg.set_fast(False)`)
 Sequential runs every layer on its own.
 """
-from ..fuse import fuse
+from ..autograd import Tensor
+from ..compile.fuse import fuse
 from ..mode import HITS as _HITS
-from ..tensor import Tensor
 from .module import module_version
 
 __all__ = ["fusable", "Chain", "plan"]

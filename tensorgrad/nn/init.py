@@ -10,8 +10,8 @@ N(0, 2/(fan_in+fan_out)).
 """
 import math
 
+from ..autograd import Tensor
 from ..creation import as_generator
-from ..tensor import Tensor
 
 __all__ = ["calculate_gain", "kaiming_normal_", "xavier_normal_", "lecun_normal_", "normal_",
            "zeros_", "ones_", "constant_"]

@@ -8,11 +8,11 @@ import numpy as np
 
 from .. import mode as _mode
 from .. import ops
+from ..autograd import Tensor
+from ..autograd.xp import concatenate
 from ..creation import as_generator
 from ..mode import HITS as _HITS
 from ..ops._base import shape_of
-from ..tensor import Tensor
-from ..xp import concatenate
 from . import functional as F
 from . import init
 from .fusion import fusable

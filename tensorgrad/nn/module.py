@@ -14,8 +14,8 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import mode as _mode
-from ..flat import SMALL, FlatParams
-from ..tensor import Tensor
+from ..autograd import Tensor
+from ..compile.flat import SMALL, FlatParams
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "IncompatibleKeys"]
 
@@ -298,7 +298,7 @@ class Module:
         flat array per dtype, each `p.data` becoming a view of it (same shape, memory order and
         values), and likewise the buffers (batch norm's running statistics); returns self. SGD
         without momentum then updates the parameters in two numpy calls instead of a few per
-        parameter (see tensorgrad/flat.py), and fused batch-norm layers update all their running
+        parameter (see compile/flat.py), and fused batch-norm layers update all their running
         statistics at once: on a 9-layer MLP, 34 small parameters and 24 buffers. Hold on to
         parameters and buffers, not to their old `.data` arrays."""
         groups = [list(self.parameters())] + ([list(self.buffers())] if buffers else [])

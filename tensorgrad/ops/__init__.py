@@ -125,8 +125,8 @@ DIFFERENTIABLE = {
 
 def _install_tensor_methods():
     """Operators and methods on Tensor, all routed through the functions above."""
-    from ..function import Op
-    from ..tensor import apply
+    from ..autograd.function import Op
+    from ..autograd.tensor import apply
     T = Tensor
 
     nokw = {}  # shared, never mutated: ops without parameters

@@ -3,13 +3,13 @@ import importlib
 
 import numpy as np
 
-from ..function import Op
-from ..fuse import record_nondiff, static_read
-from ..tensor import Tensor
+from ..autograd import Tensor
+from ..autograd.function import Op
+from ..compile.fuse import record_nondiff, static_read
 
 __all__ = ["Op", "Tensor", "data_of", "shape_of", "nondiff", "normalize_axis", "reduced_shape"]
 
-_t = importlib.import_module("..tensor", __package__)  # the module (for its `_tracer` hook)
+_t = importlib.import_module("..autograd.tensor", __package__)  # (its `_tracer` hook)
 
 
 def data_of(x):

@@ -2,7 +2,7 @@
 
 Each primitive is one `Op(name, forward, vjp_for_input_0, vjp_for_input_1, ...)` line: the
 forward runs on numpy arrays and each vjp maps the output gradient `g` to its input's gradient,
-written against the array namespace `xp` (see tensorgrad/xp.py). Broadcasting is undone by the
+written against the array namespace `xp` (autograd/xp.py). Broadcasting is undone by the
 engine, so the vjps below read like the calculus. A `_<op>_lower` beside an op gives fused
 programs versions specialised for their fixed shapes (see Op.lower); the maths stays above.
 """
@@ -11,8 +11,8 @@ from functools import partial
 import numpy as np
 from scipy.special import expit
 
-from ..function import passthrough
-from ..xp import dot, filled, number, zeros_of
+from ..autograd.function import passthrough
+from ..autograd.xp import dot, filled, number, zeros_of
 from ._base import Op as _Op
 from ._base import nondiff
 

@@ -5,8 +5,8 @@ matrices and the batch dimensions that broadcasting added are summed back by the
 """
 import numpy as np
 
-from ..function import passthrough
-from ..xp import vdot as _np_vdot
+from ..autograd.function import passthrough
+from ..autograd.xp import vdot as _np_vdot
 from ._base import Op, data_of, shape_of
 
 

@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 
-from ..fuse import static_read
+from ..autograd.xp import dot, fast_sum, filled, number, plain_sum, reciprocal
+from ..compile.fuse import static_read
 from ..mode import HITS as _HITS
 from ..mode import reference_swap
-from ..xp import dot, fast_sum, filled, number, plain_sum, reciprocal
 from ._base import Op, Tensor, keep, normalize_axis, reduced_shape, shape_of
 
 

@@ -6,10 +6,10 @@ flatten, expand and stack are compositions of these.
 """
 import numpy as np
 
-from ..fuse import value_read
-from ..xp import compact_count
-from ..xp import sum_to as _np_sum_to
-from ..xp import unindex as _np_unindex
+from ..autograd.xp import compact_count
+from ..autograd.xp import sum_to as _np_sum_to
+from ..autograd.xp import unindex as _np_unindex
+from ..compile.fuse import value_read
 from ._base import Op, Tensor, shape_of
 
 _reshape = Op("reshape", np.reshape,
@@ -126,7 +126,7 @@ def sum_to(x, shape):
 def reduce_to(x, shape, full=None):
     """Sum `x` over the axes where it is larger than `shape` (broadcast axes), keeping axes
     where it is smaller: the result broadcasts to `shape` (the engine's unbroadcast step).
-    `full`: the shape a compact `x` stands for, as in tensorgrad.xp.reduce_to."""
+    `full`: the shape a compact `x` stands for, as in tensorgrad.autograd.xp.reduce_to."""
     xs = _shape_of(x)
     n = 1 if full is None or full == xs else compact_count(xs, shape, full)
     lead = len(xs) - len(shape)  # negative for a compact x with fewer axes: align the right

@@ -29,9 +29,9 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import mode as _mode
-from ..blas import axpy  # noqa: F401  (the optimizers' update primitive)
-from ..flat import FlatParams
-from ..tensor import Tensor
+from ..autograd import Tensor
+from ..compile.blas import axpy  # noqa: F401  (the optimizers' update primitive)
+from ..compile.flat import FlatParams
 
 
 def _copy_value(value: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..autograd import Tensor
 from .optimizer import Optimizer
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..blas import axpby, one_pass, two_pass
+from ..autograd import Tensor
+from ..compile.blas import axpby, one_pass, two_pass
 from ..mode import HITS as _HITS
-from ..tensor import Tensor
 from .optimizer import Optimizer
 from .optimizer import axpy as _axpy
 

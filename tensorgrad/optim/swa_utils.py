@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from ..autograd import Tensor, no_grad
 from ..nn.layers import BatchNorm1d
 from ..nn.module import Module
-from ..tensor import Tensor, no_grad
 
 __all__ = ["AveragedModel", "update_bn", "get_ema_avg_fn", "get_swa_avg_fn"]
 

@@ -57,3 +57,34 @@ def quick_run(tiny_cifar, tmp_path_factory):
     after = _committed_state()
     assert proc.returncode == 0, proc.stdout[-4000:] + "\n" + proc.stderr[-4000:]
     return root, proc, before, after
+
+
+# study -> extra flags of its quick run (small subsets keep the whole set well under a minute)
+QUICK_FLAGS = {
+    "improvements": ["--changes", "dropout", "blur", "--workers", "2"],
+    "architectures": ["--workers", "1"],
+    "final_r0": [],
+    "best_mlp": ["--seeds", "2", "--average-last", "2"],
+    "parallel": ["--speed"],
+}
+
+
+@pytest.fixture(scope="session")
+def improvement_studies_quick(tiny_cifar, tmp_path_factory):
+    """{study: (output folder, completed stdout)} of every later study (improvements,
+    architectures, final R0, best MLP, parallel) run with --quick."""
+    root = tmp_path_factory.mktemp("improvement_studies_quick")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    env.pop(common.ENV_VAR, None)
+    procs = {}
+    for name, flags in QUICK_FLAGS.items():
+        cmd = [sys.executable, "-m", f"experiments.{name}", "--quick", "--data",
+               os.fspath(tiny_cifar), "--out", os.fspath(root / name), "--no-progress", *flags]
+        procs[name] = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+    out = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{name}:\n{stdout[-3000:]}\n{stderr[-3000:]}"
+        out[name] = (root / name, stdout)
+    return out

@@ -7,7 +7,7 @@ import pytest
 import tensorgrad as tg
 from models.mlp import MLP
 from tensorgrad import nn
-from tensorgrad.flat import FlatParams
+from tensorgrad.compile.flat import FlatParams
 from tensorgrad.optim import SGD
 
 

@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tensorgrad.xp import number
+from tensorgrad.autograd.xp import number
 
 
 @given(value=st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6)),
@@ -20,7 +20,7 @@ def test_a_number_as_a_0d_array_computes_as_the_python_number(value, dtype, seed
 
 
 def test_cached_constants_keep_the_sign_of_zero_and_cache_nan():
-    from tensorgrad.xp import _ONES, filled
+    from tensorgrad.autograd.xp import _ONES, filled
     minus, plus = number(-0.0, np.float32), number(0.0, np.float32)
     assert np.signbit(minus) and not np.signbit(plus)
     assert not np.signbit(number(0, np.float32)) and np.signbit(filled(3, np.float64, -0.0)).all()

@@ -6,11 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensorgrad as tg
+from tensorgrad.autograd.xp import numpy_ns
 from tensorgrad.ops.elementwise import relu, rsqrt, square, sub
 from tensorgrad.ops.linalg import _linear
 from tensorgrad.ops.reduce import _mean
 from tensorgrad.testing import shapes
-from tensorgrad.xp import numpy_ns
 
 DTYPES = st.sampled_from([np.float32, np.float64])
 
@@ -131,7 +131,7 @@ def test_a_fused_program_runs_the_lowered_functions(monkeypatch):
 
 def test_every_lowering_is_checked_here():
     import tensorgrad.ops as ops_pkg
-    from tensorgrad.function import Op
+    from tensorgrad.autograd.function import Op
     lowered = set()
     for mod in (ops_pkg.elementwise, ops_pkg.reduce, ops_pkg.linalg, ops_pkg.shape):
         lowered |= {v.name for v in vars(mod).values() if isinstance(v, Op) and v.lower}

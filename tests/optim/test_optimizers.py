@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import tensorgrad as tg
 from tensorgrad import optim
-from tensorgrad.flat import FlatParams
+from tensorgrad.compile.flat import FlatParams
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "optimizers.npz"
 
@@ -315,7 +315,7 @@ def test_step_names_the_parameter_whose_gradient_does_not_match_it(name, kwargs,
     first = tg.tensor(np.ones(4, np.float32), requires_grad=True)
     a = tg.tensor(np.ones(2, np.float32), requires_grad=True)
     b = tg.tensor(np.ones((2, 3), np.float32), requires_grad=True)
-    if flat:  # SGD without momentum then updates a and b as one array (tensorgrad/flat.py)
+    if flat:  # SGD without momentum then updates a and b as one array (tensorgrad/compile/flat.py)
         FlatParams([a, b])
     opt = getattr(optim, name)([{"params": [first]}, {"params": [a, b]}], **kwargs)
     for p in (first, a, b):

@@ -10,12 +10,13 @@ import pytest
 
 import tensorgrad as tg
 from models.mlp import MLP
-from tensorgrad import blas, optim
+from tensorgrad import optim
 from tensorgrad.checkpoint import load_checkpoint, save_checkpoint
+from tensorgrad.compile import blas
 from tensorgrad.nn import functional as F
 from tensorgrad.optim import lr_scheduler
 
-from ..core.test_blas import _openblas_set_threads
+from ..compile.test_blas import _openblas_set_threads
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tensorgrad as tg
-from tensorgrad import blas
+from tensorgrad.compile import blas
 from tensorgrad.optim import SGD
 
 SHAPE = (512, 1024)  # a Linear weight (out, in) stored (in, out): 2 MB of float32, one BLAS pass

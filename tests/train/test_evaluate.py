@@ -36,7 +36,7 @@ def _model(seed=0):
 
 
 def _logits(model, x):
-    from tensorgrad.tensor import Tensor, no_grad
+    from tensorgrad.autograd import Tensor, no_grad
     with no_grad():
         return model(Tensor(x)).data.astype(np.float64)
 

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .mode import HITS as _HITS
-from .mode import reference_swap
+from ..mode import HITS as _HITS
+from ..mode import reference_swap
 
 _ONES = {}  # the cached constants (_constant)
 # numpy's C dot without the __array_function__ dispatch wrapper around it (0.25 us a call; a

@@ -1,4 +1,4 @@
-"""tensorgrad.fuse never replays a wrong answer: every op is recorded and recomputed on each call
+"""compile.fuse never replays a wrong answer: every op is recorded and recomputed on each call
 (comparisons and the other non-differentiable ops included), and whatever would freeze a value
 seen while tracing (reading it, branching on it, drawing random numbers, in-place changes)
 raises tg.TraceError naming the fused function and the user's line."""

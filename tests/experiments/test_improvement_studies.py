@@ -25,8 +25,8 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_study_writes_results_table_and_plots(s6_quick, name):
-    out, stdout = s6_quick[name]
+def test_study_writes_results_table_and_plots(improvement_studies_quick, name):
+    out, stdout = improvement_studies_quick[name]
     sid, lines, plots, n_runs = EXPECTED[name]
     results = json.loads((out / "results.json").read_text())
     assert RESULT_KEYS <= results.keys()
@@ -48,8 +48,9 @@ def test_study_writes_results_table_and_plots(s6_quick, name):
     assert "table:" in stdout
 
 
-def test_improvements_change_exactly_one_thing(s6_quick):
-    results = json.loads((s6_quick["improvements"][0] / "results.json").read_text())
+def test_improvements_change_exactly_one_thing(improvement_studies_quick):
+    folder = improvement_studies_quick["improvements"][0]
+    results = json.loads((folder / "results.json").read_text())
     s4 = {r["config"]["tags"]["change"]: r["config"] for r in results["runs"]
           if r["config"]["tags"]["part"] == "s4"}
     base = s4["baseline"]
@@ -64,8 +65,8 @@ def test_improvements_change_exactly_one_thing(s6_quick):
     assert len(rows) == 15 and all(r["delta"] is not None for r in rows)
 
 
-def test_best_mlp_records_time_budget_and_averaging(s6_quick):
-    results = json.loads((s6_quick["best_mlp"][0] / "results.json").read_text())
+def test_best_mlp_records_time_budget_and_averaging(improvement_studies_quick):
+    results = json.loads((improvement_studies_quick["best_mlp"][0] / "results.json").read_text())
     for run in results["runs"]:
         assert run["within_limit"] and not run["stopped_by_time_limit"]
         assert run["wall_time"] >= run["train_time"] > 0
@@ -75,8 +76,8 @@ def test_best_mlp_records_time_budget_and_averaging(s6_quick):
     assert results["data_load_s"]
 
 
-def test_final_r0_uses_r0_recipe_and_test_curve(s6_quick):
-    results = json.loads((s6_quick["final_r0"][0] / "results.json").read_text())
+def test_final_r0_uses_r0_recipe_and_test_curve(improvement_studies_quick):
+    results = json.loads((improvement_studies_quick["final_r0"][0] / "results.json").read_text())
     cfg = results["runs"][0]["config"]
     assert cfg["dims"] == [3072, 50, 30, 10] and cfg["lam"] == 0.014
     assert cfg["optimizer"] == "adagrad" and cfg["dropout"] == 0.1 and cfg["init"] == "lecun"
@@ -86,8 +87,8 @@ def test_final_r0_uses_r0_recipe_and_test_curve(s6_quick):
     assert results["data"]["split"] == "c"
 
 
-def test_speed_measures_both_ways(s6_quick):
-    out, stdout = s6_quick["parallel"]
+def test_speed_measures_both_ways(improvement_studies_quick):
+    out, stdout = improvement_studies_quick["parallel"]
     speed = json.loads((out / "speed.json").read_text())["speed"]
     modes = [k for k in speed if isinstance(speed[k], dict)]
     assert len(modes) == 2 and speed["faster"] in modes

@@ -18,8 +18,8 @@ from operator import attrgetter, is_
 
 import numpy as np
 
-from .tensor import Tensor
-from .xp import concatenate
+from ..autograd import Tensor
+from ..autograd.xp import concatenate
 
 _data_of, _base_of = attrgetter("data"), attrgetter("base")
 SMALL = 1 << 16  # elements; larger parameters stay on their own (gathering costs a full pass)

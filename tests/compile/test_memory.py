@@ -1,4 +1,4 @@
-"""tensorgrad.memory: malloc keeps freed blocks for reuse (glibc), and can be turned off."""
+"""tensorgrad.compile.memory: malloc keeps freed blocks for reuse (glibc), and can be turned off."""
 
 import os
 import platform
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tensorgrad.memory import keep_freed_memory
+from tensorgrad.compile.memory import keep_freed_memory
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
@@ -26,7 +26,7 @@ def test_does_nothing_elsewhere():
 def test_import_applies_it_unless_the_environment_says_0(value):
     env = dict(os.environ, TENSORGRAD_KEEP_FREED_MEMORY=value, TENSORGRAD_FAST="1")
     out = subprocess.run(
-        [sys.executable, "-c", "import tensorgrad; print(tensorgrad.memory.APPLIED)"],
+        [sys.executable, "-c", "import tensorgrad; print(tensorgrad.compile.memory.APPLIED)"],
         env=env,
         capture_output=True,
         text=True,

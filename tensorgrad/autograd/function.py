@@ -6,6 +6,7 @@ once against an array namespace `xp`: plain numpy in an ordinary backward, tenso
 """
 import numpy as np
 
+from . import grad_mode as _gm
 from . import tensor as _t
 
 __all__ = ["Op", "Function", "FunctionCtx"]
@@ -104,7 +105,7 @@ class Function:
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, _t.Tensor) and a.requires_grad for a in args)
         wrapped = [_t.Tensor(a) if _is_array(a) else a for a in args]
-        with _t.no_grad():
+        with _gm.no_grad():
             out = cls.forward(ctx, *wrapped)
         out = out.data if isinstance(out, _t.Tensor) else out
         op = Op(cls.__name__, None, _function_vjp(cls, ctx, len(args)), variadic=True)
@@ -124,7 +125,7 @@ def _function_vjp(cls, ctx, n_inputs):
         if cache[0] is not g:
             create_graph = isinstance(g, _t.Tensor)
             g_t = g if create_graph else _t.Tensor(g)
-            with _t.set_grad_enabled(create_graph):
+            with _gm.set_grad_enabled(create_graph):
                 grads = cls.backward(ctx, g_t)
             if not isinstance(grads, tuple):
                 grads = (grads,)

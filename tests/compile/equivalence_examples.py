@@ -1,4 +1,4 @@
-"""Programs that once failed the equivalence test (tests/core/test_equivalence.py), kept as its
+"""Programs that once failed the equivalence test (tests/compile/test_equivalence.py), kept as its
 @examples: each with what it found. Add every new failure here (its report prints the line)."""
 from tensorgrad.testing import Input, Program, Step
 

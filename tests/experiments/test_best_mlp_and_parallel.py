@@ -1,5 +1,6 @@
-"""Unit tests of the S6 helpers: the studies' total wall time and the best MLP's flags (its
-schedule, time budget, weight averaging and flips are experiments.spec's and the library's)."""
+"""Unit tests of the later studies' helpers: the studies' total wall time and the best MLP's
+flags (its schedule, time budget, weight averaging and flips are experiments.spec's and the
+library's)."""
 import json
 
 import pytest

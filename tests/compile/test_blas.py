@@ -1,4 +1,4 @@
-"""tensorgrad.blas.axpy: y += a * x in place, for every size, layout and dtype pair."""
+"""tensorgrad.compile.blas.axpy: y += a * x in place, for every size, layout and dtype pair."""
 import contextlib
 import ctypes
 import glob
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tensorgrad import blas
-from tensorgrad.blas import BIG, HAVE_BLAS, axpy
+from tensorgrad.compile import blas
+from tensorgrad.compile.blas import BIG, HAVE_BLAS, axpy
 from tensorgrad.testing import shapes
 
 
@@ -39,7 +39,7 @@ def test_axpy_mixed_dtypes_fall_back_to_numpy():
 
 
 def _openblas_set_threads():
-    """numpy's own OpenBLAS `set_num_threads` (the library `tensorgrad.blas` calls), or None."""
+    """numpy's own OpenBLAS `set_num_threads` (what `compile.blas` calls), or None."""
     here = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
     for path in sorted(glob.glob(os.path.join(here, "libscipy_openblas*"))):
         lib = ctypes.CDLL(path)

@@ -38,16 +38,18 @@ from operator import attrgetter
 
 import numpy as np
 
-from . import mode as _mode
-from .function import Function, Op, passthrough
+from .. import mode as _mode
+from ..autograd import Tensor
+from ..autograd.function import Function, Op, passthrough
+from ..autograd.xp import Scaled as _Scaled
+from ..autograd.xp import dot as _dot
+from ..autograd.xp import number as _number
+from ..autograd.xp import reduce_to as _reduce_to
 from .inline import expression
-from .tensor import Tensor
-from .xp import Scaled as _Scaled
-from .xp import dot as _dot
-from .xp import number as _number
-from .xp import reduce_to as _reduce_to
 
-_t = importlib.import_module(".tensor", __package__)  # the module (tensorgrad.tensor is a function)
+_t = importlib.import_module("..autograd.tensor", __package__)  # the module
+_w = importlib.import_module("..autograd.walk", __package__)
+_gm = importlib.import_module("..autograd.grad_mode", __package__)
 
 __all__ = ["fuse", "TraceError"]
 
@@ -144,7 +146,7 @@ class _Program:
     def _call(self, env, name, fn, spec, kw, extra=(), args=None):
         """Source of a call of fn on the names `extra`, then the slots in spec (or the names
         `args`), with the parameters kw: a one-expression lambda is written out in place of
-        the call (see tensorgrad/inline.py)."""
+        the call (see tensorgrad/compile/inline.py)."""
         parts = list(extra) + ([f"v{a}" for a in spec] if args is None else list(args))
         named = {}
         for key, value in kw.items():
@@ -314,7 +316,7 @@ def _ours(fn):
     """Only tensorgrad's own lambdas are written out: a user's module may have been edited since
     it was imported, and its source on disk would then not be the code that runs."""
     module = getattr(fn, "__module__", None)
-    return isinstance(module, str) and module.split(".", 1)[0] == __package__
+    return isinstance(module, str) and module.split(".", 1)[0] == __package__.split(".", 1)[0]
 
 
 def _probe_site(seen, site, t, shape, dtype, kinds, full):
@@ -603,14 +605,14 @@ class _Traced(Tensor):
 
 _WHY_GRAD = ("a fused function is differentiated as a whole: take the gradient of its result "
              "outside it")
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # tensorgrad/
 _APPLY = _t.apply.__code__  # the engine's own reader: it records what it computes
 for _f in (Tensor.shape.fget, Tensor.ndim.fget, Tensor.dtype.fget, Tensor.size.fget,
            Tensor.numel, Tensor.dim, Tensor.__len__):
     static_read(_f)
 value_read("Tensor(x) / tg.tensor(x) of a traced tensor", "it would copy the first call's value "
            "into a constant of the trace: use the tensor itself, or x.clone()")(_t._to_array)
-value_read("a gradient (tg.grad) taken inside the trace", _WHY_GRAD)(_t._backward)
+value_read("a gradient (tg.grad) taken inside the trace", _WHY_GRAD)(_w._backward)
 for _f in (_t.attach, Function.apply.__func__):
     value_read("a custom tg.Function inside the trace", "fuse records tensorgrad's ops only: "
                "call it outside the fused function")(_f)
@@ -688,7 +690,7 @@ def _trace(fn, tensors, kw):
     prev = _t._tracer
     _t._tracer = record
     try:
-        with _t.enable_grad():
+        with _gm.enable_grad():
             result = fn(*leaves, **kw)
     finally:
         _t._tracer = prev
@@ -722,7 +724,7 @@ def _fused_vjp_all(fn):
         if not isinstance(g, Tensor):  # (the program gives zeros for unreached inputs)
             vals = saved.vals
             if vals is None:  # handed to a last backward that stopped (an error, Ctrl-C)
-                raise _t.GraphFreedError(
+                raise _w.GraphFreedError(
                     f"fused[{getattr(fn, '__name__', 'fused')}]: its saved values were freed by "
                     f"an earlier backward that did not finish; run the forward again")
             if not retain_graph:  # the last backward: the program frees each value once used
@@ -752,7 +754,7 @@ def _fused_vjp(fn):
                 return grads[argnum]
             if not create_graph:  # the node's input arrays as new leaves
                 inputs = [Tensor._wrap(a).requires_grad_(m) for a, m in zip(inputs, saved.mask)]
-            with _t.enable_grad():
+            with _gm.enable_grad():
                 grads = _graph_grads(fn, inputs, saved.kw, g, create_graph)
             for i, gi in enumerate(grads):
                 if gi is None and saved.mask[i]:  # an input the result does not depend on
@@ -797,7 +799,7 @@ def _graph_grads(fn, tensors, kw, g, create_graph=True):
     result = fn(*tensors, **kw)
     result = result[0] if isinstance(result, tuple) else result
     grads = [None] * len(tensors)
-    found = _t.grad(result, [tensors[i] for i in wanted], g, create_graph=create_graph,
+    found = _w.grad(result, [tensors[i] for i in wanted], g, create_graph=create_graph,
                     allow_unused=True)
     for i, gi in zip(wanted, found):
         grads[i] = gi
@@ -810,8 +812,8 @@ def _reference_call(fn, tensors, kw, wrap_aux):
     auxiliary results carry no gradient."""
     result = fn(*tensors, **kw)
     out, aux = (result[0], result[1:]) if isinstance(result, tuple) else (result, None)
-    if isinstance(out, Tensor) and out.requires_grad and _t._grad_enabled:
-        reached = {id(p) for t in _t._graph([out]) for p in t._parents} | {id(out)}
+    if isinstance(out, Tensor) and out.requires_grad and _gm._enabled:
+        reached = {id(p) for t in _w._graph([out]) for p in t._parents} | {id(out)}
         ignored = [t for t in tensors if t.requires_grad and id(t) not in reached]
         if ignored:
             out = _t.node(_IGNORED_INPUTS, (out, *ignored), [out.data, *map(_data_of, ignored)],
@@ -869,7 +871,7 @@ def fuse(fn):
             entry = traces[key] = _trace(fn, tensors, kw)
         program, has_aux = entry
         mask = tuple(map(_requires_grad, tensors))
-        node = True in mask and _t._grad_enabled and program.differentiable(mask)
+        node = True in mask and _gm._enabled and program.differentiable(mask)
         vals = program.run(arrays, mask if node else None)
         out = vals[program.result]
         if node:

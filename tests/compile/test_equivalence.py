@@ -5,7 +5,7 @@ reference mode (tg.fast_mode(False)); see tensorgrad.testing.programs.
 Locally every run draws new programs. Under HYPOTHESIS_PROFILE=ci the draw is fixed by a seed
 taken from the commit (`git rev-parse HEAD`), printed with the test's output; to replay a
 failure, set TENSORGRAD_EQUIVALENCE_SEED to it. A failure's report ends with the program as an
-@example: add it to tests/core/equivalence_examples.py.
+@example: add it to tests/compile/equivalence_examples.py.
 """
 import os
 import subprocess

@@ -23,7 +23,7 @@ from tensorgrad.nn import functional as F
 from tensorgrad.optim import SGD
 from tensorgrad.optim.lr_scheduler import CyclicLR
 
-_tensor = importlib.import_module("tensorgrad.tensor")
+_tensor = importlib.import_module("tensorgrad.autograd.walk")
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
 # the fast paths each scenario below must take (and, in fast mode, no others)

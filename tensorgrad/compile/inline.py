@@ -1,7 +1,7 @@
 """Inline a lambda into generated source: `expression(fn, args, kwargs, env, prefix)` gives the
 lambda's body with its parameters replaced by the argument names, or None when it cannot.
 
-Fused programs (tensorgrad/fuse.py) are compiled to straight-line Python, one line per
+Fused programs (tensorgrad/compile/fuse.py) are compiled to straight-line Python, one line per
 primitive and per vjp. Most vjps are one-expression lambdas (`lambda xp, g, out, a, b: g * b`);
 writing `g5 * v3` in the program instead of calling the lambda saves the Python call (about
 0.15 us; a 9-layer MLP's backward program makes over a hundred). The maths stays where it is

@@ -14,7 +14,7 @@ import ctypes
 import os
 import platform
 
-from . import mode
+from .. import mode
 
 __all__ = ["keep_freed_memory", "APPLIED"]
 

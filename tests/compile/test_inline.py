@@ -1,9 +1,9 @@
-"""tensorgrad.inline: a lambda written out in generated source computes what calling it does."""
+"""compile.inline: a lambda written out in generated source computes what calling it does."""
 import numpy as np
 import pytest
 
 import tensorgrad as tg
-from tensorgrad.inline import expression
+from tensorgrad.compile.inline import expression
 from tensorgrad.ops import elementwise
 
 SCALE = 3.0
@@ -82,7 +82,7 @@ def test_a_fused_program_with_inlined_vjps_gives_the_eager_gradients(dtype):
 
 
 def test_a_users_op_stays_a_call_in_a_fused_program():
-    from tensorgrad.function import Op
+    from tensorgrad.autograd.function import Op
     cube = Op("cube", lambda x: x ** 3, lambda xp, g, out, x: g * 3 * x * x, elementwise=True)
 
     @tg.fuse

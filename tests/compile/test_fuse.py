@@ -1,4 +1,4 @@
-"""tensorgrad.fuse: a traced composition is one graph node with exactly the unfused gradients."""
+"""compile.fuse: a traced composition is one graph node with exactly the unfused gradients."""
 import dis
 import importlib
 
@@ -8,11 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorgrad as tg
-from tensorgrad.fuse import fuse
+from tensorgrad.compile.fuse import fuse
 from tensorgrad.testing import shapes
 
-fz = importlib.import_module("tensorgrad.fuse")  # the module (tensorgrad.fuse is the function)
-_t = importlib.import_module("tensorgrad.tensor")
+fz = importlib.import_module("tensorgrad.compile.fuse")  # the module
+_t = importlib.import_module("tensorgrad.autograd.walk")
 
 
 def _norm(x, w, b, eps=1e-5):

@@ -1,0 +1,3 @@
+"""The speed machinery, apart from the maths: fused programs (trace, plan, codegen), lowerings,
+inlining, BLAS helpers, flat parameter storage and malloc tuning. Every piece is a fast path
+that `tg.set_fast(False)` (tensorgrad/mode.py) switches off."""
