@@ -1,20 +1,20 @@
 """The reverse-mode graph walk: `Tensor.backward` and `grad`.
 
-backward walks the recorded graph iteratively from the output, calling each op's vjps only for
-inputs on a path to a tensor that asked for a gradient. `_reference_backward` is the textbook
-walk (the specification); `_backward` is the same walk with the engine's fast paths.
+`_backward` walks the recorded graph iteratively from the output, calling each op's vjps only for
+inputs on a path to a tensor that asked for a gradient. The walk is written once; the fast paths
+come in through a few named hooks it calls (`Hooks`): with the reference ones (`REFERENCE`,
+reference mode) it is the textbook walk, the specification; the fast ones are installed by
+tensorgrad/compile/accumulate.py.
 """
 import heapq
 import operator
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from .. import mode as _mode
-from ..compile.blas import axpy, two_pass
-from . import grad_mode as _gm
 from .grad_mode import set_grad_enabled
-from .tensor import Tensor, _new_tensor
-from .xp import Scaled as _Scaled
+from .tensor import Tensor
 
 __all__ = ["grad", "GraphFreedError"]
 
@@ -94,31 +94,138 @@ def _seeds(roots, grad_roots, create_graph, xp):
     return out
 
 
-def _reference_backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate):
-    """The textbook reverse-mode walk, the specification of `backward()` and `grad` (reference
-    mode runs it; the fast walk `_backward` must give the same gradients).
+class Hooks(NamedTuple):
+    """The points where `_backward` lets a fast path in: plain functions, looked up once per
+    walk. `REFERENCE` below is the textbook version of each (the specification); the fast ones
+    are the op's own declarations (vjp_all) and tensorgrad/compile/accumulate.py's (`install`).
 
-    1. Order the recorded nodes reachable from the roots so that every node comes before the
-       nodes it was computed from (reverse creation order: an op's output is created after
-       its inputs). 2. Give each root its gradient. 3. For each node in that order, call one
-       vjp per input that requires grad, with the node's full gradient, and undo broadcasting
-       (sum the result back to the input's shape). 4. Accumulate: an input that is a node adds
-       it to that node's gradient; a leaf gets it in `.grad` (accumulate=True, backward) or in
-       the results (accumulate=False, grad: {id(target): gradient}, no `.grad` touched).
+    gradients(xp, t, g, out, args, need, retain_graph) -> grads, grads[i] the gradient of input
+        i of node t for each i in `need`, given the node's gradient g.
+    expand(xp, g, shape) -> g broadcast to the op's output shape (never called by the
+        reference walk, whose gradients always have their node's shape).
+    fit(xp, gi, x, full) -> gi summed to the shape of the input array x, in x's dtype (undoing
+        broadcasting); `full` is the op's output shape when it is elementwise, else None.
+    accumulate(xp, fit, results, tids, into_grad, create_graph) -> (add, finish), made once per
+        walk: add(t, g, full=None, upstream=None, op=None) hands a gradient to a leaf, a target
+        or a retained node (`upstream`: the op's gradient g, which g may alias; None for a
+        finished gradient that is copied), finish() runs when the walk is done.
+    """
+
+    gradients: Callable
+    expand: Callable
+    fit: Callable
+    accumulate: Callable
+
+
+def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate, hooks=None):
+    """The walk behind `Tensor.backward` and `grad`; with `REFERENCE` hooks (reference mode) it
+    is the textbook reverse-mode walk, the specification of both.
+
+    1. Give each root its gradient. 2. Take the nodes holding a gradient latest first (reverse
+    creation order is a topological order: an op's output is created after its inputs), so a
+    node's gradient is complete when it is taken. 3. Get the gradient of each of its inputs
+    that requires grad (`gradients`: one vjp each) and fit it to the input's shape (`fit`:
+    undo broadcasting). 4. An input that is a node adds it to its own gradient and waits for its
+    turn; a leaf gets it through `accumulate`: into `.grad` (accumulate=True, backward) or the
+    results (accumulate=False, grad: {id(target): gradient}, no `.grad` touched).
     With `targets`, only paths that lead to a target are walked and only targets (and tensors
     that `retain_grad()`) receive gradients. Without retain_graph each node's saved inputs are
     dropped once used, so a second walk raises GraphFreedError. Under create_graph the vjps run
     on Tensors with tensorgrad's ops (xp), so the gradients are differentiable themselves.
     """
-    xp = _namespace(create_graph, fast=False)
+    if hooks is None:  # the current mode's (reference mode: REFERENCE)
+        hooks = _hooks(accumulate and targets is None and not create_graph)
+    xp = _namespace(create_graph, fast=hooks is not REFERENCE)
+    gradients, expand, fit = hooks.gradients, hooks.expand, hooks.fit
     tids = None if targets is None else {id(t) for t in targets}
-    grads, results = {}, {}  # id(node) -> its gradient so far; id(target) -> its gradient
+    results = {}
+    add, finish = hooks.accumulate(xp, fit, results, tids, accumulate, create_graph)
+    heap = []  # (-seq, node) of the nodes holding a gradient in ._g
+    for r, g in _seeds(roots, grad_roots, create_graph, xp):
+        if r._op is None:
+            add(r, g)
+        elif r._g is None:
+            r._g = g
+            _heappush(heap, (-r._seq, r))
+        else:
+            r._g = r._g + g
+    needed = None if tids is None else _needed(roots, tids)  # the nodes on a path to a target
+    mode = set_grad_enabled(True) if create_graph else None
+    if mode is not None:
+        mode.__enter__()
+    try:
+        while heap:
+            t = _heappop(heap)[1]
+            g, t._g = t._g, None
+            parents = t._parents
+            if parents is None:
+                raise _freed(t)
+            if t._retains_grad or (tids is not None and id(t) in tids):
+                add(t, g)
+            need = t._need
+            if needed is not None:
+                need = [i for i in need if id(parents[i]) in needed or id(parents[i]) in tids] \
+                    if id(t) in needed else ()
+            if need:
+                op = t._op
+                args, out = (parents, t) if create_graph else (t._raw, t.data)
+                if g.shape != out.shape and not op.elementwise:
+                    g = expand(xp, g, out.shape)
+                full = out.shape if op.elementwise else None
+                grads = gradients(xp, t, g, out, args, need, retain_graph)
+                for i in need:
+                    p = parents[i]
+                    if p._op is None:
+                        add(p, grads[i], full, g, op)
+                    elif p._g is None:
+                        p._g = fit(xp, grads[i], p.data, full)
+                        _heappush(heap, (-p._seq, p))
+                    else:
+                        p._g = p._g + fit(xp, grads[i], p.data, full)
+            if not retain_graph:
+                t._parents = t._raw = None
+        finish()
+    finally:
+        for _, t in heap:  # an error stopped the walk: drop the pending gradients
+            t._g = None
+        if mode is not None:
+            mode.__exit__(None, None, None)
+    return results
 
-    def deliver(t, g):
-        """A finished gradient for a leaf, a target or a tensor that asked to retain it."""
+
+def _needed(roots, tids):
+    """The ids of the recorded nodes with a path to a target."""
+    needed = set()
+    for t in sorted(_graph(roots), key=_seq_of):
+        if any(isinstance(p, Tensor) and (id(p) in tids or id(p) in needed) for p in t._parents):
+            needed.add(id(t))
+    return needed
+
+
+# ---- the reference hooks: the textbook walk -----------------------------------------------------
+def _vjps(xp, t, g, out, args, need, retain_graph):
+    """One vjp call per input in `need`."""
+    op, kw = t._op, t._kw
+    if op.variadic:
+        return {i: op.vjps[0](xp, g, out, *args, argnum=i, **kw) for i in need}
+    return {i: op.vjps[i](xp, g, out, *args, **kw) for i in need}
+
+
+def _fit(xp, gi, x, full):
+    """Undo broadcasting: `gi` summed (or, if smaller, spread) to x's shape, in x's dtype."""
+    if gi.shape != x.shape:
+        gi = xp.sum_to(xp.broadcast_to(gi, np.broadcast_shapes(gi.shape, x.shape)), x.shape)
+    return gi if gi.dtype == x.dtype else xp.astype(gi, x.dtype)
+
+
+def _copy_and_add(xp, fit, results, tids, into_grad, create_graph):
+    """Each gradient fitted and copied (never a view of another), then added to what the
+    tensor has: its `.grad` (backward) or its entry in the results (grad)."""
+    def add(t, g, full=None, upstream=None, op=None):
+        g = fit(xp, g, t.data, full)
         if not create_graph:
             g = np.array(g)  # an array of its own, never a view of another gradient
-        if not accumulate:
+        if not into_grad:
             if id(t) in tids:
                 results[id(t)] = results[id(t)] + g if id(t) in results else g
         elif tids is None or id(t) in tids or t._retains_grad:
@@ -127,281 +234,71 @@ def _reference_backward(roots, grad_roots, targets, retain_graph, create_graph, 
                 t._grad = g if t._grad is None else t._grad + g
             else:
                 t._grad = Tensor._wrap(g if t._grad is None else np.asarray(t._grad.data + g))
-
-    def fit(gi, x):
-        """Undo broadcasting: `gi` summed (or, if smaller, spread) to x's shape, in x's dtype."""
-        if gi.shape != x.shape:
-            full = np.broadcast_shapes(gi.shape, x.shape)
-            gi = xp.sum_to(xp.broadcast_to(gi, full), x.shape)
-        return gi if gi.dtype == x.dtype else xp.astype(gi, x.dtype)
-
-    for r, g in _seeds(roots, grad_roots, create_graph, xp):
-        if r._op is None:
-            deliver(r, g)
-        else:
-            grads[id(r)] = grads[id(r)] + g if id(r) in grads else g
-    order = sorted(_graph(roots), key=_seq_of, reverse=True)  # raises if a node was freed
-    needed = None  # with targets: the nodes with a path to one
-    if tids is not None:
-        needed = set()
-        for t in reversed(order):
-            if any(isinstance(p, Tensor) and (id(p) in tids or id(p) in needed)
-                   for p in t._parents):
-                needed.add(id(t))
-    with set_grad_enabled(True if create_graph else _gm._enabled):
-        for t in order:
-            g = grads.pop(id(t), None)
-            if g is None:  # no gradient reached this node
-                continue
-            if t._retains_grad or (tids is not None and id(t) in tids):
-                deliver(t, g)
-            if needed is None or id(t) in needed:
-                op, parents = t._op, t._parents
-                args, out = (parents, t) if create_graph else (t._raw, t.data)
-                for i in t._need:
-                    p = parents[i]
-                    if needed is not None and id(p) not in needed and id(p) not in tids:
-                        continue
-                    if op.variadic:
-                        gi = op.vjps[0](xp, g, out, *args, argnum=i, **t._kw)
-                    else:
-                        gi = op.vjps[i](xp, g, out, *args, **t._kw)
-                    gi = fit(gi, p)
-                    if p._op is None:
-                        deliver(p, gi)
-                    else:
-                        grads[id(p)] = grads[id(p)] + gi if id(p) in grads else gi
-            if not retain_graph:
-                t._parents = t._raw = None
-    return results
+    return add, _nothing
 
 
-def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate):
-    """Core of `Tensor.backward` and `grad`.
+def _nothing():
+    pass
 
-    Nodes are processed in decreasing creation order (`_seq`) from a heap: a node enters it when
-    its first gradient arrives and leaves it after all its consumers (created later) have added
-    theirs, so no separate topological sort is needed and nodes no gradient reaches are skipped.
 
-    accumulate=True (backward): add gradients into `.grad` of the leaves that require grad (only
-    those in `targets` if given) and of non-leaves that `retain_grad()`. accumulate=False (grad):
-    return {id(target): gradient} for the targets and touch no `.grad`.
-    """
-    fast = accumulate and targets is None and not create_graph  # the ordinary training backward
-    owned = set()  # ids of .grad arrays this walk allocated (safe to accumulate into in place)
-    fresh, use_all, add_lazy = fast, True, _add_lazy  # fast paths the walk itself takes
-    if not _mode.FAST:  # some or all fast paths off (tensorgrad/mode.py)
+def _broadcast(xp, g, shape):
+    return xp.broadcast_to(g, shape)
+
+
+REFERENCE = Hooks(gradients=_vjps, expand=_broadcast, fit=_fit, accumulate=_copy_and_add)
+
+
+def _vjps_all(xp, t, g, out, args, need, retain_graph):
+    """An op's combined vjp (Op.vjp_all) where it has one: every input's gradient in one call,
+    freeing what the op saved as it goes unless retain_graph."""
+    vjp_all = t._op.vjp_all
+    if vjp_all is None:
+        return _vjps(xp, t, g, out, args, need, retain_graph)
+    _HITS["vjp_all"] += 1
+    return vjp_all(xp, g, out, args, retain_graph)
+
+
+# ---- choosing the hooks -------------------------------------------------------------------------
+_FAST = []  # the fast hooks' module (tensorgrad/compile/accumulate.py), once installed
+_CHOSEN = {}  # (paths off, training) -> Hooks
+# the paths the walk's hooks take: with all of them off, backward is the reference walk
+_WALK_PATHS = frozenset({"compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate",
+                         "lazy_scaled"})
+
+
+def install(fast):
+    """Install the fast hooks: `fast` has expand, fit and accumulator(off, training) -> the
+    accumulate hook with the fast paths in `off` switched off (see Hooks)."""
+    _FAST[:] = [fast]
+    _CHOSEN.clear()
+
+
+def _hooks(training):
+    """The hooks of a walk in the current mode; `training`: the ordinary backward (every
+    leaf's .grad, no create_graph), where leaves may keep fresh arrays and lazy products."""
+    key = (_mode.OFF, training)
+    hooks = _CHOSEN.get(key)
+    if hooks is None:
         off = _mode.OFF
-        if _WALK_PATHS <= off:
-            return _reference_backward(roots, grad_roots, targets, retain_graph, create_graph,
-                                       accumulate)
-        fresh = fast and "fresh_gradient" not in off
-        use_all = "vjp_all" not in off
-        if "inplace_accumulate" in off:
-            owned = _NOTHING_OWNED
-        if "axpy" in off:
-            add_lazy = _add_lazy_two_pass
-    xp = _namespace(create_graph)
-    tids = None if targets is None else {id(t) for t in targets}
-    results = {}
-
-    def deliver(t, g, upstream=None):
-        """Hand a finished gradient to `t`: into results (grad) or into t.grad (backward).
-
-        `g` may alias `upstream` (the gradient flowing into the op that produced it: add, reshape
-        and friends pass it through) and then must be copied before a leaf keeps it. A fresh
-        array the walk computed is owned: kept as is, and later arrivals add into it in place.
-        A 0-d `g` may be a numpy scalar (what ufuncs return for 0-d operands): a leaf keeps an
-        array, since later terms are added into what it keeps in place.
-        """
-        if g.shape != t.data.shape:  # a compact gradient becomes full-size at delivery
-            g = xp.broadcast_to(g, t.data.shape)
-            _HITS["compact_gradient"] += 1
-        if not accumulate:
-            if id(t) in tids:
-                prev = results.get(id(t))
-                results[id(t)] = g if prev is None else prev + g
-            return
-        if tids is not None and id(t) not in tids and not t._retains_grad:
-            return
-        if create_graph:
-            g = g if isinstance(g, Tensor) else Tensor._wrap(g)
-            t._grad = g if t._grad is None else t._grad + g
-            return
-        current = t._grad
-        if current is not None and id(current.data) in owned:
-            current.data += g  # our own buffer from this walk: accumulate in place
-            _HITS["inplace_accumulate"] += 1
-            return
-        if current is not None:
-            g = current.data + g
-            if g.__class__ is not np.ndarray:
-                g = np.asarray(g)  # the sum of 0-d arrays is a scalar
-        elif g.__class__ is not np.ndarray:
-            g = np.array(g)
-        elif upstream is None or not g.flags.writeable or np.may_share_memory(g, upstream):
-            g = g.copy()  # the caller's array, a broadcast, or a pass-through of one
-        t._grad = Tensor._wrap(g)
-        owned.add(id(g))
-
-    heap = []  # (-seq, node) of the nodes holding a pending gradient in ._g
-    lazy = {}  # id(leaf) -> (leaf, [xp.Scaled, ...]) waiting for another gradient (fast only)
-    n_all = n_fresh = n_lazy = 0  # fast paths taken (tg.fast_paths), counted once at the end
-    for r, g in _seeds(roots, grad_roots, create_graph, xp):
-        if r._op is None:  # a root that is itself a leaf: gets a copy, never the caller's array
-            deliver(r, g)
-        elif r._g is None:
-            r._g = g
-            _heappush(heap, (-r._seq, r))
+        if _WALK_PATHS <= off or not _FAST:
+            hooks = REFERENCE
         else:
-            r._g = r._g + g
+            fast = _FAST[0]
+            hooks = Hooks(gradients=_vjps if "vjp_all" in off else _vjps_all,
+                          expand=fast.expand, fit=fast.fit,
+                          accumulate=fast.accumulator(off, training))
+        _CHOSEN[key] = hooks
+    return hooks
 
-    needed = None
-    if tids is not None:  # only walk the paths that lead to a requested input
-        needed = set()
-        for t in sorted(_graph(roots), key=_seq_of):
-            for p in t._parents:
-                if isinstance(p, Tensor) and (id(p) in tids or id(p) in needed):
-                    needed.add(id(t))
-                    break
-    mode = set_grad_enabled(True) if create_graph else None
-    if mode is not None:
-        mode.__enter__()
-    try:
-        while heap:
-            t = _heappop(heap)[1]
-            g = t._g
-            t._g = None
-            parents = t._parents
-            if parents is None:
-                raise _freed(t)
-            if t._retains_grad or (tids is not None and id(t) in tids):
-                deliver(t, g)  # (no upstream given: always copied)
-            if needed is not None and id(t) not in needed:
-                if not retain_graph:
-                    t._parents = t._raw = None
-                continue
-            op = t._op
-            if create_graph:
-                args, out = parents, t
-            else:
-                args, out = t._raw, t.data
-            if not op.elementwise and g.shape != out.shape:
-                g = xp.broadcast_to(g, out.shape)  # a compact gradient meets a shape op
-                _HITS["compact_gradient"] += 1
-            kw = t._kw
-            vjps = op.vjps
-            every = None
-            if op.vjp_all is not None and use_all:
-                every = op.vjp_all(xp, g, out, args, retain_graph)
-                n_all += 1
-            for i in t._need:
-                p = parents[i]
-                if needed is not None and not (id(p) in needed or id(p) in tids):
-                    continue
-                if every is not None:
-                    gi = every[i]
-                    if fresh and p._op is None and p._grad is None and gi.__class__ is np.ndarray \
-                            and gi.flags.writeable:  # (a fused program may return a broadcast)
-                        p._grad = w = _new_tensor(Tensor)  # an array of its own: keep it
-                        # (shape, dtype and ownership: see Op.vjp_all)
-                        w.data = gi
-                        owned.add(id(gi))
-                        n_fresh += 1
-                        if lazy and id(p) in lazy:
-                            add_lazy(lazy.pop(id(p))[1], gi)
-                        continue
-                elif op.variadic:
-                    gi = vjps[0](xp, g, out, *args, argnum=i, **kw)
-                elif kw:
-                    gi = vjps[i](xp, g, out, *args, **kw)
-                else:
-                    gi = vjps[i](xp, g, out, *args)
-                pdata = p.data
-                if gi.__class__ is _Scaled:  # x * s, not computed yet (see xp.Scaled)
-                    if fast and p._op is None and p._grad is None and gi.dtype == pdata.dtype:
-                        lazy.setdefault(id(p), (p, []))[1].append(gi)  # wait for another gradient
-                        n_lazy += 1
-                        continue
-                    gi = gi.array()  # (its dtype may follow s's: cast below)
-                if gi.shape != pdata.shape or (op.elementwise and gi.shape != out.shape):
-                    # undo broadcasting (compact axes may stay; see xp.reduce_to)
-                    if op.elementwise and gi.shape != out.shape:
-                        _HITS["compact_gradient"] += 1
-                    gi = xp.reduce_to(gi, pdata.shape, out.shape if op.elementwise else None)
-                if gi.dtype != pdata.dtype:
-                    gi = xp.astype(gi, pdata.dtype)
-                if p._op is not None:
-                    pg = p._g
-                    if pg is None:
-                        p._g = gi
-                        _heappush(heap, (-p._seq, p))
-                    else:
-                        p._g = pg + gi
-                elif fresh and p._grad is None and gi.shape == pdata.shape and gi is not g \
-                        and gi.base is None and op.fresh and gi.__class__ is np.ndarray:
-                    p._grad = Tensor._wrap(gi)  # a fresh array from a built-in vjp: keep it
-                    owned.add(id(gi))
-                    n_fresh += 1
-                    if lazy and id(p) in lazy:
-                        add_lazy(lazy.pop(id(p))[1], gi)
-                else:
-                    deliver(p, gi, g)
-                    if lazy and id(p) in lazy:
-                        add_lazy(lazy.pop(id(p))[1], p._grad.data)  # owned after deliver
-            if not retain_graph:
-                t._parents = t._raw = None
-        for p, pending in lazy.values():  # no other gradient came: compute them now
-            total = pending[0].array()  # a fresh array: the leaf keeps it (p._grad is None)
-            if total.__class__ is not np.ndarray or total.dtype != p.data.dtype:
-                total = np.asarray(total, p.data.dtype)  # a 0-d scalar, or in s's wider dtype
-            add_lazy(pending[1:], total)
-            p._grad = Tensor._wrap(total)
-    finally:
-        for _, t in heap:  # an error stopped the walk: drop the pending gradients
-            t._g = None
-        _HITS["vjp_all"] += n_all
-        _HITS["fresh_gradient"] += n_fresh
-        _HITS["lazy_scaled"] += n_lazy
-        if mode is not None:
-            mode.__exit__(None, None, None)
-    return results
+
+def _reference_backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate):
+    """The textbook walk whatever the mode (reference mode's): `_backward` with REFERENCE."""
+    return _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate,
+                     REFERENCE)
 
 
 _heappush, _heappop = heapq.heappush, heapq.heappop
 _seq_of = operator.attrgetter("_seq")
-
-
-def _add_lazy(pending, into):
-    """into += x * s for every deferred xp.Scaled gradient, in place (one pass each)."""
-    _HITS["axpy"] += len(pending)
-    for sc in pending:
-        axpy(float(sc.scale), sc.x, into)
-
-
-def _add_lazy_two_pass(pending, into):
-    """_add_lazy with the axpy fast path off: numpy's two passes."""
-    for sc in pending:
-        two_pass(float(sc.scale), sc.x, into)
-
-
-class _NothingOwned:
-    """The walk's `owned` set with inplace_accumulate off: it never holds a .grad array, so a
-    later gradient of a leaf is added into a new array."""
-
-    __slots__ = ()
-
-    def add(self, key):
-        pass
-
-    def __contains__(self, key):
-        return False
-
-
-_NOTHING_OWNED = _NothingOwned()
-# the paths the fast walk takes itself: with all of them off, backward is the reference walk
-_WALK_PATHS = frozenset({"compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate",
-                         "lazy_scaled"})
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

@@ -143,20 +143,30 @@ def test_an_unknown_value_of_the_environment_variable_is_refused(value):
 
 
 # ---- the reference walk -----------------------------------------------------------------------
-def test_the_reference_walk_is_one_function_of_at_most_80_lines():
-    """Every line of `_reference_backward` but its docstring (nested helpers included)."""
-    source = inspect.getsource(_tensor._reference_backward)
-    doc = ast.parse(source).body[0].body[0]
-    assert isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)
-    lines = len(source.splitlines()) - (doc.end_lineno - doc.lineno + 1)
-    assert lines <= 80, f"the reference walk has {lines} lines"
+def _lines(fn):
+    """Lines of `fn`'s source but its docstring (nested helpers included)."""
+    source = inspect.getsource(fn)
+    body = ast.parse(source).body[0].body
+    doc = body[0] if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+        else None
+    return len(source.splitlines()) - (0 if doc is None else doc.end_lineno - doc.lineno + 1)
 
 
-def test_the_backward_picks_the_reference_walk_in_reference_mode(monkeypatch):
+# the readable core: the walk and its reference hooks (what a newcomer reads)
+CORE = ["_backward", "_needed", "_vjps", "_fit", "_copy_and_add", "_broadcast"]
+
+
+def test_the_reference_walk_with_its_hooks_is_at_most_120_lines():
+    lines = {name: _lines(getattr(_tensor, name)) for name in CORE}
+    assert sum(lines.values()) <= 120, f"the reference walk has {lines} lines"
+
+
+def test_reference_mode_walks_with_the_reference_hooks(monkeypatch):
     calls = []
-    real = _tensor._reference_backward
-    monkeypatch.setattr(_tensor, "_reference_backward",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = _tensor._copy_and_add
+    monkeypatch.setattr(_tensor, "REFERENCE", _tensor.REFERENCE._replace(
+        accumulate=lambda *a: calls.append(1) or real(*a)))
+    monkeypatch.setattr(_tensor, "_CHOSEN", {})
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     (x * x).sum().backward()
     assert calls == []
@@ -165,6 +175,8 @@ def test_the_backward_picks_the_reference_walk_in_reference_mode(monkeypatch):
         tg.grad((x * 3.0).sum(), x)
     assert calls == [1, 1]
     np.testing.assert_array_equal(x.grad.data, [4.0, 8.0])
+    with tg.fast_mode(False, paths=sorted(_tensor._WALK_PATHS)):  # the walk's paths off alone
+        assert _tensor._hooks(True) is _tensor.REFERENCE
 
 
 def test_reference_mode_raises_the_same_error_for_a_freed_graph():
