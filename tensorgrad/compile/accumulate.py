@@ -102,12 +102,14 @@ def accumulator(off, training):
                 g = fit(xp, g, t.data, full)
             deliver(t, g, upstream)
 
+        kept = [0]  # leaves that kept a fresh array (counted once, at the end)
+
         def keep(p, gi):
             """p, a leaf without a gradient, keeps the fresh array gi as its .grad."""
             p._grad = w = _new_tensor(Tensor)
             w.data = gi
             owned.add(id(gi))
-            _HITS["fresh_gradient"] += 1
+            kept[0] += 1
             if lazy and id(p) in lazy:
                 add_lazy(lazy.pop(id(p))[1], gi)
 
@@ -120,9 +122,16 @@ def accumulator(off, training):
                         lazy.setdefault(id(p), (p, []))[1].append(gi)  # wait for another one
                         _HITS["lazy_scaled"] += 1
                         return
-                elif fresh and op.vjp_all is not None and trust_all:
-                    if gi.__class__ is _ndarray and gi.flags.writeable:  # (not a broadcast)
-                        return keep(p, gi)  # (shape, dtype and ownership: see Op.vjp_all)
+                elif fresh and op.vjp_all is not None and trust_all and \
+                        gi.__class__ is _ndarray and gi.flags.writeable:  # (not a broadcast)
+                    # an array of its own (shape, dtype and ownership: see Op.vjp_all): keep it
+                    p._grad = w = _new_tensor(Tensor)
+                    w.data = gi
+                    owned.add(id(gi))
+                    kept[0] += 1
+                    if lazy and id(p) in lazy:
+                        add_lazy(lazy.pop(id(p))[1], gi)
+                    return
             x = p.data
             if gi.__class__ is not _ndarray or gi.shape != x.shape or gi.dtype != x.dtype or \
                     (full is not None and gi.shape != full):
@@ -135,6 +144,7 @@ def accumulator(off, training):
                 add_lazy(lazy.pop(id(p))[1], p._grad.data)  # owned after deliver
 
         def finish():
+            _HITS["fresh_gradient"] += kept[0]
             for p, pending in lazy.values():  # no other gradient came: compute them now
                 total = pending[0].array()  # a fresh array: the leaf keeps it
                 if total.__class__ is not _ndarray or total.dtype != p.data.dtype:
