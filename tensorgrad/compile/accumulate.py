@@ -117,20 +117,20 @@ def accumulator(off, training):
             if upstream is None:  # a seed or a retained gradient: copied
                 return deliver(p, gi)
             if p._grad is None:
-                if gi.__class__ is Scaled:  # x * s, not computed yet (see xp.Scaled)
-                    if gi.dtype == p.data.dtype:
-                        lazy.setdefault(id(p), (p, []))[1].append(gi)  # wait for another one
-                        _HITS["lazy_scaled"] += 1
+                cls = gi.__class__
+                if cls is _ndarray:
+                    if fresh and trust_all and op.vjp_all is not None and gi.flags.writeable:
+                        # an array of its own (shape, dtype, ownership: see Op.vjp_all): kept
+                        p._grad = w = _new_tensor(Tensor)
+                        w.data = gi
+                        owned.add(id(gi))
+                        kept[0] += 1
+                        if lazy and id(p) in lazy:
+                            add_lazy(lazy.pop(id(p))[1], gi)
                         return
-                elif fresh and op.vjp_all is not None and trust_all and \
-                        gi.__class__ is _ndarray and gi.flags.writeable:  # (not a broadcast)
-                    # an array of its own (shape, dtype and ownership: see Op.vjp_all): keep it
-                    p._grad = w = _new_tensor(Tensor)
-                    w.data = gi
-                    owned.add(id(gi))
-                    kept[0] += 1
-                    if lazy and id(p) in lazy:
-                        add_lazy(lazy.pop(id(p))[1], gi)
+                elif cls is Scaled and gi.dtype == p.data.dtype:  # x * s, not computed yet
+                    lazy.setdefault(id(p), (p, []))[1].append(gi)  # wait for another gradient
+                    _HITS["lazy_scaled"] += 1
                     return
             x = p.data
             if gi.__class__ is not _ndarray or gi.shape != x.shape or gi.dtype != x.dtype or \
