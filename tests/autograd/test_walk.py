@@ -1,12 +1,22 @@
 """Properties of the graph walk: backward, grad, accumulation, no_grad, detach, higher order."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tensorgrad as tg
 from tensorgrad import Op
-from tensorgrad.testing import arrays, broadcastable_shapes, shapes, tensors
+from tensorgrad.autograd import walk
+from tensorgrad.testing import (
+    _TWICE,
+    _compare,
+    _Outcome,
+    arrays,
+    broadcastable_shapes,
+    programs,
+    shapes,
+    tensors,
+)
 
 
 @given(tensors())
@@ -282,3 +292,76 @@ def test_a_leaf_root_keeps_a_gradient_of_its_own_dtype():
     x.backward(tg.tensor(np.full(3, 2.0)))  # a float64 Tensor as the root's gradient
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad.data, 2.0)
+
+
+# ---- the walk's hooks: each fast path switched off alone, on random programs ---------------------
+# (tensorgrad/autograd/walk.py, Hooks; the hooks one by one: tests/compile/test_accumulate.py)
+WALK_PATHS = sorted(walk._WALK_PATHS)
+# switched off, these run the same numpy arithmetic (only calls and memory differ): bitwise the
+# fast result. compact_gradient (n * g for n equal terms) and lazy_scaled (the L2 term added
+# last, by axpy) reassociate: within the programs' tolerance of the reference.
+SAME_MATHS = {"vjp_all", "fresh_gradient", "inplace_accumulate"}
+
+
+def _outcome(program, arrays, gout, directions):
+    return dict(_Outcome(program.eager, program, arrays, gout, directions, True).items())
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(program=programs(), seed=st.integers(0, 2 ** 32 - 1))
+def test_each_walk_path_switched_off_alone_agrees_with_fast_and_reference_mode(program, seed):
+    """Values, backward(), two backward() calls, grad(), grad(create_graph=True) and second
+    order of a drawn program with one of the walk's paths off: bitwise the fast result where
+    the path's maths is the same, and as close to the reference as fast mode must be."""
+    rng = np.random.default_rng(seed)
+    arrays = program.draw_values(rng)
+    with tg.no_grad():
+        probe = program(*program.leaves(arrays))
+    gout = rng.uniform(-1.0, 1.0, probe.shape).astype(probe.dtype)
+    directions = [rng.uniform(-1.0, 1.0, a.shape).astype(a.dtype)
+                  for i, a in zip(program.inputs, arrays) if i.requires_grad]
+    with tg.fast_mode(True):
+        fast = _outcome(program, arrays, gout, directions)
+        with tg.fast_mode(False):
+            ref = _outcome(program, arrays, gout, directions)
+            twin = []
+
+            def exact(what, i):  # the program in float64 (float32 results far apart)
+                if not twin:
+                    twin.append(_outcome(program, [a.astype(np.float64) for a in arrays],
+                                         gout.astype(np.float64),
+                                         [d.astype(np.float64) for d in directions]))
+                return twin[0][what][i]
+
+        for path in WALK_PATHS:
+            with tg.fast_mode(False, paths=[path]):
+                got = _outcome(program, arrays, gout, directions)
+            for what, arrays_ in got.items():
+                twice = what == _TWICE
+                for i, (g, f, w) in enumerate(zip(arrays_, fast[what], ref[what])):
+                    if path in SAME_MATHS:
+                        np.testing.assert_array_equal(g, f, err_msg=f"{path} off: {what} {i}")
+                    with tg.fast_mode(False):
+                        why = _compare(g, w, program.exact and not twice, 8 if twice else 4,
+                                       lambda what=what, i=i: exact(what, i))
+                    assert why is None, f"{path} off: {what} of input {i}: {why}\n{program!r}"
+
+
+def test_a_walk_before_the_fast_hooks_are_installed_is_the_reference_walk(monkeypatch):
+    monkeypatch.setattr(walk, "_FAST", [])
+    monkeypatch.setattr(walk, "_CHOSEN", {})
+    assert walk._hooks(True) is walk.REFERENCE and walk._hooks(False) is walk.REFERENCE
+    x = tg.tensor(np.ones((3, 4)), requires_grad=True)
+    tg.fast_paths(reset=True)
+    (x.sum() + tg.sum_squares(x)).backward()
+    assert {n for n, p in tg.fast_paths().items() if p.hits} <= {"blas_reduction"}
+    np.testing.assert_array_equal(x.grad.data, np.full((3, 4), 3.0))
+
+
+def test_the_hooks_are_chosen_once_per_set_of_paths():
+    chosen = walk._hooks(True)
+    assert walk._hooks(True) is chosen and walk._hooks(False) is not chosen
+    with tg.fast_mode(False, paths=["vjp_all"]):
+        assert walk._hooks(True).gradients is walk._vjps
+    assert walk._hooks(True) is chosen and chosen.gradients is walk._vjps_all
