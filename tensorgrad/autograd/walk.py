@@ -205,10 +205,13 @@ def _needed(roots, tids):
 # ---- the reference hooks: the textbook walk -----------------------------------------------------
 def _vjps(xp, t, g, out, args, need, retain_graph):
     """One vjp call per input in `need`."""
-    op, kw = t._op, t._kw
-    if op.variadic:
-        return {i: op.vjps[0](xp, g, out, *args, argnum=i, **kw) for i in need}
-    return {i: op.vjps[i](xp, g, out, *args, **kw) for i in need}
+    op, kw, grads = t._op, t._kw, {}
+    for i in need:
+        if op.variadic:
+            grads[i] = op.vjps[0](xp, g, out, *args, argnum=i, **kw)
+        else:
+            grads[i] = op.vjps[i](xp, g, out, *args, **kw)
+    return grads
 
 
 def _fit(xp, gi, x, full):

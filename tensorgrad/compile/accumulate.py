@@ -97,10 +97,6 @@ def accumulator(off, training):
             t._grad = Tensor._wrap(g)
             owned.add(id(g))
 
-        def add(t, g, full=None, upstream=None, op=None):
-            if upstream is not None:
-                g = fit(xp, g, t.data, full)
-            deliver(t, g, upstream)
 
         kept = [0]  # leaves that kept a fresh array (counted once, at the end)
 
@@ -152,7 +148,13 @@ def accumulator(off, training):
                 add_lazy(pending[1:], total)
                 p._grad = Tensor._wrap(total)
 
-        return (add_training, finish) if training else (add, _nothing)
+        if not training:
+            def add(t, g, full=None, upstream=None, op=None):
+                if upstream is not None:
+                    g = fit(xp, g, t.data, full)
+                deliver(t, g, upstream)
+            return add, _nothing
+        return add_training, finish
 
     return make
 
