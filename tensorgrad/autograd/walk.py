@@ -100,7 +100,9 @@ class Hooks(NamedTuple):
     are the op's own declarations (vjp_all) and tensorgrad/compile/accumulate.py's (`install`).
 
     gradients(xp, t, g, out, args, need, retain_graph) -> grads, grads[i] the gradient of input
-        i of node t for each i in `need`, given the node's gradient g.
+        i of node t for each i in `need`, given the node's gradient g. Without retain_graph no
+        later walk comes through t: what the op saved may be freed as it goes (vjp_all's
+        early_free); the walk itself drops t's inputs once it is done with t.
     expand(xp, g, shape) -> g broadcast to the op's output shape (never called by the
         reference walk, whose gradients always have their node's shape).
     fit(xp, gi, x, full) -> gi summed to the shape of the input array x, in x's dtype (undoing
