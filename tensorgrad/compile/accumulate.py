@@ -7,7 +7,8 @@
   vjp returned as its .grad (fresh_gradient); later gradients are added in place into the array
   this walk gave it (inplace_accumulate); the L2 term's lazy product x * s (xp.Scaled) waits for
   the leaf's other gradient and is folded into it in one pass (lazy_scaled, axpy).
-With a path in `off`, its hook does what the reference walk does there.
+A path switched off (tensorgrad/mode.py) takes the plain way in its hook: a copy, a new array
+for a sum, the product computed at once, numpy's two passes.
 """
 import sys
 
@@ -47,8 +48,9 @@ def fit(xp, gi, x, full):
 
 def accumulator(off, training):
     """The accumulate hook (walk.Hooks) with the fast paths in `off` switched off. `training`:
-    the ordinary backward (every leaf's .grad, no create_graph), the only one where a leaf keeps
-    a fresh array or a lazy product waits; the others add copies."""
+    the ordinary backward (every leaf's .grad, no create_graph), the only walk where a leaf
+    keeps a fresh array or a lazy product waits; in the others each gradient is fitted and
+    delivered (`deliver`)."""
     fresh = training and "fresh_gradient" not in off
     inplace = "inplace_accumulate" not in off
     trust_all = "vjp_all" not in off  # an op's vjp_all ran: its gradients are arrays of their own
@@ -96,7 +98,6 @@ def accumulator(off, training):
                 g = g.copy()  # the caller's array, a broadcast, or a pass-through of one
             t._grad = Tensor._wrap(g)
             owned.add(id(g))
-
 
         kept = [0]  # leaves that kept a fresh array (counted once, at the end)
 
