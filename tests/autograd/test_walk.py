@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 import tensorgrad as tg
 from tensorgrad import Op
 from tensorgrad.autograd import walk
+from tensorgrad.autograd.xp import Scaled
 from tensorgrad.testing import (
     _TWICE,
     _compare,
@@ -365,3 +366,30 @@ def test_the_hooks_are_chosen_once_per_set_of_paths():
     with tg.fast_mode(False, paths=["vjp_all"]):
         assert walk._hooks(True).gradients is walk._vjps
     assert walk._hooks(True) is chosen and chosen.gradients is walk._vjps_all
+
+
+def _materialized(g):
+    return g.array() if isinstance(g, Scaled) else np.asarray(g)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(shapes(min_dims=0, max_dims=2, max_side=4), min_size=1, max_size=3),
+       st.sampled_from([np.float32, np.float64]), st.integers(0, 2 ** 16), st.booleans())
+def test_gradients_vjp_all_is_the_vjps_one_by_one(input_shapes, dtype, seed, fused):
+    """The gradients hook: an op's combined vjp (a fused node, sum_squares) against one vjp per
+    input, bitwise (the same arithmetic, once for all inputs)."""
+    rng = np.random.default_rng(seed)
+    xs = [tg.tensor(rng.standard_normal(s).astype(dtype), requires_grad=True)
+          for s in input_shapes]
+    f = tg.fuse(lambda *xs: sum((x.tanh() * 2.0).sum() for x in xs)) if fused else tg.sum_squares
+    need = list(range(len(xs)))
+    got = {}
+    for hook in (walk._vjps, walk._vjps_all):
+        t = f(*xs)
+        assert t._op.vjp_all is not None, t._op
+        g = np.asarray(rng.uniform(-1, 1), dtype) if hook is walk._vjps else got["g"]
+        got["g"] = g
+        grads = hook(walk._namespace(False), t, g, t.data, t._raw, need, True)
+        got[hook] = [_materialized(grads[i]) for i in need]
+    for a, b in zip(got[walk._vjps], got[walk._vjps_all]):
+        np.testing.assert_array_equal(a, b)
