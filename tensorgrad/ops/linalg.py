@@ -7,7 +7,7 @@ import numpy as np
 
 from ..autograd.function import passthrough
 from ..autograd.xp import vdot as _np_vdot
-from ._base import Op, data_of, shape_of
+from ._base import Op, data_of, register, shape_of
 
 
 def _matmul_vjp_a(xp, g, out, a, b):
@@ -81,6 +81,7 @@ _vdot = Op("vdot", lambda a, b: np.asarray(_np_vdot(a, b)),
            lambda xp, g, out, a, b: a * g)
 
 
+@register
 def vdot(a, b):
     """sum(a * b) over all elements of two same-shaped tensors, as a 0-d tensor (numpy's vdot
     for real arrays, without its flattening of different shapes)."""
@@ -90,6 +91,7 @@ def vdot(a, b):
     return _vdot(a, b)
 
 
+@register(method=True)
 def matmul(a, b):
     """Matrix product with numpy's rules (1-D vectors, 2-D matrices, batched N-D)."""
     sa, sb = shape_of(a), shape_of(b)
@@ -99,6 +101,7 @@ def matmul(a, b):
     return _matmul(a, b)
 
 
+@register
 def linear(x, weight, bias=None):
     """y = x W^T + b with PyTorch's layout: weight (out_features, in_features), bias (out,)."""
     sx, sw = shape_of(x), shape_of(weight)
