@@ -1,10 +1,12 @@
 """Hypothesis strategies and assertions to property-test ops, yours or the library's.
 
-    from tensorgrad.testing import assert_op_gradients, tensors, broadcastable_tensors, axes
+    from tensorgrad.testing import assert_op_gradients, assert_op_matches, tensors, axes
+    from tensorgrad.testing import broadcastable_tensors
     def test_my_op():
         assert_op_gradients(my_op, tensors(low=0.5))                 # gradcheck + gradgradcheck
         assert_op_gradients(tg.mul, broadcastable_tensors(2))         # shapes that broadcast
         assert_op_gradients(tg.sum, tensors(), axis=lambda x: axes(x.ndim))
+        assert_op_matches(tg.sum, np.sum, tensors(), axis=lambda x: axes(x.ndim))  # forward
 
 Values are float64, bounded, and kept away from kinks (`avoid=(0,)` for relu/abs) so that
 finite differences are meaningful. Needs hypothesis (the `test` extra).
@@ -28,8 +30,9 @@ from .gradcheck import gradcheck, gradgradcheck
 from .mode import fast_mode, fast_paths
 
 __all__ = ["shapes", "broadcastable_shapes", "arrays", "tensors", "broadcastable_tensors",
-           "axes", "assert_op_gradients", "programs", "registered_builders", "Program", "Input",
-           "Step", "ProgramOp", "FEATURES", "assert_program_modes_agree", "ModesDisagree"]
+           "axes", "assert_op_gradients", "assert_op_matches", "programs", "registered_builders",
+           "Program", "Input", "Step", "ProgramOp", "FEATURES", "assert_program_modes_agree",
+           "ModesDisagree"]
 
 
 def shapes(min_dims=0, max_dims=3, min_side=1, max_side=4):
@@ -118,24 +121,8 @@ def assert_op_gradients(op, *inputs, gradgrad=True, eps=1e-6, atol=1e-5, rtol=1e
     a strategy, a constant, or a function of the drawn inputs returning a strategy (for
     arguments that depend on them, e.g. ``axis=lambda x: axes(x.ndim)``).
     """
-    extra = {} if max_examples is None else {"max_examples": max_examples}
-
-    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                    HealthCheck.data_too_large], **extra)
-    @given(st.data())
-    def check(data):
-        args = []
-        for i, s in enumerate(inputs):
-            v = data.draw(s, label=f"input {i}")
-            args.extend(v if isinstance(v, tuple) else [v])
-        kw = {}
-        for k, v in params.items():
-            if isinstance(v, SearchStrategy):
-                v = data.draw(v, label=k)
-            elif callable(v):
-                v = data.draw(v(*args), label=k)
-            kw[k] = v
-
+    @_given_arguments(inputs, params, max_examples)
+    def check(args, kw):
         def f(*xs):
             return op(*xs, **kw)
 
@@ -144,6 +131,52 @@ def assert_op_gradients(op, *inputs, gradgrad=True, eps=1e-6, atol=1e-5, rtol=1e
             gradgradcheck(f, args, eps=eps, atol=atol, rtol=rtol)
 
     check()
+
+
+def assert_op_matches(op, reference, *inputs, rtol=1e-12, atol=1e-12, max_examples=None,
+                      **params):
+    """Property: `op`'s forward equals `reference` (the numpy function it mirrors, called with
+    the drawn tensors' arrays and the same parameters) in shape, dtype and values (float64,
+    within rtol / atol). `inputs` and `params` as in `assert_op_gradients`."""
+    @_given_arguments(inputs, params, max_examples)
+    def check(args, kw):
+        got = op(*args, **kw)
+        with np.errstate(all="ignore"):
+            want = np.asarray(reference(*[a.data if isinstance(a, Tensor) else a for a in args],
+                                        **kw))
+        assert isinstance(got, Tensor), f"{op} returned {type(got).__name__}, not a Tensor"
+        assert got.shape == want.shape, f"shape {got.shape}, numpy's {want.shape}"
+        assert got.dtype == want.dtype, f"dtype {got.dtype}, numpy's {want.dtype}"
+        np.testing.assert_allclose(got.data, want, rtol=rtol, atol=atol)
+
+    check()
+
+
+def _given_arguments(inputs, params, max_examples):
+    """Decorator: run `check(args, kwargs)` over hypothesis draws of `inputs` (strategies, one
+    per positional argument, or drawing a tuple of several) and `params` (keyword arguments: a
+    strategy, a constant, or a function of the drawn inputs returning a strategy)."""
+    extra = {} if max_examples is None else {"max_examples": max_examples}
+
+    def decorate(check):
+        @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                        HealthCheck.data_too_large], **extra)
+        @given(st.data())
+        def run(data):
+            args = []
+            for i, s in enumerate(inputs):
+                v = data.draw(s, label=f"input {i}")
+                args.extend(v if isinstance(v, tuple) else [v])
+            kw = {}
+            for k, v in params.items():
+                if isinstance(v, SearchStrategy):
+                    v = data.draw(v, label=k)
+                elif callable(v):
+                    v = data.draw(v(*args), label=k)
+                kw[k] = v
+            check(args, kw)
+        return run
+    return decorate
 
 
 # ------------------------------------------------------------------------------------------------
