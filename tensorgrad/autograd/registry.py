@@ -16,7 +16,7 @@ from . import grad_mode as _gm
 from . import tensor as _t
 from . import xp as _xp
 
-__all__ = ["register", "alias", "unregister", "scope", "DIFFERENTIABLE", "REGISTRY",
+__all__ = ["register", "alias", "unregister", "scope", "DIFFERENTIABLE", "REGISTRY", "expose",
            "set_graph_namespace", "graph_namespace", "public_names"]
 
 _NOKW = {}  # shared empty parameter dict (never mutated)
@@ -28,7 +28,8 @@ DIFFERENTIABLE = {}
 """{name: public function} of the differentiable ops (aliases not repeated): each one is
 property-tested by tests/ops (gradcheck, gradgradcheck, its numpy reference)."""
 
-_public = []  # namespaces that expose every public function (tensorgrad.ops)
+_public = []  # modules that expose every public function (tensorgrad.ops, tensorgrad)
+_graph = []  # [the create_graph namespace]
 
 
 class Entry:
@@ -161,17 +162,23 @@ def public_names():
     return sorted(REGISTRY)
 
 
-def set_graph_namespace(ns):
-    """Make `ns` (tensorgrad.ops, at its import) the namespace vjps run against under
-    create_graph: it receives every registered op's public function, now and later."""
+def expose(ns):
+    """Give the module `ns` every registered op's public function, now and later (tensorgrad)."""
     if ns not in _public:
         _public.append(ns)
         for entry in REGISTRY.values():
             _expose(ns, entry)
 
 
+def set_graph_namespace(ns):
+    """Make `ns` (tensorgrad.ops, at its import) the namespace vjps run against under
+    create_graph: it receives every registered op's public function, now and later."""
+    _graph[:] = [ns]
+    expose(ns)
+
+
 def graph_namespace():
     """The create_graph namespace (tensorgrad.ops)."""
-    if not _public:
+    if not _graph:
         raise RuntimeError("no create_graph namespace registered: import tensorgrad.ops")
-    return _public[0]
+    return _graph[0]

@@ -79,6 +79,7 @@ def test_a_registered_op_is_everywhere_until_unregistered():
     with registry.scope():
         cube = _cube()
         assert tg.DIFFERENTIABLE["cube"] is cube and ops.cube is cube and "cube" in ops.__all__
+        assert tg.cube is cube
         np.testing.assert_array_equal(numpy_ns.cube(x), x ** 3)
         np.testing.assert_array_equal(reference_ns.cube(x), x ** 3)
         t = tg.tensor(x, requires_grad=True)
@@ -99,7 +100,7 @@ def test_a_registered_op_is_everywhere_until_unregistered():
             _cube()
     assert not hasattr(tg.Tensor, "cube") and "cube" not in tg.DIFFERENTIABLE
     assert not hasattr(numpy_ns, "cube") and not hasattr(reference_ns, "cube")
-    assert not hasattr(ops, "cube") and "cube" not in ops.__all__
+    assert not hasattr(ops, "cube") and "cube" not in ops.__all__ and not hasattr(tg, "cube")
     assert "cube" not in testing.registered_builders()
 
 
