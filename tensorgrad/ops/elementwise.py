@@ -1,6 +1,7 @@
 """Elementwise ops: arithmetic, activations, maximum/minimum/where/clip, comparisons.
 
-Each primitive is one `Op(name, forward, vjp_for_input_0, vjp_for_input_1, ...)` line: the
+Each primitive is one `Op(name, forward, vjp_for_input_0, vjp_for_input_1, ...)` line
+(`method=True`: a public op and Tensor method; `public=True`: a public op only): the
 forward runs on numpy arrays and each vjp maps the output gradient `g` to its input's gradient,
 written against the array namespace `xp` (autograd/xp.py). Broadcasting is undone by the
 engine, so the vjps below read like the calculus. A `_<op>_lower` beside an op gives fused
@@ -117,11 +118,11 @@ relu = Op("relu", lambda x: np.maximum(x, 0),
           lambda xp, g, out, x: g * (out > 0),
           lower=_relu_lower, method=True)
 _leaky_relu = Op("leaky_relu",
-                lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
-                lambda xp, g, out, x, negative_slope=0.01: xp.where(x > 0, g, g * negative_slope))
+                 lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
+                 lambda xp, g, out, x, negative_slope=0.01: xp.where(x > 0, g, g * negative_slope))
 _elu = Op("elu",
-         lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
-         lambda xp, g, out, x, alpha=1.0: xp.where(x > 0, g, g * (out + alpha)))
+          lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
+          lambda xp, g, out, x, alpha=1.0: xp.where(x > 0, g, g * (out + alpha)))
 
 
 @register(method=True)
@@ -162,9 +163,9 @@ def _inside(x, lo, hi):
 
 # x inside [lo, hi] (boundaries included) passes its gradient, as torch.clamp does
 _clip = Op("clip", lambda x, lo, hi: np.clip(x, lo, hi),
-          lambda xp, g, out, x, lo, hi: xp.where(_inside(x, lo, hi), g, 0),
-          lambda xp, g, out, x, lo, hi: xp.where(x < lo, g, 0),
-          lambda xp, g, out, x, lo, hi: xp.where(x > hi, g, 0))
+           lambda xp, g, out, x, lo, hi: xp.where(_inside(x, lo, hi), g, 0),
+           lambda xp, g, out, x, lo, hi: xp.where(x < lo, g, 0),
+           lambda xp, g, out, x, lo, hi: xp.where(x > hi, g, 0))
 
 
 @register(method=True)
