@@ -17,7 +17,7 @@ from . import tensor as _t
 from . import xp as _xp
 
 __all__ = ["register", "alias", "unregister", "scope", "DIFFERENTIABLE", "REGISTRY", "expose",
-           "set_graph_namespace", "graph_namespace", "public_names"]
+           "set_graph_namespace", "graph_namespace"]
 
 _NOKW = {}  # shared empty parameter dict (never mutated)
 
@@ -108,6 +108,9 @@ def _add(fn, name, method, listed):
     taken = [m for m in methods if hasattr(_t.Tensor, m)]
     if taken:
         raise ValueError(f"op {name!r}: Tensor already has an attribute {taken[0]!r}")
+    clash = [ns.__name__ for ns in _public if getattr(ns, name, fn) is not fn]
+    if clash:
+        raise ValueError(f"op {name!r}: {clash[0]} has another {name!r} already")
     entry = REGISTRY[name] = Entry(name, fn, methods, listed)
     for m in methods:
         setattr(_t.Tensor, m, _method(fn))
@@ -155,11 +158,6 @@ def scope():
     finally:
         for name in [n for n in reversed(REGISTRY) if n not in before]:
             unregister(name)
-
-
-def public_names():
-    """Every registered name (ops, aliases, non-differentiable functions), sorted."""
-    return sorted(REGISTRY)
 
 
 def expose(ns):

@@ -104,11 +104,14 @@ def test_a_registered_op_is_everywhere_until_unregistered():
     assert "cube" not in testing.registered_builders()
 
 
-def test_a_method_name_already_taken_is_refused():
+def test_a_name_already_taken_is_refused():
     with registry.scope():
         with pytest.raises(ValueError, match="Tensor already has an attribute 'detach'"):
             registry.register(lambda x: x, name="my_detach", method="detach")
-    assert "my_detach" not in registry.REGISTRY
+        with pytest.raises(ValueError, match="tensorgrad has another 'zeros'"):
+            registry.register(lambda x: x, name="zeros")
+    assert "my_detach" not in registry.REGISTRY and "zeros" not in registry.REGISTRY
+    assert tg.zeros(2).shape == (2,)
 
 
 def test_autograd_imports_no_ops():
