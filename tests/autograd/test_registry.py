@@ -113,20 +113,3 @@ def test_a_name_already_taken_is_refused():
     assert "my_detach" not in registry.REGISTRY and "zeros" not in registry.REGISTRY
     assert tg.zeros(2).shape == (2,)
 
-
-def test_autograd_imports_no_ops():
-    """ops imports autograd, never the reverse: ops hands itself over (set_graph_namespace) and
-    installs what Tensor needs of it (the operators, the methods, clone)."""
-    import ast
-    for path in (PACKAGE / "autograd").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                base = ["tensorgrad", "autograd"][:3 - node.level] if node.level else []
-                module = ".".join(base + ([node.module] if node.module else []))
-                names = [module] + [f"{module}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            else:
-                continue
-            bad = [n for n in names if n == "tensorgrad.ops" or n.startswith("tensorgrad.ops.")]
-            assert not bad, f"{path.name}:{node.lineno} imports {bad}"
