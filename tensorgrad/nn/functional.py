@@ -6,7 +6,8 @@ ops as possible because each op costs Python overhead on small batches.
 import numpy as np
 
 from ..autograd import Tensor
-from ..compile.fuse import fuse, random_draw, static_read, value_read
+from ..autograd.tracing import random_draw, static_read, value_read
+from ..compile.fuse import fuse
 from ..creation import as_generator
 from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, square, tanh, vdot
 from ..ops import mean as _mean
