@@ -82,9 +82,13 @@ def _typed_numbers(env, k, args, examples):
 
 
 def define(name, lines, env):
-    """Compile generated source into a function (its globals: the callables and constants)."""
-    exec(compile("\n".join(lines) + "\n", f"<fused {name}>", "exec"), env)
-    return env[name]
+    """Compile generated source into a function (its globals: the callables and constants;
+    its attribute `source`: the text, to read when debugging)."""
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<fused {name}>", "exec"), env)
+    fn = env[name]
+    fn.source = source
+    return fn
 
 
 # ---- forward ------------------------------------------------------------------------------------

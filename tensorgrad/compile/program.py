@@ -46,6 +46,10 @@ class Program:
         lines = [f"Program({self.n_in} inputs, {len(self.consts)} constants, "
                  f"{len(self.steps)} steps, result v{self.result}"
                  + (f", aux {', '.join(f'v{a}' for a in self.aux)}" if self.aux else "") + ")"]
+        for j, value in enumerate(self.consts):
+            shown = f"array {value.shape} {value.dtype}" if hasattr(value, "shape") else \
+                repr(value)
+            lines.append(f"  v{self.n_in + j} = {shown}")
         for k, (op, spec, params) in enumerate(self.steps):
             args = ", ".join([f"v{a}" for a in spec] + [f"{n}={v!r}" for n, v in params.items()])
             lines.append(f"  v{self.slot(k)} = {op.name}({args})")
