@@ -111,9 +111,9 @@ def forward_source(program, examples, off):
                 fn, kw = low, {}
                 _HITS["lowering"] += 1
         args = [f"v{a}" for a in spec]
-        if fn in _TYPED_NUMBERS and "typed_number" not in off:
+        slots = dict(zip(args, spec))
+        if fn in _TYPED_NUMBERS and "typed_number" not in off:  # (then not reading the slot)
             _typed_numbers(env, k, args, [examples[a] for a in spec])
-        slots = dict(zip(args, spec))  # (a typed number replaced its slot's name)
         text, reads = _call(env, f"f{k}", fn, args, kw, off)
         lines = [Statement(f"    v{s} = {text}", (s, *sorted(slots[a] for a in reads
                                                              if a in slots)))]

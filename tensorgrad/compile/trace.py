@@ -99,7 +99,7 @@ def _reader(code):
 class _Traced(Tensor):
     """A tensor of a trace (its leaves and every op's output): the engine reads its array, user
     code may read only its shape and dtype. Anything that would read its value, change it in
-    place or keep it past the trace raises TraceError (see the module docstring). Tensors
+    place or keep it past the trace raises TraceError (fuse.py lists what). Tensors
     become traced by a class switch inside the trace, so the eager path pays nothing."""
 
     _trace = None  # the _TraceState
