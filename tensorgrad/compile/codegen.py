@@ -132,7 +132,8 @@ def assemble_forward(program, source, reads):
     keep = None if reads is None else set(reads) | {program.result, *program.aux}
     n = len(program.shapes)
     kept = [i for i in range(n) if keep is None or i < first or i in keep]
-    returned = Statement("    return [" + ", ".join(f"v{i}" if i in kept else "_FREED"
+    shown = set(kept)
+    returned = Statement("    return [" + ", ".join(f"v{i}" if i in shown else "_FREED"
                                                     for i in range(n)) + "]", tuple(kept))
     lines = [f"def forward({', '.join(f'v{i}' for i in range(program.n_in))}):"]
     lines += with_frees(head + [line for step in body for line in step], returned)
