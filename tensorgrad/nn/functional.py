@@ -80,7 +80,7 @@ def _one_hot(y, n, c, dtype, smoothing=0.0):
         table[np.diag_indices(c)] += 1.0 - smoothing
         table.flags.writeable = False
         _TARGET_ROWS[key] = table
-    return table.take(y, axis=0)  # a fresh array, as table[y] (1.9 vs 0.5 us)
+    return table.take(y, axis=0)  # a fresh array, as table[y] but faster
 
 
 def nll_loss(input, target, *, reduction="mean"):

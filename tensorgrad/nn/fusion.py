@@ -10,11 +10,13 @@ then it applies each layer's update from the program's auxiliary outputs. The ma
 layers' own: gradients are derived from the traced ops, and `forward` runs the same functions.
 
 This module needs nothing from the rest of nn: it asks modules for `fusable`, `parts`,
-`update`, `batched_update` and `_version` by name. In reference mode (`tg.set_fast(False)`)
-Sequential runs every layer on its own; a Chain called directly runs its functions op by op.
+`update`, `batched_update` and `_version` by name. In reference mode (`tg.set_fast(False)`, or
+the fused_chain path off) Sequential runs every layer on its own, and a Chain called directly
+runs the composition of its layers' functions op by op.
 """
 from operator import attrgetter
 
+from .. import mode as _mode
 from ..autograd import Tensor
 from ..compile.fuse import fuse
 from ..mode import HITS as _HITS
@@ -85,6 +87,12 @@ class Chain:
             return x
         if not isinstance(x, Tensor):
             x = Tensor(x)
+        if not _mode.FAST and "fused_chain" in _mode.OFF:  # the composition, op by op
+            out = _run(x, *tensors, spec=spec)
+            if updates is None:
+                return out
+            updates([a.data for a in out[1:]])
+            return out[0]
         _HITS["fused_chain"] += 1
         out = self.fused.call_raw_aux((x,) + tensors, {"spec": spec})
         if updates is None:
