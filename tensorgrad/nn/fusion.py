@@ -100,9 +100,6 @@ class Chain:
         updates(out[1:])
         return out[0]
 
-    def __getstate__(self):  # a copy (of a model) prepares itself for its own modules
-        return dict(self.__dict__, _versions=None, _prepared=None)
-
 
 def _updates(layers):
     """One function applying the layers' updates from the chain's aux outputs, or None: the

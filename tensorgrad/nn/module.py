@@ -435,6 +435,13 @@ class Module:
         self.load_state_dict(load(path), strict=strict)
         return self
 
+    def __getstate__(self):
+        """The module's attributes without its fused-chain plan, which a copy (deepcopy, pickle)
+        builds anew for its own modules on its first call."""
+        state = self.__dict__.copy()
+        state.pop("_fused_plan", None)
+        return state
+
     # ---- calling and printing -------------------------------------------------------------------
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")

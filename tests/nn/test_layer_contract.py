@@ -5,6 +5,7 @@ fast and in reference mode. A chain sees changes to its own members only."""
 import ast
 import copy
 import pathlib
+import pickle
 
 import numpy as np
 import pytest
@@ -214,11 +215,13 @@ def test_a_copy_of_a_fused_model_updates_its_own_running_statistics():
     x = tg.tensor(np.random.default_rng(6).standard_normal((8, 5)).astype(np.float32))
     net(x)
     before = _state(net)
-    twin = copy.deepcopy(net)
-    twin(x)
-    for k, v in _state(net).items():
-        np.testing.assert_array_equal(v, before[k], err_msg=k)
-    assert int(twin[1].num_batches_tracked.data) == 2
+    for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        twin(x)
+        for k, v in _state(net).items():
+            np.testing.assert_array_equal(v, before[k], err_msg=k)
+        assert int(twin[1].num_batches_tracked.data) == 2
+        np.testing.assert_array_equal(twin(x).data, net(x).data)
+        before = _state(net)
 
 
 def _nn_imports():
