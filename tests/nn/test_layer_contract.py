@@ -102,6 +102,26 @@ def test_a_chain_equals_its_layers_one_by_one_running_statistics_bit_for_bit(
 
 
 @pytest.mark.parametrize("fast", MODES)
+def test_a_chain_of_batch_norms_on_n_c_l_input_equals_its_layers(fast):
+    def layers():
+        return [nn.BatchNorm1d(4, dtype=np.float64), nn.ReLU(),
+                nn.BatchNorm1d(4, momentum=None, dtype=np.float64)]
+    chained, single = layers(), layers()
+    chain = Chain(chained)
+    rng = np.random.default_rng(7)
+    with tg.fast_mode(fast):
+        for _ in range(3):
+            x = tg.tensor(rng.standard_normal((5, 4, 3)))
+            y = x
+            for m in single:
+                y = m(y)
+            np.testing.assert_array_equal(chain(x).data, y.data)
+            for a, b in zip(chained, single):
+                for k, v in _state(a).items():
+                    np.testing.assert_array_equal(v, _state(b)[k], err_msg=k)
+
+
+@pytest.mark.parametrize("fast", MODES)
 def test_the_batched_update_is_the_per_layer_update_on_stacked_arrays(fast):
     """A flattened MLP's chain updates all running statistics at once; with that path off it
     calls each layer's update: the same running statistics, bit for bit."""
