@@ -114,8 +114,6 @@ class Linear(Layer):
     `seed` is an int or a numpy Generator (None: fresh randomness).
     """
 
-    function = staticmethod(ops.linear)
-
     def __init__(self, in_features, out_features, bias=True, seed=None, dtype=None):
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features", "Linear")
@@ -130,7 +128,7 @@ class Linear(Layer):
             self.register_parameter("bias", None)
         init.kaiming_normal_(self.weight, generator=as_generator(seed))
 
-    def parts(self):
+    def parts(self):  # the bias is optional: not the default parts()
         bias = self.bias
         return Parts(ops.linear, (self.weight,) if bias is None else (self.weight, bias))
 
