@@ -187,8 +187,10 @@ def batch_norm_batch_stats(input, weight=None, bias=None, *, eps=1e-5):
     `batch_norm` is the same with the update). One fused node when weight and bias are both
     given or both None."""
     x = _batch_input(input)
-    _check_feature_shape(x.shape, None, None, weight, bias)
-    count = x.size // x.shape[1]
+    c = x.shape[1]
+    if any(v is not None and getattr(v, "shape", None) != (c,) for v in (weight, bias)):
+        _check_feature_shape(x.shape, None, None, weight, bias)
+    count = x.size // c
     if count < 2:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                          f"training, got input of shape {x.shape}")

@@ -56,6 +56,8 @@ class Layer(Module):
 
     The default `parts()` is `function` (a class attribute), the tensor attributes named in
     `tensors` and the static attributes named in `static`; `extra_repr` lists the static ones.
+    `parts()` may read only the module's attributes: forward and chains ask it again only when
+    one of them is set (`Module._version`).
     A layer whose `batched_update(layers)` returns a function may have the updates of several
     such layers of a chain applied at once (`BatchNorm1d`). A subclass that overrides `forward`,
     or a class with `fusable = False`, runs on its own, never in a chain.
@@ -81,8 +83,13 @@ class Layer(Module):
     batched_update = None  # optional: staticmethod(layers) -> function(aux of all) or None
 
     def forward(self, x):
-        function, tensors, params, aux = self.parts()
-        y = function(x, *tensors, **dict(params))
+        d = self.__dict__
+        cached = d.get("_parts")
+        if cached is None or cached[0] != d["_version"]:  # asked again when an attribute is set
+            function, tensors, params, aux = self.parts()
+            cached = d["_parts"] = (d["_version"], function, tensors, dict(params), aux)
+        _, function, tensors, kwargs, aux = cached
+        y = function(x, *tensors, **kwargs)
         if not aux:
             return y
         self.update(*[a.data for a in y[1:]])

@@ -436,10 +436,11 @@ class Module:
         return self
 
     def __getstate__(self):
-        """The module's attributes without its fused-chain plan, which a copy (deepcopy, pickle)
-        builds anew for its own modules on its first call."""
+        """The module's attributes without what it cached from them (a Layer's parts,
+        Sequential's fused chains): a copy (deepcopy, pickle) builds its own on its first call."""
         state = self.__dict__.copy()
         state.pop("_fused_plan", None)
+        state.pop("_parts", None)
         return state
 
     # ---- calling and printing -------------------------------------------------------------------
