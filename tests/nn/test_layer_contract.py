@@ -273,3 +273,17 @@ def test_no_import_cycle_in_nn():
     for name in graph:
         if name != "__init__":
             reach(name, name, set())
+
+
+def test_an_eager_forward_sees_attribute_changes():
+    x = np.random.default_rng(8).standard_normal((6, 3))
+    bn = nn.BatchNorm1d(3).double().eval()
+    bn(x)
+    bn.eps = 1.0
+    np.testing.assert_allclose(bn(x).data, x / np.sqrt(2.0), rtol=1e-12)
+    bn.weight = nn.Parameter(np.full(3, 2.0))
+    np.testing.assert_allclose(bn(x).data, 2.0 * x / np.sqrt(2.0), rtol=1e-12)
+    leaky = nn.LeakyReLU(0.1)
+    leaky(x)
+    leaky.negative_slope = 0.5
+    np.testing.assert_array_equal(leaky(x).data, np.where(x > 0, x, 0.5 * x))
