@@ -22,7 +22,6 @@ __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "IncompatibleKeys"
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 _EXTRA = "_extra_state"
-_tree_version = [0]  # bumped by every (re)registration in any module: invalidates memo()
 
 
 class Parameter(Tensor):
@@ -127,7 +126,6 @@ class Module:
 
     def _registered(self):
         """A parameter, buffer or sub-module was (re)registered or removed here."""
-        _tree_version[0] += 1
         d = self.__dict__
         d["_layout"] = d.get("_layout", 0) + 1
         self._changed()
@@ -198,15 +196,17 @@ class Module:
 
     def memo(self, key, build):
         """`build(self)`, computed once and reused until a parameter, buffer or sub-module is
-        registered, replaced or removed anywhere (per-step helpers such as the L2 penalty walk
-        the module tree only when it changed)."""
+        registered, replaced or removed in this module's tree (per-step helpers such as the L2
+        penalty walk the tree only when it changed). Each module of the tree counts its own
+        registrations (`_layout`); the memo keeps the counts it was built at."""
         cache = self.__dict__.get("_memo")
-        if cache is None or cache[0] != _tree_version[0]:
-            cache = (_tree_version[0], {})
+        if cache is None or tuple(m.__dict__.get("_layout", 0) for m in cache[0]) != cache[1]:
+            tree = tuple(self.modules())
+            cache = (tree, tuple(m.__dict__.get("_layout", 0) for m in tree), {})
             object.__setattr__(self, "_memo", cache)
-        value = cache[1].get(key)
+        value = cache[2].get(key)
         if value is None:
-            value = cache[1][key] = build(self)
+            value = cache[2][key] = build(self)
         return value
 
     def modules(self):
@@ -441,6 +441,7 @@ class Module:
         state = self.__dict__.copy()
         state.pop("_fused_plan", None)
         state.pop("_parts", None)
+        state.pop("_memo", None)
         return state
 
     # ---- calling and printing -------------------------------------------------------------------
