@@ -39,11 +39,10 @@ class Op:
     (a scalar for `loss.sum()`) instead of materialising it, which saves full-size passes.
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic", "elementwise", "fresh", "vjp_all",
-                 "lower")
+    __slots__ = ("name", "forward", "vjps", "variadic", "elementwise", "fresh", "vjp_all")
 
     def __init__(self, name, forward, *vjps, variadic=False, elementwise=False, fresh=None,
-                 vjp_all=None, lower=None, method=False, public=False):
+                 vjp_all=None, method=False, public=False):
         self.name = name
         self.forward = forward
         self.vjps = vjps
@@ -60,13 +59,6 @@ class Op:
         # their input's shape and dtype and be arrays nothing else holds (views of such
         # allowed), or lazy xp.Scaled products: a leaf keeps them as they are.
         self.vjp_all = vjp_all
-        # optionally lower(i, examples, **params) -> a version of the forward (i None; examples:
-        # the inputs) or of input i's vjp (examples: g, out, inputs) specialised for arrays of
-        # the examples' shapes and dtypes, or None. A fused program, whose shapes never change,
-        # asks once and then runs the result instead of the general function, so it must
-        # compute the same values (a vjp's version may instead return the gradient already
-        # summed to exactly its input's shape) and read only static properties of the examples
-        self.lower = lower
         if method or public:
             register(self, method=method)
 

@@ -230,7 +230,7 @@ def apply(op, args, kw):
     return t
 
 
-_tracer = None  # set by tensorgrad.compile.fuse while it records a function's ops
+_tracer = None  # set by a tracer (compile/trace.py) while it records a function's ops
 
 
 def attach(op, args, out):

@@ -5,14 +5,12 @@ momentum buffer), each in one pass for large arrays, through the BLAS numpy itse
 numpy needs a temporary and two passes for y += a * x. On the large arrays of a training step
 (a 3072 x 50 weight and its gradient) each pass costs, and the arrays were just written by the
 BLAS threads of a matrix product. Calling numpy's own BLAS matters: scipy's BLAS brings a second
-OpenBLAS thread pool whose idle threads spin against numpy's (measured: a training step 3x slower
-with two BLAS threads). Where that library is not found (a numpy built on another BLAS), or for
-small arrays or mixed dtypes, numpy's two passes are used; and with one BLAS thread on arrays
-that fit a core's cache, where numpy's two passes over cache-hot arrays measured faster (70 vs
-90 us on the 3072 x 50 update; with two threads the one BLAS pass, split like the product before
-it, took 240 vs 370-650 us). Beyond the cache (LARGE) the one pass wins on one thread too: 0.5 vs
-1.2 ms on the best MLP's 3072 x 1024 weight, so arrays that large take it whatever the thread
-count (and their new bits do not depend on it).
+OpenBLAS thread pool whose idle threads spin against numpy's. Where that library is not found
+(a numpy built on another BLAS), or for small arrays or mixed dtypes, numpy's two passes are used;
+also with one BLAS thread on arrays that fit a core's cache, where numpy's two passes over
+cache-hot arrays are as fast. Beyond the cache (LARGE) the one pass wins on one thread too, so
+arrays that large take it whatever the thread count (and their new bits do not depend on it).
+Timings: docs/performance.md (`python -m benchmarks.micro --only axpy`).
 """
 import ctypes
 import glob
@@ -126,8 +124,8 @@ def _blas_pass(fn, n, before_x, x, after_x, y):
 
 
 def _address(a):
-    """The data pointer of a contiguous array: through ctypes' buffer view of it (0.4 us), or
-    a.ctypes.data (2 us) when numpy does not lend it as writable."""
+    """The data pointer of a contiguous array: through ctypes' buffer view of it (cheaper than
+    building a.ctypes), or a.ctypes.data when numpy does not lend it as writable."""
     try:
         return ctypes.addressof(ctypes.c_byte.from_buffer(a if a.flags.c_contiguous else a.T))
     except (TypeError, ValueError, BufferError):

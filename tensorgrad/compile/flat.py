@@ -2,7 +2,7 @@
 of them instead of a few per parameter (what PyTorch's `foreach` kernels do).
 
 The k-layer MLP has 4 small arrays per layer (bias, gamma, beta, a narrow weight): on a 9-layer
-network a per-parameter SGD loop is 34 x 3 numpy calls, over 100 us an update.
+network a per-parameter SGD loop is 34 x 3 numpy calls an update (docs/performance.md).
 `nn.Module.flatten_parameters()` builds a `FlatParams`: it copies the small parameters into one
 array and re-points each `p.data` at its view (same shape, memory order and values). An optimizer
 whose group holds exactly those parameters (`FlatParams.of`) gathers their gradients with one

@@ -13,11 +13,10 @@ from .augment import (
                       RandomTranslation,
                       Transform,
                       hflip,
-                      standardize,
 )
 from .checks import check_finite
 from .cifar10 import CIFAR10Splits, ensure_cifar10, find_cifar10, load_cifar10, read_batch
-from .images import ImageArray, to_float
+from .images import ImageArray, standardize, to_float
 from .loader import DataLoader
 
 __all__ = [

@@ -369,25 +369,3 @@ class Normalize:
 
     def __repr__(self) -> str:
         return f"Normalize(features={self.mean.shape}, dtype={self.dtype.name})"
-
-
-def standardize(train_x: np.ndarray, *others: np.ndarray | None, dtype=np.float32) -> tuple:
-    """Standardise train_x and each of others with train_x's per-feature mean and std.
-
-    Returns a tuple (train, *others); a None in others (e.g. split 'c''s missing val) passes
-    through as None. Float arrays come back standardised as dtype arrays. uint8 arrays (images,
-    0-255) are read as pixels / 255 and come back as ImageArray views that standardise each
-    batch when indexed, bitwise as the float32 pixels would be, without a float copy of the
-    data. Non-finite values raise ValueError naming the array.
-    """
-    from .images import ImageArray  # images.py builds on Normalize
-
-    def lean(x):
-        return isinstance(x, np.ndarray) and x.dtype == np.uint8
-
-    check_finite(train_x, "standardize: train_x")
-    for i, x in enumerate(others):
-        check_finite(x, f"standardize: others[{i}]")
-    norm = Normalize.fit(ImageArray(train_x) if lean(train_x) else train_x, dtype=dtype)
-    return tuple(None if x is None else ImageArray(x, norm) if lean(x) else norm(x)
-                 for x in (train_x, *others))

@@ -6,7 +6,7 @@ import numpy as np
 from ..autograd import Tensor
 from ..autograd.function import Op
 from ..autograd.registry import alias, register
-from ..compile.fuse import record_nondiff, static_read
+from ..autograd.tracing import record_nondiff, static_read
 
 __all__ = ["Op", "register", "alias", "Tensor", "data_of", "shape_of", "nondiff",
            "normalize_axis", "reduced_shape"]

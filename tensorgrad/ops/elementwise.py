@@ -4,8 +4,8 @@ Each primitive is one `Op(name, forward, vjp_for_input_0, vjp_for_input_1, ...)`
 (`method=True`: a public op and Tensor method; `public=True`: a public op only): the
 forward runs on numpy arrays and each vjp maps the output gradient `g` to its input's gradient,
 written against the array namespace `xp` (autograd/xp.py). Broadcasting is undone by the
-engine, so the vjps below read like the calculus. A `_<op>_lower` beside an op gives fused
-programs versions specialised for their fixed shapes (see Op.lower); the maths stays above.
+engine, so the vjps below read like the calculus. Versions specialised for a fused program's
+fixed shapes live apart, in tensorgrad/compile/lowerings.py.
 """
 from functools import partial
 
@@ -13,7 +13,6 @@ import numpy as np
 from scipy.special import expit
 
 from ..autograd.function import passthrough
-from ..autograd.xp import dot, filled, number, zeros_of
 from ._base import Op as _Op
 from ._base import alias, nondiff, register
 
@@ -22,24 +21,10 @@ Op = partial(_Op, elementwise=True)
 
 # ---- arithmetic -------------------------------------------------------------------------------
 add = Op("add", np.add, passthrough, passthrough, public=True)
-
-
-def _sub_lower(i, examples):
-    """In a fused program, b's gradient when b is a row vector under a float matrix (batch
-    norm's x - mean): minus the column sums of g as one product with a constant -1 vector.
-    Only for a full g: a compact one (a mean's (1, c)) stands for more rows than it has."""
-    g, out, a, b = examples if i == 1 else (None,) * 4
-    if g is None or g.ndim != 2 or g.shape != out.shape or b.shape != g.shape[1:] or \
-            g.dtype.kind != "f":
-        return None
-    minus_ones = filled(g.shape[0], g.dtype, -1.0)
-    return lambda xp, g, out, a, b: dot(minus_ones, g)
-
-
 sub = Op("sub", np.subtract,
          passthrough,
          lambda xp, g, out, a, b: -g,  # (g may be compact: the engine does every reduction)
-         lower=_sub_lower, public=True)
+         public=True)
 mul = Op("mul", np.multiply,
          lambda xp, g, out, a, b: g * b,
          lambda xp, g, out, a, b: g * a, public=True)
@@ -49,36 +34,10 @@ div = Op("div", np.true_divide,
 pow = Op("pow", np.power,
          lambda xp, g, out, a, b: g * b * a ** (b - 1),
          lambda xp, g, out, a, b: g * out * xp.log(xp.where(a > 0, a, 1)), public=True)
-
-
-def _float(*arrays):
-    return all(a.dtype.kind == "f" for a in arrays)
-
-
-def _square_lower(i, examples):  # fused programs: the constant 2 as a 0-d array of g's dtype
-    if i is None:
-        return None
-    g = examples[0]
-    two = number(2, g.dtype) if _float(g) else None
-    return None if two is None else (lambda xp, g, out, x: x * (g * two))
-
-
-def _rsqrt_lower(i, examples):  # fused programs: the constants as 0-d arrays (xp.number)
-    if i is None:
-        x, = examples
-        one = number(1, x.dtype) if _float(x) else None
-        return None if one is None else (lambda x: one / np.sqrt(x))
-    g = examples[0]
-    half = number(-0.5, g.dtype) if _float(g) else None
-    return None if half is None else (lambda xp, g, out, x: g * half * out / x)
-
-
 square = Op("square", np.square,
-            lambda xp, g, out, x: x * (g * 2),
-            lower=_square_lower, method=True)
+            lambda xp, g, out, x: x * (g * 2), method=True)
 rsqrt = Op("rsqrt", lambda x: 1 / np.sqrt(x),
-           lambda xp, g, out, x: g * -0.5 * out / x,
-           lower=_rsqrt_lower, method=True)
+           lambda xp, g, out, x: g * -0.5 * out / x, method=True)
 neg = Op("neg", np.negative,
          lambda xp, g, out, x: -g, public=True)
 alias("negative", neg)  # numpy's names
@@ -101,22 +60,10 @@ tanh = Op("tanh", np.tanh,
           lambda xp, g, out, x: g * (1 - out * out), method=True)
 sigmoid = Op("sigmoid", expit,
              lambda xp, g, out, x: g * out * (1 - out), method=True)
-def _relu_lower(i, examples):  # fused programs: zero as an array (xp.zeros_of, xp.number)
-    x = examples[0] if i is None else examples[2]
-    if not _float(x):
-        return None
-    if i is None:
-        zeros = zeros_of(x.shape, x.dtype)
-        return lambda x: np.maximum(x, zeros)
-    zero = number(0, x.dtype)
-    return lambda xp, g, out, x: g * (out > zero)
-
-
 # the gradient reads the output (out > 0 exactly where x > 0, nan included), as PyTorch's
 # does: a fused program then frees the input once the output is computed
 relu = Op("relu", lambda x: np.maximum(x, 0),
-          lambda xp, g, out, x: g * (out > 0),
-          lower=_relu_lower, method=True)
+          lambda xp, g, out, x: g * (out > 0), method=True)
 _leaky_relu = Op("leaky_relu",
                  lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
                  lambda xp, g, out, x, negative_slope=0.01: xp.where(x > 0, g, g * negative_slope))

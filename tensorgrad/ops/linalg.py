@@ -51,19 +51,6 @@ def _linear_vjp_weight(xp, g, out, x, weight, bias):
     return xp.matmul(xp.swapaxes(g, 0, 1), x)
 
 
-def _linear_lower(i, examples):
-    """The weight's gradient of a 2-D linear layer in a fused program: the weight's memory
-    order read once, not on every call."""
-    if i != 1:
-        return None
-    g, out, x, w = examples[:4]
-    if g.ndim != 2 or x.ndim != 2 or w.ndim != 2:
-        return None
-    if _in_out_order(w):  # stored (in, out), see nn.Linear: the gradient in the same order
-        return lambda xp, g, out, x, weight, bias: np.matmul(x.T, g).T
-    return lambda xp, g, out, x, weight, bias: np.matmul(g.T, x)
-
-
 def _in_out_order(w):
     return w.flags.f_contiguous and not w.flags.c_contiguous
 
@@ -71,8 +58,7 @@ def _in_out_order(w):
 _linear = Op("linear", _linear_forward,
              lambda xp, g, out, x, weight, bias: xp.matmul(g, weight),
              _linear_vjp_weight,
-             passthrough,  # the bias: the engine sums g over the batch
-             lower=_linear_lower)
+             passthrough)  # the bias: the engine sums g over the batch
 
 
 # sum(a * b) over all elements (numpy's vdot for real arrays): one BLAS dot, no temporary

@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 
-from ..autograd.xp import dot, fast_sum, filled, number, plain_sum, reciprocal
-from ..compile.fuse import static_read
+from ..autograd.tracing import static_read
+from ..autograd.xp import dot, fast_sum, plain_sum, reciprocal
 from ..mode import HITS as _HITS
 from ..mode import reference_swap
 from ._base import Op, Tensor, keep, normalize_axis, reduced_shape, register, shape_of
@@ -34,31 +34,11 @@ _sum = Op("sum", fast_sum,
           lambda xp, g, out, x, axis, keepdims: _expand(xp, g, x, axis, keepdims))
 
 
-def _mean_lower(i, examples, axis, keepdims):
-    """The column means of a float matrix (batch norm's) in a fused program: the forward is one
-    product with the constant 1/n vector, the vjp g reshaped and divided, with no axis logic."""
-    x = examples[0] if i is None else examples[2]
-    if x.ndim != 2 or axis != (0,) or keepdims:
-        return None
-    n, row = x.shape[0], (1, x.shape[1])
-    if i is None:
-        if x.dtype.kind != "f":
-            return None
-        weights = filled(n, x.dtype, reciprocal(n))
-        return lambda x: dot(weights, x)
-    g = examples[0]
-    if g.shape != row[1:] or g.dtype.kind != "f":
-        return None
-    n = number(n, g.dtype)  # as a 0-d array (xp.number): the same quotient, a cheaper call
-    return lambda xp, g, out, x: g.reshape(row) / n
-
-
 _mean = Op("mean",
            lambda x, axis, keepdims:
                fast_sum(x, axis, keepdims, reciprocal(_count(x.shape, axis))),
            lambda xp, g, out, x, axis, keepdims:
-               _expand(xp, g, x, axis, keepdims) / _count(x.shape, axis),
-           lower=_mean_lower)
+               _expand(xp, g, x, axis, keepdims) / _count(x.shape, axis))
 
 
 def _var_forward(x, axis, keepdims, ddof):

@@ -6,10 +6,10 @@ flatten, expand and stack are compositions of these.
 """
 import numpy as np
 
+from ..autograd.tracing import value_read
 from ..autograd.xp import compact_count
 from ..autograd.xp import sum_to as _np_sum_to
 from ..autograd.xp import unindex as _np_unindex
-from ..compile.fuse import value_read
 from ._base import Op, Tensor, alias, register, shape_of
 
 _reshape = Op("reshape", np.reshape,
