@@ -4,6 +4,8 @@
     x = tg.tensor([[1.0, 2.0]], requires_grad=True)
     y = (x * x).sum(); y.backward(); x.grad   # 2x
 """
+import sys as _sys
+
 import numpy as _np
 
 from . import nn, ops, optim  # noqa: E402
@@ -17,6 +19,7 @@ from .autograd import (
                        set_grad_enabled,
                        tensor,
 )
+from .autograd import registry as _registry
 from .autograd.function import Function, FunctionCtx, Op
 from .compile import memory  # noqa: F401  (first: tunes malloc before the big arrays come)
 from .compile.fuse import TraceError, fuse
@@ -44,6 +47,8 @@ from .mode import FastPath, fast_mode, fast_paths, is_fast, set_fast
 from .ops import *  # noqa: F401,F403  (every op as a function: tg.exp(x), tg.sum(x, axis=0), ...)
 from .ops import DIFFERENTIABLE
 from .serialization import load, save
+
+_registry.expose(_sys.modules[__name__])  # and the ops registered later
 
 float32, float64, int64, bool_ = _np.float32, _np.float64, _np.int64, _np.bool_
 __version__ = "0.1.0"

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .autograd import Tensor
-from .compile.fuse import random_draw
+from .autograd.tracing import random_draw
 
 __all__ = ["zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "randn", "rand",
            "arange", "eye", "as_generator"]

@@ -33,7 +33,7 @@ PATHS = {
     "fused_chain": ("nn.Sequential runs each run of standard layers (Linear, BatchNorm1d, "
                     "activations) as one fused program", "chain call"),
     "lowering": ("fused programs call ops' versions specialised for their fixed shapes "
-                 "(Op.lower)", "compiled call site"),
+                 "(compile/lowerings.py)", "compiled call site"),
     "inlined_lambda": ("fused programs write one-expression forwards and vjps out in their "
                        "source instead of calling them", "compiled call site"),
     "typed_number": ("fused programs pass Python numbers as cached 0-d arrays of the "

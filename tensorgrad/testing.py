@@ -1,10 +1,12 @@
 """Hypothesis strategies and assertions to property-test ops, yours or the library's.
 
-    from tensorgrad.testing import assert_op_gradients, tensors, broadcastable_tensors, axes
+    from tensorgrad.testing import assert_op_gradients, assert_op_matches, tensors, axes
+    from tensorgrad.testing import broadcastable_tensors
     def test_my_op():
         assert_op_gradients(my_op, tensors(low=0.5))                 # gradcheck + gradgradcheck
         assert_op_gradients(tg.mul, broadcastable_tensors(2))         # shapes that broadcast
         assert_op_gradients(tg.sum, tensors(), axis=lambda x: axes(x.ndim))
+        assert_op_matches(tg.sum, np.sum, tensors(), axis=lambda x: axes(x.ndim))  # forward
 
 Values are float64, bounded, and kept away from kinks (`avoid=(0,)` for relu/abs) so that
 finite differences are meaningful. Needs hypothesis (the `test` extra).
@@ -17,18 +19,20 @@ fast layer against the specification (tests/compile/test_equivalence.py).
 from contextlib import nullcontext
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.strategies import SearchStrategy
 
 from .autograd import Tensor
+from .autograd.registry import DIFFERENTIABLE, REGISTRY
 from .gradcheck import gradcheck, gradgradcheck
 from .mode import fast_mode, fast_paths
 
 __all__ = ["shapes", "broadcastable_shapes", "arrays", "tensors", "broadcastable_tensors",
-           "axes", "assert_op_gradients", "programs", "Program", "Input", "Step", "ProgramOp",
-           "FEATURES", "assert_program_modes_agree", "ModesDisagree"]
+           "axes", "assert_op_gradients", "assert_op_matches", "programs", "registered_builders",
+           "Program", "Input", "Step", "ProgramOp", "FEATURES", "assert_program_modes_agree",
+           "ModesDisagree"]
 
 
 def shapes(min_dims=0, max_dims=3, min_side=1, max_side=4):
@@ -117,24 +121,8 @@ def assert_op_gradients(op, *inputs, gradgrad=True, eps=1e-6, atol=1e-5, rtol=1e
     a strategy, a constant, or a function of the drawn inputs returning a strategy (for
     arguments that depend on them, e.g. ``axis=lambda x: axes(x.ndim)``).
     """
-    extra = {} if max_examples is None else {"max_examples": max_examples}
-
-    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                    HealthCheck.data_too_large], **extra)
-    @given(st.data())
-    def check(data):
-        args = []
-        for i, s in enumerate(inputs):
-            v = data.draw(s, label=f"input {i}")
-            args.extend(v if isinstance(v, tuple) else [v])
-        kw = {}
-        for k, v in params.items():
-            if isinstance(v, SearchStrategy):
-                v = data.draw(v, label=k)
-            elif callable(v):
-                v = data.draw(v(*args), label=k)
-            kw[k] = v
-
+    @_given_arguments(inputs, params, max_examples)
+    def check(args, kw):
         def f(*xs):
             return op(*xs, **kw)
 
@@ -143,6 +131,52 @@ def assert_op_gradients(op, *inputs, gradgrad=True, eps=1e-6, atol=1e-5, rtol=1e
             gradgradcheck(f, args, eps=eps, atol=atol, rtol=rtol)
 
     check()
+
+
+def assert_op_matches(op, reference, *inputs, rtol=1e-12, atol=1e-12, max_examples=None,
+                      **params):
+    """Property: `op`'s forward equals `reference` (the numpy function it mirrors, called with
+    the drawn tensors' arrays and the same parameters) in shape, dtype and values (float64,
+    within rtol / atol). `inputs` and `params` as in `assert_op_gradients`."""
+    @_given_arguments(inputs, params, max_examples)
+    def check(args, kw):
+        got = op(*args, **kw)
+        with np.errstate(all="ignore"):
+            want = np.asarray(reference(*[a.data if isinstance(a, Tensor) else a for a in args],
+                                        **kw))
+        assert isinstance(got, Tensor), f"{op} returned {type(got).__name__}, not a Tensor"
+        assert got.shape == want.shape, f"shape {got.shape}, numpy's {want.shape}"
+        assert got.dtype == want.dtype, f"dtype {got.dtype}, numpy's {want.dtype}"
+        np.testing.assert_allclose(got.data, want, rtol=rtol, atol=atol)
+
+    check()
+
+
+def _given_arguments(inputs, params, max_examples):
+    """Decorator: run `check(args, kwargs)` over hypothesis draws of `inputs` (strategies, one
+    per positional argument, or drawing a tuple of several) and `params` (keyword arguments: a
+    strategy, a constant, or a function of the drawn inputs returning a strategy)."""
+    extra = {} if max_examples is None else {"max_examples": max_examples}
+
+    def decorate(check):
+        @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                        HealthCheck.data_too_large], **extra)
+        @given(st.data())
+        def run(data):
+            args = []
+            for i, s in enumerate(inputs):
+                v = data.draw(s, label=f"input {i}")
+                args.extend(v if isinstance(v, tuple) else [v])
+            kw = {}
+            for k, v in params.items():
+                if isinstance(v, SearchStrategy):
+                    v = data.draw(v, label=k)
+                elif callable(v):
+                    v = data.draw(v(*args), label=k)
+                kw[k] = v
+            check(args, kw)
+        return run
+    return decorate
 
 
 # ------------------------------------------------------------------------------------------------
@@ -312,16 +346,9 @@ def _chain(*args, form="functional", bias=True, training=True):
 
 
 def _run_table():
+    """How a step runs where it is not the registered op's function called as stored."""
     import tensorgrad as tg
-    same = ("neg", "square", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu",
-            "leaky_relu", "elu", "clip", "add", "sub", "mul", "div", "pow", "maximum", "minimum",
-            "where", "greater", "less", "greater_equal", "less_equal", "sum", "mean", "var",
-            "std", "max", "min", "logsumexp", "softmax", "log_softmax", "sum_squares", "vdot",
-            "reshape", "transpose", "swapaxes", "matrix_transpose", "flatten", "broadcast_to",
-            "sum_to", "squeeze", "unsqueeze", "expand_dims", "pad", "astype", "matmul",
-            "linear")
-    table = {name: getattr(tg, name) for name in same}
-    table.update(
+    return dict(
         permute=lambda x, axes: x.permute(*axes),
         expand=lambda x, sizes: x.expand(*sizes),
         getitem=lambda x, index: tg.getitem(x, _index(index)),
@@ -331,7 +358,6 @@ def _run_table():
         dropout=lambda x, mask, p, seed, form: x * mask,
         linear_bn_relu=_chain,
     )
-    return table
 
 
 _RUN = {}
@@ -382,7 +408,8 @@ class Program:
             return self.ops[name].fn
         if not _RUN:
             _RUN.update(_run_table())
-        return _RUN[name]
+        fn = _RUN.get(name)
+        return fn if fn is not None else REGISTRY[name].fn  # (looked up: ops come and go)
 
     def _execute(self, tensors, eager, conditions=None):
         if len(tensors) != len(self.inputs):
@@ -704,7 +731,7 @@ def _size(shape):
     return int(np.prod(shape)) if shape else 1
 
 
-# ---- the ops a program draws from: one builder per registered op (tg.DIFFERENTIABLE) ----------
+# ---- the ops a program draws from: a builder per built-in op (registered_builders) ------------
 def _unary(op, bound, interval, generic=True, **params):
     """A builder of op(x): x bounded by `bound`, the result's interval from x's."""
     def build(b):
@@ -1179,7 +1206,7 @@ BUILDERS = {
     "pad": _same("pad", 1, _pad_params, generic=False, bounds=_padded_bounds),
     "astype": _astype, "linear": _linear, "vdot": _vdot,
 }
-"""How `programs()` draws each registered op (tg.DIFFERENTIABLE: a test keeps them in step)."""
+"""How `programs()` draws each built-in op (registered_builders adds ops registered without one)."""
 
 EXACT_OPS = frozenset(BUILDERS) - {
     "sum", "sum_squares", "mean", "var", "std", "logsumexp", "softmax", "log_softmax", "vdot",
@@ -1215,6 +1242,34 @@ def _extra_builder(op):
     return build
 
 
+def registered_builders():
+    """{name: builder} of every registered differentiable op (tg.DIFFERENTIABLE), the op set
+    `programs()` draws from: BUILDERS's, else a generic one (`_registered_builder`)."""
+    out = {}
+    for name, fn in DIFFERENTIABLE.items():
+        build = BUILDERS.get(name) or _registered_builder(name, fn)
+        if build is not None:
+            out[name] = build
+    return out
+
+
+def _registered_builder(name, op):
+    """A builder for a registered elementwise Op of one or two inputs that BUILDERS has none
+    for (a new op): its operands mapped into [-1, 1], its result's interval measured on a grid
+    there and widened by a tenth. None for any other op: write it a builder in BUILDERS."""
+    if not getattr(op, "elementwise", False) or op.variadic or len(op.vjps) not in (1, 2):
+        return None
+    grid = np.linspace(-1.0, 1.0, 101)
+    with np.errstate(all="ignore"):
+        values = np.asarray(op.forward(*np.meshgrid(*[grid] * len(op.vjps))))
+    if not np.isfinite(values).all():
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    pad = 0.1 * (hi - lo) + 1e-3
+    return _extra_builder(ProgramOp(name, op, arity=len(op.vjps), domain=(-1.0, 1.0),
+                                    range=(lo - pad, hi + pad)))
+
+
 @st.composite
 def programs(draw, max_steps=6, dtypes=("float64", "float32"), ops=None, extra_ops=(),
              features=FEATURES, exact=None):
@@ -1222,14 +1277,15 @@ def programs(draw, max_steps=6, dtypes=("float64", "float32"), ops=None, extra_o
     running them agrees (`assert_program_modes_agree`) or any property of your own.
 
     A program has inputs of 0 to 3 dimensions (float64 or float32: one of `dtypes` per
-    program) and applies up to `max_steps` ops drawn from `ops` (names in BUILDERS; default
-    all, which is every op of tg.DIFFERENTIABLE), plus steps for each of `features` the draw
-    picks: broadcasting, reductions with an axis and keepdims, indexing with ints, slices and
-    integer arrays, comparisons with `where`, a value used twice, 0-d tensors, Linear ->
-    BatchNorm1d -> ReLU (nn modules or functional forms, training or eval mode), seeded
-    dropout, the L2 term sum_squares of inputs, and one tensor passed as two inputs.
+    program) and applies up to `max_steps` ops drawn from `ops` (names of registered ops;
+    default all of tg.DIFFERENTIABLE, see `registered_builders`), plus steps for each of
+    `features` the draw picks: broadcasting, reductions with an axis and keepdims, indexing
+    with ints, slices and integer arrays, comparisons with `where`, a value used twice, 0-d
+    tensors, Linear -> BatchNorm1d -> ReLU (nn modules or functional forms, training or eval
+    mode), seeded dropout, the L2 term sum_squares of inputs, and one tensor passed as two inputs.
     `exact=True` draws only ops that run the same numpy calls in every mode, without
-    broadcasting (None: a quarter of the programs).
+    broadcasting or a value used three times (None: a quarter of the programs, flagged `exact`
+    when they are).
 
     Operands are first mapped where each op is well conditioned (log and sqrt of values
     >= 0.1, divisors >= 0.25, exp of |x| <= 3) whatever the signs of the inputs, and batch
@@ -1250,11 +1306,13 @@ def programs(draw, max_steps=6, dtypes=("float64", "float32"), ops=None, extra_o
     (An @example of a program with extra ops needs `ops=[softplus]` added to its repr.)
     """
     dtype = draw(st.sampled_from(list(dtypes)))
+    asked_exact = exact is True
     if exact is None:
         exact = draw(st.sampled_from([False, False, False, True]))
     b = _Builder(draw, dtype, extra_ops, exact)
-    names = BUILDERS if ops is None else ops
-    builders = {name: BUILDERS[name] for name in names if not exact or name in EXACT_OPS}
+    registered = registered_builders()
+    names = registered if ops is None else ops
+    builders = {name: registered[name] for name in names if not exact or name in EXACT_OPS}
     builders.update({op.name: _extra_builder(op) for op in extra_ops if op.exact or not exact})
     if exact:
         features = [f for f in features if f in _EXACT_FEATURES]
@@ -1288,6 +1346,8 @@ def programs(draw, max_steps=6, dtypes=("float64", "float32"), ops=None, extra_o
         b.features.add("zero_dim")
     if b.dtype == np.float32:
         b.features.add("float32")
+    if asked_exact and not b.exact:  # (a value drawn for a third use): not what was asked
+        reject()
     return Program(b.inputs, b.steps, last.name, b.features, b.exact, extra_ops)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import grad_mode as _gm
 from . import tensor as _t
+from .registry import register
 
 __all__ = ["Op", "Function", "FunctionCtx"]
 
@@ -28,16 +29,20 @@ class Op:
     op's output and `inputs` its inputs: arrays in an ordinary backward, Tensors under
     create_graph. With ``variadic=True`` there is a single vjp that also receives ``argnum=i``.
 
+    ``method=True`` (or a method name, or a tuple of them) registers the op as a public op with
+    that Tensor method, ``public=True`` without one (registry.py): tensorgrad.ops,
+    `DIFFERENTIABLE`, the Tensor methods and the array namespaces all come from the registry.
+    Without either the op is internal (a public wrapper registers itself instead).
+
     ``elementwise=True`` promises that the vjps are correct for any `g` that merely broadcasts
     to the output's shape: the engine then hands them the compact gradient a reduction produced
     (a scalar for `loss.sum()`) instead of materialising it, which saves full-size passes.
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic", "elementwise", "fresh", "vjp_all",
-                 "lower")
+    __slots__ = ("name", "forward", "vjps", "variadic", "elementwise", "fresh", "vjp_all")
 
     def __init__(self, name, forward, *vjps, variadic=False, elementwise=False, fresh=None,
-                 vjp_all=None, lower=None):
+                 vjp_all=None, method=False, public=False):
         self.name = name
         self.forward = forward
         self.vjps = vjps
@@ -54,13 +59,8 @@ class Op:
         # their input's shape and dtype and be arrays nothing else holds (views of such
         # allowed), or lazy xp.Scaled products: a leaf keeps them as they are.
         self.vjp_all = vjp_all
-        # optionally lower(i, examples, **params) -> a version of the forward (i None; examples:
-        # the inputs) or of input i's vjp (examples: g, out, inputs) specialised for arrays of
-        # the examples' shapes and dtypes, or None. A fused program, whose shapes never change,
-        # asks once and then runs the result instead of the general function, so it must
-        # compute the same values (a vjp's version may instead return the gradient already
-        # summed to exactly its input's shape) and read only static properties of the examples
-        self.lower = lower
+        if method or public:
+            register(self, method=method)
 
     def __call__(self, *args, **params):
         return _t.apply(self, args, params or _NOKW)

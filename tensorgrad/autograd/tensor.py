@@ -2,7 +2,8 @@
 
 A Tensor wraps a numpy array. An op whose inputs require grad records itself on its output
 (`_op`, `_parents`, the input arrays and the op's parameters); the walk (walk.py) goes back
-through those records. `backward` and the operators are installed by walk.py and ops/.
+through those records. `backward` is installed by walk.py; the operators, the op methods and
+`clone` by ops/ (autograd imports no ops).
 """
 import itertools
 import operator
@@ -133,10 +134,6 @@ class Tensor:
         """The same data, cut from the graph (shares memory, as in PyTorch)."""
         return Tensor._wrap(self.data)
 
-    def clone(self):
-        from .. import ops
-        return ops.astype(self, self.dtype, copy=True)
-
     def retain_grad(self):
         """Keep `.grad` on this non-leaf tensor after backward."""
         self._retains_grad = True
@@ -233,7 +230,7 @@ def apply(op, args, kw):
     return t
 
 
-_tracer = None  # set by tensorgrad.compile.fuse while it records a function's ops
+_tracer = None  # set by a tracer (compile/trace.py) while it records a function's ops
 
 
 def attach(op, args, out):

@@ -61,8 +61,9 @@ def _namespace(create_graph, fast=True):
     """numpy for an ordinary backward (its fast helpers, or plain numpy in reference mode),
     tensorgrad's own ops under create_graph (see xp.py)."""
     if not _xp:
-        from .. import ops
+        from .registry import graph_namespace
         from .xp import numpy_ns, reference_ns
+        ops = graph_namespace()  # tensorgrad.ops, registered at its import
         _xp[False, True], _xp[False, False], _xp[True, True] = numpy_ns, reference_ns, ops
         _xp[True, False] = ops
     return _xp[create_graph, fast]

@@ -2,7 +2,10 @@
 
 Every vjp calls `xp.<name>(...)`. Here `xp` is this thin layer over numpy (fast, no graph); under
 `create_graph=True` it is `tensorgrad.ops`, whose functions have the same names and signatures,
-so the same gradient code builds a differentiable graph. A new helper goes in both places.
+so the same gradient code builds a differentiable graph. Both get every registered op's name
+from the registry (registry.py: here the op's forward on arrays, unless the tables below have a
+faster version of it); only the engine's helpers (scaled, reduce_to) are written in both places
+(tests/autograd/test_xp.py checks that the names agree).
 """
 import math
 import sys
@@ -202,8 +205,9 @@ def getitem(a, idx):
     return a[idx]
 
 
-# methods instead of numpy's Python-level wrappers (np.reshape, np.transpose, ...): same result,
-# a fraction of the call overhead on the small arrays of a mini-batch
+# The fast versions of what the built-in vjps call (the registry adds every other op): methods
+# instead of numpy's Python-level wrappers (np.reshape, np.transpose, ...), same result, a
+# fraction of the call overhead on the small arrays of a mini-batch
 numpy_ns = SimpleNamespace(
     sum=_sum, mean=_mean, sum_to=sum_to, scaled=scaled, reduce_to=reduce_to, unindex=unindex,
     astype=astype, getitem=getitem, exp=np.exp, log=np.log, sign=np.sign, where=np.where,

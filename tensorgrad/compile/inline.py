@@ -1,11 +1,12 @@
 """Inline a lambda into generated source: `expression(fn, args, kwargs, env, prefix)` gives the
 lambda's body with its parameters replaced by the argument names, or None when it cannot.
 
-Fused programs (tensorgrad/compile/fuse.py) are compiled to straight-line Python, one line per
-primitive and per vjp. Most vjps are one-expression lambdas (`lambda xp, g, out, a, b: g * b`);
-writing `g5 * v3` in the program instead of calling the lambda saves the Python call (about
-0.15 us; a 9-layer MLP's backward program makes over a hundred). The maths stays where it is
-written, beside its op: this only reads the lambda's source.
+Fused programs (tensorgrad/compile/codegen.py) are compiled to straight-line Python, one line
+per primitive and per vjp. Most vjps are one-expression lambdas (`lambda xp, g, out, a, b: g *
+b`); writing `g5 * v3` in the program instead of calling the lambda saves the Python call (a
+9-layer MLP's backward program makes over a hundred). The maths stays where it is written,
+beside its op: this only reads the lambda's source. Which arguments the body reads is reported
+too (`reads`): a value the body does not read need not be kept for that line.
 
 The lambda's other names (module globals such as `np`, or values it closed over) are bound
 once, as they are now, under fresh names in the program's globals `env`. Lambdas that cannot be
@@ -24,9 +25,10 @@ _FOUND = {}  # code object -> (ast.Lambda, parameter names, defaults by name) or
 _LAMBDAS = {}  # module name -> {line: [ast.Lambda, ...]} (each module's source parsed once)
 
 
-def expression(fn, args, kwargs, env, prefix):
+def expression(fn, args, kwargs, env, prefix, reads=None):
     """Source of `fn(*args, **kwargs)` as fn's body (args, kwargs: source expressions that are
-    plain names, so substituting them cannot evaluate anything twice), or None."""
+    plain names, so substituting them cannot evaluate anything twice), or None. `reads`: a set
+    to which the argument expressions the body reads are added."""
     found = _lambda_of(fn)
     if found is None:
         return None
@@ -40,9 +42,12 @@ def expression(fn, args, kwargs, env, prefix):
             if p not in defaults:
                 return None
             names[p] = _bind(env, f"{prefix}_{p}", defaults[p])
-    body = _Rename(names, fn, env, prefix).visit(_copy(node.body))
+    rename = _Rename(names, fn, env, prefix)
+    body = rename.visit(_copy(node.body))
     if body is None:
         return None
+    if reads is not None:
+        reads.update(names[p] for p in rename.used)
     return f"({ast.unparse(body)})"
 
 
@@ -61,9 +66,11 @@ class _Rename(ast.NodeTransformer):
     def __init__(self, names, fn, env, prefix):
         self.names, self.fn, self.env, self.prefix = names, fn, env, prefix
         self.ok = True
+        self.used = set()  # the parameters the body reads
 
     def visit_Name(self, node):
         if node.id in self.names:
+            self.used.add(node.id)
             return ast.parse(self.names[node.id], mode="eval").body
         found, value = _value(self.fn, node.id)
         if not found:

@@ -6,7 +6,8 @@ ops as possible because each op costs Python overhead on small batches.
 import numpy as np
 
 from ..autograd import Tensor
-from ..compile.fuse import fuse, random_draw, static_read, value_read
+from ..autograd.tracing import random_draw, static_read, value_read
+from ..compile.fuse import fuse
 from ..creation import as_generator
 from ..ops import elu, leaky_relu, linear, log_softmax, relu, sigmoid, softmax, square, tanh, vdot
 from ..ops import mean as _mean
@@ -80,7 +81,7 @@ def _one_hot(y, n, c, dtype, smoothing=0.0):
         table[np.diag_indices(c)] += 1.0 - smoothing
         table.flags.writeable = False
         _TARGET_ROWS[key] = table
-    return table.take(y, axis=0)  # a fresh array, as table[y] (1.9 vs 0.5 us)
+    return table.take(y, axis=0)  # a fresh array, as table[y] but faster
 
 
 def nll_loss(input, target, *, reduction="mean"):
@@ -147,23 +148,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     for v in (running_mean, running_var, weight, bias):
         if v is not None and getattr(v, "shape", None) != shape:
             _check_feature_shape(x.shape, running_mean, running_var, weight, bias)
-    axes = 0 if x.ndim == 2 else (0, 2)
     wide = x.ndim == 3  # per-channel vectors must broadcast as (C, 1)
     if training:
-        count = x.size // c
-        if count < 2:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when "
-                             f"training, got input of shape {x.shape}")
-        if (weight is None) != (bias is None):  # one without the other: the plain composition
-            out, mu, var = _normalize(input, weight, bias, axes=axes, wide=wide, eps=eps)
-        else:
-            args = (input,) if weight is None else (input, weight, bias)
-            if not all(isinstance(a, Tensor) for a in args):
-                args = tuple(a if isinstance(a, Tensor) else Tensor(a) for a in args)
-            out, mu, var = _normalize_fused(*args, axes=axes, wide=wide, eps=eps)
-        if running_mean is not None or running_var is not None:
-            update_running(running_mean, running_var, mu.data, var.data, momentum,
-                           count / (count - 1))
+        out, mean, var = batch_norm_batch_stats(input, weight, bias, eps=eps)
+        if running_mean is not None:
+            update_running(_data(running_mean), mean.data, momentum)
+        if running_var is not None:
+            update_running(_data(running_var), var.data, momentum)
         return out
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: training=False needs running_mean and running_var")
@@ -181,32 +172,36 @@ def _batch_input(input):
     return x
 
 
-def update_running(running_mean, running_var, mean, var, momentum, unbias=1.0):
-    """r = (1 - momentum) r + momentum s in place, for the mean and for the variance times
-    `unbias` (n / (n - 1): PyTorch keeps the unbiased variance); either may be None."""
-    if running_mean is not None:
-        rm = _data(running_mean)
-        rm *= 1.0 - momentum
-        rm += momentum * mean.reshape(rm.shape)
-    if running_var is not None:
-        rv = _data(running_var)
-        rv *= 1.0 - momentum
-        rv += (momentum * unbias) * var.reshape(rv.shape)
+def update_running(running, batch, momentum):
+    """The running-statistics update, running = (1 - momentum) * running + momentum * batch, in
+    place on the array `running` (one statistic, or several stacked in one flat array); `batch`
+    is an array of the same size, taken in running's dtype. The only place running statistics
+    are computed: BatchNorm1d's update, its batched form and `batch_norm` call it."""
+    batch = batch.reshape(running.shape).astype(running.dtype, copy=False)
+    running *= 1.0 - momentum
+    running += batch * momentum
 
 
 def batch_norm_batch_stats(input, weight=None, bias=None, *, eps=1e-5):
     """Training-mode batch norm as a pure composition: (output, batch mean, UNBIASED batch
-    variance), the statistics for the running averages (`nn.Sequential`'s fused layer chains
-    trace this; `batch_norm` is the same maths with the in-place update)."""
+    variance), the statistics for the running averages (BatchNorm1d's function in training;
+    `batch_norm` is the same with the update). One fused node when weight and bias are both
+    given or both None."""
     x = _batch_input(input)
-    _check_feature_shape(x.shape, None, None, weight, bias)
-    count = x.size // x.shape[1]
+    c = x.shape[1]
+    if any(v is not None and getattr(v, "shape", None) != (c,) for v in (weight, bias)):
+        _check_feature_shape(x.shape, None, None, weight, bias)
+    count = x.size // c
     if count < 2:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                          f"training, got input of shape {x.shape}")
-    out, mu, var = _normalize(input, weight, bias, axes=0 if x.ndim == 2 else (0, 2),
-                              wide=x.ndim == 3, eps=eps)
-    return out, mu, var * (count / (count - 1))
+    kw = {"axes": 0 if x.ndim == 2 else (0, 2), "wide": x.ndim == 3, "eps": eps}
+    if (weight is None) != (bias is None):  # one without the other: the plain composition
+        return _normalize(input, weight, bias, **kw)
+    args = (input,) if weight is None else (input, weight, bias)
+    if not all(isinstance(a, Tensor) for a in args):
+        args = tuple(a if isinstance(a, Tensor) else Tensor(a) for a in args)
+    return _normalize_fused(*args, **kw)
 
 
 def batch_norm_running_stats(input, running_mean, running_var, weight=None, bias=None, *,
@@ -242,8 +237,9 @@ def _check_feature_shape(shape, running_mean, running_var, weight, bias):
 
 def _normalize(x, weight=None, bias=None, *, axes, wide, eps):
     """(x - mean) * (weight / sqrt(var + eps)) + bias with the batch mean and biased variance
-    over `axes`; returns the output, the mean and the variance. The variance is the mean of
-    the squared centred input, which the output needs anyway (fewer passes than `var(x)`)."""
+    over `axes`; returns the output, the mean and the UNBIASED variance (n / (n - 1) times the
+    biased one: the running statistics' input). The variance is the mean of the squared centred
+    input, which the output needs anyway (fewer passes than `var(x)`)."""
     mu = _mean(x, axis=axes, keepdims=wide)
     xc = x - mu
     var = _mean(square(xc), axis=axes, keepdims=wide)
@@ -253,11 +249,14 @@ def _normalize(x, weight=None, bias=None, *, axes, wide, eps):
     out = xc * inv
     if bias is not None:
         out = out + (bias.reshape(-1, 1) if wide else bias)
-    return out, mu, var
+    shape = x.shape
+    count = shape[0] * (shape[2] if wide else 1)
+    return out, mu, var * (count / (count - 1))
 
 
-# the same nine primitives as one graph node (see tensorgrad/compile/fuse.py): its gradient is still
-# derived from theirs, only without a Tensor and a node per primitive on every batch
+# the same primitives as one graph node (see tensorgrad/compile/fuse.py): its gradient is still
+# derived from theirs, only without a Tensor and a node per primitive on every batch; inside a
+# trace (a fused layer chain) its primitives are recorded there
 _normalize_fused = fuse(_normalize)
 
 

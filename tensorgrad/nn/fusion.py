@@ -1,35 +1,29 @@
-"""Run a chain of standard layers (Linear, BatchNorm1d, activations) as one fused graph node.
+"""Run a chain of layers (Linear, BatchNorm1d, activations) as one fused graph node.
 
-`nn.Sequential` hands every run of two or more such layers to a `Chain`: their functional forms
-are composed and traced by `compile.fuse`, so a hidden block of the k-layer MLP (Linear ->
-BatchNorm1d -> ReLU) is one node with one compiled forward and backward instead of three nodes,
-three module calls and their bookkeeping (measured: 85 vs 140 us forward + backward per block at
-batch 100). The maths is unchanged: gradients are still derived from the traced ops.
+`nn.Sequential` hands every run of two or more fusable layers to a `Chain`. A layer is fusable
+when it follows the Layer contract (nn/layers.py) without overriding `forward`: `parts()` gives
+its pure function, tensors and static parameters, and `update(*aux)` its state change from the
+function's auxiliary outputs. A chain composes the functions and traces the composition with
+`compile.fuse`, so a hidden block of the k-layer MLP (Linear -> BatchNorm1d -> ReLU) is one
+node with one compiled forward and backward instead of three nodes and three module calls;
+then it applies each layer's update from the program's auxiliary outputs. The maths is the
+layers' own: gradients are derived from the traced ops, and `forward` runs the same functions.
 
-A layer joins a chain when its exact class is registered here (`fusable`) with a method
-`_fused_part()` returning (function, tensors, static parameters as (name, value) pairs,
-after): `function(x, *tensors, **params)` is a pure composition of tensorgrad ops returning y,
-or (y, *aux) when `after` is (callable, len(aux)[, batched]) that applies the layer's side
-effects outside the trace (batch norm's running averages) from those aux arrays, where
-`batched(modules)` may return one function doing it for several layers of the chain at once
-(or None when it cannot); else after is None.
-Subclasses run their own forward, never a chain. In reference mode (`tg.set_fast(False)`)
-Sequential runs every layer on its own.
+This module needs nothing from the rest of nn: it asks modules for `fusable`, `parts`,
+`update`, `batched_update` and `_version` by name. In reference mode (`tg.set_fast(False)`, or
+the fused_chain path off) Sequential runs every layer on its own, and a Chain called directly
+runs the composition of its layers' functions op by op.
 """
+from operator import attrgetter
+
+from .. import mode as _mode
 from ..autograd import Tensor
 from ..compile.fuse import fuse
 from ..mode import HITS as _HITS
-from .module import module_version
 
-__all__ = ["fusable", "Chain", "plan"]
+__all__ = ["Chain", "plan"]
 
-_FUSABLE = set()
-
-
-def fusable(cls):
-    """Class decorator: `cls` (exactly, not its subclasses) may run inside a fused chain."""
-    _FUSABLE.add(cls)
-    return cls
+_version = attrgetter("_version")
 
 
 def _run(x, *tensors, spec):
@@ -59,63 +53,71 @@ class _Spec(tuple):
 class Chain:
     """Consecutive fusable modules called as one fused function (see the module docstring).
 
-    What the modules contribute (functions, tensors, static parameters, side effects) is asked
-    once and reused until an attribute of any module is set (`module_version`): a 9-layer
-    chain has 27 modules, and asking them on every call cost 15-20 us."""
+    What the modules contribute (functions, tensors, static parameters, updates) is asked once
+    and reused while none of them has had an attribute set: each module counts its own
+    attribute assignments (`Module._version`, which train()/eval() and flatten_parameters also
+    move), and the chain compares its members' counts with those it asked at."""
 
     def __init__(self, modules):
-        self.modules = list(modules)
+        self.modules = tuple(modules)
         self.fused = fuse(_run)  # its own trace cache: one program per chain and input shape
-        self._prepared = None  # (module_version, per-module forward?, spec, tensors, effects)
+        self._versions = None  # the members' `_version`s when _prepared was built
+        self._prepared = None  # (per-module forward?, spec, tensors, updates)
 
     def _prepare(self):
         if any("forward" in m.__dict__ for m in self.modules):  # set on an instance: honour it
             return True, None, None, None
-        spec, tensors, afters = [], [], []
+        spec, tensors, updates = [], [], []
         for m in self.modules:
-            fn, ts, params, after = m._fused_part()
+            fn, ts, params, aux = m.parts()
             spec.append((fn, len(ts), params))
             tensors += ts
-            if after is not None:
-                afters.append(after)
-        return False, _Spec(spec), tuple(tensors), _effects(afters)
+            if aux:
+                updates.append((m, aux))
+        return False, _Spec(spec), tuple(tensors), _updates(updates)
 
     def __call__(self, x):
-        prepared = self._prepared
-        if prepared is None or prepared[0] != module_version[0]:
-            prepared = self._prepared = (module_version[0], *self._prepare())
-        _, each, spec, tensors, effects = prepared
+        versions = tuple(map(_version, self.modules))
+        if versions != self._versions:
+            self._prepared, self._versions = self._prepare(), versions
+        each, spec, tensors, updates = self._prepared
         if each:
             for m in self.modules:
                 x = m(x)
             return x
         if not isinstance(x, Tensor):
             x = Tensor(x)
+        if not _mode.FAST and "fused_chain" in _mode.OFF:  # the composition, op by op
+            out = _run(x, *tensors, spec=spec)
+            if updates is None:
+                return out
+            updates([a.data for a in out[1:]])
+            return out[0]
         _HITS["fused_chain"] += 1
         out = self.fused.call_raw_aux((x,) + tensors, {"spec": spec})
-        if effects is None:
+        if updates is None:
             return out
-        effects(out[1:])
+        updates(out[1:])
         return out[0]
 
 
-def _effects(afters):
-    """One function applying the layers' side effects from the chain's aux outputs, or None:
-    a `batched` updater for all of them when every layer offers the same one and it accepts
-    these layers, else each layer's own `after` on its share of the aux tensors."""
-    if not afters:
+def _updates(layers):
+    """One function applying the layers' updates from the chain's aux outputs, or None: the
+    `batched_update` of all of them when they share one and it accepts these layers, else each
+    layer's own `update` on its share of the aux arrays. `layers`: (module, its aux count)."""
+    if not layers:
         return None
-    batched = afters[0][2] if len(afters[0]) > 2 else None
-    if batched is not None and all(a[2:] == (batched,) for a in afters):
-        update = batched([a[0].__self__ for a in afters])
+    batched = type(layers[0][0]).batched_update
+    if batched is not None and all(type(m).batched_update is batched for m, _ in layers):
+        update = batched([m for m, _ in layers])
         if update is not None:
             return update
-    counts = [n for _, n, *_ in afters]
+    updates = [(m.update, n) for m, n in layers]
 
     def each(aux):
         at = 0
-        for (after, *_), n in zip(afters, counts):
-            after(*aux[at:at + n])
+        for update, n in updates:
+            update(*aux[at:at + n])
             at += n
     return each
 
@@ -124,7 +126,7 @@ def plan(modules):
     """The modules in order, with each run of two or more fusable ones replaced by a Chain."""
     steps, run = [], []
     for m in list(modules) + [None]:
-        if m is not None and type(m) in _FUSABLE:
+        if m is not None and getattr(m, "fusable", False) is True:
             run.append(m)
             continue
         steps += [Chain(run)] if len(run) > 1 else run

@@ -1,8 +1,23 @@
 """Layers: Linear, BatchNorm1d, Dropout, the activations, Identity and Flatten (PyTorch's names).
 
-Every forward is a short composition of tensorgrad ops; see `functional.py` for the maths.
+A `Layer` is described once, by a pure function and a state update (see `Layer`): its eager
+`forward` and the fused chains of `nn.Sequential` (nn/fusion.py) are both built from that
+description. The maths itself is in `functional.py`.
+
+Adding an activation is a class with its op and, if any, the names of its static parameters:
+
+    class Softplus(Layer):  # log(1 + exp(beta x)) / beta
+        function = staticmethod(ops.softplus)
+        static = ("beta",)
+
+        def __init__(self, beta=1.0):
+            super().__init__()
+            self.beta = float(beta)
+
+and its name in `__all__` (nn/__init__.py re-exports it).
 """
 import json
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,11 +30,73 @@ from ..mode import HITS as _HITS
 from ..ops._base import shape_of
 from . import functional as F
 from . import init
-from .fusion import fusable
 from .module import Module, Parameter
 
-__all__ = ["Linear", "BatchNorm1d", "Dropout", "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid",
-           "Identity", "Flatten"]
+__all__ = ["Layer", "Parts", "Linear", "BatchNorm1d", "Dropout", "ReLU", "LeakyReLU", "ELU",
+           "Tanh", "Sigmoid", "Identity", "Flatten"]
+
+
+class Parts(NamedTuple):
+    """What a Layer computes, as `Layer.parts()` returns it: y = function(x, *tensors,
+    **dict(params)), or (y, *aux) with `aux` auxiliary arrays after y, which `update` takes."""
+
+    function: object
+    tensors: tuple = ()
+    params: tuple = ()  # (name, value) pairs: static, hashable (a fused chain keys traces on them)
+    aux: int = 0
+
+
+class Layer(Module):
+    """A module described once: `parts()` gives a pure function of the input and some tensors
+    (a composition of tensorgrad ops, so `compile.fuse` can trace it) and `update(*aux)` applies
+    the layer's state change from the function's auxiliary outputs (numpy arrays: batch norm's
+    batch statistics). `forward` runs the function eagerly and applies the update; a fused chain
+    (nn/fusion.py) composes the functions of several layers into one traced program and applies
+    each update from the program's auxiliary outputs. Both run the same maths.
+
+    The default `parts()` is `function` (a class attribute), the tensor attributes named in
+    `tensors` and the static attributes named in `static`; `extra_repr` lists the static ones.
+    `parts()` may read only the module's attributes: forward and chains ask it again only when
+    one of them is set (`Module._version`).
+    A layer whose `batched_update(layers)` returns a function may have the updates of several
+    such layers of a chain applied at once (`BatchNorm1d`). A subclass that overrides `forward`,
+    or a class with `fusable = False`, runs on its own, never in a chain.
+    """
+
+    function = None
+    tensors = ()  # names of the tensor attributes passed after x
+    static = ()  # names of the static parameters passed as keyword arguments
+    fusable = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.forward is not Layer.forward:  # its own forward is not described by parts()
+            cls.fusable = False
+
+    def parts(self):
+        return Parts(type(self).function, tuple(getattr(self, n) for n in self.tensors),
+                     tuple((n, getattr(self, n)) for n in self.static))
+
+    def update(self, *aux):
+        """The state change from the function's auxiliary outputs (none by default)."""
+
+    batched_update = None  # optional: staticmethod(layers) -> function(aux of all) or None
+
+    def forward(self, x):
+        d = self.__dict__
+        cached = d.get("_parts")
+        if cached is None or cached[0] != d["_version"]:  # asked again when an attribute is set
+            function, tensors, params, aux = self.parts()
+            cached = d["_parts"] = (d["_version"], function, tensors, dict(params), aux)
+        _, function, tensors, kwargs, aux = cached
+        y = function(x, *tensors, **kwargs)
+        if not aux:
+            return y
+        self.update(*[a.data for a in y[1:]])
+        return y[0]
+
+    def extra_repr(self):
+        return ", ".join(f"{n}={getattr(self, n)}" for n in self.static)
 
 
 def _float_dtype(dtype, who):
@@ -35,8 +112,7 @@ def _positive_int(value, name, who):
     return int(value)
 
 
-@fusable
-class Linear(Module):
+class Linear(Layer):
     """y = x W^T + b, weight of shape (out_features, in_features) as in PyTorch, computed by the
     engine's single fused `linear` op.
 
@@ -51,7 +127,7 @@ class Linear(Module):
         self.out_features = _positive_int(out_features, "out_features", "Linear")
         dt = _float_dtype(dtype, "Linear")
         # shape (out, in) as in PyTorch, stored in (in, out) memory order (a transposed view):
-        # x @ W^T is then a plain product, 20-25% faster in BLAS at mini-batch sizes
+        # x @ W^T is then a plain product, faster in BLAS at mini-batch sizes
         self.weight = Parameter(np.empty((self.in_features, self.out_features), dtype=dt).T)
         if bias:
             self.bias = Parameter(np.zeros(self.out_features, dtype=dt))
@@ -59,20 +135,16 @@ class Linear(Module):
             self.register_parameter("bias", None)
         init.kaiming_normal_(self.weight, generator=as_generator(seed))
 
-    def forward(self, x):
-        return ops.linear(x, self.weight, self.bias)
-
-    def _fused_part(self):  # see fusion.py
-        tensors = (self.weight,) if self.bias is None else (self.weight, self.bias)
-        return ops.linear, tensors, (), None
+    def parts(self):  # the bias is optional: not the default parts()
+        bias = self.bias
+        return Parts(ops.linear, (self.weight,) if bias is None else (self.weight, bias))
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
 
 
-@fusable
-class BatchNorm1d(Module):
+class BatchNorm1d(Layer):
     """Batch normalisation of (N, C) or (N, C, L) input, with PyTorch's semantics.
 
     Training: normalise with the batch mean and biased variance; update `running_mean` and
@@ -80,6 +152,12 @@ class BatchNorm1d(Module):
     (the course's "keep 0.9 of the old average" is momentum=0.1; momentum=None is a cumulative
     average) and count `num_batches_tracked`. Eval: normalise with the running statistics.
     Learnable `weight` (gamma, init 1) and `bias` (beta, init 0) when affine.
+
+    As a Layer: in training with running statistics its function returns (y, batch mean,
+    unbiased batch variance) and `update` folds those into the running statistics with
+    `F.update_running`, the one place they are computed (`F.batch_norm` and the batched update
+    of several layers call it too). Refused input changes no state: the function checks it
+    before the update can run.
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
@@ -114,47 +192,34 @@ class BatchNorm1d(Module):
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
 
-    def forward(self, x):
-        """Input (N, C) or (N, C, L) with C = num_features. Refused input changes no state: it is
-        checked first, and the counter moves only once the running statistics have."""
-        batch_stats = self.training or not self.track_running_stats
-        _check_input(x, self.num_features, batch_stats)
-        momentum = self.momentum
-        tracking = self.training and self.track_running_stats
-        if tracking and momentum is None:  # cumulative moving average over this batch too
-            momentum = 1.0 / (float(self.num_batches_tracked.data) + 1.0)
-        # without running statistics, batch statistics are used in eval mode too (as PyTorch)
-        out = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                           batch_stats, 0.0 if momentum is None else momentum, self.eps)
-        if tracking:
-            self.num_batches_tracked.data += 1
-        return out
-
-    def _fused_part(self):  # see fusion.py: the same maths as forward, as a pure composition
+    def parts(self):
+        """Input (N, C) or (N, C, L) with C = num_features. Without running statistics, batch
+        statistics are used in eval mode too (as PyTorch)."""
         wb = (self.weight, self.bias) if self.affine else ()
         params = (("eps", self.eps), ("num_features", self.num_features))
-        if not self.training and self.track_running_stats:
-            return _batch_norm_running, (self.running_mean, self.running_var) + wb, params, None
         if not self.track_running_stats:
-            return _batch_norm_output, wb, params, None
-        return _batch_norm_batch, wb, params, (self._track, 2, BatchNorm1d._track_all)
+            return Parts(_batch_norm_output, wb, params)
+        if not self.training:
+            return Parts(_batch_norm_running, (self.running_mean, self.running_var) + wb, params)
+        return Parts(_batch_norm_batch, wb, params, aux=2)
 
-    def _track(self, mean, var):
-        """Training-mode side effects of forward, from a fused chain's batch statistics
-        (arrays)."""
-        self.num_batches_tracked.data += 1
+    def update(self, mean, var):
+        """Fold the batch mean and unbiased variance into the running statistics."""
         momentum = self.momentum
-        if momentum is None:
-            momentum = 1.0 / float(self.num_batches_tracked.data)
-        F.update_running(self.running_mean, self.running_var, mean, var, momentum)
+        if momentum is None:  # cumulative moving average over this batch too
+            momentum = 1.0 / (float(self.num_batches_tracked.data) + 1.0)
+        F.update_running(self.running_mean.data, mean, momentum)
+        F.update_running(self.running_var.data, var, momentum)
+        self.num_batches_tracked.data += 1
 
     @staticmethod
-    def _track_all(layers):
-        """`_track` of several layers at once: a function of their stats (mean, var of each in
-        turn) that updates all running statistics with five numpy calls instead of eight per
-        layer, when they and the counters sit in flat arrays in that order (`flatten_parameters`)
-        and share one momentum; else None. A fused chain asks once per module_version; the
-        function checks that the flat arrays are still in place on every call."""
+    def batched_update(layers):
+        """`update` of several layers at once: a function of their statistics (mean, var of each
+        in turn) that applies `F.update_running` once to all running statistics stacked, when
+        they and the counters sit in flat arrays in that order (`flatten_parameters`) and share
+        one momentum; else None. The function checks on every call that the flat arrays are
+        still in place, and falls back to each layer's `update` when not (or when the
+        "batched_running_stats" fast path is off)."""
         first = layers[0]
         flat, counts = getattr(first.running_mean, "_flat", None), \
             getattr(first.num_batches_tracked, "_flat", None)
@@ -166,22 +231,18 @@ class BatchNorm1d(Module):
                         and counts.params[i] is m.num_batches_tracked
                         for i, m in enumerate(layers))):
             return None
-        keep = 1.0 - momentum
 
         def update(stats):
-            # an array was replaced, or this fast path is off (tensorgrad/mode.py): one at a time
             if not (flat.valid() and counts.valid()) or \
                     not _mode.FAST and "batched_running_stats" in _mode.OFF:
                 for i, m in enumerate(layers):
-                    m._track(stats[2 * i], stats[2 * i + 1])
+                    m.update(stats[2 * i], stats[2 * i + 1])
                 return
             _HITS["batched_running_stats"] += 1
+            stacked = flat.grad  # scratch of the flat array's size and dtype
+            concatenate(stats, axis=None, out=stacked, casting="same_kind")
+            F.update_running(flat.data, stacked, momentum)
             counts.data += 1
-            new = flat.grad  # scratch of the flat array's size
-            concatenate(stats, axis=None, out=new, casting="same_kind")
-            new *= momentum
-            flat.data *= keep
-            flat.data += new
         return update
 
     def extra_repr(self):
@@ -203,8 +264,9 @@ def _check_input(x, num_features, batch_stats):
                          f"got input of shape {shape}")
 
 
-# BatchNorm1d's parts of a fused chain (see `_fused_part`): its checks, then the functional form
+# BatchNorm1d's functions (see `parts`): its checks, then the functional form
 def _batch_norm_batch(x, *weight_bias, eps, num_features):
+    """(y, batch mean, unbiased batch variance)."""
     _check_input(x, num_features, True)
     return F.batch_norm_batch_stats(x, *weight_bias, eps=eps)
 
@@ -238,6 +300,8 @@ class Dropout(Module):
         self.generator = as_generator(seed)
 
     def forward(self, x):
+        # not a Layer: a fused chain could only take the mask as an input drawn per call for a
+        # shape known inside its trace, so Dropout runs on its own, between chains
         if not self.training or self.p == 0.0:
             return x
         data = x if isinstance(x, Tensor) else np.asarray(x)  # for its shape and dtype
@@ -274,69 +338,40 @@ def _jsonable(obj):
     raise TypeError(f"Dropout: cannot store {type(obj).__name__} in the generator state")
 
 
-@fusable
-class ReLU(Module):
+class ReLU(Layer):
     """max(x, 0)."""
 
-    def forward(self, x):
-        return ops.relu(x)
-
-    def _fused_part(self):  # see fusion.py
-        return ops.relu, (), (), None
+    function = staticmethod(ops.relu)
 
 
-@fusable
-class LeakyReLU(Module):
+class LeakyReLU(Layer):
     """x for x > 0, negative_slope * x otherwise."""
+
+    function = staticmethod(ops.leaky_relu)
+    static = ("negative_slope",)
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = float(negative_slope)
 
-    def forward(self, x):
-        return ops.leaky_relu(x, self.negative_slope)
 
-    def _fused_part(self):  # see fusion.py
-        return ops.leaky_relu, (), (("negative_slope", self.negative_slope),), None
-
-    def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
-
-
-@fusable
-class ELU(Module):
+class ELU(Layer):
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+
+    function = staticmethod(ops.elu)
+    static = ("alpha",)
 
     def __init__(self, alpha=1.0):
         super().__init__()
         self.alpha = float(alpha)
 
-    def forward(self, x):
-        return ops.elu(x, self.alpha)
 
-    def _fused_part(self):  # see fusion.py
-        return ops.elu, (), (("alpha", self.alpha),), None
-
-    def extra_repr(self):
-        return f"alpha={self.alpha}"
+class Tanh(Layer):
+    function = staticmethod(ops.tanh)
 
 
-@fusable
-class Tanh(Module):
-    def forward(self, x):
-        return ops.tanh(x)
-
-    def _fused_part(self):  # see fusion.py
-        return ops.tanh, (), (), None
-
-
-@fusable
-class Sigmoid(Module):
-    def forward(self, x):
-        return ops.sigmoid(x)
-
-    def _fused_part(self):  # see fusion.py
-        return ops.sigmoid, (), (), None
+class Sigmoid(Layer):
+    function = staticmethod(ops.sigmoid)
 
 
 class Identity(Module):

@@ -16,15 +16,12 @@ import numpy as np
 from .. import mode as _mode
 from ..autograd import Tensor
 from ..compile.flat import SMALL, FlatParams
+from .fusion import plan as _fusion_plan
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "IncompatibleKeys"]
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 _EXTRA = "_extra_state"
-_tree_version = [0]  # bumped by every (re)registration in any module: invalidates memo()
-# bumped by every attribute assignment or deletion on any module and by train()/eval(): what a
-# module computed from its attributes (a fused chain's description, say) is valid while it holds
-module_version = [0]
 
 
 class Parameter(Tensor):
@@ -70,9 +67,15 @@ def _as_dtype(dtype):
 
 class Module:
     """Base class of every layer and model: subclass it, assign sub-modules and Parameters as
-    attributes in `__init__`, and define `forward`. Calling the module calls `forward`."""
+    attributes in `__init__`, and define `forward`. Calling the module calls `forward`.
+
+    `_version` counts the changes to this module's own attributes (assignment, deletion,
+    registration, train()/eval(), flatten_parameters(), to()): what was computed from them (a
+    fused chain's description of its layers, Sequential's plan) is valid while it holds."""
 
     training = True
+    _version = 0
+    _layout = 0  # counts registrations and removals here (Sequential re-plans its chains)
 
     def __init__(self):
         d = self.__dict__
@@ -81,6 +84,7 @@ class Module:
         d["_non_persistent"] = set()
         d["_modules"] = OrderedDict()
         d["training"] = True
+        d["_version"] = 0
 
     # ---- registration ---------------------------------------------------------------------------
     def _registries(self, what):
@@ -103,23 +107,32 @@ class Module:
                 raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' of "
                                 f"{type(self).__name__} (a Parameter or None expected)")
             self._parameters[name] = None
-            _tree_version[0] += 1
+            self._registered()
         elif "_modules" in self.__dict__ and name in self._modules:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} as child module '{name}' "
                                 f"of {type(self).__name__} (a Module or None expected)")
             self._modules[name] = None
-            _tree_version[0] += 1
+            self._registered()
         elif "_buffers" in self.__dict__ and name in self._buffers:
             value = _as_buffer(name, value)
             self._buffers[name] = value
         object.__setattr__(self, name, value)
-        module_version[0] += 1
+        self._changed()
+
+    def _changed(self):
+        d = self.__dict__
+        d["_version"] = d.get("_version", 0) + 1
+
+    def _registered(self):
+        """A parameter, buffer or sub-module was (re)registered or removed here."""
+        d = self.__dict__
+        d["_layout"] = d.get("_layout", 0) + 1
+        self._changed()
 
     def _forget(self, name, keep=None):
         """Drop `name` from the registries (but `keep`, where re-assigning keeps its place)."""
-        _tree_version[0] += 1
-        module_version[0] += 1
+        self._registered()
         for reg in (self._parameters, self._buffers, self._modules):
             if reg is not keep:
                 reg.pop(name, None)
@@ -130,7 +143,7 @@ class Module:
         if "_parameters" in self.__dict__:
             self._forget(name)
         object.__delattr__(self, name)
-        module_version[0] += 1
+        self._changed()
 
     def register_parameter(self, name, param):
         """Add a parameter (or None, a declared-but-absent parameter such as a missing bias)."""
@@ -183,15 +196,17 @@ class Module:
 
     def memo(self, key, build):
         """`build(self)`, computed once and reused until a parameter, buffer or sub-module is
-        registered, replaced or removed anywhere (per-step helpers such as the L2 penalty walk
-        the module tree only when it changed)."""
+        registered, replaced or removed in this module's tree (per-step helpers such as the L2
+        penalty walk the tree only when it changed). Each module of the tree counts its own
+        registrations (`_layout`); the memo keeps the counts it was built at."""
         cache = self.__dict__.get("_memo")
-        if cache is None or cache[0] != _tree_version[0]:
-            cache = (_tree_version[0], {})
+        if cache is None or tuple(m.__dict__.get("_layout", 0) for m in cache[0]) != cache[1]:
+            tree = tuple(self.modules())
+            cache = (tree, tuple(m.__dict__.get("_layout", 0) for m in tree), {})
             object.__setattr__(self, "_memo", cache)
-        value = cache[1].get(key)
+        value = cache[2].get(key)
         if value is None:
-            value = cache[1][key] = build(self)
+            value = cache[2][key] = build(self)
         return value
 
     def modules(self):
@@ -248,7 +263,7 @@ class Module:
             raise ValueError(f"train(): mode must be a bool, got {mode!r}")
         for m in self.modules():
             m.__dict__["training"] = mode
-        module_version[0] += 1
+            m._changed()
         return self
 
     def eval(self):
@@ -291,6 +306,8 @@ class Module:
         for params in flat.values():  # flattened parameters stay flat (in the new dtype)
             if any(p.data.base is not p._flat.data for p in params):
                 FlatParams(params)
+        for m in self.modules():  # fused chains plan their batch-norm updates anew
+            m._changed()
         return self
 
     def flatten_parameters(self, max_size=SMALL, buffers=True):
@@ -310,7 +327,8 @@ class Module:
             for same in by_dtype.values():
                 if len(same) > 1:
                     FlatParams(same)
-        module_version[0] += 1  # fused chains plan their batch-norm updates anew
+        for m in self.modules():  # fused chains plan their batch-norm updates anew
+            m._changed()
         return self
 
     def double(self):
@@ -417,6 +435,15 @@ class Module:
         self.load_state_dict(load(path), strict=strict)
         return self
 
+    def __getstate__(self):
+        """The module's attributes without what it cached from them (a Layer's parts,
+        Sequential's fused chains): a copy (deepcopy, pickle) builds its own on its first call."""
+        state = self.__dict__.copy()
+        state.pop("_fused_plan", None)
+        state.pop("_parts", None)
+        state.pop("_memo", None)
+        return state
+
     # ---- calling and printing -------------------------------------------------------------------
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -471,8 +498,14 @@ class Sequential(Module):
     def forward(self, x):
         """Each module in turn; runs of standard layers as fused chains unless `fuse_layers`
         is False or with the fused_chain fast path off (tg.set_fast(False))."""
-        fused = self.fuse_layers and (_mode.FAST or "fused_chain" not in _mode.OFF)
-        steps = self.memo("fused_plan", _plan) if fused else self._modules.values()
+        if self.fuse_layers and (_mode.FAST or "fused_chain" not in _mode.OFF):
+            steps = self.__dict__.get("_fused_plan")
+            if steps is None or steps[0] != self._layout:  # a module was added or replaced
+                steps = self.__dict__["_fused_plan"] = (self._layout,
+                                                        _fusion_plan(self._modules.values()))
+            steps = steps[1]
+        else:
+            steps = self._modules.values()
         for m in steps:
             x = m(x)
         return x
@@ -492,11 +525,6 @@ class Sequential(Module):
     def append(self, module):
         self.add_module(str(len(self)), module)
         return self
-
-
-def _plan(sequential):
-    from .fusion import plan
-    return plan(sequential._modules.values())
 
 
 def _index(container, idx):

@@ -5,9 +5,11 @@ import numpy as np
 
 from ..autograd import Tensor
 from ..autograd.function import Op
-from ..compile.fuse import record_nondiff, static_read
+from ..autograd.registry import alias, register
+from ..autograd.tracing import record_nondiff, static_read
 
-__all__ = ["Op", "Tensor", "data_of", "shape_of", "nondiff", "normalize_axis", "reduced_shape"]
+__all__ = ["Op", "register", "alias", "Tensor", "data_of", "shape_of", "nondiff",
+           "normalize_axis", "reduced_shape"]
 
 _t = importlib.import_module("..autograd.tensor", __package__)  # (its `_tracer` hook)
 

@@ -1,10 +1,11 @@
 """Elementwise ops: arithmetic, activations, maximum/minimum/where/clip, comparisons.
 
-Each primitive is one `Op(name, forward, vjp_for_input_0, vjp_for_input_1, ...)` line: the
+Each primitive is one `Op(name, forward, vjp_for_input_0, vjp_for_input_1, ...)` line
+(`method=True`: a public op and Tensor method; `public=True`: a public op only): the
 forward runs on numpy arrays and each vjp maps the output gradient `g` to its input's gradient,
 written against the array namespace `xp` (autograd/xp.py). Broadcasting is undone by the
-engine, so the vjps below read like the calculus. A `_<op>_lower` beside an op gives fused
-programs versions specialised for their fixed shapes (see Op.lower); the maths stays above.
+engine, so the vjps below read like the calculus. Versions specialised for a fused program's
+fixed shapes live apart, in tensorgrad/compile/lowerings.py.
 """
 from functools import partial
 
@@ -12,123 +13,91 @@ import numpy as np
 from scipy.special import expit
 
 from ..autograd.function import passthrough
-from ..autograd.xp import dot, filled, number, zeros_of
 from ._base import Op as _Op
-from ._base import nondiff
+from ._base import alias, nondiff, register
 
 # every op here maps g elementwise, so it accepts a gradient that only broadcasts to its output
 Op = partial(_Op, elementwise=True)
 
 # ---- arithmetic -------------------------------------------------------------------------------
-add = Op("add", np.add, passthrough, passthrough)
-
-
-def _sub_lower(i, examples):
-    """In a fused program, b's gradient when b is a row vector under a float matrix (batch
-    norm's x - mean): minus the column sums of g as one product with a constant -1 vector.
-    Only for a full g: a compact one (a mean's (1, c)) stands for more rows than it has."""
-    g, out, a, b = examples if i == 1 else (None,) * 4
-    if g is None or g.ndim != 2 or g.shape != out.shape or b.shape != g.shape[1:] or \
-            g.dtype.kind != "f":
-        return None
-    minus_ones = filled(g.shape[0], g.dtype, -1.0)
-    return lambda xp, g, out, a, b: dot(minus_ones, g)
-
-
+add = Op("add", np.add, passthrough, passthrough, public=True)
 sub = Op("sub", np.subtract,
          passthrough,
          lambda xp, g, out, a, b: -g,  # (g may be compact: the engine does every reduction)
-         lower=_sub_lower)
+         public=True)
 mul = Op("mul", np.multiply,
          lambda xp, g, out, a, b: g * b,
-         lambda xp, g, out, a, b: g * a)
+         lambda xp, g, out, a, b: g * a, public=True)
 div = Op("div", np.true_divide,
          lambda xp, g, out, a, b: g / b,
-         lambda xp, g, out, a, b: -g * out / b)
+         lambda xp, g, out, a, b: -g * out / b, public=True)
 pow = Op("pow", np.power,
          lambda xp, g, out, a, b: g * b * a ** (b - 1),
-         lambda xp, g, out, a, b: g * out * xp.log(xp.where(a > 0, a, 1)))
-
-
-def _float(*arrays):
-    return all(a.dtype.kind == "f" for a in arrays)
-
-
-def _square_lower(i, examples):  # fused programs: the constant 2 as a 0-d array of g's dtype
-    if i is None:
-        return None
-    g = examples[0]
-    two = number(2, g.dtype) if _float(g) else None
-    return None if two is None else (lambda xp, g, out, x: x * (g * two))
-
-
-def _rsqrt_lower(i, examples):  # fused programs: the constants as 0-d arrays (xp.number)
-    if i is None:
-        x, = examples
-        one = number(1, x.dtype) if _float(x) else None
-        return None if one is None else (lambda x: one / np.sqrt(x))
-    g = examples[0]
-    half = number(-0.5, g.dtype) if _float(g) else None
-    return None if half is None else (lambda xp, g, out, x: g * half * out / x)
-
-
+         lambda xp, g, out, a, b: g * out * xp.log(xp.where(a > 0, a, 1)), public=True)
 square = Op("square", np.square,
-            lambda xp, g, out, x: x * (g * 2),
-            lower=_square_lower)
+            lambda xp, g, out, x: x * (g * 2), method=True)
 rsqrt = Op("rsqrt", lambda x: 1 / np.sqrt(x),
-           lambda xp, g, out, x: g * -0.5 * out / x,
-           lower=_rsqrt_lower)
+           lambda xp, g, out, x: g * -0.5 * out / x, method=True)
 neg = Op("neg", np.negative,
-         lambda xp, g, out, x: -g)
+         lambda xp, g, out, x: -g, public=True)
+alias("negative", neg)  # numpy's names
+alias("subtract", sub)
+alias("multiply", mul)
+alias("divide", div)
+alias("true_divide", div)
+alias("power", pow)
 
 # ---- unary functions ----------------------------------------------------------------------------
 exp = Op("exp", np.exp,
-         lambda xp, g, out, x: g * out)
+         lambda xp, g, out, x: g * out, method=True)
 log = Op("log", np.log,
-         lambda xp, g, out, x: g / x)
+         lambda xp, g, out, x: g / x, method=True)
 sqrt = Op("sqrt", np.sqrt,
-          lambda xp, g, out, x: g / (out * 2))
+          lambda xp, g, out, x: g / (out * 2), method=True)
 abs = Op("abs", np.abs,
-         lambda xp, g, out, x: g * xp.sign(x))
+         lambda xp, g, out, x: g * xp.sign(x), method=True)
 tanh = Op("tanh", np.tanh,
-          lambda xp, g, out, x: g * (1 - out * out))
+          lambda xp, g, out, x: g * (1 - out * out), method=True)
 sigmoid = Op("sigmoid", expit,
-             lambda xp, g, out, x: g * out * (1 - out))
-def _relu_lower(i, examples):  # fused programs: zero as an array (xp.zeros_of, xp.number)
-    x = examples[0] if i is None else examples[2]
-    if not _float(x):
-        return None
-    if i is None:
-        zeros = zeros_of(x.shape, x.dtype)
-        return lambda x: np.maximum(x, zeros)
-    zero = number(0, x.dtype)
-    return lambda xp, g, out, x: g * (out > zero)
-
-
+             lambda xp, g, out, x: g * out * (1 - out), method=True)
 # the gradient reads the output (out > 0 exactly where x > 0, nan included), as PyTorch's
 # does: a fused program then frees the input once the output is computed
 relu = Op("relu", lambda x: np.maximum(x, 0),
-          lambda xp, g, out, x: g * (out > 0),
-          lower=_relu_lower)
-leaky_relu = Op("leaky_relu",
-                lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
-                lambda xp, g, out, x, negative_slope=0.01: xp.where(x > 0, g, g * negative_slope))
-elu = Op("elu",
-         lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
-         lambda xp, g, out, x, alpha=1.0: xp.where(x > 0, g, g * (out + alpha)))
+          lambda xp, g, out, x: g * (out > 0), method=True)
+_leaky_relu = Op("leaky_relu",
+                 lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
+                 lambda xp, g, out, x, negative_slope=0.01: xp.where(x > 0, g, g * negative_slope))
+_elu = Op("elu",
+          lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
+          lambda xp, g, out, x, alpha=1.0: xp.where(x > 0, g, g * (out + alpha)))
+
+
+@register(method=True)
+def leaky_relu(x, negative_slope=0.01):
+    """x for x > 0, negative_slope * x otherwise."""
+    return _leaky_relu(x, negative_slope=negative_slope)
+
+
+@register(method=True)
+def elu(x, alpha=1.0):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    return _elu(x, alpha=alpha)
+
 
 # ---- selections ---------------------------------------------------------------------------------
 # ties split the gradient evenly between the two inputs, as PyTorch does
 maximum = Op("maximum", np.maximum,
              lambda xp, g, out, a, b: xp.where(a > b, g, xp.where(a == b, g / 2, 0)),
-             lambda xp, g, out, a, b: xp.where(b > a, g, xp.where(a == b, g / 2, 0)))
+             lambda xp, g, out, a, b: xp.where(b > a, g, xp.where(a == b, g / 2, 0)),
+             method=True)
 minimum = Op("minimum", np.minimum,
              lambda xp, g, out, a, b: xp.where(a < b, g, xp.where(a == b, g / 2, 0)),
-             lambda xp, g, out, a, b: xp.where(b < a, g, xp.where(a == b, g / 2, 0)))
+             lambda xp, g, out, a, b: xp.where(b < a, g, xp.where(a == b, g / 2, 0)),
+             method=True)
 where = Op("where", np.where,
            None,  # the condition is boolean: never differentiable
            lambda xp, g, out, c, a, b: xp.where(c, g, 0),
-           lambda xp, g, out, c, a, b: xp.where(c, 0, g))
+           lambda xp, g, out, c, a, b: xp.where(c, 0, g), public=True)
 
 
 def _inside(x, lo, hi):
@@ -140,10 +109,23 @@ def _inside(x, lo, hi):
 
 
 # x inside [lo, hi] (boundaries included) passes its gradient, as torch.clamp does
-clip = Op("clip", lambda x, lo, hi: np.clip(x, lo, hi),
-          lambda xp, g, out, x, lo, hi: xp.where(_inside(x, lo, hi), g, 0),
-          lambda xp, g, out, x, lo, hi: xp.where(x < lo, g, 0),
-          lambda xp, g, out, x, lo, hi: xp.where(x > hi, g, 0))
+_clip = Op("clip", lambda x, lo, hi: np.clip(x, lo, hi),
+           lambda xp, g, out, x, lo, hi: xp.where(_inside(x, lo, hi), g, 0),
+           lambda xp, g, out, x, lo, hi: xp.where(x < lo, g, 0),
+           lambda xp, g, out, x, lo, hi: xp.where(x > hi, g, 0))
+
+
+@register(method=True)
+def clip(x, a_min=None, a_max=None, *, min=None, max=None):
+    """Limit values to [a_min, a_max] (PyTorch's min=/max= and `clamp` accepted)."""
+    lo = a_min if min is None else min
+    hi = a_max if max is None else max
+    if lo is None and hi is None:
+        raise ValueError("clip: give at least one of a_min / a_max")
+    return _clip(x, lo, hi)
+
+
+clamp = alias("clamp", clip, method=True)
 
 
 # ---- non-differentiable -------------------------------------------------------------------------
@@ -155,16 +137,20 @@ def _nondiff_op(ufunc, what):
     return fn
 
 
-sign = _nondiff_op(np.sign, "sign (its derivative is zero almost everywhere)")
-equal = _nondiff_op(np.equal, "a == b")
-not_equal = _nondiff_op(np.not_equal, "a != b")
-less = _nondiff_op(np.less, "a < b")
-less_equal = _nondiff_op(np.less_equal, "a <= b")
-greater = _nondiff_op(np.greater, "a > b")
-greater_equal = _nondiff_op(np.greater_equal, "a >= b")
-logical_and = _nondiff_op(np.logical_and, "a and b")
-logical_or = _nondiff_op(np.logical_or, "a or b")
-logical_xor = _nondiff_op(np.logical_xor, "a xor b")
-logical_not = _nondiff_op(np.logical_not, "not a")
-isfinite = _nondiff_op(np.isfinite, "isfinite")
-isnan = _nondiff_op(np.isnan, "isnan")
+def _nondiff_public(ufunc, what, method=False):
+    return register(_nondiff_op(ufunc, what), method=method, differentiable=False)
+
+
+sign = _nondiff_public(np.sign, "sign (its derivative is zero almost everywhere)", method=True)
+equal = _nondiff_public(np.equal, "a == b")
+not_equal = _nondiff_public(np.not_equal, "a != b")
+less = _nondiff_public(np.less, "a < b")
+less_equal = _nondiff_public(np.less_equal, "a <= b")
+greater = _nondiff_public(np.greater, "a > b")
+greater_equal = _nondiff_public(np.greater_equal, "a >= b")
+logical_and = _nondiff_public(np.logical_and, "a and b")
+logical_or = _nondiff_public(np.logical_or, "a or b")
+logical_xor = _nondiff_public(np.logical_xor, "a xor b")
+logical_not = _nondiff_public(np.logical_not, "not a")
+isfinite = _nondiff_public(np.isfinite, "isfinite")
+isnan = _nondiff_public(np.isnan, "isnan")

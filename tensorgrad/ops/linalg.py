@@ -7,7 +7,7 @@ import numpy as np
 
 from ..autograd.function import passthrough
 from ..autograd.xp import vdot as _np_vdot
-from ._base import Op, data_of, shape_of
+from ._base import Op, data_of, register, shape_of
 
 
 def _matmul_vjp_a(xp, g, out, a, b):
@@ -51,19 +51,6 @@ def _linear_vjp_weight(xp, g, out, x, weight, bias):
     return xp.matmul(xp.swapaxes(g, 0, 1), x)
 
 
-def _linear_lower(i, examples):
-    """The weight's gradient of a 2-D linear layer in a fused program: the weight's memory
-    order read once, not on every call."""
-    if i != 1:
-        return None
-    g, out, x, w = examples[:4]
-    if g.ndim != 2 or x.ndim != 2 or w.ndim != 2:
-        return None
-    if _in_out_order(w):  # stored (in, out), see nn.Linear: the gradient in the same order
-        return lambda xp, g, out, x, weight, bias: np.matmul(x.T, g).T
-    return lambda xp, g, out, x, weight, bias: np.matmul(g.T, x)
-
-
 def _in_out_order(w):
     return w.flags.f_contiguous and not w.flags.c_contiguous
 
@@ -71,8 +58,7 @@ def _in_out_order(w):
 _linear = Op("linear", _linear_forward,
              lambda xp, g, out, x, weight, bias: xp.matmul(g, weight),
              _linear_vjp_weight,
-             passthrough,  # the bias: the engine sums g over the batch
-             lower=_linear_lower)
+             passthrough)  # the bias: the engine sums g over the batch
 
 
 # sum(a * b) over all elements (numpy's vdot for real arrays): one BLAS dot, no temporary
@@ -81,6 +67,7 @@ _vdot = Op("vdot", lambda a, b: np.asarray(_np_vdot(a, b)),
            lambda xp, g, out, a, b: a * g)
 
 
+@register
 def vdot(a, b):
     """sum(a * b) over all elements of two same-shaped tensors, as a 0-d tensor (numpy's vdot
     for real arrays, without its flattening of different shapes)."""
@@ -90,6 +77,7 @@ def vdot(a, b):
     return _vdot(a, b)
 
 
+@register(method=True)
 def matmul(a, b):
     """Matrix product with numpy's rules (1-D vectors, 2-D matrices, batched N-D)."""
     sa, sb = shape_of(a), shape_of(b)
@@ -99,6 +87,7 @@ def matmul(a, b):
     return _matmul(a, b)
 
 
+@register
 def linear(x, weight, bias=None):
     """y = x W^T + b with PyTorch's layout: weight (out_features, in_features), bias (out,)."""
     sx, sw = shape_of(x), shape_of(weight)

@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 
-from ..autograd.xp import dot, fast_sum, filled, number, plain_sum, reciprocal
-from ..compile.fuse import static_read
+from ..autograd.tracing import static_read
+from ..autograd.xp import dot, fast_sum, plain_sum, reciprocal
 from ..mode import HITS as _HITS
 from ..mode import reference_swap
-from ._base import Op, Tensor, keep, normalize_axis, reduced_shape, shape_of
+from ._base import Op, Tensor, keep, normalize_axis, reduced_shape, register, shape_of
 
 
 def _count(shape, axis):
@@ -34,31 +34,11 @@ _sum = Op("sum", fast_sum,
           lambda xp, g, out, x, axis, keepdims: _expand(xp, g, x, axis, keepdims))
 
 
-def _mean_lower(i, examples, axis, keepdims):
-    """The column means of a float matrix (batch norm's) in a fused program: the forward is one
-    product with the constant 1/n vector, the vjp g reshaped and divided, with no axis logic."""
-    x = examples[0] if i is None else examples[2]
-    if x.ndim != 2 or axis != (0,) or keepdims:
-        return None
-    n, row = x.shape[0], (1, x.shape[1])
-    if i is None:
-        if x.dtype.kind != "f":
-            return None
-        weights = filled(n, x.dtype, reciprocal(n))
-        return lambda x: dot(weights, x)
-    g = examples[0]
-    if g.shape != row[1:] or g.dtype.kind != "f":
-        return None
-    n = number(n, g.dtype)  # as a 0-d array (xp.number): the same quotient, a cheaper call
-    return lambda xp, g, out, x: g.reshape(row) / n
-
-
 _mean = Op("mean",
            lambda x, axis, keepdims:
                fast_sum(x, axis, keepdims, reciprocal(_count(x.shape, axis))),
            lambda xp, g, out, x, axis, keepdims:
-               _expand(xp, g, x, axis, keepdims) / _count(x.shape, axis),
-           lower=_mean_lower)
+               _expand(xp, g, x, axis, keepdims) / _count(x.shape, axis))
 
 
 def _var_forward(x, axis, keepdims, ddof):
@@ -178,18 +158,21 @@ def _ndim(x):
     return x.data.ndim if isinstance(x, Tensor) else np.ndim(x)
 
 
+@register(method=True)
 def sum(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Sum over `axis` (int, tuple or None = all); PyTorch's dim=/keepdim= also accepted."""
     return _sum(x, axis=normalize_axis("sum", _ndim(x), axis, dim),
                 keepdims=keep("sum", keepdims, keepdim))
 
 
+@register(method=True)
 def mean(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Arithmetic mean over `axis`."""
     return _mean(x, axis=normalize_axis("mean", _ndim(x), axis, dim),
                  keepdims=keep("mean", keepdims, keepdim))
 
 
+@register
 def sum_squares(*xs):
     """sum(x ** 2) over all elements of all inputs, as one 0-d tensor (a squared L2 norm).
 
@@ -209,6 +192,7 @@ def _ddof(name, ddof, correction, unbiased):
     return int(ddof)
 
 
+@register(method=True)
 def var(x, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, correction=None,
         unbiased=None):
     """Variance over `axis`; numpy's population variance by default (ddof=0).
@@ -224,6 +208,7 @@ def var(x, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, correct
     return _var(x, axis=axis, keepdims=keep("var", keepdims, keepdim), ddof=ddof)
 
 
+@register(method=True)
 def std(x, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, correction=None,
         unbiased=None):
     """Standard deviation: sqrt(var(...)), same arguments as `var`."""
@@ -238,6 +223,7 @@ def _check_nonempty(name, x, axis):
         raise ValueError(f"{name}: reduction over an empty axis (shape {shape}, axis {axis})")
 
 
+@register(method=True)
 def max(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Largest value over `axis` (values only, like numpy's max / torch.amax)."""
     axis = normalize_axis("max", _ndim(x), axis, dim)
@@ -245,6 +231,7 @@ def max(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     return _max(x, axis=axis, keepdims=keep("max", keepdims, keepdim))
 
 
+@register(method=True)
 def min(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Smallest value over `axis` (values only)."""
     axis = normalize_axis("min", _ndim(x), axis, dim)
@@ -252,6 +239,7 @@ def min(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     return _min(x, axis=axis, keepdims=keep("min", keepdims, keepdim))
 
 
+@register(method=True)
 def logsumexp(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """log(sum(exp(x))) over `axis`, stable for large inputs."""
     return _logsumexp(x, axis=normalize_axis("logsumexp", _ndim(x), axis, dim),
@@ -270,11 +258,13 @@ def _one_axis(name, x, axis, dim):
     return ax[0]
 
 
+@register(method=True)
 def softmax(x, axis=-1, *, dim=None):
     """exp(x) / sum(exp(x)) along one axis (default the last), computed stably."""
     return _softmax(x, axis=_one_axis("softmax", x, axis, dim))
 
 
+@register(method=True)
 def log_softmax(x, axis=-1, *, dim=None):
     """x - logsumexp(x) along one axis (default the last), computed stably."""
     return _log_softmax(x, axis=_one_axis("log_softmax", x, axis, dim))

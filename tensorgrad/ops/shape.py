@@ -6,11 +6,11 @@ flatten, expand and stack are compositions of these.
 """
 import numpy as np
 
+from ..autograd.tracing import value_read
 from ..autograd.xp import compact_count
 from ..autograd.xp import sum_to as _np_sum_to
 from ..autograd.xp import unindex as _np_unindex
-from ..compile.fuse import value_read
-from ._base import Op, Tensor, shape_of
+from ._base import Op, Tensor, alias, register, shape_of
 
 _reshape = Op("reshape", np.reshape,
               lambda xp, g, out, x, shape: xp.reshape(g, x.shape))
@@ -56,6 +56,7 @@ def _shape_arg(shape):
     return tuple(int(s) for s in shape)
 
 
+@register(method=True)
 def reshape(x, *shape, **kwargs):
     """Same data in a new shape (one dimension may be -1); a tuple, separate sizes or shape=."""
     shape = _shape_arg(shape or (kwargs.pop("shape"),))
@@ -65,6 +66,7 @@ def reshape(x, *shape, **kwargs):
     return _reshape(x, shape=shape)
 
 
+@register(method=True)
 def transpose(x, *axes, **kwargs):
     """Permute the axes (numpy semantics: all axes, reversed when none are given).
 
@@ -82,9 +84,10 @@ def transpose(x, *axes, **kwargs):
     return _transpose(x, axes=axes)
 
 
-permute = transpose
+permute = register(transpose, name="permute", method=True)
 
 
+@register(method=True)
 def swapaxes(x, axis1, axis2):
     """Exchange two axes (PyTorch's `transpose(dim0, dim1)`)."""
     nd = len(_shape_of(x))
@@ -93,6 +96,7 @@ def swapaxes(x, axis1, axis2):
     return transpose(x, tuple(perm))
 
 
+@register
 def matrix_transpose(x):
     """Swap the last two axes (`mT`)."""
     if len(_shape_of(x)) < 2:
@@ -100,6 +104,7 @@ def matrix_transpose(x):
     return swapaxes(x, -1, -2)
 
 
+@register(method=True)
 def broadcast_to(x, shape):
     """Broadcast to `shape` (a read-only view in numpy; the gradient sums it back)."""
     shape = tuple(shape)
@@ -108,6 +113,7 @@ def broadcast_to(x, shape):
     return _broadcast_to(x, shape=shape)
 
 
+@register(method=True)
 def expand(x, *sizes):
     """PyTorch's expand: broadcast_to where -1 keeps a dimension's size."""
     sizes = _shape_arg(sizes)
@@ -115,6 +121,7 @@ def expand(x, *sizes):
     return broadcast_to(x, tuple(o if s == -1 else s for s, o in zip(sizes, old)))
 
 
+@register(method=True)
 def sum_to(x, shape):
     """Sum a broadcast result back down to `shape` (the adjoint of broadcast_to)."""
     shape = tuple(shape)
@@ -135,6 +142,7 @@ def reduce_to(x, shape, full=None):
     return out if n == 1 else out * n
 
 
+@register(method=True)
 def squeeze(x, axis=None, *, dim=None):
     """Remove size-1 axes (all of them, or the given ones)."""
     shape = _shape_of(x)
@@ -151,6 +159,7 @@ def squeeze(x, axis=None, *, dim=None):
     return reshape(x, new)
 
 
+@register(method=True)
 def expand_dims(x, axis):
     """Insert a size-1 axis at `axis` (PyTorch: unsqueeze)."""
     shape = list(_shape_of(x))
@@ -159,9 +168,10 @@ def expand_dims(x, axis):
     return reshape(x, tuple(shape))
 
 
-unsqueeze = expand_dims
+unsqueeze = register(expand_dims, name="unsqueeze", method=True)
 
 
+@register(method=True)
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge axes start_dim..end_dim into one (all of them by default, giving 1-D)."""
     shape = _shape_of(x)
@@ -186,6 +196,7 @@ def _index_arg(idx):
     return idx
 
 
+@register
 def getitem(x, idx):
     """x[idx] with slices, ints, None, Ellipsis, boolean masks and integer arrays.
 
@@ -194,11 +205,13 @@ def getitem(x, idx):
     return _getitem(x, idx=_index_arg(idx))
 
 
+@register
 def unindex(g, idx, shape):
     """Scatter-add `g` into a zero tensor of `shape` at `idx` (the adjoint of getitem)."""
     return _unindex(g, idx=_index_arg(idx), shape=tuple(shape))
 
 
+@register(method=True)
 def astype(x, dtype, copy=False):
     """Cast to `dtype`; between float dtypes the gradient is cast back."""
     dtype = np.dtype(dtype)
@@ -207,6 +220,7 @@ def astype(x, dtype, copy=False):
     return _astype(x, dtype=dtype, copy=copy)
 
 
+@register
 def concatenate(tensors, axis=0, *, dim=None):
     """Join tensors along an existing axis (PyTorch: cat)."""
     tensors = list(tensors)
@@ -220,9 +234,10 @@ def concatenate(tensors, axis=0, *, dim=None):
     return _concatenate(*tensors, axis=axis % nd)
 
 
-cat = concatenate
+cat = alias("cat", concatenate)
 
 
+@register
 def stack(tensors, axis=0, *, dim=None):
     """Join tensors along a new axis."""
     axis = dim if dim is not None else axis
@@ -236,6 +251,7 @@ def stack(tensors, axis=0, *, dim=None):
     return concatenate([expand_dims(t, axis % nd) for t in tensors], axis=axis % nd)
 
 
+@register(method=True)
 def pad(x, pad_width, mode="constant", value=0.0, *, constant_values=None):
     """Pad with a constant, numpy's `np.pad` pad_width convention ((before, after) per axis)."""
     if mode != "constant":

@@ -1,6 +1,7 @@
 """compile.fuse: a traced composition is one graph node with exactly the unfused gradients."""
-import dis
-import importlib
+import contextlib
+import gc
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -10,9 +11,6 @@ from hypothesis import strategies as st
 import tensorgrad as tg
 from tensorgrad.compile.fuse import fuse
 from tensorgrad.testing import shapes
-
-fz = importlib.import_module("tensorgrad.compile.fuse")  # the module
-_t = importlib.import_module("tensorgrad.autograd.walk")
 
 
 def _norm(x, w, b, eps=1e-5):
@@ -66,8 +64,9 @@ def test_fused_passes_gradcheck_and_gradgradcheck(shape, seed):
 def test_one_node_one_trace_per_shape_and_keyword():
     f = fuse(_norm)
     xs = _inputs((4, 3), 0)
+    tg.fast_paths(reset=True)
     out = f(*xs)[0]
-    assert out.grad_fn.name == "fused[_norm]" and out._parents[0] is xs[0]
+    assert out.grad_fn.name == "fused[_norm]" and _hits("fused_program") == 1
     f(*_inputs((4, 3), 1))
     assert len(f.programs) == 1
     f(*_inputs((5, 3), 1))
@@ -194,65 +193,108 @@ def test_an_l2_term_inside_a_fused_function_adds_to_the_other_gradients():
         np.testing.assert_allclose(g, 4 * w0 + v0, rtol=1e-12)
 
 
-def _program(fused):
-    (program, _), = fused.programs.values()
-    return program
+def _hits(path):
+    return tg.fast_paths()[path].hits
+
+
+_BIG = 400 * 50 * 8  # the bytes of one large array below
+
+
+def _big_inputs(seed):
+    # large enough that the arrays dominate what tracemalloc sees (numpy reports to it)
+    return _inputs((400, 50), seed)
+
+
+def _lean(on):
+    """As is, or with lean forwards off (a fused function then compiles its programs anew)."""
+    return contextlib.nullcontext() if on else tg.fast_mode(False, paths=["lean_forward"])
+
+
+def _traced_memory(run):
+    """(bytes still allocated after run(), peak during it), relative to before; and its result."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        result = run()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return current - base, peak - base, result
 
 
 def test_once_its_backward_is_compiled_a_forward_keeps_only_what_that_backward_reads():
     f = fuse(_norm)
+    g = np.linspace(-1.0, 1.0, 15).reshape(5, 3)
     want = None
     for call in range(4):  # full forward + probing backward, full + compiled, then lean twice
         xs = _inputs((5, 3), 7)
+        tg.fast_paths(reset=True)
         out, mu, var = f(*xs)
-        saved = out._raw[-1]
-        freed = [i for i, v in enumerate(saved.vals) if v is fz._FREED]
-        assert bool(freed) == (call >= 1)  # lean from the first forward after a compile on
-        out.backward(np.linspace(-1.0, 1.0, 15).reshape(5, 3))
+        assert _hits("lean_forward") == (call >= 1)  # lean from the first forward after a compile
+        out.backward(g)
         got = [out.data, mu.data, var.data] + [x.grad.data for x in xs]
         if want is None:
             want = got
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
-    program = _program(f)
-    (backward,) = program.backwards.values()
-    assert not program.reads[(True, True, True)] & set(freed)
-    # the backward frees its temporaries as it goes
-    assert backward.__code__.co_code.count(bytes([dis.opmap["DELETE_FAST"]])) >= 1
+    xs = _inputs((5, 3), 7)
+    out, mu, var = _norm(*xs)
+    out.backward(g)
+    for a, b in zip([out.data, mu.data, var.data] + [x.grad.data for x in xs], want):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_a_lean_forward_holds_less_memory_for_the_backward_than_a_full_one():
+    # the graph of a lean forward keeps only the values its backward reads; with lean_forward
+    # off it keeps every intermediate (the same program otherwise)
+    held, grads = {}, {}
+    for lean in (True, False):
+        with _lean(lean):
+            f = fuse(_norm)
+            for _ in range(2):  # probing backward, then the compiled one
+                f(*_big_inputs(0))[0].backward(np.ones((400, 50)))
+            xs = _big_inputs(0)
+            held[lean], _, (out, _, _) = _traced_memory(lambda: f(*xs))
+            out.backward(np.ones((400, 50)))
+            grads[lean] = [x.grad.data for x in xs]
+    # _norm's (x - mu) * factor is read by no vjp: one (400, 50) float64 array less at least
+    assert held[False] - held[True] > 0.9 * _BIG
+    for a, b in zip(grads[True], grads[False]):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_forward_no_backward_follows_keeps_only_its_results():
     f = fuse(_norm)
-    xs = _inputs((4, 3), 1)
+    xs = _big_inputs(1)
     with_graph = [t.data for t in f(*xs)]
-    with tg.no_grad():
-        without = [t.data for t in f(*xs)]
-    program = _program(f)
-    vals = program.run([x.data for x in xs], None)
-    kept = {i for i, v in enumerate(vals) if v is not fz._FREED}
-    first = program.n_in + len(program.consts)
-    assert {i for i in kept if i >= first} == {program.result, *program.aux}
-    for a, b in zip(without, with_graph):
-        np.testing.assert_array_equal(a, b)
+    peaks = {}
+    for lean in (False, True):
+        with _lean(lean):
+            with tg.no_grad():
+                f(*xs)  # compiles the forward that keeps only the results
+                tg.fast_paths(reset=True)
+                _, peaks[lean], without = _traced_memory(lambda: [t.data for t in f(*xs)])
+            assert _hits("lean_forward") == lean
+        for a, b in zip(without, with_graph):
+            np.testing.assert_array_equal(a, b)
+    # the lean forward frees each intermediate after its last use instead of at the return
+    assert peaks[False] - peaks[True] > 0.9 * _BIG
 
 
-def test_a_lean_forwards_values_meeting_a_new_backward_are_computed_again():
-    # the values a lean forward freed may be read by a backward compiled for another gradient
-    # dtype: the program computes them again from the inputs rather than fail
+def test_a_backward_frees_the_saved_values_as_it_goes_unless_the_graph_is_retained():
     f = fuse(_norm)
+    g = np.ones((400, 50))
     for _ in range(2):
-        xs = _inputs((4, 3), 2)
+        f(*_big_inputs(2))[0].backward(g)
+    peaks = {}
+    for retain in (True, False):
+        xs = _big_inputs(2)
         out = f(*xs)[0]
-        out.backward(np.ones((4, 3)))
-    out = f(*_inputs((4, 3), 2))[0]
-    saved = out._raw[-1]
-    assert any(v is fz._FREED for v in saved.vals)
-    program, xp = saved.program, _t._namespace(False)
-    g32 = np.ones((4, 3), np.float32)
-    got = program.backward(xp, g32, saved.vals, saved.mask)
-    want = program.backward(xp, np.ones((4, 3)), saved.vals, saved.mask)
-    for a, b in zip(got, want):
-        np.testing.assert_allclose(a, b, rtol=1e-6)
+        tg.fast_paths(reset=True)
+        _, peaks[retain], _ = _traced_memory(lambda: out.backward(g, retain_graph=retain))
+        assert _hits("early_free") == (not retain)
+    assert peaks[False] < peaks[True]
 
 
 def test_the_last_backward_through_a_node_frees_its_values_a_retained_one_keeps_them():
@@ -264,12 +306,11 @@ def test_the_last_backward_through_a_node_frees_its_values_a_retained_one_keeps_
     want = [x.grad.data.copy() for x in xs]
     xs = _inputs((5, 3), 3)
     out = f(*xs)[0]
-    saved = out._raw[-1]
-    vals = saved.vals
+    tg.fast_paths(reset=True)
     out.backward(g, retain_graph=True)
-    assert saved.vals is vals and len(vals) == len(saved.program.shapes)
+    assert _hits("early_free") == 0
     out.backward(g)  # the second goes through the same values, then frees them
-    assert saved.vals is None and vals == []
+    assert _hits("early_free") == 1
     for x, w in zip(xs, want):
         np.testing.assert_array_equal(x.grad.data, 2 * w)
     with pytest.raises(tg.GraphFreedError):
@@ -277,17 +318,24 @@ def test_the_last_backward_through_a_node_frees_its_values_a_retained_one_keeps_
 
 
 def test_a_backward_after_an_unfinished_last_backward_says_the_values_are_gone():
-    f = fuse(_norm)
+    stop = []
+
+    def vjp(xp, g, out, x):
+        if stop:  # stops inside the program, after the node handed over its values
+            raise KeyboardInterrupt
+        return g * 2
+
+    double = tg.Op("double", lambda x: x * 2, vjp, elementwise=True)
+    f = fuse(lambda x: (double(x) * x).sum())
     for _ in range(2):
-        f(*_inputs((5, 3), 3))[0].backward(np.ones((5, 3)))
-    out = f(*_inputs((5, 3), 3))[0]
-    saved = out._raw[-1]
-    vjp_all = out._op.vjp_all
-    with pytest.raises(ValueError):  # stops inside the program (a gradient of the wrong shape)
-        vjp_all(_t._namespace(False), np.ones((2, 7)), out.data, out._raw, retain_graph=False)
-    assert saved.vals is None
+        f(tg.tensor(np.ones((5, 3)), requires_grad=True)).backward()
+    out = f(tg.tensor(np.ones((5, 3)), requires_grad=True))
+    stop.append(True)
+    with pytest.raises(KeyboardInterrupt):
+        out.backward()
+    stop.clear()
     with pytest.raises(tg.GraphFreedError, match="did not finish"):
-        out.backward(np.ones((5, 3)))
+        out.backward()
 
 
 def test_a_tensor_passed_twice_has_one_gradient_per_position_under_create_graph():

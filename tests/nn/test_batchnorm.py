@@ -21,9 +21,11 @@ def _batch(n, c, seed, dtype=np.float64):
 
 
 @given(batches)
+@example(p=(2, 5, 567))  # feature 4: variance 5e-7, where eps = 1e-12 moves the output by 2e-6
 def test_training_output_has_zero_mean_unit_variance_per_feature(p):
     n, c, seed = p
     x = _batch(n, c, seed)
+    assume(np.all(x.var(0) >= 1e-5))  # eps / var: the output variance's shortfall from 1
     bn = nn.BatchNorm1d(c, eps=1e-12).double()  # affine part is the identity at init
     y = bn(x).data
     np.testing.assert_allclose(y.mean(0), 0, atol=1e-9)

@@ -338,3 +338,19 @@ def test_state_dict_copies_keep_each_arrays_memory_order():
         assert saved.flags.f_contiguous == p.data.flags.f_contiguous, name
         assert saved.flags.c_contiguous == p.data.flags.c_contiguous, name
         assert not np.shares_memory(saved, p.data)
+
+
+def test_memo_sees_registrations_in_its_own_tree_only():
+    builds = []
+
+    def count(model):
+        builds.append(1)
+        return len(list(model.parameters()))
+
+    inner = nn.Sequential(nn.Linear(3, 2, seed=0))
+    model, other = nn.Sequential(inner, nn.ReLU()), nn.Sequential(nn.Linear(2, 2, seed=1))
+    assert model.memo("n", count) == 2 and len(builds) == 1
+    other.add_module("extra", nn.Linear(2, 2, seed=2))  # another tree: the memo stays
+    assert model.memo("n", count) == 2 and len(builds) == 1
+    inner.add_module("extra", nn.Linear(2, 2, seed=3))  # deep inside this tree: rebuilt
+    assert model.memo("n", count) == 4 and len(builds) == 2

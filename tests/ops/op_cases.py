@@ -1,10 +1,12 @@
 """One property-test entry per public differentiable op: the op and how to draw its inputs.
 
-test_op_gradients.py runs gradcheck and gradgradcheck over every entry; test_completeness.py
-fails if an op of the public list (tensorgrad.DIFFERENTIABLE) has no entry here.
+test_op_gradients.py runs gradcheck and gradgradcheck over every entry, test_op_forward.py
+compares each forward with the numpy function it mirrors (`ref`); test_completeness.py fails if
+an op of the public list (tensorgrad.DIFFERENTIABLE) has no entry here.
 """
 import numpy as np
 from hypothesis import strategies as st
+from scipy import special
 
 import tensorgrad as tg
 from tensorgrad.testing import axes, broadcastable_tensors, shapes, tensors
@@ -163,79 +165,126 @@ def _clip_bounds(x):
     return st.sampled_from([(-1.05, 1.05), (None, 0.55), (-0.45, None)])
 
 
+def _np_linear(x, w, b):
+    return x @ w.T if b is None else x @ w.T + b
+
+
+def _np_sum_to(x, shape):
+    x = x.sum(axis=tuple(range(x.ndim - len(shape))))
+    return x.sum(axis=tuple(i for i, s in enumerate(shape) if s == 1), keepdims=True)
+
+
+def _np_unindex(g, idx, shape):
+    """Each element of g added at the flat position x[idx] reads (repeats accumulate)."""
+    where = np.arange(int(np.prod(shape))).reshape(shape)[idx]
+    out = np.bincount(np.ravel(where), np.ravel(g), int(np.prod(shape)))
+    return out.astype(g.dtype).reshape(shape)
+
+
+def _np_pad(x, pad_width):
+    return np.pad(x, pad_width) if x.ndim else x
+
+
+def _np_logsumexp(x, axis, keepdims):  # (scipy's gives a 0-d input with keepdims shape (1,))
+    return np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
+
+
+def _np_leaky_relu(x, negative_slope):
+    return np.maximum(x, 0) + negative_slope * np.minimum(x, 0)
+
+
 T = tensors
 POS = dict(low=0.3, high=3.0)
+# fn: the op as called; ref: the numpy function it mirrors (or a numpy composition), called on
+# the arrays with the same parameters (test_op_forward.py); inputs / params: hypothesis draws
 CASES = {
-    "add": dict(fn=tg.add, inputs=[broadcastable_tensors(2)]),
-    "sub": dict(fn=tg.sub, inputs=[broadcastable_tensors(2)]),
-    "mul": dict(fn=tg.mul, inputs=[broadcastable_tensors(2)]),
-    "div": dict(fn=tg.div, inputs=[broadcastable_tensors(2, low=0.5, high=2.0)]),
-    "pow": dict(fn=tg.pow, inputs=[broadcastable_tensors(2, low=0.5, high=2.0)]),
-    "matmul": dict(fn=tg.matmul, inputs=[_matmul_pair()]),
-    "linear": dict(fn=tg.linear, inputs=[_linear_args()]),
-    "vdot": dict(fn=tg.vdot, inputs=[shapes().flatmap(lambda s: st.tuples(T(s), T(s)))]),
-    "square": dict(fn=tg.square, inputs=[T()]),
-    "rsqrt": dict(fn=tg.rsqrt, inputs=[T(**POS)]),
-    "pow_fast_exponents": dict(fn=lambda x, e: x ** e, inputs=[T(**POS)],
+    "add": dict(fn=tg.add, ref=np.add, inputs=[broadcastable_tensors(2)]),
+    "sub": dict(fn=tg.sub, ref=np.subtract, inputs=[broadcastable_tensors(2)]),
+    "mul": dict(fn=tg.mul, ref=np.multiply, inputs=[broadcastable_tensors(2)]),
+    "div": dict(fn=tg.div, ref=np.true_divide,
+                inputs=[broadcastable_tensors(2, low=0.5, high=2.0)]),
+    "pow": dict(fn=tg.pow, ref=np.power, inputs=[broadcastable_tensors(2, low=0.5, high=2.0)]),
+    "matmul": dict(fn=tg.matmul, ref=np.matmul, inputs=[_matmul_pair()]),
+    "linear": dict(fn=tg.linear, ref=_np_linear, inputs=[_linear_args()]),
+    "vdot": dict(fn=tg.vdot, ref=np.vdot,
+                 inputs=[shapes().flatmap(lambda s: st.tuples(T(s), T(s)))]),
+    "square": dict(fn=tg.square, ref=np.square, inputs=[T()]),
+    "rsqrt": dict(fn=tg.rsqrt, ref=lambda x: 1 / np.sqrt(x), inputs=[T(**POS)]),
+    "pow_fast_exponents": dict(fn=lambda x, e: x ** e, ref=lambda x, e: x ** e, inputs=[T(**POS)],
                                params=dict(e=st.sampled_from([2, 2.0, 0.5, -0.5, 3, -1.5]))),
-    "neg": dict(fn=tg.neg, inputs=[T()]),
-    "exp": dict(fn=tg.exp, inputs=[T()]),
-    "log": dict(fn=tg.log, inputs=[T(**POS)]),
-    "sqrt": dict(fn=tg.sqrt, inputs=[T(**POS)]),
-    "abs": dict(fn=tg.abs, inputs=[T(avoid=(0,))]),
-    "tanh": dict(fn=tg.tanh, inputs=[T()]),
-    "sigmoid": dict(fn=tg.sigmoid, inputs=[T()]),
-    "relu": dict(fn=tg.relu, inputs=[T(avoid=(0,))]),
-    "leaky_relu": dict(fn=tg.leaky_relu, inputs=[T(avoid=(0,))],
+    "neg": dict(fn=tg.neg, ref=np.negative, inputs=[T()]),
+    "exp": dict(fn=tg.exp, ref=np.exp, inputs=[T()]),
+    "log": dict(fn=tg.log, ref=np.log, inputs=[T(**POS)]),
+    "sqrt": dict(fn=tg.sqrt, ref=np.sqrt, inputs=[T(**POS)]),
+    "abs": dict(fn=tg.abs, ref=np.abs, inputs=[T(avoid=(0,))]),
+    "tanh": dict(fn=tg.tanh, ref=np.tanh, inputs=[T()]),
+    "sigmoid": dict(fn=tg.sigmoid, ref=lambda x: 1 / (1 + np.exp(-x)), inputs=[T()]),
+    "relu": dict(fn=tg.relu, ref=lambda x: np.maximum(x, 0.0), inputs=[T(avoid=(0,))]),
+    "leaky_relu": dict(fn=tg.leaky_relu, ref=_np_leaky_relu, inputs=[T(avoid=(0,))],
                        params=dict(negative_slope=st.sampled_from([0.01, 0.2]))),
-    "elu": dict(fn=tg.elu, inputs=[T(avoid=(0,))], params=dict(alpha=st.sampled_from([0.01, 1.0]))),
-    "maximum": dict(fn=tg.maximum, inputs=[_separated_pair()]),
-    "minimum": dict(fn=tg.minimum, inputs=[_separated_pair()]),
-    "where": dict(fn=tg.where, inputs=[_where_args()]),
+    "elu": dict(fn=tg.elu, ref=lambda x, alpha: np.where(x > 0, x, alpha * (np.exp(x) - 1)),
+                inputs=[T(avoid=(0,))], params=dict(alpha=st.sampled_from([0.01, 1.0]))),
+    "maximum": dict(fn=tg.maximum, ref=np.maximum, inputs=[_separated_pair()]),
+    "minimum": dict(fn=tg.minimum, ref=np.minimum, inputs=[_separated_pair()]),
+    "where": dict(fn=tg.where, ref=np.where, inputs=[_where_args()]),
     "clip": dict(fn=lambda x, bounds: tg.clip(x, *bounds),
+                 ref=lambda x, bounds: np.clip(x, *bounds),
                  inputs=[T(avoid=(-1.05, 1.05, 0.55, -0.45))], params=dict(bounds=_clip_bounds)),
-    "sum": dict(fn=tg.sum, inputs=[T()], params=dict(axis=lambda x: axes(x.ndim),
-                                                     keepdims=st.booleans())),
-    "sum_squares": dict(fn=tg.sum_squares, inputs=[_several_tensors()]),
-    "mean": dict(fn=tg.mean, inputs=[T()], params=dict(axis=lambda x: axes(x.ndim),
-                                                       keepdims=st.booleans())),
-    "var": dict(fn=tg.var, inputs=[T(_nonscalar(), distinct=True, low=-4, high=4)],
+    "sum": dict(fn=tg.sum, ref=np.sum, inputs=[T()],
+                params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans())),
+    "sum_squares": dict(fn=tg.sum_squares, ref=lambda *xs: sum(np.sum(x * x) for x in xs),
+                        inputs=[_several_tensors()]),
+    "mean": dict(fn=tg.mean, ref=np.mean, inputs=[T()],
+                 params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans())),
+    "var": dict(fn=tg.var, ref=np.var,
+                inputs=[T(_nonscalar(), distinct=True, low=-4, high=4)],
                 params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans(),
                             ddof=st.just(0))),
-    "std": dict(fn=tg.std, inputs=[T(shapes(min_dims=1, min_side=2), distinct=True, low=-4,
-                                     high=4)],
+    "std": dict(fn=tg.std, ref=np.std,
+                inputs=[T(shapes(min_dims=1, min_side=2), distinct=True, low=-4, high=4)],
                 params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans(),
                             ddof=st.sampled_from([0, 1]))),
-    "max": dict(fn=tg.max, inputs=[T(distinct=True, low=-4, high=4)],
+    "max": dict(fn=tg.max, ref=np.max, inputs=[T(distinct=True, low=-4, high=4)],
                 params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans())),
-    "min": dict(fn=tg.min, inputs=[T(distinct=True, low=-4, high=4)],
+    "min": dict(fn=tg.min, ref=np.min, inputs=[T(distinct=True, low=-4, high=4)],
                 params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans())),
-    "logsumexp": dict(fn=tg.logsumexp, inputs=[T()],
+    "logsumexp": dict(fn=tg.logsumexp, ref=_np_logsumexp, inputs=[T()],
                       params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans())),
-    "softmax": dict(fn=tg.softmax, inputs=[T()], params=dict(axis=_one_axis)),
-    "log_softmax": dict(fn=tg.log_softmax, inputs=[T()], params=dict(axis=_one_axis)),
-    "reshape": dict(fn=tg.reshape, inputs=[T()], params=dict(shape=_reshape_target)),
-    "transpose": dict(fn=tg.transpose, inputs=[T()], params=dict(axes=_perm)),
-    "permute": dict(fn=lambda x, axes: x.permute(*axes), inputs=[T()], params=dict(axes=_perm)),
-    "swapaxes": dict(fn=lambda x, ab: tg.swapaxes(x, *ab), inputs=[T(_nonscalar())],
-                     params=dict(ab=_two_axes)),
-    "matrix_transpose": dict(fn=lambda x: x.mT, inputs=[T(_nonscalar(2, 4))]),
-    "flatten": dict(fn=tg.flatten, inputs=[T()]),
-    "broadcast_to": dict(fn=tg.broadcast_to, inputs=[T()],
+    "softmax": dict(fn=tg.softmax, ref=special.softmax, inputs=[T()],
+                    params=dict(axis=_one_axis)),
+    "log_softmax": dict(fn=tg.log_softmax, ref=special.log_softmax, inputs=[T()],
+                        params=dict(axis=_one_axis)),
+    "reshape": dict(fn=tg.reshape, ref=np.reshape, inputs=[T()],
+                    params=dict(shape=_reshape_target)),
+    "transpose": dict(fn=tg.transpose, ref=np.transpose, inputs=[T()], params=dict(axes=_perm)),
+    "permute": dict(fn=lambda x, axes: x.permute(*axes), ref=np.transpose, inputs=[T()],
+                    params=dict(axes=_perm)),
+    "swapaxes": dict(fn=lambda x, ab: tg.swapaxes(x, *ab), ref=lambda x, ab: np.swapaxes(x, *ab),
+                     inputs=[T(_nonscalar())], params=dict(ab=_two_axes)),
+    "matrix_transpose": dict(fn=lambda x: x.mT, ref=np.matrix_transpose,
+                             inputs=[T(_nonscalar(2, 4))]),
+    "flatten": dict(fn=tg.flatten, ref=np.ravel, inputs=[T()]),
+    "broadcast_to": dict(fn=tg.broadcast_to, ref=np.broadcast_to, inputs=[T()],
                          params=dict(shape=_broadcast_target)),
-    "expand": dict(fn=lambda x, shape: x.expand(*shape), inputs=[T()],
+    "expand": dict(fn=lambda x, shape: x.expand(*shape), ref=np.broadcast_to, inputs=[T()],
                    params=dict(shape=_broadcast_target)),
-    "sum_to": dict(fn=tg.sum_to, inputs=[_sum_to_case()]),
-    "squeeze": dict(fn=tg.squeeze, inputs=[T()], params=dict(axis=_squeeze_axis)),
-    "unsqueeze": dict(fn=tg.unsqueeze, inputs=[T()],
+    "sum_to": dict(fn=tg.sum_to, ref=_np_sum_to, inputs=[_sum_to_case()]),
+    "squeeze": dict(fn=tg.squeeze, ref=np.squeeze, inputs=[T()],
+                    params=dict(axis=_squeeze_axis)),
+    "unsqueeze": dict(fn=tg.unsqueeze, ref=np.expand_dims, inputs=[T()],
                       params=dict(axis=lambda x: st.integers(-(x.ndim + 1), x.ndim))),
-    "expand_dims": dict(fn=tg.expand_dims, inputs=[T()],
+    "expand_dims": dict(fn=tg.expand_dims, ref=np.expand_dims, inputs=[T()],
                         params=dict(axis=lambda x: st.integers(0, x.ndim))),
-    "getitem": dict(fn=lambda x, idx: x[idx], inputs=[T()], params=dict(idx=_index)),
-    "unindex": dict(fn=tg.unindex, inputs=[_unindex_case()]),
-    "concatenate": dict(fn=lambda *a: tg.concatenate(a[:-1], axis=a[-1]), inputs=[_concat_args()]),
-    "stack": dict(fn=lambda *a: tg.stack(a[:-1], axis=a[-1]), inputs=[_stack_args()]),
-    "pad": dict(fn=tg.pad, inputs=[T()], params=dict(pad_width=_pad_width)),
+    "getitem": dict(fn=lambda x, idx: x[idx], ref=lambda x, idx: x[idx], inputs=[T()],
+                    params=dict(idx=_index)),
+    "unindex": dict(fn=tg.unindex, ref=_np_unindex, inputs=[_unindex_case()]),
+    "concatenate": dict(fn=lambda *a: tg.concatenate(a[:-1], axis=a[-1]),
+                        ref=lambda *a: np.concatenate(a[:-1], axis=a[-1]),
+                        inputs=[_concat_args()]),
+    "stack": dict(fn=lambda *a: tg.stack(a[:-1], axis=a[-1]),
+                  ref=lambda *a: np.stack(a[:-1], axis=a[-1]), inputs=[_stack_args()]),
+    "pad": dict(fn=tg.pad, ref=_np_pad, inputs=[T()], params=dict(pad_width=_pad_width)),
     "astype": dict(fn=lambda x: tg.astype(x * 1.5, np.float32).astype(np.float64),
+                   ref=lambda x: (x * 1.5).astype(np.float32).astype(np.float64),
                    inputs=[T()], eps=1e-2, atol=1e-4, rtol=1e-4),  # linear: a big eps is exact
 }

@@ -20,6 +20,11 @@ def test_every_registered_op_has_a_property_case():
     assert not missing, f"ops without an entry in tests/ops/op_cases.py: {missing}"
 
 
+def test_every_case_names_its_numpy_reference():
+    missing = sorted(name for name, case in CASES.items() if not callable(case.get("ref")))
+    assert not missing, f"op cases without a numpy reference (ref=): {missing}"
+
+
 def test_every_op_is_a_function_and_method():
     for name in ["exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "sum", "mean", "var",
                  "std", "max", "min", "logsumexp", "softmax", "log_softmax", "reshape",

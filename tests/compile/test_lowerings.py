@@ -1,12 +1,13 @@
-"""Op.lower: the versions of a forward or vjp that fused programs specialise for fixed shapes must
-compute exactly what the general function computes (values, dtype; a vjp may sum down to its
-input's shape already), for every layout."""
+"""compile.lowerings: the versions of a forward or vjp that fused programs specialise for fixed
+shapes must compute exactly what the general function computes (values, dtype; a vjp may sum
+down to its input's shape already), for every layout."""
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensorgrad as tg
 from tensorgrad.autograd.xp import numpy_ns
+from tensorgrad.compile.lowerings import LOWERINGS, lowering_for
 from tensorgrad.ops.elementwise import relu, rsqrt, square, sub
 from tensorgrad.ops.linalg import _linear
 from tensorgrad.ops.reduce import _mean
@@ -15,8 +16,13 @@ from tensorgrad.testing import shapes
 DTYPES = st.sampled_from([np.float32, np.float64])
 
 
+def _lower(op, i, examples, **params):
+    """The op's lowering (looked up by its name) asked for input i (None: the forward)."""
+    return LOWERINGS[op.name](i, examples, **params)
+
+
 def _same(op, i, examples, **params):
-    low = op.lower(i, examples, **params)
+    low = _lower(op, i, examples, **params)
     assert low is not None, f"{op.name}: no lowering for {[np.shape(e) for e in examples]}"
     if i is None:
         got, want = low(*examples), op.forward(*examples, **params)
@@ -44,7 +50,8 @@ def test_linear(n, k, m, dtype, order, bias, seed):
     out = _linear.forward(x, w, b)
     g = _array(rng, (n, m), dtype)
     _same(_linear, 1, [g, out, x, w, b])  # the weight's gradient, in either memory order
-    assert _linear.lower(None, [x, w, b]) is None and _linear.lower(0, [g, out, x, w, b]) is None
+    assert _lower(_linear, None, [x, w, b]) is None
+    assert _lower(_linear, 0, [g, out, x, w, b]) is None
 
 
 @settings(max_examples=40, deadline=None)
@@ -78,20 +85,20 @@ def test_unary_ops_with_typed_constants(shape, dtype, seed):
 
 def test_other_shapes_keep_the_general_functions():
     x = np.ones((3, 4, 2))
-    assert _mean.lower(None, [x], axis=(0,), keepdims=False) is None
-    assert _mean.lower(None, [np.ones((3, 4))], axis=(1,), keepdims=False) is None
-    assert _linear.lower(1, [np.ones((3, 4, 5)), None, x, np.ones((5, 2)), None]) is None
-    assert sub.lower(0, [np.ones((3, 4))] * 4) is None
-    assert sub.lower(1, [np.ones((3, 4)), np.ones((3, 4)), np.ones((3, 4)), np.ones((1, 4))]) \
-        is None
+    assert _lower(_mean, None, [x], axis=(0,), keepdims=False) is None
+    assert _lower(_mean, None, [np.ones((3, 4))], axis=(1,), keepdims=False) is None
+    assert _lower(_linear, 1, [np.ones((3, 4, 5)), None, x, np.ones((5, 2)), None]) is None
+    assert _lower(sub, 0, [np.ones((3, 4))] * 4) is None
+    assert _lower(sub, 1, [np.ones((3, 4)), np.ones((3, 4)), np.ones((3, 4)),
+                           np.ones((1, 4))]) is None
 
 
 def test_sub_keeps_the_general_vjp_for_a_compact_gradient():
     # g of shape (1, 1) stands for a (2, 3) gradient (a mean's, not broadcast yet): a product
     # with a -1 vector of one row would sum one row of it, not the six terms
     g, out, a = np.full((1, 1), 1 / 6), np.ones((2, 3)), np.ones((2, 3))
-    assert sub.lower(1, [g, out, a, np.ones(1)]) is None
-    assert sub.lower(1, [np.ones((2, 3)), out, a, np.ones(3)]) is not None  # batch norm's
+    assert _lower(sub, 1, [g, out, a, np.ones(1)]) is None
+    assert _lower(sub, 1, [np.ones((2, 3)), out, a, np.ones(3)]) is not None  # batch norm's
 
 
 def test_a_fused_difference_with_a_one_element_operand_has_its_gradient_on_every_call():
@@ -105,15 +112,14 @@ def test_a_fused_difference_with_a_one_element_operand_has_its_gradient_on_every
 
 
 def test_a_fused_program_runs_the_lowered_functions(monkeypatch):
-    from tensorgrad.ops import linalg
     used = []
-    lower = linalg._linear.lower
+    lower = LOWERINGS["linear"]
 
     def spy(i, examples, **kw):
         low = lower(i, examples, **kw)
         used.append((i, low is not None))
         return low
-    monkeypatch.setattr(linalg._linear, "lower", spy)
+    monkeypatch.setitem(LOWERINGS, "linear", spy)
 
     @tg.fuse
     def block(x, w, b):
@@ -130,10 +136,34 @@ def test_a_fused_program_runs_the_lowered_functions(monkeypatch):
 
 
 def test_every_lowering_is_checked_here():
-    import tensorgrad.ops as ops_pkg
-    from tensorgrad.autograd.function import Op
-    lowered = set()
-    for mod in (ops_pkg.elementwise, ops_pkg.reduce, ops_pkg.linalg, ops_pkg.shape):
-        lowered |= {v.name for v in vars(mod).values() if isinstance(v, Op) and v.lower}
-    assert lowered == {"linear", "mean", "sub", "relu", "square", "rsqrt"}, \
-        f"new lowerings need a test above: {sorted(lowered)}"
+    assert set(LOWERINGS) == {"linear", "mean", "sub", "relu", "square", "rsqrt"}, \
+        f"new lowerings need a test above: {sorted(LOWERINGS)}"
+
+
+def test_lowerings_are_found_by_op_name_for_the_ops_they_were_written_for():
+    for op in (_linear, _mean, sub, relu, square, rsqrt):
+        assert lowering_for(op) is LOWERINGS[op.name]
+    # another op of the same name (a user's) keeps its own functions
+    users_relu = tg.Op("relu", lambda x: np.maximum(x, 0), lambda xp, g, out, x: g * (x > 0))
+    assert lowering_for(users_relu) is None
+    assert lowering_for(tg.ops.elementwise.exp) is None  # no lowering
+
+
+def test_a_users_op_named_like_a_lowered_one_runs_its_own_functions_when_fused():
+    calls = []
+
+    def forward(x):
+        calls.append("forward")
+        return x - 1.0
+
+    mean = tg.Op("mean", forward, lambda xp, g, out, x: g, elementwise=True)
+
+    @tg.fuse
+    def f(x):
+        return mean(x * 2.0).sum()
+
+    for _ in range(2):
+        x = tg.tensor(np.ones((3, 2)), requires_grad=True)
+        f(x).backward()
+        np.testing.assert_array_equal(x.grad.data, np.full((3, 2), 2.0))
+    assert calls == ["forward"] * 3  # the trace and two compiled calls
