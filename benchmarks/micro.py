@@ -121,15 +121,23 @@ def _address(repeat):
                                            addr=ctypes.addressof, byte=ctypes.c_byte)}
 
 
-@case("fresh_pages", "compile/memory.py: g.T @ x into a new array vs reused memory")
-def _fresh(repeat):
+@case("fused_block", "nn/fusion.py: Linear -> BatchNorm1d -> ReLU forward + backward, batch 100")
+def _fused_block(repeat):
+    import tensorgrad as tg
+    from tensorgrad import nn
     rng = np.random.default_rng(0)
-    g = rng.standard_normal((100, 50)).astype(np.float32)
-    x = rng.standard_normal((100, 3072)).astype(np.float32)
-    out = np.empty((50, 3072), np.float32)
-    return {"into a new array": per_call("g.T @ x", repeat, g=g, x=x),
-            "into reused memory (out=)": per_call("d(g.T, x, out=o)", repeat, d=np.dot, g=g,
-                                                  x=x, o=out)}
+    x = tg.tensor(rng.standard_normal((100, 50)).astype(np.float32))
+    block = nn.Sequential(nn.Linear(50, 50, seed=0), nn.BatchNorm1d(50), nn.ReLU())
+
+    def step():
+        block(x).sum().backward()
+
+    out = {}
+    for label, on in (("fused chain", True), ("layer by layer", False)):
+        with tg.fast_mode(on, paths=["fused_chain"]):
+            step()  # (the chain's trace and compiled code, made once)
+            out[label] = per_call("f()", repeat, f=step)
+    return out
 
 
 def _axpy_case(repeat):

@@ -7,9 +7,10 @@ numpy needs a temporary and two passes for y += a * x. On the large arrays of a 
 BLAS threads of a matrix product. Calling numpy's own BLAS matters: scipy's BLAS brings a second
 OpenBLAS thread pool whose idle threads spin against numpy's. Where that library is not found
 (a numpy built on another BLAS), or for small arrays or mixed dtypes, numpy's two passes are used;
-also with one BLAS thread on arrays that fit a core's cache, where numpy's two passes over
-cache-hot arrays are as fast. Beyond the cache (LARGE) the one pass wins on one thread too, so
-arrays that large take it whatever the thread count (and their new bits do not depend on it).
+also with one BLAS thread on arrays that fit a core's cache (a rule measured inside training
+steps, where the arrays were just written by a product's threads). Beyond the cache (LARGE)
+the one pass wins on one thread too, so arrays that large take it whatever the thread count
+(and their new bits do not depend on it).
 Timings: docs/performance.md (`python -m benchmarks.micro --only axpy`).
 """
 import ctypes
