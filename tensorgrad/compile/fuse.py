@@ -89,28 +89,39 @@ def _fused_vjp_all(fn):
 def _fused_vjp(fn):
     """One input's gradient (Op's variadic vjp protocol), which only the reference walk asks
     for, or the fast walk with vjp_all off: the compiled backward, or in reference mode `fn`
-    run again op by op on the node's inputs and differentiated by the reference walk; once
-    per incoming gradient."""
+    run again op by op on the node's inputs and differentiated by the reference walk. The
+    gradients are computed once per incoming gradient and each is handed out once: a leaf may
+    keep it and add to it in place, so a later backward through the retained node computes them
+    afresh even when it brings the same gradient array."""
     def vjp(xp, g, out, *args, argnum):
         saved, inputs = args[-1], args[:-1]
-        if saved.reference is None or saved.reference[0] is not g:
-            create_graph = isinstance(g, Tensor)
-            if not create_graph and saved.vals is not None and "fused_program" not in _mode.OFF:
-                grads = _unshared(saved.program.backward(xp, g, saved.vals, saved.mask), g)
-                saved.reference = (g, grads)
-                return grads[argnum]
-            if not create_graph:  # the node's input arrays as new leaves
-                inputs = [Tensor._wrap(a).requires_grad_(m) for a, m in zip(inputs, saved.mask)]
-            with _gm.enable_grad():
-                grads = _graph_grads(fn, inputs, saved.kw, g, create_graph)
-            for i, gi in enumerate(grads):
-                if gi is None and saved.mask[i]:  # an input the result does not depend on
-                    grads[i] = Tensor(np.zeros_like(_data_of(inputs[i])))
-            if not create_graph:
-                grads = [None if gi is None else gi.data for gi in grads]
-            saved.reference = (g, grads)
-        return saved.reference[1][argnum]
+        cached = saved.reference
+        if cached is None or cached[0] is not g or cached[1][argnum] is _HANDED_OUT:
+            cached = saved.reference = (g, _fused_grads(fn, xp, g, saved, inputs))
+        gi = cached[1][argnum]
+        cached[1][argnum] = _HANDED_OUT
+        return gi
     return vjp
+
+
+_HANDED_OUT = object()  # a cached gradient _fused_vjp already returned
+
+
+def _fused_grads(fn, xp, g, saved, inputs):
+    """Every input's gradient of a fused node for the incoming `g`, as a new list."""
+    create_graph = isinstance(g, Tensor)
+    if not create_graph and saved.vals is not None and "fused_program" not in _mode.OFF:
+        return list(_unshared(saved.program.backward(xp, g, saved.vals, saved.mask), g))
+    if not create_graph:  # the node's input arrays as new leaves
+        inputs = [Tensor._wrap(a).requires_grad_(m) for a, m in zip(inputs, saved.mask)]
+    with _gm.enable_grad():
+        grads = _graph_grads(fn, inputs, saved.kw, g, create_graph)
+    for i, gi in enumerate(grads):
+        if gi is None and saved.mask[i]:  # an input the result does not depend on
+            grads[i] = Tensor(np.zeros_like(_data_of(inputs[i])))
+    if not create_graph:
+        grads = [None if gi is None else gi.data for gi in grads]
+    return list(grads)
 
 
 def _unshared(grads, g):

@@ -353,3 +353,34 @@ def test_a_result_no_input_requiring_grad_reaches_requires_no_grad():
     c = tg.tensor(np.array([1.0, -1.0]))
     assert f(x, c).requires_grad is False  # as (c * 2.0) unfused
     assert f(c, x).requires_grad is True   # the same program, the other mask
+
+
+@pytest.mark.parametrize("off", [[], ["vjp_all"], None])
+def test_two_backwards_with_the_same_gradient_array_through_a_retained_fused_node(off):
+    """A fused node's per-input gradients (vjp_all off) are handed out once each: a leaf keeps
+    one and adds the next backward's into it, so the second backward must not hand out that
+    same (since grown) array again because it brings the same gradient object (x also gets a
+    gradient from outside the node: the one added into what x keeps)."""
+    fused = tg.fuse(lambda x, w: tg.tanh(x * w) * x)
+
+    def block(x, w):
+        other = x * 3.0  # recorded first, so its gradient reaches x after the node's
+        return other + fused(x, w)  # (add hands the same gradient array to both)
+    x = tg.tensor(np.linspace(-1.0, 1.0, 6).reshape(2, 3), requires_grad=True)
+    w = tg.tensor(np.full((1, 3), 0.5), requires_grad=True)
+    g = np.ones((2, 3))
+    mode = tg.fast_mode(False) if off is None else tg.fast_mode(False, paths=off) if off else \
+        tg.fast_mode(True)
+    with mode:
+        once = [t.grad for t in _grads_after(block, x, w, g, times=1)]
+        twice = [t.grad for t in _grads_after(block, x, w, g, times=2)]
+    for a, b in zip(once, twice):
+        np.testing.assert_allclose(b.data, 2 * a.data, rtol=1e-12)
+
+
+def _grads_after(block, x, w, g, times):
+    x.grad = w.grad = None
+    out = block(x, w)
+    for k in range(times):
+        out.backward(g, retain_graph=k < times - 1)
+    return x, w
