@@ -118,13 +118,7 @@ def accumulator(off, training):
                 if cls is _ndarray:
                     if fresh and trust_all and op.vjp_all is not None and gi.flags.writeable:
                         # an array of its own (shape, dtype, ownership: see Op.vjp_all): kept
-                        p._grad = w = _new_tensor(Tensor)
-                        w.data = gi
-                        owned.add(id(gi))
-                        kept[0] += 1
-                        if lazy and id(p) in lazy:
-                            add_lazy(lazy.pop(id(p))[1], gi)
-                        return
+                        return keep(p, gi)
                 elif cls is Scaled and gi.dtype == p.data.dtype:  # x * s, not computed yet
                     lazy.setdefault(id(p), (p, []))[1].append(gi)  # wait for another gradient
                     _HITS["lazy_scaled"] += 1
