@@ -23,7 +23,7 @@ from tensorgrad.nn import functional as F
 from tensorgrad.optim import SGD
 from tensorgrad.optim.lr_scheduler import CyclicLR
 
-_tensor = importlib.import_module("tensorgrad.autograd.walk")
+_walk = importlib.import_module("tensorgrad.autograd.walk")
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
 # the fast paths each scenario below must take (and, in fast mode, no others)
@@ -157,16 +157,16 @@ CORE = ["_backward", "_needed", "_vjps", "_fit", "_copy_and_add", "_broadcast"]
 
 
 def test_the_reference_walk_with_its_hooks_is_at_most_120_lines():
-    lines = {name: _lines(getattr(_tensor, name)) for name in CORE}
+    lines = {name: _lines(getattr(_walk, name)) for name in CORE}
     assert sum(lines.values()) <= 120, f"the reference walk has {lines} lines"
 
 
 def test_reference_mode_walks_with_the_reference_hooks(monkeypatch):
     calls = []
-    real = _tensor._copy_and_add
-    monkeypatch.setattr(_tensor, "REFERENCE", _tensor.REFERENCE._replace(
+    real = _walk._copy_and_add
+    monkeypatch.setattr(_walk, "REFERENCE", _walk.REFERENCE._replace(
         accumulate=lambda *a: calls.append(1) or real(*a)))
-    monkeypatch.setattr(_tensor, "_CHOSEN", {})
+    monkeypatch.setattr(_walk, "_CHOSEN", {})
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     (x * x).sum().backward()
     assert calls == []
@@ -175,8 +175,8 @@ def test_reference_mode_walks_with_the_reference_hooks(monkeypatch):
         tg.grad((x * 3.0).sum(), x)
     assert calls == [1, 1]
     np.testing.assert_array_equal(x.grad.data, [4.0, 8.0])
-    with tg.fast_mode(False, paths=sorted(_tensor._WALK_PATHS)):  # the walk's paths off alone
-        assert _tensor._hooks(True) is _tensor.REFERENCE
+    with tg.fast_mode(False, paths=sorted(_walk._WALK_PATHS)):  # the walk's paths off alone
+        assert _walk._hooks(True) is _walk.REFERENCE
 
 
 def test_reference_mode_raises_the_same_error_for_a_freed_graph():
