@@ -4,9 +4,9 @@ tensorgrad is fast through fast paths that compute what the textbook engine comp
 way (a compiled program, a lazy product, one BLAS pass). `set_fast(False)`, `with
 fast_mode(False):` or TENSORGRAD_FAST=0 in the environment (read at import) switch all of them
 off: what remains is the reference engine, the specification the fast paths are tested against
-(the walk is `tensorgrad.autograd.walk._reference_backward`). `fast_paths()` lists the fast paths (the
-table `PATHS` below) with a counter each. Only the environment can switch off the allocator
-tuning (memory.py), which applies to the whole process at import.
+(the walk is `tensorgrad.autograd.walk._reference_backward`). `fast_paths()` lists the fast
+paths (the table `PATHS` below) with a counter each. Only the environment can switch off the
+allocator tuning (memory.py), which applies to the whole process at import.
 
 One path or a few can be switched off alone, to measure what each one pays or to find which
 one a wrong answer comes from: `set_fast(False, paths=["axpy"])`, `with fast_mode(False,
@@ -64,6 +64,8 @@ PATHS = {
                     "numpy calls", "parameter group step"),
     "batched_running_stats": ("a fused chain updates all its batch-norm running statistics "
                               "in one flat array", "chain call"),
+    "prefetch_batch": ("DataLoader gathers and converts the next batches on a background "
+                       "thread while the current one is used", "batch"),
     "malloc_tuning": ("glibc's malloc keeps freed blocks for reuse instead of returning them "
                       "to the kernel", "import"),
 }
