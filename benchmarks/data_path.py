@@ -10,10 +10,11 @@ built by the study's own code; the BLAS threads are whatever the environment giv
 job sets none). Variants (the same batches, bit for bit, in each):
 - float32: the old path, standardised float32 arrays, no prefetching (prefetch_factor=0);
 - lean: uint8 images read through ImageArray(Normalize), no prefetching (prefetch_factor=0);
-- prefetch: the same with the DataLoader's default prefetching (2 batches ahead);
-- float32-prefetch: the float32 arrays with the default prefetching.
+- prefetch: the same, prefetching 2 batches ahead (prefetch_factor=2);
+- float32-prefetch: the float32 arrays, prefetching 2 batches ahead.
 Each variant runs in a process of its own; the driver alternates them (the order rotating) and
-prints every process's figure, then the medians. Without --full a process times `--rounds`
+prints every process's figure, then the medians (--interleave: all variants in one process,
+taking turns fit by fit, against the host's slow phases). Without --full a process times `--rounds`
 fits of `--updates` updates each (after a 100-update warm-up fit; the final measurement only
 sees 100 images, so the figure is the updates' own), and reports their median in ms per update
 of wall time. With --full it times one whole fit of the job (9,000 updates and its 20
@@ -45,17 +46,22 @@ def _setting(data_dir):
 
 
 def run_variant(variant, updates, rounds, full, data_dir):
+    s, data = _setting(data_dir)
+    one = _timer(variant, s, data)
+    return _measure(one, variant, updates, rounds, full, s.updates(len(data.train[1])))
+
+
+def _timer(variant, s, data):
+    """one(n, whole) -> (ms per update, digest, history) of a fit of n updates on `variant`."""
     from experiments import spec
     from tensorgrad.data import DataLoader
-    from tensorgrad.mode import fast_paths
-    from tensorgrad.train import fit
+    from tensorgrad.train import evaluate, fit
 
-    s, data = _setting(data_dir)
     train, val = data.train, data.val
     if variant.startswith("float32"):
         train = (np.asarray(train[0]), train[1])
         val = (np.asarray(val[0]), val[1])
-    prefetch = None if variant.endswith("prefetch") else 0
+    prefetch = 2 if variant.endswith("prefetch") else 0
 
     def one(n, whole):
         loader = DataLoader(train, batch_size=s.batch_size, shuffle=True, seed=s.seed,
@@ -73,19 +79,47 @@ def run_variant(variant, updates, rounds, full, data_dir):
         digest = hashlib.sha256(json.dumps(h, sort_keys=True).encode())
         for name, value in built.model.state_dict().items():
             digest.update(name.encode() + np.ascontiguousarray(value).tobytes())
-        return seconds / n * 1e3, digest.hexdigest()[:16], h
+        if not whole:
+            return seconds / n * 1e3, digest.hexdigest()[:16], h
+        return seconds / n * 1e3, digest.hexdigest()[:16], h, evaluate(
+            built.model, *data.test, l2=s.lam)["acc"]
 
+    return one
+
+
+def _measure(one, variant, updates, rounds, full, job_updates):
+    from tensorgrad.mode import fast_paths
     one(100, False)  # warm-up: tracing, first allocations
     fast_paths(reset=True)
     if full:
-        ms, digest, h = one(s.updates(len(train[1])), True)
-        out = {"ms_per_update": ms, "sha256": digest, "val_acc": h["metrics"]["val_acc"][-1]}
+        ms, digest, h, test_acc = one(job_updates, True)
+        out = {"ms_per_update": ms, "sha256": digest, "val_acc": h["metrics"]["val_acc"][-1],
+               "test_acc": test_acc}
     else:
         runs = [one(updates, False) for _ in range(rounds)]
         out = {"ms_per_update": statistics.median(r[0] for r in runs),
                "rounds": [round(r[0], 4) for r in runs]}
     out.update(variant=variant, prefetched=fast_paths()["prefetch_batch"].hits)
     return out
+
+
+def interleave(variants, updates, rounds, data_dir):
+    """All variants in this process, taking turns fit by fit (the order rotating), so that a
+    slow phase of the host hits each alike; prints each turn, then the medians."""
+    s, data = _setting(data_dir)
+    timers = {v: _timer(v, s, data) for v in variants}
+    for one in timers.values():
+        one(100, False)
+    figures = {v: [] for v in variants}
+    for i in range(rounds):
+        order = variants[i % len(variants):] + variants[:i % len(variants)]
+        turn = {}
+        for v in order:
+            turn[v] = round(timers[v](updates, False)[0], 4)
+            figures[v].append(turn[v])
+        print(f"round {i + 1}: {json.dumps(turn)}", flush=True)
+    print("medians (ms per update): " + ", ".join(
+        f"{v} {statistics.median(f):.4f}" for v, f in figures.items()), flush=True)
 
 
 def drive(args):
@@ -120,9 +154,13 @@ def main(argv=None):
     p.add_argument("--updates", type=int, default=2000, help="updates per timed fit")
     p.add_argument("--rounds", type=int, default=3, help="timed fits per process")
     p.add_argument("--full", action="store_true", help="time the job's whole fit instead")
+    p.add_argument("--interleave", action="store_true",
+                   help="all --variants in one process, taking turns fit by fit")
     p.add_argument("--data", default=None, help="CIFAR-10 folder (default: TENSORGRAD_DATA)")
     args = p.parse_args(argv)
-    if args.variant:
+    if args.interleave:
+        interleave(args.variants.split(","), args.updates, args.rounds, args.data)
+    elif args.variant:
         print(json.dumps(run_variant(args.variant, args.updates, args.rounds, args.full,
                                      args.data)))
     else:

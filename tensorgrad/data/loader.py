@@ -13,8 +13,6 @@ from .augment import Normalize
 from .checks import check_finite
 from .images import ImageArray
 
-PREFETCH_FACTOR = 2  # batches prepared ahead by default (PyTorch's prefetch_factor default)
-
 
 def _gather(arrays, idx) -> tuple:
     """The rows idx of every array, as new arrays."""
@@ -22,14 +20,11 @@ def _gather(arrays, idx) -> tuple:
                  for a in arrays)
 
 
-def _draws_nothing(a) -> bool:
-    """Whether gathering from a can neither draw random numbers nor change any state, so its
-    batches may be prepared ahead on another thread: a numpy array, or an ImageArray with no
-    transform or a Normalize."""
-    if isinstance(a, np.ndarray):
-        return True
-    return isinstance(a, ImageArray) and (a.transform is None
-                                          or isinstance(a.transform, Normalize))
+def _draws_random_numbers(a) -> bool:
+    """Whether a is an ImageArray whose transform may draw random numbers (anything but a
+    Normalize): prefetching would draw them ahead of the batches handed out."""
+    return isinstance(a, ImageArray) and not (a.transform is None
+                                              or isinstance(a.transform, Normalize))
 
 
 def _prefetch(arrays, order, batch_size, start, end, out, slots, stop) -> None:
@@ -68,27 +63,26 @@ class DataLoader:
     that epoch, then the same later epochs as the original. Only one iteration at a time is
     supported (as with PyTorch's single-process loader).
 
-    prefetch_factor: batches gathered (and, from an ImageArray, converted) ahead of the one in
-    use, on one background daemon thread started by each `for` loop and ended with it (numpy's
-    gathers and arithmetic release the GIL, so this overlaps with a training step). None (the
-    default) means PREFETCH_FACTOR (2) when every array is a numpy array or an ImageArray with
-    no transform or a Normalize, whose batches draw no random numbers, and 0 otherwise; 0
-    turns it off; a positive number prefetches from any array-like, whose indexing must then be
-    thread-safe and draw no random numbers a checkpoint should record. It is a fast path
-    ("prefetch_batch" in tg.fast_paths(), read when a `for` loop starts): reference mode
-    (tg.set_fast(False)) or TENSORGRAD_FAST_OFF=prefetch_batch gathers every batch in the
-    consumer's thread. Either way the batches and their order are the same, bit for bit: a
-    prefetched batch depends only on the epoch's permutation, drawn before the thread starts,
-    and no thread ever crosses into the next epoch; state_dict() describes the batches handed
-    out, never those prepared ahead; an exception raised while gathering a batch is raised in
-    the `for` loop when that batch is due. Unlike PyTorch's workers (processes, with
-    prefetch_factor batches each), this is one thread in the same process, and the option
+    prefetch_factor (default 0: none): batches gathered (and, from an ImageArray, converted)
+    ahead of the one in use, on one background daemon thread that each `for` loop starts and
+    ends (numpy's gathers and arithmetic release the GIL, so this can overlap with a training
+    step; it pays only when BLAS leaves a core free, see docs/performance.md). The batches and
+    their order are the same, bit for bit: a prefetched batch depends only on the epoch's
+    permutation, drawn before the thread starts, and no thread crosses into the next epoch.
+    state_dict() describes the batches handed out, never those prepared ahead; an exception
+    raised while gathering a batch is raised in the `for` loop when that batch is due. An
+    ImageArray whose transform draws random numbers (anything but a Normalize) is refused;
+    another array-like's indexing must be thread-safe and draw nothing a checkpoint records.
+    It is a fast path ("prefetch_batch" in tg.fast_paths(), read when a `for` loop starts):
+    in reference mode (tg.set_fast(False)) or with TENSORGRAD_FAST_OFF=prefetch_batch every
+    batch is gathered in the consumer's thread. Unlike PyTorch's workers (processes, each
+    prefetching prefetch_factor batches), this is one thread of the training process, and it
     needs no num_workers.
     """
 
     def __init__(self, arrays, batch_size: int = 100, shuffle: bool = True,
                  seed: int | np.random.Generator | None = None, drop_last: bool = False,
-                 prefetch_factor: int | None = None):
+                 prefetch_factor: int = 0):
         self._single = isinstance(arrays, np.ndarray)
         arrays = (arrays,) if self._single else tuple(arrays)
         if not arrays:
@@ -108,16 +102,21 @@ class DataLoader:
                 or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got "
                              f"{batch_size!r}")
-        if prefetch_factor is not None and (
-                isinstance(prefetch_factor, bool) or not isinstance(prefetch_factor,
-                                                                    (int, np.integer))
-                or prefetch_factor < 0):
-            raise ValueError(f"DataLoader: prefetch_factor must be None or a non-negative "
-                             f"integer, got {prefetch_factor!r}")
+        if isinstance(prefetch_factor, bool) or not isinstance(prefetch_factor,
+                                                               (int, np.integer)) \
+                or prefetch_factor < 0:
+            raise ValueError(f"DataLoader: prefetch_factor must be a non-negative integer, got "
+                             f"{prefetch_factor!r}")
+        for i, a in enumerate(arrays):
+            if prefetch_factor and _draws_random_numbers(a):
+                raise ValueError(f"DataLoader: arrays[{i}] is an ImageArray whose transform "
+                                 f"({a.transform!r}) may draw random numbers, which prefetching "
+                                 f"would draw ahead of the batches handed out; augment in "
+                                 f"fit(augment=...) instead, or use prefetch_factor=0")
         for i, a in enumerate(arrays):
             check_finite(a, f"DataLoader: arrays[{i}]")
         self.arrays = arrays
-        self.prefetch_factor = None if prefetch_factor is None else int(prefetch_factor)
+        self.prefetch_factor = int(prefetch_factor)
         self.num_samples = lengths[0]
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -142,9 +141,7 @@ class DataLoader:
         """Batches to prepare ahead in the `for` loop starting now (0: none)."""
         if not _mode.FAST and "prefetch_batch" in _mode.OFF:
             return 0
-        if self.prefetch_factor is not None:
-            return self.prefetch_factor
-        return PREFETCH_FACTOR if all(map(_draws_nothing, self.arrays)) else 0
+        return self.prefetch_factor
 
     def __iter__(self):
         if self._order is None:
@@ -230,7 +227,6 @@ class DataLoader:
 
     def __repr__(self) -> str:
         shapes = ", ".join(str(a.shape) for a in self.arrays)
-        prefetch = ("" if self.prefetch_factor is None
-                    else f", prefetch_factor={self.prefetch_factor}")
+        prefetch = f", prefetch_factor={self.prefetch_factor}" if self.prefetch_factor else ""
         return (f"DataLoader(arrays=[{shapes}], batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last}{prefetch})")

@@ -283,19 +283,19 @@ def test_three_training_steps_take_exactly_the_expected_fast_paths(momentum, sce
 
 
 def test_a_loader_epoch_takes_the_prefetch_path_only_in_fast_mode():
-    """A DataLoader's `for` loop prepares its batches on a background thread (one hit per
-    batch); in reference mode, or with the path off alone, it gathers them itself: the same
-    batches (tests/data/test_prefetch.py checks them bit for bit)."""
+    """A DataLoader's `for` loop with prefetch_factor prepares its batches on a background
+    thread (one hit per batch); in reference mode, or with the path off alone, it gathers them
+    itself: the same batches (tests/data/test_prefetch.py checks them bit for bit)."""
     from tensorgrad.data import DataLoader
     x = np.arange(120, dtype=np.float32).reshape(30, 4)
     tg.fast_paths(reset=True)
-    fast = list(DataLoader(x, batch_size=10, seed=0))
+    fast = list(DataLoader(x, batch_size=10, seed=0, prefetch_factor=2))
     assert _hit() == set(EXPECTED["loader_epoch"])
     assert tg.fast_paths()["prefetch_batch"].hits == 3
     for off in (None, ["prefetch_batch"]):
         tg.fast_paths(reset=True)
         with tg.fast_mode(False, paths=off):
-            plain = list(DataLoader(x, batch_size=10, seed=0))
+            plain = list(DataLoader(x, batch_size=10, seed=0, prefetch_factor=2))
         assert _hit() == set()
         for a, b in zip(fast, plain, strict=True):
             np.testing.assert_array_equal(a, b, strict=True)
