@@ -124,16 +124,15 @@ def _weighted_sum(logp, weights, reduction, count):
     `weights` is a numpy array we own (scaled in place) or a Tensor; a product with it is
     cheaper than indexing (no scatter-add in the backward) and serves labels, one-hot and soft
     targets alike."""
-    if reduction == "mean":
-        scale = -1.0 / count if count else math.nan  # nothing kept: nan, as torch
-    else:
-        scale = -1.0
+    scale = -1.0 / count if reduction == "mean" and count else -1.0
     if isinstance(weights, Tensor):
         weights = weights * scale
     else:
         weights *= scale
     if reduction == "none":
         return (logp * weights).sum(axis=1)
+    if reduction == "mean" and not count:  # every label ignored: nan with zero gradient, as torch
+        return vdot(logp, weights) + math.nan
     return vdot(logp, weights)  # one BLAS dot: no product temporary, one graph node
 
 
@@ -244,9 +243,6 @@ def l1_loss(input, target, *, reduction="mean"):
     return _reduce(abs(input - target), reduction)
 
 
-_LOG_FLOOR = math.exp(-100)  # torch clamps the logarithms of binary_cross_entropy at -100
-
-
 def _check_probabilities(input, who):
     x = _data(input)
     if x.size and not (np.minimum.reduce(x, axis=None) >= 0
@@ -262,8 +258,10 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
     _check_pair(input, target, "binary_cross_entropy", reduction, same_shape=True)
     if _t._tracer is None:
         _check_probabilities(input, "binary_cross_entropy")
-    loss = -(log(clip(input, _LOG_FLOOR)) * target + log(clip(1 - input, _LOG_FLOOR))
-             * (1 - target))
+    tiny = float(np.finfo(_meta(input).dtype).smallest_subnormal)  # log(tiny) < -100
+    log_p = clip(log(clip(input, tiny)), -100.0)  # (0 gives -100 and a zero gradient, no nan)
+    log_q = clip(log(clip(1 - input, tiny)), -100.0)
+    loss = log_q * (target - 1) - log_p * target
     return _reduce(loss if weight is None else loss * weight, reduction)
 
 
