@@ -1,10 +1,12 @@
-"""Layers: Linear, BatchNorm1d, Dropout, the activations, Identity and Flatten (PyTorch's names).
+"""Layers: Linear, BatchNorm1d, LayerNorm, Dropout, the activations (ReLU ... GELU, SiLU, Softplus,
+Softmax, LogSoftmax), Identity and Flatten (PyTorch's names).
 
 A `Layer` is described once, by a pure function and a state update (see `Layer`): its eager
 `forward` and the fused chains of `nn.Sequential` (nn/fusion.py) are both built from that
 description. The maths itself is in `functional.py`.
 
-Adding an activation is a class with its op and, if any, the names of its static parameters:
+Adding an activation is a class with its op and, if any, the names of its static parameters
+(this module's Softplus is exactly this, with a threshold too):
 
     class Softplus(Layer):  # log(1 + exp(beta x)) / beta
         function = staticmethod(ops.softplus)
