@@ -419,7 +419,7 @@ def _implicit_dim(x, dim, who):
         return dim
     ndim = len(shape_of(x))
     warnings.warn(f"{who}: implicit dimension choice (dim=None) is deprecated, as in torch; "
-                  f"pass dim", UserWarning, stacklevel=4)
+                  f"pass dim", UserWarning, stacklevel=5)
     return 0 if ndim in (0, 1, 3) else 1
 
 
