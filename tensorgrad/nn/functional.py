@@ -284,7 +284,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
 def one_hot(tensor, num_classes=-1):
     """Integer labels of any shape -> int64 tensor of shape (*shape, num_classes) with a 1 at
     each label (num_classes=-1: the largest label + 1), as torch.nn.functional.one_hot."""
-    y = np.asarray(_data(tensor))
+    y = tensor.data if isinstance(tensor, Tensor) else np.asarray(tensor)
     if y.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected integer class labels, got dtype {y.dtype}")
     if num_classes == -1:

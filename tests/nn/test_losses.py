@@ -220,3 +220,11 @@ def test_one_hot():
     with pytest.raises(ValueError, match="empty"):
         F.one_hot(np.array([], dtype=np.int64))
     assert F.one_hot(np.array([], dtype=np.int64), 4).shape == (0, 4)
+
+
+def test_one_hot_of_a_traced_tensor_is_refused_with_the_reason():
+    @tg.fuse
+    def f(y):
+        return F.one_hot(y, 3)
+    with pytest.raises(tg.TraceError, match="one_hot of a traced tensor"):
+        f(tg.tensor(np.array([0, 2])))
