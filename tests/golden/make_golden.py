@@ -45,6 +45,30 @@ cross_entropy.npz -- torch.nn.functional.cross_entropy(logits, target, ...)
         reduction in {"mean", "sum", "none"}; __loss is a scalar ((5,) for 'none'); __grad is
         d loss / d logits for mean/sum and d (loss . upstream_none) / d logits for 'none'
 
+losses.npz -- each loss of torch.nn.functional, for each case and reduction
+    cases       JSON str: {case: {"fn": name in torch.nn.functional, "input": key, "target": key,
+                "weight": key or null, "pos_weight": key or null, "kwargs": {...},
+                "target_grad": bool, "input_grad": bool}}
+    logits, log_probs, probs, probs_edge (entries exactly 0 and 1), inputs, targets (6, 4);
+    labels, labels_ignored (two are -100), labels_custom (6,) int64; soft_targets, binary
+    targets (6, 4); class_weight (4,), element_weight (6, 4), pos_weight (4,);
+    upstream (6, 4) and upstream_rows (6,): upstream gradients of reduction='none' (elementwise
+    losses and per-sample losses)
+    {case}_{reduction}__loss, __grad (d loss / d input; d (loss . upstream) for 'none'; absent
+    when input_grad is false) and __grad_target (when target_grad)
+
+activations.npz -- gelu, silu and softplus of torch.nn.functional
+    cases       JSON str: {case: {"fn": name, "kwargs": {...}}}
+    x (5, 8)    values in [-8, 8] with entries at 0, +-30 and near softplus's threshold
+    upstream (5, 8)
+    {case}__y and {case}__grad = d sum(y * upstream) / d x
+
+layer_norm.npz -- torch.nn.LayerNorm on x (4, 3, 5)
+    cases       JSON str: {case: {"normalized_shape": [...], "elementwise_affine": bool,
+                "bias": bool, "eps": float}}
+    x (4, 3, 5), upstream (4, 3, 5); {case}__weight and {case}__bias (set before the forward,
+    when present); {case}__y, {case}__dx, {case}__dweight, {case}__dbias (when present)
+
 softmax.npz -- softmax and log_softmax of fixed logits
     logits (5, 4)      row 3 is shifted by +1e4 and row 4 has a -1e4 entry (stability checks)
     upstream (5, 4)    upstream gradient
@@ -433,6 +457,170 @@ def make_softmax() -> dict[str, np.ndarray]:
     return out
 
 
+LOSS_CASES = {
+    "ce_labels": {"fn": "cross_entropy", "input": "logits", "target": "labels"},
+    "ce_weight": {"fn": "cross_entropy", "input": "logits", "target": "labels",
+                  "weight": "class_weight"},
+    "ce_ignored": {"fn": "cross_entropy", "input": "logits", "target": "labels_ignored"},
+    "ce_ignored_weight_smooth": {"fn": "cross_entropy", "input": "logits",
+                                 "target": "labels_ignored", "weight": "class_weight",
+                                 "kwargs": {"label_smoothing": 0.2}},
+    "ce_custom_ignore": {"fn": "cross_entropy", "input": "logits", "target": "labels_custom",
+                         "weight": "class_weight", "kwargs": {"ignore_index": 2}},
+    "ce_soft_weight": {"fn": "cross_entropy", "input": "logits", "target": "soft_targets",
+                       "weight": "class_weight", "kwargs": {"label_smoothing": 0.1}},
+    "nll_labels": {"fn": "nll_loss", "input": "log_probs", "target": "labels"},
+    "nll_weight_ignored": {"fn": "nll_loss", "input": "log_probs", "target": "labels_ignored",
+                           "weight": "class_weight"},
+    "nll_custom_ignore": {"fn": "nll_loss", "input": "log_probs", "target": "labels_custom",
+                          "kwargs": {"ignore_index": 2}},
+    "mse": {"fn": "mse_loss", "input": "inputs", "target": "targets", "target_grad": True},
+    "l1": {"fn": "l1_loss", "input": "inputs", "target": "targets", "target_grad": True},
+    "bce": {"fn": "binary_cross_entropy", "input": "probs", "target": "soft_targets"},
+    "bce_weight": {"fn": "binary_cross_entropy", "input": "probs", "target": "binary",
+                   "weight": "element_weight"},
+    "bce_class_weight": {"fn": "binary_cross_entropy", "input": "probs",
+                         "target": "soft_targets", "weight": "class_weight"},
+    "bce_edge": {"fn": "binary_cross_entropy", "input": "probs_edge", "target": "binary",
+                 "input_grad": False},
+    "bce_logits": {"fn": "binary_cross_entropy_with_logits", "input": "logits",
+                   "target": "soft_targets", "target_grad": True},
+    "bce_logits_weights": {"fn": "binary_cross_entropy_with_logits", "input": "logits",
+                           "target": "binary", "weight": "class_weight",
+                           "pos_weight": "pos_weight"},
+    "bce_logits_pos_weight": {"fn": "binary_cross_entropy_with_logits", "input": "logits",
+                              "target": "soft_targets", "pos_weight": "pos_weight",
+                              "target_grad": True},
+}
+
+ACTIVATION_CASES = {
+    "gelu": {"fn": "gelu", "kwargs": {}},
+    "gelu_tanh": {"fn": "gelu", "kwargs": {"approximate": "tanh"}},
+    "silu": {"fn": "silu", "kwargs": {}},
+    "softplus": {"fn": "softplus", "kwargs": {}},
+    "softplus_beta": {"fn": "softplus", "kwargs": {"beta": 2.0, "threshold": 5.0}},
+    "softplus_small_beta": {"fn": "softplus", "kwargs": {"beta": 0.5}},
+}
+
+LAYER_NORM_CASES = {
+    "last": {"normalized_shape": [5], "elementwise_affine": True, "bias": True, "eps": 1e-5},
+    "last_two": {"normalized_shape": [3, 5], "elementwise_affine": True, "bias": True,
+                 "eps": 1e-3},
+    "no_affine": {"normalized_shape": [5], "elementwise_affine": False, "bias": True,
+                  "eps": 1e-5},
+    "no_bias": {"normalized_shape": [5], "elementwise_affine": True, "bias": False,
+                "eps": 1e-5},
+}
+
+
+def make_losses() -> dict[str, np.ndarray]:
+    """Every loss case of LOSS_CASES in each reduction: value and gradients."""
+    rng = np.random.default_rng(SEED)
+    logits = rng.standard_normal((6, 4)) * 2.0
+    logits[5] *= 20.0  # large logits: the stable forms matter
+    labels = rng.integers(0, 4, 6)
+    labels_ignored = labels.copy()
+    labels_ignored[[1, 4]] = -100
+    labels_custom = np.array([2, 0, 2, 1, 3, 2])
+    soft = rng.uniform(0.0, 1.0, (6, 4)) ** 2
+    probs_edge = rng.uniform(0.05, 0.95, (6, 4))
+    probs_edge[0, :2] = [0.0, 1.0]
+    probs_edge[1, :2] = [1.0, 0.0]
+    binary = (rng.uniform(size=(6, 4)) > 0.5).astype(np.float64)
+    binary[0, :2] = [1.0, 0.0]  # edge probabilities meet the opposite target: log clamped
+    binary[1, :2] = [0.0, 1.0]
+    inputs = rng.standard_normal((6, 4))
+    targets = rng.standard_normal((6, 4))
+    targets[0, 0] = inputs[0, 0]  # a tie: l1's gradient is 0 there
+    arrays = {
+        "logits": logits,
+        "log_probs": torch.log_softmax(torch.from_numpy(logits), 1).numpy(),
+        "probs": rng.uniform(0.02, 0.98, (6, 4)),
+        "probs_edge": probs_edge,
+        "inputs": inputs,
+        "targets": targets,
+        "labels": labels.astype(np.int64),
+        "labels_ignored": labels_ignored.astype(np.int64),
+        "labels_custom": labels_custom.astype(np.int64),
+        "soft_targets": soft / soft.sum(axis=1, keepdims=True),
+        "binary": binary,
+        "class_weight": rng.uniform(0.5, 2.0, 4),
+        "element_weight": rng.uniform(0.5, 2.0, (6, 4)),
+        "pos_weight": rng.uniform(0.5, 3.0, 4),
+        "upstream": rng.standard_normal((6, 4)),
+        "upstream_rows": rng.standard_normal(6),
+    }
+    out = {**_header(), "cases": np.array(json.dumps(LOSS_CASES, sort_keys=True)), **arrays}
+    for name, case in LOSS_CASES.items():
+        fn = getattr(torch.nn.functional, case["fn"])
+        for reduction in ("mean", "sum", "none"):
+            x = torch.tensor(arrays[case["input"]], requires_grad=True)
+            t = torch.tensor(arrays[case["target"]],
+                             requires_grad=case.get("target_grad", False))
+            kwargs = dict(case.get("kwargs", {}), reduction=reduction)
+            for key in ("weight", "pos_weight"):
+                if case.get(key):
+                    kwargs[key] = torch.from_numpy(arrays[case[key]])
+            loss = fn(x, t, **kwargs)
+            key = f"{name}_{reduction}"
+            out[f"{key}__loss"] = loss.detach().numpy()
+            if reduction == "none":
+                upstream = arrays["upstream" if loss.ndim == 2 else "upstream_rows"]
+                loss = (loss * torch.from_numpy(upstream)).sum()
+            loss.backward()
+            if case.get("input_grad", True):
+                out[f"{key}__grad"] = x.grad.numpy()
+            if case.get("target_grad", False):
+                out[f"{key}__grad_target"] = t.grad.numpy()
+    return out
+
+
+def make_activations() -> dict[str, np.ndarray]:
+    """gelu (erf and tanh forms), silu and softplus (beta, threshold): values and gradients."""
+    rng = np.random.default_rng(SEED)
+    x = rng.uniform(-8.0, 8.0, (5, 8))
+    x[0, :6] = [0.0, 30.0, -30.0, 2.4, 2.6, 25.0]  # softplus_beta's threshold is at x = 2.5
+    upstream = rng.standard_normal((5, 8))
+    out = {**_header(), "cases": np.array(json.dumps(ACTIVATION_CASES, sort_keys=True)),
+           "x": x, "upstream": upstream}
+    for name, case in ACTIVATION_CASES.items():
+        z = torch.tensor(x, requires_grad=True)
+        y = getattr(torch.nn.functional, case["fn"])(z, **case["kwargs"])
+        (y * torch.from_numpy(upstream)).sum().backward()
+        out[f"{name}__y"] = y.detach().numpy()
+        out[f"{name}__grad"] = z.grad.numpy()
+    return out
+
+
+def make_layer_norm() -> dict[str, np.ndarray]:
+    """torch.nn.LayerNorm over the last one or two dimensions, with and without affine."""
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((4, 3, 5)) * 2.0 + 1.0
+    upstream = rng.standard_normal((4, 3, 5))
+    out = {**_header(), "cases": np.array(json.dumps(LAYER_NORM_CASES, sort_keys=True)),
+           "x": x, "upstream": upstream}
+    for name, case in LAYER_NORM_CASES.items():
+        ln = torch.nn.LayerNorm(case["normalized_shape"], eps=case["eps"],
+                                elementwise_affine=case["elementwise_affine"],
+                                bias=case["bias"]).double()
+        with torch.no_grad():
+            for pname in ("weight", "bias"):
+                p = getattr(ln, pname)
+                if p is not None:
+                    p.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, tuple(p.shape))))
+                    out[f"{name}__{pname}"] = p.detach().numpy().copy()
+        z = torch.tensor(x, requires_grad=True)
+        y = ln(z)
+        (y * torch.from_numpy(upstream)).sum().backward()
+        out[f"{name}__y"] = y.detach().numpy()
+        out[f"{name}__dx"] = z.grad.numpy()
+        for pname in ("weight", "bias"):
+            p = getattr(ln, pname)
+            if p is not None:
+                out[f"{name}__d{pname}"] = p.grad.numpy()
+    return out
+
+
 def main(out_dir: Path | str = HERE) -> list[Path]:
     """Write all golden files into ``out_dir``; return their paths."""
     torch.set_num_threads(1)
@@ -444,6 +632,9 @@ def main(out_dir: Path | str = HERE) -> list[Path]:
         "batchnorm1d.npz": make_batchnorm1d(),
         "cross_entropy.npz": make_cross_entropy(),
         "softmax.npz": make_softmax(),
+        "losses.npz": make_losses(),
+        "activations.npz": make_activations(),
+        "layer_norm.npz": make_layer_norm(),
     }
     paths = []
     for filename, arrays in contents.items():

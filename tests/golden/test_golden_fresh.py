@@ -13,6 +13,9 @@ GOLDEN_FILES = [
     "batchnorm1d.npz",
     "cross_entropy.npz",
     "softmax.npz",
+    "losses.npz",
+    "activations.npz",
+    "layer_norm.npz",
 ]
 
 

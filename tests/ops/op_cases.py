@@ -193,6 +193,10 @@ def _np_leaky_relu(x, negative_slope):
     return np.maximum(x, 0) + negative_slope * np.minimum(x, 0)
 
 
+def _np_softplus(x, beta, threshold):
+    return np.where(beta * x > threshold, x, np.log1p(np.exp(beta * x)) / beta)
+
+
 T = tensors
 POS = dict(low=0.3, high=3.0)
 # fn: the op as called; ref: the numpy function it mirrors (or a numpy composition), called on
@@ -224,6 +228,10 @@ CASES = {
                        params=dict(negative_slope=st.sampled_from([0.01, 0.2]))),
     "elu": dict(fn=tg.elu, ref=lambda x, alpha: np.where(x > 0, x, alpha * (np.exp(x) - 1)),
                 inputs=[T(avoid=(0,))], params=dict(alpha=st.sampled_from([0.01, 1.0]))),
+    "erf": dict(fn=tg.erf, ref=special.erf, inputs=[T()]),
+    "softplus": dict(fn=tg.softplus, ref=_np_softplus, inputs=[T(avoid=(0.5, 1.0))],
+                     params=dict(beta=st.sampled_from([1.0, 2.0]),
+                                 threshold=st.sampled_from([20.0, 1.0]))),  # kinks avoided
     "maximum": dict(fn=tg.maximum, ref=np.maximum, inputs=[_separated_pair()]),
     "minimum": dict(fn=tg.minimum, ref=np.minimum, inputs=[_separated_pair()]),
     "where": dict(fn=tg.where, ref=np.where, inputs=[_where_args()]),
