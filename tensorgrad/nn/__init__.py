@@ -5,10 +5,10 @@
     model = nn.Sequential(nn.Linear(3072, 50), nn.BatchNorm1d(50), nn.ReLU(), nn.Linear(50, 10))
     loss = F.cross_entropy(model(x), y) + lam * nn.l2_penalty(model)
 """
-from . import functional, init, layers
+from . import functional, init, layers, utils
 from .layers import *  # noqa: F403 (every layer: the names in layers.__all__)
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
 from .regularization import l2_param_groups, l2_penalty, l2_weights
 
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "IncompatibleKeys", *layers.__all__,
-           "functional", "init", "l2_penalty", "l2_weights", "l2_param_groups"]
+           "functional", "init", "utils", "l2_penalty", "l2_weights", "l2_param_groups"]
