@@ -1,11 +1,8 @@
-"""Weight initialisation in place, with PyTorch's names (`kaiming_normal_`, `xavier_uniform_`, ...).
+"""Weight initialisation in place, with PyTorch's names (`kaiming_normal_`, `xavier_normal_`, ...).
 
 Every random initialiser takes `generator` (a numpy Generator or an int seed) or `seed`; samples
 are drawn in float64 and then cast, so a float32 and a float64 model built from the same seed
 start from the same values. For a Linear weight of shape (out, in), fan_in = in, fan_out = out.
-
-The formulas are PyTorch's: the uniform initialisers draw from U(-bound, bound) with the bound that
-gives their normal counterpart's variance (bound = sqrt(3) * std).
 
 Naming across the course reports: "He" is `kaiming_normal_` (N(0, 2/fan_in)); the R0 report's
 "Xavier" is `lecun_normal_` (N(0, 1/fan_in)); PyTorch's `xavier_normal_` is
