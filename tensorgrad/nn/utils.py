@@ -15,8 +15,8 @@ import numpy as np
 from ..autograd import Tensor
 from ..ops.shape import concatenate
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_to_vector",
-           "vector_to_parameters"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
+           "parameters_to_vector", "vector_to_parameters"]
 
 
 def _as_list(parameters):
@@ -71,6 +71,20 @@ def _scale_in_place(p, coef):
         p.grad.data = (g * coef).astype(g.dtype)
 
 
+def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
+    """Multiply every gradient of `parameters` in place by min(1, max_norm / (total_norm +
+    1e-6)), `total_norm` (a number or 0-d Tensor) given, e.g. by `get_total_norm`."""
+    parameters = [p for p in _as_list(parameters) if p.grad is not None]
+    if not parameters:
+        return
+    total = total_norm.data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
+    coef = np.minimum(float(max_norm) / (total + 1e-6), 1.0)
+    if isinstance(total_norm, Tensor):  # computed in the norm's dtype, as PyTorch does
+        coef = coef.astype(total.dtype)
+    for p in parameters:
+        _scale_in_place(p, coef)
+
+
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Scale the gradients of `parameters` in place so that their total norm (the norm of all
     gradient entries as one vector, `norm_type` 2, 1, inf, ...) is at most `max_norm`.
@@ -82,12 +96,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     accepted and ignored."""
     parameters = _as_list(parameters)
     total = get_total_norm(_grad_arrays(parameters), norm_type, error_if_nonfinite)
-    if not any(p.grad is not None for p in parameters):
-        return total
-    coef = np.minimum(float(max_norm) / (total.data + 1e-6), 1.0).astype(total.data.dtype)
-    for p in parameters:
-        if p.grad is not None:
-            _scale_in_place(p, coef)
+    clip_grads_with_norm_(parameters, max_norm, total)
     return total
 
 

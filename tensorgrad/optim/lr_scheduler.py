@@ -707,7 +707,7 @@ class ReduceLROnPlateau(LRScheduler):
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def is_better(self, a: float, best: float) -> bool:
+    def _is_better(self, a: float, best: float) -> bool:
         """Whether metric `a` counts as an improvement over `best`."""
         if self.mode == "min":
             if self.threshold_mode == "rel":
@@ -722,7 +722,7 @@ class ReduceLROnPlateau(LRScheduler):
         and lower the lrs if it has stopped improving."""
         current = float(metrics)
         self.last_epoch += 1
-        if self.is_better(current, self.best):
+        if self._is_better(current, self.best):
             self.best = current
             self.num_bad_epochs = 0
         else:
@@ -750,9 +750,6 @@ class ReduceLROnPlateau(LRScheduler):
             new_lr = max(old_lr * self.factor, min_lr)
             if old_lr - new_lr > self.eps:
                 group["lr"] = new_lr
-
-    def _restart(self) -> None:
-        raise TypeError("ReduceLROnPlateau has no schedule to restart")
 
 
 class SequentialLR(LRScheduler):

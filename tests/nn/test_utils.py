@@ -117,6 +117,22 @@ def test_clip_grad_norm_then_step_on_a_flat_model():
         np.testing.assert_allclose(pa.data, pb.data, rtol=1e-12, err_msg=name)
 
 
+def test_get_total_norm_and_clip_grads_with_norm_are_clip_grad_norm_in_two_steps():
+    grads = [np.array([3.0, 0.0]), np.array([[4.0]])]
+    total = utils.get_total_norm([tg.tensor(g) for g in grads])
+    assert total.item() == 5.0 and utils.get_total_norm(grads, norm_type=1).item() == 7.0
+    params = _params(grads)
+    utils.clip_grads_with_norm_(params, 1.0, total)
+    reference = _params(grads)
+    utils.clip_grad_norm_(reference, 1.0)
+    for p, q in zip(params, reference):
+        np.testing.assert_array_equal(p.grad.data, q.grad.data)
+    float32 = _params([[1.0, 1.0]], np.float32)
+    utils.clip_grads_with_norm_(float32, 0.5, 10.0)  # a plain number: the dtype stays
+    assert float32[0].grad.dtype == np.float32
+    np.testing.assert_allclose(float32[0].grad.data, 0.5 / (10 + 1e-6), rtol=1e-6)
+
+
 # ---- clip_grad_value_ -------------------------------------------------------------------------
 
 
