@@ -15,7 +15,7 @@ computes its lr from a closed form in ``last_epoch`` (the number of ``step()`` c
 and ``base_lrs`` (CosineAnnealingWarmRestarts: in its position in the current cycle); unlike
 PyTorch's "chainable" StepLR, MultiStepLR, ConstantLR, LinearLR and ExponentialLR, which
 multiply whatever lr the group currently holds, they do not compose with other schedulers on
-the same optimizer, and their lrs equal PyTorch's up to rounding (a relative 1e-13 after
+the same optimizer, and their lrs equal PyTorch's up to rounding (a relative 1e-14 after
 hundreds of steps) rather than bitwise.  Two are not closed forms: ``ReduceLROnPlateau``
 lowers the lr the group holds when ``step(metric)`` sees no progress, and ``SequentialLR``
 hands the optimizer from one schedule to the next at its milestones (each starting again at
