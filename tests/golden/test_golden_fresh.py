@@ -10,6 +10,7 @@ HERE = Path(__file__).resolve().parent
 GOLDEN_FILES = [
     "optimizers.npz",
     "schedulers.npz",
+    "clip_grad_norm.npz",
     "batchnorm1d.npz",
     "cross_entropy.npz",
     "softmax.npz",
