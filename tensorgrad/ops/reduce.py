@@ -25,6 +25,7 @@ from ._base import (
     register,
     shape_of,
 )
+from .elementwise import maximum, minimum
 
 
 def _count(shape, axis):
@@ -262,14 +263,12 @@ def max(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Largest value over `axis` (int, tuple or None = all): values only, as numpy's max and
     torch.amax. With `dim=` (one int) the pair (values, indices), as torch.max(x, dim);
     `max(a, b)` of two tensors is `maximum(a, b)`, as torch.max(a, b)."""
-    from .elementwise import maximum
     return _extreme("max", _max, argmax, maximum, x, axis, keepdims, dim, keepdim)
 
 
 @register(method=True)
 def min(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Smallest value over `axis`: as `max` (values; (values, indices) with dim=)."""
-    from .elementwise import minimum
     return _extreme("min", _min, argmin, minimum, x, axis, keepdims, dim, keepdim)
 
 
