@@ -1,8 +1,16 @@
 """Reverse-mode autodiff: the Tensor, grad mode, the graph walk, and how ops are defined."""
 from .function import Function, FunctionCtx, Op
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from .tensor import Tensor, tensor
 from .walk import GraphFreedError, grad
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "grad", "GraphFreedError", "Function", "FunctionCtx", "Op"]
+           "grad", "GraphFreedError", "inference_mode", "is_inference_mode_enabled", "Function",
+           "FunctionCtx", "Op"]

@@ -12,13 +12,15 @@ import math
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from ..creation import child_generator
 from .checks import check_finite
 
 BLOCK_ROWS = 128  # rows converted or normalised at a time, so every step finds them in cache
 
 
 def _generator(seed) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    """The augmentation's own Generator (None: a child seed of the global generator)."""
+    return child_generator(seed)
 
 
 def _check_float(x, who: str) -> np.ndarray:

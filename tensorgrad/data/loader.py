@@ -9,6 +9,7 @@ import threading
 import numpy as np
 
 from .. import mode as _mode
+from ..creation import child_generator
 from .augment import Normalize
 from .checks import check_finite
 from .images import ImageArray
@@ -51,8 +52,9 @@ class DataLoader:
     arrays: a tuple/list of arrays sharing their first dimension (a single array is also
     accepted; its batches are then plain arrays instead of tuples). An array-like with shape,
     len() and integer-array indexing, such as an ImageArray of uint8 images, may stand in for
-    an array. Each epoch draws a new permutation from the loader's generator (seed: int, None
-    or np.random.Generator) and gathers every batch with np.take (or indexing), so the dataset
+    an array. Each epoch draws a new permutation from the loader's generator (seed: int,
+    np.random.Generator, or None: a child seed of the global generator drawn at construction,
+    so `tg.manual_seed` fixes it) and gathers every batch with np.take (or indexing), so the dataset
     itself is never copied. len(loader) is the number of batches per epoch. Float data holding
     NaN or infinity is refused here, before any training.
 
@@ -121,7 +123,7 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.rng = child_generator(seed)
         self.epoch = 0          # epochs started so far (the current one included)
         self._order = None      # permutation of the epoch in progress, None between epochs
         self._position = 0      # batches of _order already handed out

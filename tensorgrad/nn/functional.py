@@ -482,7 +482,7 @@ _normalize_fused = fuse(_normalize)
 def dropout(input, p=0.5, training=True, generator=None):
     """Zero each element with probability p and scale the kept ones by 1 / (1 - p) (inverted
     dropout, as PyTorch); identity when not training. `generator`: numpy Generator or seed
-    (None draws from a fresh, unseeded one)."""
+    (None draws from the global generator, `tg.manual_seed`)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p (the probability of dropping) must be in [0, 1], got {p}")
     if not training or p == 0.0:

@@ -1,6 +1,7 @@
 """Weight initialisation in place, with PyTorch's names (`kaiming_normal_`, `xavier_normal_`, ...).
 
-Every random initialiser takes `generator` (a numpy Generator or an int seed) or `seed`; samples
+Every random initialiser takes `generator` (a numpy Generator or an int seed) or `seed`, and
+draws from the global generator (`tg.manual_seed`) when given neither; samples
 are drawn in float64 and then cast, so a float32 and a float64 model built from the same seed
 start from the same values. For a Linear weight of shape (out, in), fan_in = in, fan_out = out.
 

@@ -28,7 +28,7 @@ from .. import mode as _mode
 from .. import ops
 from ..autograd import Tensor
 from ..autograd.xp import concatenate
-from ..creation import as_generator
+from ..creation import as_generator, child_generator
 from ..mode import HITS as _HITS
 from ..ops._base import shape_of
 from . import functional as F
@@ -122,7 +122,7 @@ class Linear(Layer):
 
     Initialisation differs from PyTorch's uniform default on purpose: the weight is He normal,
     N(0, 2 / in_features) (`init.kaiming_normal_`), which the course uses, and the bias is zero.
-    `seed` is an int or a numpy Generator (None: fresh randomness).
+    `seed` is an int or a numpy Generator (None: the global generator, `tg.manual_seed`).
     """
 
     def __init__(self, in_features, out_features, bias=True, seed=None, dtype=None):
@@ -289,7 +289,9 @@ class Dropout(Module):
     the course's "keep probability 0.9" is Dropout(0.1)) and scale the rest by 1 / (1 - p);
     the identity in eval mode.
 
-    Masks come from the layer's own numpy Generator (`seed`: int or Generator). Its state is
+    Masks come from the layer's own numpy Generator (`seed`: int or Generator; None: a child
+    seed of the global generator, drawn at construction, so `tg.manual_seed` fixes it). Its
+    state is
     part of the module's state dict under `<name>._extra_state` (PyTorch's extra-state hook;
     a 0-d string array holding the bit generator state as JSON), so saving and loading a model
     checkpoint also restores the exact sequence of future masks.
@@ -301,7 +303,7 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p (the probability of dropping) must be in [0, 1], "
                              f"got {p}")
         self.p = float(p)
-        self.generator = as_generator(seed)
+        self.generator = child_generator(seed)
 
     def forward(self, x):
         # not a Layer: a fused chain could only take the mask as an input drawn per call for a

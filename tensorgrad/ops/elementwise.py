@@ -172,4 +172,7 @@ logical_or = _nondiff_public(np.logical_or, "a or b")
 logical_xor = _nondiff_public(np.logical_xor, "a xor b")
 logical_not = _nondiff_public(np.logical_not, "not a")
 isfinite = _nondiff_public(np.isfinite, "isfinite")
+for _short, _long in [("eq", equal), ("ne", not_equal), ("lt", less), ("le", less_equal),
+                      ("gt", greater), ("ge", greater_equal)]:
+    alias(_short, _long, method=True)  # PyTorch's names, methods too
 isnan = _nondiff_public(np.isnan, "isnan")
