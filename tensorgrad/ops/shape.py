@@ -67,16 +67,14 @@ def reshape(x, *shape, **kwargs):
 
 
 @register(method=True)
-def transpose(x, *axes, **kwargs):
-    """Permute the axes (numpy semantics: all axes, reversed when none are given).
-
-    For PyTorch's two-axis swap use `swapaxes(x, a, b)`; `permute` is an alias.
-    """
+def permute(x, *axes, **kwargs):
+    """Permute the axes: `axes` lists all of them (numpy's transpose, PyTorch's permute),
+    reversed when none are given."""
     axes = axes or (kwargs.pop("axes", None),)
     nd = len(_shape_of(x))
     axes = _shape_arg(axes) if axes and axes != (None,) else tuple(range(nd))[::-1]
     if sorted(a % nd if nd else a for a in axes) != list(range(nd)):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of the {nd} axes of a "
+        raise ValueError(f"permute: axes {axes} are not a permutation of the {nd} axes of a "
                          f"tensor of shape {_shape_of(x)} (to swap two axes use swapaxes)")
     axes = tuple(a % nd for a in axes)
     if axes == tuple(range(nd)):
@@ -84,7 +82,15 @@ def transpose(x, *axes, **kwargs):
     return _transpose(x, axes=axes)
 
 
-permute = register(transpose, name="permute", method=True)
+@register(method=True)
+def transpose(x, *axes, **kwargs):
+    """Two axes given apart, `x.transpose(0, 1)`, swap them as PyTorch's transpose does (on a
+    2-D tensor too, where numpy's would keep the order); otherwise numpy's: a permutation of
+    all the axes (`x.transpose(2, 0, 1)`, `x.transpose((1, 0))`), reversed when none are given."""
+    if len(axes) == 2 and not kwargs and all(isinstance(a, (int, np.integer)) for a in axes):
+        return swapaxes(x, *axes)
+    return permute(x, *axes, **kwargs)
+
 
 
 @register(method=True)

@@ -89,8 +89,9 @@ def test_shape_methods():
     assert x.unsqueeze(0).shape == (1, 2, 3, 4) and x[:, :1].squeeze(1).shape == (2, 4)
     assert tg.cat([x, x], axis=0).shape == (4, 3, 4) and tg.stack([x, x]).shape == (2, 2, 3, 4)
     assert x.clamp(min=3.0).data.min() == 3.0
+    assert x.transpose(0, 2).shape == (4, 3, 2)  # two axes: swapped, as PyTorch's transpose
     with pytest.raises(ValueError, match="swapaxes"):
-        x.transpose(0, 2)
+        x.permute(0, 2)
 
 
 _F32 = np.float32

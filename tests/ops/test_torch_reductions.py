@@ -113,3 +113,22 @@ def test_inside_a_trace():
     h = tg.fuse(lambda x: x * tg.allclose(x, 0.0))
     with pytest.raises(tg.TraceError, match="allclose"):
         h(tg.tensor(X))
+
+
+def test_transpose_with_two_axes_swaps_them_as_torch_does():
+    """x.transpose(0, 1) on a 2-D tensor transposes it (numpy's would keep the order, a silent
+    trap for PyTorch habits); more axes, or one tuple, are numpy's permutation; permute is
+    torch's (all axes)."""
+    a = np.arange(6.0).reshape(2, 3)
+    x = tg.tensor(a, requires_grad=True)
+    np.testing.assert_array_equal(x.transpose(0, 1).data, a.T)
+    np.testing.assert_array_equal(tg.transpose(x, 0, 1).data, a.T)
+    np.testing.assert_array_equal(x.transpose(-1, -2).data, a.T)
+    np.testing.assert_array_equal(x.transpose((0, 1)).data, a)  # one tuple: numpy's
+    np.testing.assert_array_equal(x.permute(0, 1).data, a)
+    b = np.arange(24.0).reshape(2, 3, 4)
+    y = tg.tensor(b)
+    np.testing.assert_array_equal(y.transpose(0, 2).data, np.swapaxes(b, 0, 2))
+    np.testing.assert_array_equal(y.transpose(2, 0, 1).data, np.transpose(b, (2, 0, 1)))
+    x.transpose(0, 1).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, np.ones((2, 3)))
