@@ -77,9 +77,9 @@ class _Saved:
         for s in range(program.n_in, len(vals)):
             v = vals[s]
             if v.__class__ is np.ndarray and (reads is None or s in reads):
-                what = f"the constant v{s}" if s < first else \
-                    f"the value v{s} of its step '{program.steps[s - first][0].name}'"
-                out.append((f"{what} (fused program)", v))
+                what = f"the constant v{s} of its program" if s < first else \
+                    f"the value v{s} of its program (step '{program.steps[s - first][0].name}')"
+                out.append((what, v))
         return out
 
 
