@@ -2,8 +2,9 @@
 
 A Tensor wraps a numpy array. An op whose inputs require grad records itself on its output
 (`_op`, `_parents`, the input arrays and the op's parameters); the walk (walk.py) goes back
-through those records. `backward` is installed by walk.py; the operators, the op methods and
-`clone` by ops/ (autograd imports no ops).
+through those records. `backward` is installed by walk.py, the in-place methods (`add_`,
+`x += y`, ...) by inplace.py; the operators, the op methods and `clone` by ops/ (autograd
+imports no ops).
 """
 import itertools
 import operator
