@@ -92,7 +92,7 @@ def test_flat_parameter_storage_stays_valid_under_in_place_updates():
         assert p.data is view and view.base is flat.data
 
 
-# ---- tg.tensor copies; from_numpy and as_tensor share ---------------------------------------------
+# ---- tg.tensor copies; from_numpy and as_tensor share --------------------------------------------
 def test_tg_tensor_and_Tensor_copy_so_a_users_array_never_changes():
     a = np.ones(3)
     for t in (tg.tensor(a), tg.Tensor(a), tg.tensor(tg.from_numpy(a))):
@@ -115,7 +115,7 @@ def test_from_numpy_and_as_tensor_share_memory():
         tg.from_numpy([1.0])
 
 
-# ---- grad mode: refused on a leaf that requires grad, recorded elsewhere --------------------------
+# ---- grad mode: refused on a leaf that requires grad, recorded elsewhere -------------------------
 @pytest.mark.parametrize("name", list(CHANGES))
 def test_a_leaf_that_requires_grad_refuses_in_grad_mode_and_changes_under_no_grad(name):
     change, outplace, _ = CHANGES[name]
@@ -200,7 +200,7 @@ def test_an_operand_overlapping_the_changed_tensor_is_refused_in_grad_mode():
     np.testing.assert_allclose(x.grad.data, 2 * X)
 
 
-# ---- a saved value changed in place: backward raises, naming the op -------------------------------
+# ---- a saved value changed in place: backward raises, naming the op ------------------------------
 def _refuses(loss, op):
     with pytest.raises(RuntimeError, match=f"modified by an inplace operation.*saved by op "
                                            f"'{op}'"):
