@@ -63,7 +63,7 @@ def reshape(x, *shape, **kwargs):
     shape = _shape_arg(shape or (kwargs.pop("shape"),))
     old = _shape_of(x)
     if shape == old:
-        return as_tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     return _reshape(x, shape=shape)
 
 
@@ -81,7 +81,7 @@ def transpose(x, *axes, **kwargs):
                          f"tensor of shape {_shape_of(x)} (to swap two axes use swapaxes)")
     axes = tuple(a % nd for a in axes)
     if axes == tuple(range(nd)):
-        return as_tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     return _transpose(x, axes=axes)
 
 
@@ -110,7 +110,7 @@ def broadcast_to(x, shape):
     """Broadcast to `shape` (a read-only view in numpy; the gradient sums it back)."""
     shape = tuple(shape)
     if _shape_of(x) == shape:
-        return as_tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     return _broadcast_to(x, shape=shape)
 
 
@@ -127,7 +127,7 @@ def sum_to(x, shape):
     """Sum a broadcast result back down to `shape` (the adjoint of broadcast_to)."""
     shape = tuple(shape)
     if _shape_of(x) == shape:
-        return as_tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     return _sum_to(x, shape=shape)
 
 
@@ -217,7 +217,7 @@ def astype(x, dtype, copy=False):
     """Cast to `dtype`; between float dtypes the gradient is cast back."""
     dtype = np.dtype(dtype)
     if not copy and (x.dtype if isinstance(x, Tensor) else np.result_type(x)) == dtype:
-        return as_tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     return _astype(x, dtype=dtype, copy=copy)
 
 
@@ -261,7 +261,7 @@ def pad(x, pad_width, mode="constant", value=0.0, *, constant_values=None):
         value = constant_values
     nd = len(_shape_of(x))
     if nd == 0:
-        return as_tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     pw = np.broadcast_to(np.asarray(pad_width, dtype=int), (nd, 2))
     pw = tuple((int(a), int(b)) for a, b in pw)
     if any(a < 0 or b < 0 for a, b in pw):
