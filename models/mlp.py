@@ -7,6 +7,7 @@
 import numpy as np
 
 from tensorgrad import nn
+from tensorgrad.creation import child_seed
 
 __all__ = ["MLP", "presets", "mlp_preset", "ACTIVATIONS", "INITS"]
 
@@ -34,7 +35,8 @@ class MLP(nn.Sequential):
     The last layer is a Linear giving the scores. Weights: `init` in 'he' (N(0, 2/fan_in)),
     'xavier' (PyTorch's, N(0, 2/(fan_in+fan_out))), 'lecun' (N(0, 1/fan_in), R0's "Xavier") or
     'normal' (N(0, init_std^2)); biases zero. `seed` (int or Generator) fixes the weights and the
-    dropout masks; the weights do not depend on `dropout` or `batch_norm` for a given seed.
+    dropout masks (None: a child seed of the global generator, `tg.manual_seed`); the weights
+    do not depend on `dropout` or `batch_norm` for a given seed.
     `bn_eps` and `bn_momentum` go to every BatchNorm1d (PyTorch's meaning: momentum is the weight
     of the new batch in the running averages, None a cumulative average).
     It is a Sequential: model[0] is the first Linear, parameters are named '0.weight', ...
@@ -100,7 +102,9 @@ class MLP(nn.Sequential):
 def _streams(seed, n_hidden):
     """Independent random streams from one seed: the weights' Generator and one seed per
     dropout layer (so adding dropout or batch norm never changes the initial weights)."""
-    if isinstance(seed, np.random.Generator):
+    if seed is None:
+        seed = child_seed()
+    elif isinstance(seed, np.random.Generator):
         seed = seed.integers(0, 2 ** 63, size=4).tolist()
     init_seq, dropout_seq = np.random.SeedSequence(seed).spawn(2)
     return np.random.default_rng(init_seq), dropout_seq.spawn(n_hidden)

@@ -64,6 +64,8 @@ PATHS = {
                     "numpy calls", "parameter group step"),
     "batched_running_stats": ("a fused chain updates all its batch-norm running statistics "
                               "in one flat array", "chain call"),
+    "prefetch_batch": ("a DataLoader with prefetch_factor > 0 gathers and converts the next "
+                       "batches on a background thread while the current one is used", "batch"),
     "malloc_tuning": ("glibc's malloc keeps freed blocks for reuse instead of returning them "
                       "to the kernel", "import"),
 }

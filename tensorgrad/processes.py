@@ -23,6 +23,8 @@ import traceback
 
 import numpy as np
 
+from .creation import manual_seed
+
 __all__ = ["BLAS_VARIABLES", "blas_threads", "sigint_ignored", "reseed", "start_workers",
            "map_jobs", "WorkerError"]
 
@@ -67,10 +69,12 @@ def sigint_ignored():
 
 
 def reseed(seed: int, index: int) -> None:
-    """Seed numpy's legacy global generator and Python's `random` from (seed, index)."""
-    state = np.random.SeedSequence([seed, index]).generate_state(2)
+    """Seed numpy's legacy global generator, Python's `random` and tensorgrad's global generator
+    (`tg.manual_seed`) from (seed, index)."""
+    state = np.random.SeedSequence([seed, index]).generate_state(3)
     np.random.seed(int(state[0]))
     random.seed(int(state[1]))
+    manual_seed(int(state[2]))
 
 
 def _worker_main(target, index, seed, args):

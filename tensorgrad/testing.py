@@ -767,6 +767,13 @@ def _elu(b):
                   alpha=a)
 
 
+def _softplus(b):
+    x = b.bounded(b.operand(), 10.0)
+    beta = b.draw(st.sampled_from([1.0, 1.5]))  # beta x stays below the threshold (20): no kink
+    lo, hi = (np.logaddexp(0.0, beta * v) / beta for v in (x.lo, x.hi))
+    return b.emit("softplus", (x,), lo, hi, x.generic, beta=beta)
+
+
 def _clip(b):
     x = b.bounded(b.operand(), 10.0)
     lo, hi = b.draw(st.sampled_from([(-1.0, 1.0), (None, 0.5), (-0.5, None)]))
@@ -1171,7 +1178,7 @@ BUILDERS = {
     "tanh": _unary("tanh", 1e9, lambda lo, hi: (np.tanh(lo), np.tanh(hi))),
     "sigmoid": _unary("sigmoid", 1e9, lambda lo, hi: (0.0, 1.0)),
     "relu": _unary("relu", 10.0, lambda lo, hi: (max(lo, 0.0), max(hi, 0.0)), generic=False),
-    "leaky_relu": _leaky_relu, "elu": _elu,
+    "leaky_relu": _leaky_relu, "elu": _elu, "softplus": _softplus,
     "maximum": _binary("maximum"), "minimum": _binary("minimum"), "where": _where,
     "clip": _clip,
     "sum": _reduction("sum"), "sum_squares": _sum_squares, "mean": _reduction("mean"),

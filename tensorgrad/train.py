@@ -1,8 +1,9 @@
 """The training loop of the course studies: `fit`, `evaluate`, checkpoint and resume.
 
-`fit` runs mini-batch training with the scheduler stepped per update, records the learning rate
-of every update and, at each measurement point, loss / cost (loss + L2 term) / accuracy on the
-training and validation data, the numbers the course reports plot. A checkpoint
+`fit` runs mini-batch training with the scheduler stepped per update (ReduceLROnPlateau: with the
+validation loss, per measurement), records the learning rate of every update and, at each
+measurement point, loss / cost (loss + L2 term) / accuracy on the training and validation data,
+the numbers the course reports plot. A checkpoint
 (tensorgrad.checkpoint: arrays and JSON, no pickle) holds the model, optimizer, scheduler, every
 RNG (shuffle, dropout, augmentation) and the history, so an interrupted run resumes to bitwise
 the same result; one that is not finite is never written.
@@ -22,6 +23,7 @@ from .data.checks import check_finite
 from .deferred_signals import DeferredSignals
 from .nn import functional as F
 from .nn.regularization import l2_penalty
+from .optim.lr_scheduler import ReduceLROnPlateau
 
 __all__ = ["fit", "evaluate", "History", "StopTraining", "TrainingDiverged", "CheckpointError"]
 
@@ -223,7 +225,9 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
 
     - model(Tensor) returns class scores; the loss is softmax cross-entropy (with
       `label_smoothing`), the cost adds `l2 * nn.l2_penalty(model)` (weight matrices only).
-    - `scheduler.step()` after every update; the lr each update used is in `history.lr`.
+    - `scheduler.step()` after every update; the lr each update used is in `history.lr`. A
+      ReduceLROnPlateau is stepped at each measurement instead, with the validation loss
+      (`scheduler.step(val_loss)`; it needs `val_data`).
     - Every `measure_every` updates (default: 10 per cycle of a CyclicLR, else once per epoch)
       and at the end: loss, cost and accuracy on `train_eval_data` (default: the loader's
       arrays) and on `val_data` = (x, y); each callback is then called as
@@ -249,6 +253,10 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
     if max_updates is not None:
         total_updates = min(total_updates, max_updates)
     measure_every = measure_every or _default_measure_every(scheduler, updates_per_epoch)
+    plateau = isinstance(scheduler, ReduceLROnPlateau)
+    if plateau and val_data is None:
+        raise ValueError("fit: a ReduceLROnPlateau scheduler is stepped with the validation loss "
+                         "at each measurement; pass val_data")
     checkpoint_every = checkpoint_every or measure_every
     if train_eval_data is None:
         arrays = getattr(train_loader, "arrays", None)
@@ -312,6 +320,8 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
                     f"or check the data", step=step,
                     checkpoint=checkpoint if saved is not None else None)
         history.record(step, step / updates_per_epoch, values)
+        if plateau:
+            scheduler.step(values["val_loss"])
         stop = False
         for cb in callbacks:
             try:
@@ -349,7 +359,7 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
                     cost.backward()
                     history.lr.append(optimizer.param_groups[0]["lr"])
                     optimizer.step()
-                    if scheduler is not None:
+                    if scheduler is not None and not plateau:
                         scheduler.step()
                     step += 1
                     if fault:

@@ -6,6 +6,7 @@ import signal
 import numpy as np
 import pytest
 
+import tensorgrad as tg
 from tensorgrad.processes import (
     BLAS_VARIABLES,
     WorkerError,
@@ -47,11 +48,16 @@ def test_blas_threads_sets_and_restores_every_variable(monkeypatch):
 
 
 def test_reseed_depends_on_seed_and_index():
+    state = tg.get_rng_state()
+
     def draws(seed, index):
         reseed(seed, index)
-        return np.random.random(), random.random()
-    assert draws(0, 1) == draws(0, 1)
-    assert len({draws(0, 0), draws(0, 1), draws(1, 0)}) == 3
+        return np.random.random(), random.random(), tg.randn(1).item()
+    try:
+        assert draws(0, 1) == draws(0, 1)
+        assert len({draws(0, 0), draws(0, 1), draws(1, 0)}) == 3
+    finally:
+        tg.set_rng_state(state)
 
 
 def test_map_jobs_in_workers_keeps_order_and_reports_as_results_arrive():

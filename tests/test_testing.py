@@ -180,7 +180,7 @@ def test_sign_flips_flip_some_elements():
 
 def test_exact_programs_are_drawn_and_use_no_inexact_op():
     program = find(programs(exact=True), lambda p: len(p.steps) >= 4,
-                   settings=settings(phases=[Phase.generate], database=None,
+                   settings=settings(phases=[Phase.generate], database=None, max_examples=2000,
                                      suppress_health_check=QUIET))
     assert program.exact and {s.op for s in program.steps} <= EXACT_OPS | set(COMPARISONS) | {
         "dropout"}
@@ -190,7 +190,7 @@ def test_exact_programs_are_drawn_and_use_no_inexact_op():
 def test_a_power_runs_numpy_s_power_in_every_mode_so_it_is_exact(exponent):
     program = find(programs(ops=["pow"], features=(), exact=True),
                    lambda p: any(s.op == "pow" and s.args[1] == exponent for s in p.steps),
-                   settings=settings(phases=[Phase.generate], database=None,
+                   settings=settings(phases=[Phase.generate], database=None, max_examples=2000,
                                      suppress_health_check=QUIET))
     assert program.exact
 

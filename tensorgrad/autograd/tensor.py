@@ -13,7 +13,7 @@ import numpy as np
 
 from . import grad_mode as _gm
 
-__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "apply", "attach", "node"]
+__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "apply", "attach", "node", "Size"]
 
 _FLOAT_KINDS = "f"  # gradients exist for real floating point dtypes only
 
@@ -86,7 +86,9 @@ class Tensor:
 
     @property
     def size(self):
-        return self.data.size
+        """numpy's `size` (the number of elements, an int) that is also PyTorch's `size()`: the
+        shape, and `size(dim)` one axis's length."""
+        return Size(self.data.size, self.data.shape)
 
     def _set_grad(self, value):
         """`.grad = value`: None, or a Tensor of this tensor's shape and dtype (as in PyTorch)."""
@@ -184,6 +186,30 @@ class Tensor:
         t = _new_tensor(Tensor)
         t.data = data
         return t
+
+
+class Size(int):
+    """An int (numpy's `x.size`, the number of elements) that, called, is PyTorch's
+    `x.size()`: `x.size()` the shape (a tuple), `x.size(dim)` the length of one axis."""
+
+    def __new__(cls, n, shape):
+        self = super().__new__(cls, n)
+        self.shape = shape
+        return self
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return self.shape
+        nd = len(self.shape)
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"size(): dim must be an int, got {type(dim).__name__}")
+        if not -max(nd, 1) <= dim < max(nd, 1) or nd == 0:
+            raise IndexError(f"size(): dimension out of range (expected to be in range of "
+                             f"[{-nd}, {nd - 1}], but got {dim})")
+        return self.shape[dim]
+
+    def __reduce__(self):  # copies and pickles are plain ints
+        return int, (int(self),)
 
 
 _new_tensor = object.__new__

@@ -12,13 +12,15 @@ import math
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from ..creation import child_generator
 from .checks import check_finite
 
 BLOCK_ROWS = 128  # rows converted or normalised at a time, so every step finds them in cache
 
 
 def _generator(seed) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    """The augmentation's own Generator (None: a child seed of the global generator)."""
+    return child_generator(seed)
 
 
 def _check_float(x, who: str) -> np.ndarray:
@@ -342,11 +344,13 @@ class Normalize:
     def _tiled(self, sample_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
         """mean and std cast to dtype and repeated for BLOCK_ROWS samples (kept for reuse):
         same-shape operands are faster than broadcasting a row against every sample."""
-        if self._tiles is None or self._tiles[0] != sample_shape:
+        tiles = self._tiles  # read once: a DataLoader's prefetch thread may call this too
+        if tiles is None or tiles[0] != sample_shape:
             rows = (BLOCK_ROWS, *sample_shape)
-            self._tiles = (sample_shape, *(np.ascontiguousarray(
+            tiles = (sample_shape, *(np.ascontiguousarray(
                 np.broadcast_to(a.astype(self.dtype), rows)) for a in (self.mean, self.std)))
-        return self._tiles[1], self._tiles[2]
+            self._tiles = tiles
+        return tiles[1], tiles[2]
 
     def _normalize_(self, out: np.ndarray) -> np.ndarray:
         """(out - mean) / std in place, in out's dtype (self.dtype), BLOCK_ROWS rows at a time

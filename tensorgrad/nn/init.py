@@ -1,6 +1,7 @@
 """Weight initialisation in place, with PyTorch's names (`kaiming_normal_`, `xavier_normal_`, ...).
 
-Every random initialiser takes `generator` (a numpy Generator or an int seed) or `seed`; samples
+Every random initialiser takes `generator` (a numpy Generator or an int seed) or `seed`, and
+draws from the global generator (`tg.manual_seed`) when given neither; samples
 are drawn in float64 and then cast, so a float32 and a float64 model built from the same seed
 start from the same values. For a Linear weight of shape (out, in), fan_in = in, fan_out = out.
 
@@ -13,8 +14,9 @@ import math
 from ..autograd import Tensor
 from ..creation import as_generator
 
-__all__ = ["calculate_gain", "kaiming_normal_", "xavier_normal_", "lecun_normal_", "normal_",
-           "zeros_", "ones_", "constant_"]
+__all__ = ["calculate_gain", "kaiming_normal_", "kaiming_uniform_", "xavier_normal_",
+           "xavier_uniform_", "lecun_normal_", "normal_", "uniform_", "zeros_", "ones_",
+           "constant_"]
 
 
 def _rng(generator, seed, who):
@@ -39,8 +41,22 @@ def _fans(tensor, who):
     return shape[1] * receptive, shape[0] * receptive
 
 
+def _kaiming_std(tensor, a, mode, nonlinearity, who):
+    """gain / sqrt(fan): the std of He initialisation (`a`: the leaky_relu slope)."""
+    fan_in, fan_out = _fans(tensor, who)
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"{who}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan = fan_in if mode == "fan_in" else fan_out
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+
+
 def _fill_normal(tensor, std, mean, rng):
     tensor.data[...] = rng.standard_normal(tensor.shape) * std + mean
+    return tensor
+
+
+def _fill_uniform(tensor, low, high, rng):
+    tensor.data[...] = rng.uniform(low, high, tensor.shape)
     return tensor
 
 
@@ -65,12 +81,18 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", gen
                     seed=None):
     """He initialisation: N(0, gain^2 / fan), by default gain^2 = 2 and fan = fan_in."""
     _check(tensor, "kaiming_normal_")
-    fan_in, fan_out = _fans(tensor, "kaiming_normal_")
-    if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"kaiming_normal_: mode must be 'fan_in' or 'fan_out', got {mode!r}")
-    fan = fan_in if mode == "fan_in" else fan_out
-    std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
+    std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
     return _fill_normal(tensor, std, 0.0, _rng(generator, seed, "kaiming_normal_"))
+
+
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None,
+                     seed=None):
+    """He initialisation, uniform: U(-bound, bound), bound = gain * sqrt(3 / fan) (by default
+    sqrt(6 / fan_in)). PyTorch's Linear default is this with a=sqrt(5); tensorgrad's Linear
+    is He normal (see `nn.Linear`)."""
+    _check(tensor, "kaiming_uniform_")
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
+    return _fill_uniform(tensor, -bound, bound, _rng(generator, seed, "kaiming_uniform_"))
 
 
 def xavier_normal_(tensor, gain=1.0, generator=None, seed=None):
@@ -79,6 +101,15 @@ def xavier_normal_(tensor, gain=1.0, generator=None, seed=None):
     fan_in, fan_out = _fans(tensor, "xavier_normal_")
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     return _fill_normal(tensor, std, 0.0, _rng(generator, seed, "xavier_normal_"))
+
+
+def xavier_uniform_(tensor, gain=1.0, generator=None, seed=None):
+    """Glorot initialisation, uniform: U(-bound, bound), bound = gain * sqrt(6 / (fan_in +
+    fan_out))."""
+    _check(tensor, "xavier_uniform_")
+    fan_in, fan_out = _fans(tensor, "xavier_uniform_")
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return _fill_uniform(tensor, -bound, bound, _rng(generator, seed, "xavier_uniform_"))
 
 
 def lecun_normal_(tensor, generator=None, seed=None):
@@ -95,6 +126,12 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None, seed=None):
     if std < 0:
         raise ValueError(f"normal_: std must be >= 0, got {std}")
     return _fill_normal(tensor, std, mean, _rng(generator, seed, "normal_"))
+
+
+def uniform_(tensor, a=0.0, b=1.0, generator=None, seed=None):
+    """U(a, b) entries."""
+    _check(tensor, "uniform_")
+    return _fill_uniform(tensor, a, b, _rng(generator, seed, "uniform_"))
 
 
 def constant_(tensor, val):

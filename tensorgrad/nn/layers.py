@@ -1,10 +1,12 @@
-"""Layers: Linear, BatchNorm1d, Dropout, the activations, Identity and Flatten (PyTorch's names).
+"""Layers: Linear, BatchNorm1d, LayerNorm, Dropout, the activations (ReLU ... GELU, SiLU, Softplus,
+Softmax, LogSoftmax), Identity and Flatten (PyTorch's names).
 
 A `Layer` is described once, by a pure function and a state update (see `Layer`): its eager
 `forward` and the fused chains of `nn.Sequential` (nn/fusion.py) are both built from that
 description. The maths itself is in `functional.py`.
 
-Adding an activation is a class with its op and, if any, the names of its static parameters:
+Adding an activation is a class with its op and, if any, the names of its static parameters
+(this module's Softplus is exactly this, with a threshold too):
 
     class Softplus(Layer):  # log(1 + exp(beta x)) / beta
         function = staticmethod(ops.softplus)
@@ -17,6 +19,7 @@ Adding an activation is a class with its op and, if any, the names of its static
 and its name in `__all__` (nn/__init__.py re-exports it).
 """
 import json
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -25,15 +28,16 @@ from .. import mode as _mode
 from .. import ops
 from ..autograd import Tensor
 from ..autograd.xp import concatenate
-from ..creation import as_generator
+from ..creation import as_generator, child_generator
 from ..mode import HITS as _HITS
 from ..ops._base import shape_of
 from . import functional as F
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["Layer", "Parts", "Linear", "BatchNorm1d", "Dropout", "ReLU", "LeakyReLU", "ELU",
-           "Tanh", "Sigmoid", "Identity", "Flatten"]
+__all__ = ["Layer", "Parts", "Linear", "BatchNorm1d", "LayerNorm", "Dropout", "ReLU", "LeakyReLU",
+           "ELU", "Tanh", "Sigmoid", "GELU", "SiLU", "Softplus", "Softmax", "LogSoftmax",
+           "Identity", "Flatten"]
 
 
 class Parts(NamedTuple):
@@ -118,7 +122,7 @@ class Linear(Layer):
 
     Initialisation differs from PyTorch's uniform default on purpose: the weight is He normal,
     N(0, 2 / in_features) (`init.kaiming_normal_`), which the course uses, and the bias is zero.
-    `seed` is an int or a numpy Generator (None: fresh randomness).
+    `seed` is an int or a numpy Generator (None: the global generator, `tg.manual_seed`).
     """
 
     def __init__(self, in_features, out_features, bias=True, seed=None, dtype=None):
@@ -285,7 +289,9 @@ class Dropout(Module):
     the course's "keep probability 0.9" is Dropout(0.1)) and scale the rest by 1 / (1 - p);
     the identity in eval mode.
 
-    Masks come from the layer's own numpy Generator (`seed`: int or Generator). Its state is
+    Masks come from the layer's own numpy Generator (`seed`: int or Generator; None: a child
+    seed of the global generator, drawn at construction, so `tg.manual_seed` fixes it). Its
+    state is
     part of the module's state dict under `<name>._extra_state` (PyTorch's extra-state hook;
     a 0-d string array holding the bit generator state as JSON), so saving and loading a model
     checkpoint also restores the exact sequence of future masks.
@@ -297,7 +303,7 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p (the probability of dropping) must be in [0, 1], "
                              f"got {p}")
         self.p = float(p)
-        self.generator = as_generator(seed)
+        self.generator = child_generator(seed)
 
     def forward(self, x):
         # not a Layer: a fused chain could only take the mask as an input drawn per call for a
@@ -372,6 +378,126 @@ class Tanh(Layer):
 
 class Sigmoid(Layer):
     function = staticmethod(ops.sigmoid)
+
+
+class GELU(Layer):
+    """x * Phi(x), Phi the standard normal CDF (erf); approximate='tanh': torch's tanh form."""
+
+    function = staticmethod(F.gelu)
+    static = ("approximate",)
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+
+class SiLU(Layer):
+    """x * sigmoid(x). `inplace` is accepted for torch's signature; the output is always a new
+    tensor."""
+
+    function = staticmethod(F.silu)
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+
+class Softplus(Layer):
+    """log(1 + exp(beta x)) / beta, and x where beta x > threshold."""
+
+    function = staticmethod(ops.softplus)
+    static = ("beta", "threshold")
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta, self.threshold = float(beta), float(threshold)
+
+
+def _implicit_dim(x, dim, who):
+    """torch's choice for dim=None (deprecated there too): 0 for 0-, 1- and 3-d input, else 1."""
+    if dim is not None:
+        return dim
+    ndim = len(shape_of(x))
+    warnings.warn(f"{who}: implicit dimension choice (dim=None) is deprecated, as in torch; "
+                  f"pass dim", UserWarning, stacklevel=5)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _softmax(x, *, dim):
+    return ops.softmax(x, axis=_implicit_dim(x, dim, "Softmax"))
+
+
+def _log_softmax(x, *, dim):
+    return ops.log_softmax(x, axis=_implicit_dim(x, dim, "LogSoftmax"))
+
+
+class Softmax(Layer):
+    """exp(x) / sum(exp(x)) along `dim`."""
+
+    function = staticmethod(_softmax)
+    static = ("dim",)
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+
+class LogSoftmax(Layer):
+    """x - logsumexp(x) along `dim`."""
+
+    function = staticmethod(_log_softmax)
+    static = ("dim",)
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+
+class LayerNorm(Layer):
+    """Layer normalisation over the trailing dimensions `normalized_shape` (each sample's mean
+    and biased variance), with learnable `weight` (init 1) and `bias` (init 0) of that shape
+    when elementwise_affine (bias=False: no bias), as torch.nn.LayerNorm. No running
+    statistics: the same in training and eval."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else \
+            tuple(normalized_shape)
+        self.normalized_shape = tuple(_positive_int(s, "normalized_shape", "LayerNorm")
+                                      for s in shape)
+        if eps <= 0:
+            raise ValueError(f"LayerNorm: eps must be > 0, got {eps}")
+        self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
+        dt = _float_dtype(dtype, "LayerNorm")
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dt))
+        else:
+            self.register_parameter("weight", None)
+        if elementwise_affine and bias:
+            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dt))
+        else:
+            self.register_parameter("bias", None)
+
+    def parts(self):  # weight and bias are optional: not the default parts()
+        weight, bias = self.weight, self.bias
+        return Parts(_layer_norm, tuple(t for t in (weight, bias) if t is not None),
+                     (("normalized_shape", self.normalized_shape), ("eps", self.eps),
+                      ("affine", (weight is not None, bias is not None))))
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+def _layer_norm(x, *weight_bias, normalized_shape, eps, affine):
+    """LayerNorm's function: its tensors are the weight and bias it has (`affine` says which)."""
+    it = iter(weight_bias)
+    weight = next(it) if affine[0] else None
+    bias = next(it) if affine[1] else None
+    return F.layer_norm(x, normalized_shape, weight, bias, eps)
 
 
 class Identity(Module):

@@ -1,4 +1,5 @@
-"""`Module` and `Parameter` with PyTorch's conventions; the containers `Sequential`, `ModuleList`.
+"""`Module` and `Parameter` with PyTorch's conventions; the containers `Sequential`, `ModuleList`,
+`ModuleDict` and `ParameterList`.
 
 Assigning a Parameter or a Module to an attribute registers it; `register_buffer` adds state that
 is saved but not trained (batch-norm running statistics). Registered objects also live in the
@@ -18,7 +19,8 @@ from ..autograd import Tensor
 from ..compile.flat import SMALL, FlatParams
 from .fusion import plan as _fusion_plan
 
-__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "IncompatibleKeys"]
+__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+           "IncompatibleKeys"]
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 _EXTRA = "_extra_state"
@@ -580,3 +582,115 @@ class ModuleList(Module):
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList has no forward(): iterate over it in yours")
+
+
+class ModuleDict(Module):
+    """Sub-modules by name, registered (state dict keys "name.param"), in insertion order; a
+    dict's methods, no forward. `modules`: a mapping or an iterable of (name, module) pairs."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        if key not in self._modules:
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+    def pop(self, key):
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self):
+        for key in list(self._modules):
+            del self[key]
+
+    def update(self, modules):
+        """Add (or replace) the modules of a mapping or of an iterable of (name, module)."""
+        pairs = modules.items() if hasattr(modules, "items") else modules
+        for i, pair in enumerate(pairs):
+            if isinstance(pair, (str, bytes)) or len(pair) != 2:
+                raise ValueError(f"ModuleDict.update: element {i} should be a (name, module) "
+                                 f"pair, got {pair!r}")
+            self[pair[0]] = pair[1]
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleDict has no forward(): call its modules in yours")
+
+
+def _as_parameter(value, who):
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor):  # torch wraps a plain tensor, sharing its data
+        return Parameter(value.data)
+    if isinstance(value, np.ndarray):
+        return Parameter(value)
+    raise TypeError(f"{who}: expected a Parameter, a Tensor or an ndarray, got "
+                    f"{type(value).__name__}")
+
+
+class ParameterList(Module):
+    """A list of Parameters, registered under "0", "1", ... (their state dict keys); a Tensor
+    or an ndarray added to it becomes a Parameter sharing its array, as in torch."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def __getitem__(self, idx):
+        params = list(self._parameters.values())
+        if isinstance(idx, slice):
+            return ParameterList(params[idx])
+        return params[_index(self, idx)]
+
+    def __setitem__(self, idx, value):
+        setattr(self, str(_index(self, idx)), _as_parameter(value, "ParameterList"))
+
+    def append(self, value):
+        setattr(self, str(len(self)), _as_parameter(value, "ParameterList.append"))
+        return self
+
+    def extend(self, values):
+        for v in values:
+            self.append(v)
+        return self
+
+    def extra_repr(self):
+        return "\n".join(f"({name}): Parameter containing: [{p.dtype} of shape {p.shape}]"
+                         for name, p in self._parameters.items())
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ParameterList has no forward(): use its parameters in yours")

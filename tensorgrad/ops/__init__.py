@@ -10,6 +10,8 @@ on a Python wrapper), and an entry in tests/ops/op_cases.py (a test fails until 
 """
 import sys as _sys
 
+import numpy as np
+
 from ..autograd import registry as _registry
 from ..autograd.registry import DIFFERENTIABLE
 from ..autograd.tensor import apply as _apply
@@ -49,6 +51,26 @@ def _clone(self):
     return astype(self, self.dtype, copy=True)
 
 
+def _to(self, *args, dtype=None, copy=False, device=None, non_blocking=False):
+    """PyTorch's `to`: `x.to(np.float64)`, `x.to("float64")`, `x.to(other)` (other's dtype),
+    `x.to("cpu")` (the only device: accepted, nothing moves). Returns self when nothing
+    changes (and copy is False); a dtype change stays in the graph, as `astype`."""
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype if dtype is None else dtype
+        elif isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "mps", "meta"):
+            device = a
+        elif a is not None:
+            dtype = a if dtype is None else dtype
+    if device is not None and str(device).split(":")[0] != "cpu":
+        raise ValueError(f"to(): tensorgrad runs on numpy, on the CPU only; got device "
+                         f"{device!r}")
+    dtype = self.dtype if dtype is None else np.dtype(dtype)
+    if dtype == self.dtype and not copy:
+        return self
+    return astype(self, dtype, copy=True)
+
+
 def _install_operators():
     """Operators and a few properties on Tensor (the registered ops installed their methods)."""
     T = Tensor
@@ -85,6 +107,10 @@ def _install_operators():
     T.view = reshape
     T.float = lambda self: astype(self, "float32")
     T.double = lambda self: astype(self, "float64")
+    T.long = lambda self: astype(self, "int64")
+    T.int = lambda self: astype(self, "int32")
+    T.bool = lambda self: astype(self, "bool")
+    T.to = _to
     T.clone = _clone
 
 

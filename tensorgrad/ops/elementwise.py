@@ -7,9 +7,11 @@ written against the array namespace `xp` (autograd/xp.py). Broadcasting is undon
 engine, so the vjps below read like the calculus. Versions specialised for a fused program's
 fixed shapes live apart, in tensorgrad/compile/lowerings.py.
 """
+import math
 from functools import partial
 
 import numpy as np
+from scipy.special import erf as _erf
 from scipy.special import expit
 
 from ..autograd.function import passthrough
@@ -64,6 +66,16 @@ sigmoid = Op("sigmoid", expit,
 # does: a fused program then frees the input once the output is computed
 relu = Op("relu", lambda x: np.maximum(x, 0),
           lambda xp, g, out, x: g * (out > 0), method=True)
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)  # a Python float: keeps float32 gradients float32
+erf = Op("erf", _erf,
+         lambda xp, g, out, x: g * _TWO_OVER_SQRT_PI * xp.exp(-(x * x)), method=True)
+# log(1 + exp(beta x)) / beta, and x where beta x > threshold (torch's linear region); the
+# gradient is sigmoid(beta x) there, 1 in the linear region
+_softplus = Op("softplus",
+               lambda x, beta=1.0, threshold=20.0: np.where(
+                   x * beta > threshold, x, np.logaddexp(0, x * beta) / beta),
+               lambda xp, g, out, x, beta=1.0, threshold=20.0: xp.where(
+                   x * beta > threshold, g, g * xp.sigmoid(x * beta)))
 _leaky_relu = Op("leaky_relu",
                  lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
                  lambda xp, g, out, x, negative_slope=0.01: xp.where(x > 0, g, g * negative_slope))
@@ -82,6 +94,13 @@ def leaky_relu(x, negative_slope=0.01):
 def elu(x, alpha=1.0):
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
     return _elu(x, alpha=alpha)
+
+
+@register
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, computed stably; x itself where beta x > threshold (as
+    torch.nn.functional.softplus)."""
+    return _softplus(x, beta=beta, threshold=threshold)
 
 
 # ---- selections ---------------------------------------------------------------------------------
@@ -153,4 +172,7 @@ logical_or = _nondiff_public(np.logical_or, "a or b")
 logical_xor = _nondiff_public(np.logical_xor, "a xor b")
 logical_not = _nondiff_public(np.logical_not, "not a")
 isfinite = _nondiff_public(np.isfinite, "isfinite")
+for _short, _long in [("eq", equal), ("ne", not_equal), ("lt", less), ("le", less_equal),
+                      ("gt", greater), ("ge", greater_equal)]:
+    alias(_short, _long, method=True)  # PyTorch's names, methods too
 isnan = _nondiff_public(np.isnan, "isnan")

@@ -1,18 +1,31 @@
-"""Reductions (sum mean var std max min logsumexp) and softmax / log_softmax over an axis.
+"""Reductions (sum mean var std max min logsumexp) and softmax / log_softmax over an axis;
+the non-differentiable argmax, argmin, all, any and allclose.
 
 Axes arrive normalised (a sorted tuple, or None for all): a vjp re-expands `g` to the reduced
 shape with size-1 axes and lets broadcasting carry it back over the input.
 """
 import math
 import sys
+from collections import namedtuple
 
 import numpy as np
 
-from ..autograd.tracing import static_read
+from ..autograd.tracing import static_read, value_read
 from ..autograd.xp import dot, fast_sum, plain_sum, reciprocal
 from ..mode import HITS as _HITS
 from ..mode import reference_swap
-from ._base import Op, Tensor, keep, normalize_axis, reduced_shape, register, shape_of
+from ._base import (
+    Op,
+    Tensor,
+    data_of,
+    keep,
+    nondiff,
+    normalize_axis,
+    reduced_shape,
+    register,
+    shape_of,
+)
+from .elementwise import maximum, minimum
 
 
 def _count(shape, axis):
@@ -223,20 +236,40 @@ def _check_nonempty(name, x, axis):
         raise ValueError(f"{name}: reduction over an empty axis (shape {shape}, axis {axis})")
 
 
+# torch.max(x, dim) / torch.min(x, dim): a named pair, as torch.return_types.max
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
+
+
+def _extreme(name, op, arg, pairwise, x, axis, keepdims, dim, keepdim):
+    if isinstance(axis, Tensor):  # torch.max(a, b): the elementwise maximum
+        if dim is not None or keepdim is not None:
+            raise TypeError(f"{name}: a second tensor takes no dim=/keepdim=")
+        return pairwise(x, axis)
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer))):
+        raise TypeError(f"{name}: dim= takes one int and returns (values, indices), as torch."
+                        f"{name} does; for the values over several axes pass axis=, got "
+                        f"dim={dim!r}")
+    ax = normalize_axis(name, _ndim(x), axis, dim)
+    _check_nonempty(name, x, ax)
+    kd = keep(name, keepdims, keepdim)
+    values = op(x, axis=ax, keepdims=kd)
+    if dim is None:
+        return values
+    return ValuesIndices(values, arg(x, dim=dim, keepdim=kd))
+
+
 @register(method=True)
 def max(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
-    """Largest value over `axis` (values only, like numpy's max / torch.amax)."""
-    axis = normalize_axis("max", _ndim(x), axis, dim)
-    _check_nonempty("max", x, axis)
-    return _max(x, axis=axis, keepdims=keep("max", keepdims, keepdim))
+    """Largest value over `axis` (int, tuple or None = all): values only, as numpy's max and
+    torch.amax. With `dim=` (one int) the pair (values, indices), as torch.max(x, dim);
+    `max(a, b)` of two tensors is `maximum(a, b)`, as torch.max(a, b)."""
+    return _extreme("max", _max, argmax, maximum, x, axis, keepdims, dim, keepdim)
 
 
 @register(method=True)
 def min(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
-    """Smallest value over `axis` (values only)."""
-    axis = normalize_axis("min", _ndim(x), axis, dim)
-    _check_nonempty("min", x, axis)
-    return _min(x, axis=axis, keepdims=keep("min", keepdims, keepdim))
+    """Smallest value over `axis`: as `max` (values; (values, indices) with dim=)."""
+    return _extreme("min", _min, argmin, minimum, x, axis, keepdims, dim, keepdim)
 
 
 @register(method=True)
@@ -270,3 +303,62 @@ def log_softmax(x, axis=-1, *, dim=None):
     return _log_softmax(x, axis=_one_axis("log_softmax", x, axis, dim))
 
 
+
+
+# ---- non-differentiable -------------------------------------------------------------------------
+def _arg_axis(name, x, axis, dim):
+    """One axis (an int) or None (over the flattened input), numpy's axis= or torch's dim=."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{name}: pass axis= or dim=, not both")
+        axis = dim
+    if axis is None:
+        return None
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: takes one axis (an int) or None, got {axis!r}")
+    ax = normalize_axis(name, _ndim(x), axis)
+    return None if ax is None else ax[0]  # (a 0-d input: its one element)
+
+
+def _arg(name, fn, x, axis, keepdims, dim, keepdim):
+    ax = _arg_axis(name, x, axis, dim)
+    if _count(shape_of(x), None if ax is None else (ax,)) == 0:
+        raise ValueError(f"{name}: an empty axis has no {name[3:]} (shape {shape_of(x)})")
+    return nondiff(fn, x, axis=ax, keepdims=keep(name, keepdims, keepdim))
+
+
+@register(method=True, differentiable=False)
+def argmax(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Index of the largest value along one axis (None: of the flattened input), int64; ties
+    give the first, as numpy's and torch's."""
+    return _arg("argmax", np.argmax, x, axis, keepdims, dim, keepdim)
+
+
+@register(method=True, differentiable=False)
+def argmin(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Index of the smallest value along one axis (None: of the flattened input), int64."""
+    return _arg("argmin", np.argmin, x, axis, keepdims, dim, keepdim)
+
+
+@register(method=True, differentiable=False)
+def all(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Whether every element over `axis` (int, tuple or None = all) is nonzero: a bool tensor."""
+    return nondiff(np.all, x, axis=normalize_axis("all", _ndim(x), axis, dim),
+                   keepdims=keep("all", keepdims, keepdim))
+
+
+@register(method=True, differentiable=False)
+def any(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Whether some element over `axis` is nonzero: a bool tensor."""
+    return nondiff(np.any, x, axis=normalize_axis("any", _ndim(x), axis, dim),
+                   keepdims=keep("any", keepdims, keepdim))
+
+
+@register(method=True, differentiable=False)
+@value_read("tg.allclose of a traced tensor", "its Python bool would freeze the first call's "
+            "values: compare outside the fused function")
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Whether |input - other| <= atol + rtol * |other| everywhere (a Python bool), as
+    torch.allclose and np.allclose."""
+    return bool(np.allclose(data_of(input), data_of(other), rtol=rtol, atol=atol,
+                            equal_nan=equal_nan))

@@ -42,6 +42,7 @@ EXPECTED = {
     ],
     "sum_of_a_leaf": ["compact_gradient"],  # x.sum(): the gradient stays (1, 1) until x
     "leaf_used_twice": ["compact_gradient", "fresh_gradient", "inplace_accumulate"],
+    "loader_epoch": ["prefetch_batch"],  # a DataLoader's `for` loop: batches prepared ahead
     "import": ["malloc_tuning"],
 }
 
@@ -281,6 +282,25 @@ def test_three_training_steps_take_exactly_the_expected_fast_paths(momentum, sce
     assert {name: path.hits for name, path in tg.fast_paths().items() if path.hits} == {}
 
 
+def test_a_loader_epoch_takes_the_prefetch_path_only_in_fast_mode():
+    """A DataLoader's `for` loop with prefetch_factor prepares its batches on a background
+    thread (one hit per batch); in reference mode, or with the path off alone, it gathers them
+    itself: the same batches (tests/data/test_prefetch.py checks them bit for bit)."""
+    from tensorgrad.data import DataLoader
+    x = np.arange(120, dtype=np.float32).reshape(30, 4)
+    tg.fast_paths(reset=True)
+    fast = list(DataLoader(x, batch_size=10, seed=0, prefetch_factor=2))
+    assert _hit() == set(EXPECTED["loader_epoch"])
+    assert tg.fast_paths()["prefetch_batch"].hits == 3
+    for off in (None, ["prefetch_batch"]):
+        tg.fast_paths(reset=True)
+        with tg.fast_mode(False, paths=off):
+            plain = list(DataLoader(x, batch_size=10, seed=0, prefetch_factor=2))
+        assert _hit() == set()
+        for a, b in zip(fast, plain, strict=True):
+            np.testing.assert_array_equal(a, b, strict=True)
+
+
 @pytest.mark.parametrize("momentum", [0.9, 0.0])
 def test_fast_and_reference_training_agree_in_float64(momentum):
     fast_model, fast_opt, sched = _setup(momentum, np.float64)
@@ -345,7 +365,7 @@ def test_a_fused_node_recorded_fast_is_differentiated_by_the_reference_walk():
 # bitwise the fast result; the others within 1e-12 in float64
 BITWISE = ["inlined_lambda", "typed_number", "lean_forward", "early_free",
            "compact_gradient", "vjp_all", "fresh_gradient", "inplace_accumulate", "flat_update",
-           "batched_running_stats"]
+           "batched_running_stats", "prefetch_batch"]
 SWITCHABLE = [name for name in tg.fast_paths() if name != "malloc_tuning"]  # (at import only)
 
 

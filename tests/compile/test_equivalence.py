@@ -27,7 +27,8 @@ MIN_SHARE = 0.05  # each feature in at least this share of them
 PROGRAM_PATHS = ["fused_program", "fused_chain", "lowering", "inlined_lambda", "typed_number",
                  "lean_forward", "early_free", "blas_reduction", "compact_gradient", "vjp_all",
                  "fresh_gradient", "inplace_accumulate", "lazy_scaled", "axpy"]
-OTHER_PATHS = ["flat_update", "momentum_axpby", "batched_running_stats", "malloc_tuning"]
+OTHER_PATHS = ["flat_update", "momentum_axpby", "batched_running_stats", "prefetch_batch",
+               "malloc_tuning"]
 
 
 def _seed():

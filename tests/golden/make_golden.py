@@ -19,10 +19,25 @@ optimizers.npz -- parameters after each of 5 steps, for each optimizer and optio
 schedulers.npz -- learning rates per scheduler step
     cases       JSON str: {case: {"scheduler": name in torch.optim.lr_scheduler, "kwargs": {...},
                 "optimizer": "SGD"|"Adam", "optimizer_kwargs": {...}, "group_lrs": [lr per group],
-                "steps": n}}  (one parameter per group)
+                "steps": n}}  (one parameter per group); SequentialLR cases also have
+                "schedulers": [{"scheduler": name, "kwargs": {...}}, ...] (built in that order on
+                the same optimizer), ReduceLROnPlateau cases "metrics": "loss"|"accuracy" (step k
+                is step(metrics[k])), fractional-epoch cases "epochs_per_unit": u (step k is
+                step((k + 1) / u))
     {case}__lr (n+1, groups)        row 0 = after construction, row k = after k step() calls
     {case}__momentum (n+1, groups)  only for cycle_momentum cases: group "momentum" (SGD)
                                     or betas[0] (Adam)
+    {case}__metrics (n,)            only for ReduceLROnPlateau cases: the metric of each step
+                                    (noisy, flattening curves; some rounded to 2 decimals so
+                                    equal values occur)
+
+clip_grad_norm.npz -- torch.nn.utils.clip_grad_norm_ on three parameters' gradients
+    cases       JSON str: {case: {"max_norm": m, "norm_type": p (a number or "inf"),
+                "missing": [indices of parameters without a gradient], "dtype": "float64"|
+                "float32", "scale": s (gradients multiplied by s)}}
+    g0 (4, 3), g1 (5,), g2 (2, 3, 2)   the gradients before clipping (g1 has exact zeros)
+    {case}__total ()                   the returned total norm (in the case's dtype)
+    {case}__g{i}                       gradient i after clipping (not for missing ones)
 
 batchnorm1d.npz -- torch.nn.BatchNorm1d(4, eps=1e-5, momentum=0.1) on (N=6, C=4) inputs
     x (3, 6, 4)        three training batches; x[0] is the one whose gradients are stored
@@ -44,6 +59,30 @@ cross_entropy.npz -- torch.nn.functional.cross_entropy(logits, target, ...)
         target in {"labels", "soft"}, smooth in {"plain" (0.0), "smooth" (label_smoothing)},
         reduction in {"mean", "sum", "none"}; __loss is a scalar ((5,) for 'none'); __grad is
         d loss / d logits for mean/sum and d (loss . upstream_none) / d logits for 'none'
+
+losses.npz -- each loss of torch.nn.functional, for each case and reduction
+    cases       JSON str: {case: {"fn": name in torch.nn.functional, "input": key, "target": key,
+                "weight": key or null, "pos_weight": key or null, "kwargs": {...},
+                "target_grad": bool, "input_grad": bool}}
+    logits, log_probs, probs, probs_edge (entries exactly 0 and 1), inputs, targets (6, 4);
+    labels, labels_ignored (two are -100), labels_custom (6,) int64; soft_targets, binary
+    targets (6, 4); class_weight (4,), element_weight (6, 4), pos_weight (4,);
+    upstream (6, 4) and upstream_rows (6,): upstream gradients of reduction='none' (elementwise
+    losses and per-sample losses)
+    {case}_{reduction}__loss, __grad (d loss / d input; d (loss . upstream) for 'none'; absent
+    when input_grad is false) and __grad_target (when target_grad)
+
+activations.npz -- gelu, silu and softplus of torch.nn.functional
+    cases       JSON str: {case: {"fn": name, "kwargs": {...}}}
+    x (5, 8)    values in [-8, 8] with entries at 0, +-30 and near softplus's threshold
+    upstream (5, 8)
+    {case}__y and {case}__grad = d sum(y * upstream) / d x
+
+layer_norm.npz -- torch.nn.LayerNorm on x (4, 3, 5)
+    cases       JSON str: {case: {"normalized_shape": [...], "elementwise_affine": bool,
+                "bias": bool, "eps": float}}
+    x (4, 3, 5), upstream (4, 3, 5); {case}__weight and {case}__bias (set before the forward,
+    when present); {case}__y, {case}__dx, {case}__dweight, {case}__dbias (when present)
 
 softmax.npz -- softmax and log_softmax of fixed logits
     logits (5, 4)      row 3 is shifted by +1e4 and row 4 has a -1e4 entry (stability checks)
@@ -245,6 +284,129 @@ SCHEDULER_CASES = {
         "optimizer": "Adam",
         "steps": 19,
     },
+    "multistep": {
+        "scheduler": "MultiStepLR",
+        "kwargs": {"milestones": [30, 80, 80, 200], "gamma": 0.5},
+        "group_lrs": [0.1, 0.03, 1.0],
+        "steps": 300,
+    },
+    "exponential": {
+        "scheduler": "ExponentialLR",
+        "kwargs": {"gamma": 0.99},
+        "group_lrs": [0.1, 0.5],
+        "steps": 400,
+    },
+    "linear_warmup": {
+        "scheduler": "LinearLR",
+        "kwargs": {"start_factor": 0.1, "total_iters": 50},
+        "group_lrs": [0.1, 0.02],
+        "steps": 300,
+    },
+    "linear_decay": {
+        "scheduler": "LinearLR",
+        "kwargs": {"start_factor": 1.0, "end_factor": 0.0, "total_iters": 250},
+        "group_lrs": [0.1, 0.3],
+        "steps": 300,
+    },
+    "warm_restarts": {
+        "scheduler": "CosineAnnealingWarmRestarts",
+        "kwargs": {"T_0": 10, "eta_min": 0.001},
+        "group_lrs": [0.1, 0.05],
+        "steps": 300,
+    },
+    "warm_restarts_mult": {
+        "scheduler": "CosineAnnealingWarmRestarts",
+        "kwargs": {"T_0": 5, "T_mult": 3},
+        "group_lrs": [0.1, 0.2],
+        "steps": 400,
+    },
+    "warm_restarts_fractional": {
+        "scheduler": "CosineAnnealingWarmRestarts",
+        "kwargs": {"T_0": 3, "T_mult": 2, "eta_min": 0.01},
+        "epochs_per_unit": 7,
+        "steps": 300,
+    },
+    "sequential": {
+        "scheduler": "SequentialLR",
+        "schedulers": [
+            {"scheduler": "LinearLR", "kwargs": {"start_factor": 0.01, "total_iters": 20}},
+            {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": 100, "eta_min": 1e-4}},
+            {"scheduler": "ExponentialLR", "kwargs": {"gamma": 0.98}},
+        ],
+        "kwargs": {"milestones": [20, 120]},
+        "group_lrs": [0.1, 0.05],
+        "steps": 300,
+    },
+    "sequential_restarts": {
+        "scheduler": "SequentialLR",
+        "schedulers": [
+            {"scheduler": "ConstantLR", "kwargs": {"factor": 0.5, "total_iters": 10}},
+            {"scheduler": "CosineAnnealingWarmRestarts", "kwargs": {"T_0": 10, "T_mult": 2}},
+            {"scheduler": "MultiStepLR", "kwargs": {"milestones": [50, 100], "gamma": 0.3}},
+            {"scheduler": "StepLR", "kwargs": {"step_size": 7, "gamma": 0.8}},
+        ],
+        "kwargs": {"milestones": [10, 160, 250]},
+        "group_lrs": [0.1, 0.4],
+        "steps": 300,
+    },
+    "plateau_min_rel": {
+        "scheduler": "ReduceLROnPlateau",
+        "kwargs": {"patience": 5},
+        "metrics": "loss",
+        "group_lrs": [0.1, 0.01],
+        "steps": 300,
+    },
+    "plateau_min_abs_cooldown": {
+        "scheduler": "ReduceLROnPlateau",
+        "kwargs": {
+            "threshold": 0.01,
+            "threshold_mode": "abs",
+            "factor": 0.5,
+            "patience": 3,
+            "cooldown": 4,
+            "min_lr": [1e-3, 1e-4],
+        },
+        "metrics": "loss",
+        "group_lrs": [0.1, 0.01],
+        "steps": 300,
+    },
+    "plateau_max_rel": {
+        "scheduler": "ReduceLROnPlateau",
+        "kwargs": {"mode": "max", "threshold": 0.001, "factor": 0.7, "patience": 2},
+        "metrics": "accuracy",
+        "group_lrs": [0.1, 0.05],
+        "steps": 300,
+    },
+    "plateau_max_abs_eps": {
+        "scheduler": "ReduceLROnPlateau",
+        "kwargs": {
+            "mode": "max",
+            "threshold": 0.005,
+            "threshold_mode": "abs",
+            "factor": 0.5,
+            "patience": 0,
+            "cooldown": 1,
+            "min_lr": 0.002,
+            "eps": 1e-3,
+        },
+        "metrics": "accuracy",
+        "group_lrs": [0.1, 0.02],
+        "steps": 300,
+    },
+}
+
+CLIP_CASES = {
+    "l2_clipped": {"max_norm": 1.0, "norm_type": 2},
+    "l2_not_clipped": {"max_norm": 100.0, "norm_type": 2},
+    "l2_missing_grad": {"max_norm": 0.5, "norm_type": 2, "missing": [1]},
+    "l1": {"max_norm": 2.0, "norm_type": 1},
+    "inf": {"max_norm": 0.5, "norm_type": "inf"},
+    "p3_5": {"max_norm": 1.0, "norm_type": 3.5},
+    "p0_5": {"max_norm": 10.0, "norm_type": 0.5},
+    "zero_norm_count": {"max_norm": 2.0, "norm_type": 0},
+    "tiny_grads": {"max_norm": 1e-7, "norm_type": 2, "scale": 1e-8},
+    "float32": {"max_norm": 1.0, "norm_type": 2, "dtype": "float32"},
+    "float32_inf": {"max_norm": 0.3, "norm_type": "inf", "dtype": "float32"},
 }
 
 
@@ -299,8 +461,26 @@ def make_optimizers() -> dict[str, np.ndarray]:
     return out
 
 
+def plateau_metrics(rng: np.random.Generator, n: int, kind: str) -> np.ndarray:
+    """A validation curve for ReduceLROnPlateau: a noisy loss that levels off ("loss"), or an
+    accuracy that rises and levels off, rounded to 2 decimals so that ties occur ("accuracy")."""
+    t = np.arange(n)
+    if kind == "loss":
+        return 2.0 / (1.0 + t / 15.0) + 0.3 + 0.03 * rng.standard_normal(n)
+    return np.round(0.9 - 0.6 / (1.0 + t / 20.0) + 0.01 * rng.standard_normal(n), 2)
+
+
+def _torch_scheduler(opt, spec):
+    """The scheduler `spec` describes (a SequentialLR's parts built first, in order)."""
+    kwargs = dict(spec["kwargs"])
+    if spec["scheduler"] == "SequentialLR":
+        kwargs["schedulers"] = [_torch_scheduler(opt, part) for part in spec["schedulers"]]
+    return getattr(torch.optim.lr_scheduler, spec["scheduler"])(opt, **kwargs)
+
+
 def make_schedulers() -> dict[str, np.ndarray]:
     """Record the lr (and cycled momentum) of each scheduler case after every step."""
+    rng = np.random.default_rng(SEED)
     out = {**_header(), "cases": np.array(json.dumps(SCHEDULER_CASES, sort_keys=True))}
     for name, case in SCHEDULER_CASES.items():
         group_lrs = case.get("group_lrs", [0.1])
@@ -308,8 +488,12 @@ def make_schedulers() -> dict[str, np.ndarray]:
         groups = [{"params": [p], "lr": lr} for p, lr in zip(params, group_lrs)]
         opt_name = case.get("optimizer", "SGD")
         opt = getattr(torch.optim, opt_name)(groups, **case.get("optimizer_kwargs", {"lr": 0.1}))
-        sched = getattr(torch.optim.lr_scheduler, case["scheduler"])(opt, **case["kwargs"])
+        sched = _torch_scheduler(opt, case)
         cycles_momentum = case["kwargs"].get("cycle_momentum", False)
+        metrics = None
+        if "metrics" in case:
+            metrics = plateau_metrics(rng, case["steps"], case["metrics"])
+            out[f"{name}__metrics"] = metrics
 
         def momentum_now():
             if opt_name == "Adam":
@@ -317,14 +501,48 @@ def make_schedulers() -> dict[str, np.ndarray]:
             return [group["momentum"] for group in opt.param_groups]
 
         lrs, momentums = [sched.get_last_lr()], [momentum_now()]
-        for _ in range(case["steps"]):
+        for k in range(case["steps"]):
             opt.step()  # no gradients: a no-op that keeps torch's call-order check quiet
-            sched.step()
+            if metrics is not None:
+                sched.step(float(metrics[k]))
+            elif "epochs_per_unit" in case:
+                sched.step((k + 1) / case["epochs_per_unit"])
+            else:
+                sched.step()
             lrs.append(sched.get_last_lr())
             momentums.append(momentum_now())
         out[f"{name}__lr"] = np.array(lrs, dtype=np.float64)
         if cycles_momentum:
             out[f"{name}__momentum"] = np.array(momentums, dtype=np.float64)
+    return out
+
+
+def make_clip_grad_norm() -> dict[str, np.ndarray]:
+    """clip_grad_norm_'s total norm and clipped gradients for each norm type and case."""
+    rng = np.random.default_rng(SEED)
+    grads = [rng.standard_normal((4, 3)), rng.standard_normal(5) * 3.0,
+             rng.standard_normal((2, 3, 2)) * 0.1]
+    grads[1][[1, 3]] = 0.0
+    out = {
+        **_header(),
+        "cases": np.array(json.dumps(CLIP_CASES, sort_keys=True)),
+        **{f"g{i}": g for i, g in enumerate(grads)},
+    }
+    for name, case in CLIP_CASES.items():
+        dtype = getattr(torch, case.get("dtype", "float64"))
+        params = []
+        for i, g in enumerate(grads):
+            p = torch.zeros(g.shape, dtype=dtype, requires_grad=True)
+            if i not in case.get("missing", []):
+                p.grad = torch.tensor(g * case.get("scale", 1.0), dtype=dtype)
+            params.append(p)
+        total = torch.nn.utils.clip_grad_norm_(
+            params, case["max_norm"], norm_type=float(case["norm_type"]), foreach=False
+        )
+        out[f"{name}__total"] = total.numpy()
+        for i, p in enumerate(params):
+            if p.grad is not None:
+                out[f"{name}__g{i}"] = p.grad.numpy()
     return out
 
 
@@ -433,6 +651,170 @@ def make_softmax() -> dict[str, np.ndarray]:
     return out
 
 
+LOSS_CASES = {
+    "ce_labels": {"fn": "cross_entropy", "input": "logits", "target": "labels"},
+    "ce_weight": {"fn": "cross_entropy", "input": "logits", "target": "labels",
+                  "weight": "class_weight"},
+    "ce_ignored": {"fn": "cross_entropy", "input": "logits", "target": "labels_ignored"},
+    "ce_ignored_weight_smooth": {"fn": "cross_entropy", "input": "logits",
+                                 "target": "labels_ignored", "weight": "class_weight",
+                                 "kwargs": {"label_smoothing": 0.2}},
+    "ce_custom_ignore": {"fn": "cross_entropy", "input": "logits", "target": "labels_custom",
+                         "weight": "class_weight", "kwargs": {"ignore_index": 2}},
+    "ce_soft_weight": {"fn": "cross_entropy", "input": "logits", "target": "soft_targets",
+                       "weight": "class_weight", "kwargs": {"label_smoothing": 0.1}},
+    "nll_labels": {"fn": "nll_loss", "input": "log_probs", "target": "labels"},
+    "nll_weight_ignored": {"fn": "nll_loss", "input": "log_probs", "target": "labels_ignored",
+                           "weight": "class_weight"},
+    "nll_custom_ignore": {"fn": "nll_loss", "input": "log_probs", "target": "labels_custom",
+                          "kwargs": {"ignore_index": 2}},
+    "mse": {"fn": "mse_loss", "input": "inputs", "target": "targets", "target_grad": True},
+    "l1": {"fn": "l1_loss", "input": "inputs", "target": "targets", "target_grad": True},
+    "bce": {"fn": "binary_cross_entropy", "input": "probs", "target": "soft_targets"},
+    "bce_weight": {"fn": "binary_cross_entropy", "input": "probs", "target": "binary",
+                   "weight": "element_weight"},
+    "bce_class_weight": {"fn": "binary_cross_entropy", "input": "probs",
+                         "target": "soft_targets", "weight": "class_weight"},
+    "bce_edge": {"fn": "binary_cross_entropy", "input": "probs_edge", "target": "binary",
+                 "input_grad": False},
+    "bce_logits": {"fn": "binary_cross_entropy_with_logits", "input": "logits",
+                   "target": "soft_targets", "target_grad": True},
+    "bce_logits_weights": {"fn": "binary_cross_entropy_with_logits", "input": "logits",
+                           "target": "binary", "weight": "class_weight",
+                           "pos_weight": "pos_weight"},
+    "bce_logits_pos_weight": {"fn": "binary_cross_entropy_with_logits", "input": "logits",
+                              "target": "soft_targets", "pos_weight": "pos_weight",
+                              "target_grad": True},
+}
+
+ACTIVATION_CASES = {
+    "gelu": {"fn": "gelu", "kwargs": {}},
+    "gelu_tanh": {"fn": "gelu", "kwargs": {"approximate": "tanh"}},
+    "silu": {"fn": "silu", "kwargs": {}},
+    "softplus": {"fn": "softplus", "kwargs": {}},
+    "softplus_beta": {"fn": "softplus", "kwargs": {"beta": 2.0, "threshold": 5.0}},
+    "softplus_small_beta": {"fn": "softplus", "kwargs": {"beta": 0.5}},
+}
+
+LAYER_NORM_CASES = {
+    "last": {"normalized_shape": [5], "elementwise_affine": True, "bias": True, "eps": 1e-5},
+    "last_two": {"normalized_shape": [3, 5], "elementwise_affine": True, "bias": True,
+                 "eps": 1e-3},
+    "no_affine": {"normalized_shape": [5], "elementwise_affine": False, "bias": True,
+                  "eps": 1e-5},
+    "no_bias": {"normalized_shape": [5], "elementwise_affine": True, "bias": False,
+                "eps": 1e-5},
+}
+
+
+def make_losses() -> dict[str, np.ndarray]:
+    """Every loss case of LOSS_CASES in each reduction: value and gradients."""
+    rng = np.random.default_rng(SEED)
+    logits = rng.standard_normal((6, 4)) * 2.0
+    logits[5] *= 20.0  # large logits: the stable forms matter
+    labels = rng.integers(0, 4, 6)
+    labels_ignored = labels.copy()
+    labels_ignored[[1, 4]] = -100
+    labels_custom = np.array([2, 0, 2, 1, 3, 2])
+    soft = rng.uniform(0.0, 1.0, (6, 4)) ** 2
+    probs_edge = rng.uniform(0.05, 0.95, (6, 4))
+    probs_edge[0, :2] = [0.0, 1.0]
+    probs_edge[1, :2] = [1.0, 0.0]
+    binary = (rng.uniform(size=(6, 4)) > 0.5).astype(np.float64)
+    binary[0, :2] = [1.0, 0.0]  # edge probabilities meet the opposite target: log clamped
+    binary[1, :2] = [0.0, 1.0]
+    inputs = rng.standard_normal((6, 4))
+    targets = rng.standard_normal((6, 4))
+    targets[0, 0] = inputs[0, 0]  # a tie: l1's gradient is 0 there
+    arrays = {
+        "logits": logits,
+        "log_probs": torch.log_softmax(torch.from_numpy(logits), 1).numpy(),
+        "probs": rng.uniform(0.02, 0.98, (6, 4)),
+        "probs_edge": probs_edge,
+        "inputs": inputs,
+        "targets": targets,
+        "labels": labels.astype(np.int64),
+        "labels_ignored": labels_ignored.astype(np.int64),
+        "labels_custom": labels_custom.astype(np.int64),
+        "soft_targets": soft / soft.sum(axis=1, keepdims=True),
+        "binary": binary,
+        "class_weight": rng.uniform(0.5, 2.0, 4),
+        "element_weight": rng.uniform(0.5, 2.0, (6, 4)),
+        "pos_weight": rng.uniform(0.5, 3.0, 4),
+        "upstream": rng.standard_normal((6, 4)),
+        "upstream_rows": rng.standard_normal(6),
+    }
+    out = {**_header(), "cases": np.array(json.dumps(LOSS_CASES, sort_keys=True)), **arrays}
+    for name, case in LOSS_CASES.items():
+        fn = getattr(torch.nn.functional, case["fn"])
+        for reduction in ("mean", "sum", "none"):
+            x = torch.tensor(arrays[case["input"]], requires_grad=True)
+            t = torch.tensor(arrays[case["target"]],
+                             requires_grad=case.get("target_grad", False))
+            kwargs = dict(case.get("kwargs", {}), reduction=reduction)
+            for key in ("weight", "pos_weight"):
+                if case.get(key):
+                    kwargs[key] = torch.from_numpy(arrays[case[key]])
+            loss = fn(x, t, **kwargs)
+            key = f"{name}_{reduction}"
+            out[f"{key}__loss"] = loss.detach().numpy()
+            if reduction == "none":
+                upstream = arrays["upstream" if loss.ndim == 2 else "upstream_rows"]
+                loss = (loss * torch.from_numpy(upstream)).sum()
+            loss.backward()
+            if case.get("input_grad", True):
+                out[f"{key}__grad"] = x.grad.numpy()
+            if case.get("target_grad", False):
+                out[f"{key}__grad_target"] = t.grad.numpy()
+    return out
+
+
+def make_activations() -> dict[str, np.ndarray]:
+    """gelu (erf and tanh forms), silu and softplus (beta, threshold): values and gradients."""
+    rng = np.random.default_rng(SEED)
+    x = rng.uniform(-8.0, 8.0, (5, 8))
+    x[0, :6] = [0.0, 30.0, -30.0, 2.4, 2.6, 25.0]  # softplus_beta's threshold is at x = 2.5
+    upstream = rng.standard_normal((5, 8))
+    out = {**_header(), "cases": np.array(json.dumps(ACTIVATION_CASES, sort_keys=True)),
+           "x": x, "upstream": upstream}
+    for name, case in ACTIVATION_CASES.items():
+        z = torch.tensor(x, requires_grad=True)
+        y = getattr(torch.nn.functional, case["fn"])(z, **case["kwargs"])
+        (y * torch.from_numpy(upstream)).sum().backward()
+        out[f"{name}__y"] = y.detach().numpy()
+        out[f"{name}__grad"] = z.grad.numpy()
+    return out
+
+
+def make_layer_norm() -> dict[str, np.ndarray]:
+    """torch.nn.LayerNorm over the last one or two dimensions, with and without affine."""
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((4, 3, 5)) * 2.0 + 1.0
+    upstream = rng.standard_normal((4, 3, 5))
+    out = {**_header(), "cases": np.array(json.dumps(LAYER_NORM_CASES, sort_keys=True)),
+           "x": x, "upstream": upstream}
+    for name, case in LAYER_NORM_CASES.items():
+        ln = torch.nn.LayerNorm(case["normalized_shape"], eps=case["eps"],
+                                elementwise_affine=case["elementwise_affine"],
+                                bias=case["bias"]).double()
+        with torch.no_grad():
+            for pname in ("weight", "bias"):
+                p = getattr(ln, pname)
+                if p is not None:
+                    p.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, tuple(p.shape))))
+                    out[f"{name}__{pname}"] = p.detach().numpy().copy()
+        z = torch.tensor(x, requires_grad=True)
+        y = ln(z)
+        (y * torch.from_numpy(upstream)).sum().backward()
+        out[f"{name}__y"] = y.detach().numpy()
+        out[f"{name}__dx"] = z.grad.numpy()
+        for pname in ("weight", "bias"):
+            p = getattr(ln, pname)
+            if p is not None:
+                out[f"{name}__d{pname}"] = p.grad.numpy()
+    return out
+
+
 def main(out_dir: Path | str = HERE) -> list[Path]:
     """Write all golden files into ``out_dir``; return their paths."""
     torch.set_num_threads(1)
@@ -441,9 +823,13 @@ def main(out_dir: Path | str = HERE) -> list[Path]:
     contents = {
         "optimizers.npz": make_optimizers(),
         "schedulers.npz": make_schedulers(),
+        "clip_grad_norm.npz": make_clip_grad_norm(),
         "batchnorm1d.npz": make_batchnorm1d(),
         "cross_entropy.npz": make_cross_entropy(),
         "softmax.npz": make_softmax(),
+        "losses.npz": make_losses(),
+        "activations.npz": make_activations(),
+        "layer_norm.npz": make_layer_norm(),
     }
     paths = []
     for filename, arrays in contents.items():

@@ -10,9 +10,13 @@ HERE = Path(__file__).resolve().parent
 GOLDEN_FILES = [
     "optimizers.npz",
     "schedulers.npz",
+    "clip_grad_norm.npz",
     "batchnorm1d.npz",
     "cross_entropy.npz",
     "softmax.npz",
+    "losses.npz",
+    "activations.npz",
+    "layer_norm.npz",
 ]
 
 

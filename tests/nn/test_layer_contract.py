@@ -29,7 +29,10 @@ def _layers(dtype):
         bn.bias.data[...] = np.linspace(-1.0, 1.0, 4)
     return [nn.Linear(4, 4, seed=0, dtype=dtype), nn.Linear(4, 4, bias=False, seed=1,
                                                              dtype=dtype),
-            *bns, nn.ReLU(), nn.LeakyReLU(0.2), nn.ELU(0.5), nn.Tanh(), nn.Sigmoid()]
+            *bns, nn.ReLU(), nn.LeakyReLU(0.2), nn.ELU(0.5), nn.Tanh(), nn.Sigmoid(),
+            nn.GELU(), nn.GELU("tanh"), nn.SiLU(), nn.Softplus(2.0, 3.0), nn.Softmax(1),
+            nn.LogSoftmax(dim=0), nn.LayerNorm(4, dtype=dtype),
+            nn.LayerNorm(4, elementwise_affine=False, dtype=dtype)]
 
 
 def _state(module):

@@ -193,6 +193,10 @@ def _np_leaky_relu(x, negative_slope):
     return np.maximum(x, 0) + negative_slope * np.minimum(x, 0)
 
 
+def _np_softplus(x, beta, threshold):
+    return np.where(beta * x > threshold, x, np.log1p(np.exp(beta * x)) / beta)
+
+
 T = tensors
 POS = dict(low=0.3, high=3.0)
 # fn: the op as called; ref: the numpy function it mirrors (or a numpy composition), called on
@@ -224,6 +228,10 @@ CASES = {
                        params=dict(negative_slope=st.sampled_from([0.01, 0.2]))),
     "elu": dict(fn=tg.elu, ref=lambda x, alpha: np.where(x > 0, x, alpha * (np.exp(x) - 1)),
                 inputs=[T(avoid=(0,))], params=dict(alpha=st.sampled_from([0.01, 1.0]))),
+    "erf": dict(fn=tg.erf, ref=special.erf, inputs=[T()]),
+    "softplus": dict(fn=tg.softplus, ref=_np_softplus, inputs=[T(avoid=(0.5, 1.0))],
+                     params=dict(beta=st.sampled_from([1.0, 2.0]),
+                                 threshold=st.sampled_from([20.0, 1.0]))),  # kinks avoided
     "maximum": dict(fn=tg.maximum, ref=np.maximum, inputs=[_separated_pair()]),
     "minimum": dict(fn=tg.minimum, ref=np.minimum, inputs=[_separated_pair()]),
     "where": dict(fn=tg.where, ref=np.where, inputs=[_where_args()]),
@@ -287,4 +295,71 @@ CASES = {
     "astype": dict(fn=lambda x: tg.astype(x * 1.5, np.float32).astype(np.float64),
                    ref=lambda x: (x * 1.5).astype(np.float32).astype(np.float64),
                    inputs=[T()], eps=1e-2, atol=1e-4, rtol=1e-4),  # linear: a big eps is exact
+}
+
+
+# ---- non-differentiable functions ---------------------------------------------------------------
+def _ties(ts):
+    """Tensors rounded to -2..2: equal values, ties and zeros are common (comparisons, argmax,
+    all/any)."""
+    ts = ts if isinstance(ts, tuple) else (ts,)
+    return tuple(tg.tensor(np.round(t.data), requires_grad=True) for t in ts)
+
+
+def _specials(t):
+    """Some elements nan, inf or -inf (isnan, isfinite)."""
+    x = t.data
+    return tg.tensor(np.where(x > 1.2, np.nan, np.where(x < -1.5, -np.inf,
+                                                        np.where(x < -1.2, np.inf, x))))
+
+
+def _arg_axis(x):
+    return st.one_of(st.none(), st.integers(-max(x.ndim, 1), max(x.ndim, 1) - 1))
+
+
+def _np_arg(fn):
+    # numpy refuses axis 0 of a 0-d array, which torch (and tensorgrad) read as "its one element"
+    return lambda x, axis, keepdims: fn(x, axis=axis if x.ndim else None, keepdims=keepdims)
+
+
+def _close_pair():
+    return broadcastable_tensors(2).map(
+        lambda ab: (ab[0], tg.tensor(ab[0].data + ab[1].data * 1e-6 * (ab[1].data > 1))))
+
+
+PAIR, ONE = [broadcastable_tensors(2).map(_ties)], [T().map(_ties)]
+# every public function without gradient (test_completeness.py): its forward against numpy's,
+# and no graph recorded although the inputs require grad (test_op_forward.py)
+NONDIFF_CASES = {
+    "sign": dict(fn=tg.sign, ref=np.sign, inputs=ONE),
+    "equal": dict(fn=tg.equal, ref=np.equal, inputs=PAIR),
+    "not_equal": dict(fn=tg.not_equal, ref=np.not_equal, inputs=PAIR),
+    "less": dict(fn=tg.less, ref=np.less, inputs=PAIR),
+    "less_equal": dict(fn=tg.less_equal, ref=np.less_equal, inputs=PAIR),
+    "greater": dict(fn=tg.greater, ref=np.greater, inputs=PAIR),
+    "greater_equal": dict(fn=tg.greater_equal, ref=np.greater_equal, inputs=PAIR),
+    "eq": dict(fn=lambda a, b: a.eq(b), ref=np.equal, inputs=PAIR),
+    "ne": dict(fn=lambda a, b: a.ne(b), ref=np.not_equal, inputs=PAIR),
+    "lt": dict(fn=lambda a, b: a.lt(b), ref=np.less, inputs=PAIR),
+    "le": dict(fn=tg.le, ref=np.less_equal, inputs=PAIR),
+    "gt": dict(fn=tg.gt, ref=np.greater, inputs=PAIR),
+    "ge": dict(fn=lambda a, b: a.ge(b), ref=np.greater_equal, inputs=PAIR),
+    "logical_and": dict(fn=tg.logical_and, ref=np.logical_and, inputs=PAIR),
+    "logical_or": dict(fn=tg.logical_or, ref=np.logical_or, inputs=PAIR),
+    "logical_xor": dict(fn=tg.logical_xor, ref=np.logical_xor, inputs=PAIR),
+    "logical_not": dict(fn=tg.logical_not, ref=np.logical_not, inputs=ONE),
+    "isfinite": dict(fn=tg.isfinite, ref=np.isfinite, inputs=[T().map(_specials)]),
+    "isnan": dict(fn=tg.isnan, ref=np.isnan, inputs=[T().map(_specials)]),
+    "argmax": dict(fn=tg.argmax, ref=_np_arg(np.argmax), inputs=ONE,
+                   params=dict(axis=_arg_axis, keepdims=st.booleans())),
+    "argmin": dict(fn=lambda x, axis, keepdims: x.argmin(dim=axis, keepdim=keepdims),
+                   ref=_np_arg(np.argmin), inputs=ONE,
+                   params=dict(axis=_arg_axis, keepdims=st.booleans())),
+    "all": dict(fn=tg.all, ref=np.all, inputs=ONE,
+                params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans())),
+    "any": dict(fn=lambda x, axis, keepdims: x.any(dim=axis, keepdim=keepdims), ref=np.any,
+                inputs=ONE, params=dict(axis=lambda x: axes(x.ndim), keepdims=st.booleans())),
+    # a Python bool, wrapped to compare like the others
+    "allclose": dict(fn=lambda a, b: tg.tensor(tg.allclose(a, b)), ref=np.allclose,
+                     inputs=[_close_pair()]),
 }

@@ -1,7 +1,8 @@
 """No op can be added untested: the issue's public op list, the registry and the cases agree."""
 import tensorgrad as tg
+from tensorgrad.autograd.registry import REGISTRY
 
-from .op_cases import CASES
+from .op_cases import CASES, NONDIFF_CASES
 
 # the ops the core issue lists (composites such as var, softmax, logsumexp, indexing, pad included)
 REQUIRED = """add sub mul div pow matmul neg exp log sqrt abs tanh sigmoid relu leaky_relu elu
@@ -34,3 +35,17 @@ def test_every_op_is_a_function_and_method():
         assert hasattr(tg.Tensor, name), name
     for alias, canonical in [("cat", "concatenate"), ("clamp", "clip")]:
         assert getattr(tg, alias) is getattr(tg, canonical)
+
+
+def test_every_nondifferentiable_function_has_a_case():
+    differentiable = {id(fn) for fn in tg.DIFFERENTIABLE.values()}
+    nondiff = {name for name, entry in REGISTRY.items()
+               if not entry.listed and id(entry.fn) not in differentiable}
+    missing = sorted(nondiff - set(NONDIFF_CASES))
+    assert not missing, f"functions without gradient lacking an entry in NONDIFF_CASES: {missing}"
+
+
+def test_torch_names_of_the_predicates():
+    for name in ["argmax", "argmin", "all", "any", "eq", "ne", "lt", "le", "gt", "ge",
+                 "allclose"]:
+        assert callable(getattr(tg, name)) and hasattr(tg.Tensor, name), name

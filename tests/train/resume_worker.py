@@ -4,11 +4,13 @@
 
 Tiny CIFAR-10 files (split b), an MLP with batch norm and dropout, augmentation, a CyclicLR and
 a checkpoint every 3 updates. A fault set by TENSORGRAD_FAULT (test-only) may kill or interrupt
-it; run again with the same arguments it resumes from the checkpoint. When training ends it
+it; run again with the same arguments it resumes from the checkpoint. TENSORGRAD_TEST_PREFETCH
+(test-only) sets the loader's prefetch_factor (default 0). When training ends it
 writes OUT.npz (model and optimizer state) and OUT.json (history and RNG states); when fit
 raises KeyboardInterrupt it prints what the exception carries as one JSON line and exits 130.
 """
 import json
+import os
 import sys
 
 import numpy as np
@@ -48,7 +50,8 @@ def main(data, checkpoint, optimizer, out):
     opt = OPTIMIZERS[optimizer](model.parameters())
     max_lr = opt.param_groups[0]["lr"]
     sched = CyclicLR(opt, base_lr=max_lr / 10, max_lr=max_lr, step_size_up=4)
-    loader = DataLoader((x, y), batch_size=BATCH, seed=1)
+    loader = DataLoader((x, y), batch_size=BATCH, seed=1,
+                        prefetch_factor=int(os.environ.get("TENSORGRAD_TEST_PREFETCH", "0")))
     augment = Compose([RandomHorizontalFlip(0.5, seed=2), RandomTranslation(2, seed=3),
                        GaussianNoise(0.1, seed=4)])
     checkpoint = None if checkpoint == "none" else checkpoint

@@ -22,7 +22,10 @@ def _carried(proc):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_ctrl_c_saves_the_last_finished_update_and_resumes_bitwise(cifar, tmp_path):
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_ctrl_c_saves_the_last_finished_update_and_resumes_bitwise(cifar, tmp_path, prefetch):
+    """(With prefetch, the interrupted and resumed runs prefetch 2 batches: the thread is
+    ahead when Ctrl-C comes; the reference does not prefetch.)"""
     (tmp_path / "ref").mkdir()
     ref = run_worker(cifar, tmp_path / "ref" / "run.ckpt", "adam", tmp_path / "ref_out")
     assert ref.returncode == 0, ref.stderr
@@ -30,11 +33,12 @@ def test_ctrl_c_saves_the_last_finished_update_and_resumes_bitwise(cifar, tmp_pa
     folder.mkdir()
     ckpt = folder / "run.ckpt"
     # update 5 is between the checkpoints of updates 3 and 6: saving it is the interrupt's doing
-    carried = _carried(run_worker(cifar, ckpt, "adam", tmp_path / "out", "INT@update:5"))
+    carried = _carried(run_worker(cifar, ckpt, "adam", tmp_path / "out", "INT@update:5",
+                                  prefetch))
     assert carried == {"interrupted": "KeyboardInterrupt", "checkpoint": str(ckpt), "step": 5}
     assert sorted(p.name for p in folder.iterdir()) == ["run.ckpt"]
     # resuming from update 5 gives the uninterrupted run's result, bit for bit
-    proc = run_worker(cifar, ckpt, "adam", tmp_path / "out")
+    proc = run_worker(cifar, ckpt, "adam", tmp_path / "out", prefetch=prefetch)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (ref_arrays, ref_json), (arrays, got_json) = results(tmp_path / "ref_out"), \
         results(tmp_path / "out")

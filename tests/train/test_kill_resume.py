@@ -31,9 +31,9 @@ def cifar(tmp_path_factory):
     return root
 
 
-def run_worker(cifar, checkpoint, optimizer, out, fault=None):
+def run_worker(cifar, checkpoint, optimizer, out, fault=None, prefetch=0):
     env = {k: v for k, v in os.environ.items() if k != "TENSORGRAD_FAULT"}
-    env.update(THREADS)
+    env.update(THREADS, TENSORGRAD_TEST_PREFETCH=str(prefetch))
     if fault:
         env["TENSORGRAD_FAULT"] = fault
     return subprocess.run(
@@ -45,8 +45,10 @@ def results(out):
     return load(f"{out}.npz"), json.loads(Path(f"{out}.json").read_text())
 
 
-@pytest.mark.parametrize("optimizer", ["momentum", "nesterov", "adam"])
-def test_killed_three_times_resumes_bitwise(cifar, tmp_path, optimizer):
+@pytest.mark.parametrize("optimizer, prefetch", [("momentum", 0), ("nesterov", 0), ("adam", 0),
+                                               ("momentum", 2)])
+def test_killed_three_times_resumes_bitwise(cifar, tmp_path, optimizer, prefetch):
+    """(With prefetch: the killed and resumed runs prefetch 2 batches, the reference does not.)"""
     (tmp_path / "ref").mkdir()
     ref = run_worker(cifar, tmp_path / "ref" / "run.ckpt", optimizer, tmp_path / "ref_out")
     assert ref.returncode == 0, ref.stderr
@@ -54,10 +56,10 @@ def test_killed_three_times_resumes_bitwise(cifar, tmp_path, optimizer):
     folder.mkdir()
     ckpt = folder / "run.ckpt"
     for fault in KILLS:
-        proc = run_worker(cifar, ckpt, optimizer, tmp_path / "out", fault)
+        proc = run_worker(cifar, ckpt, optimizer, tmp_path / "out", fault, prefetch)
         assert proc.returncode == -signal.SIGKILL, (fault, proc.returncode, proc.stderr[-3000:])
         assert ckpt.exists(), fault
-    proc = run_worker(cifar, ckpt, optimizer, tmp_path / "out")
+    proc = run_worker(cifar, ckpt, optimizer, tmp_path / "out", prefetch=prefetch)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ref_arrays, ref_json = results(tmp_path / "ref_out")
     arrays, got_json = results(tmp_path / "out")
