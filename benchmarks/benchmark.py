@@ -72,7 +72,7 @@ class TensorgradMLP:
 
     def train_step(self, x, y, lr):
         # the scheduler sets the same triangular lr that timed_updates passes in
-        logits = self.model(self.tg.Tensor(x))
+        logits = self.model(self.tg.as_tensor(x))  # the batch array itself, as fit passes it
         loss = self.F.cross_entropy(logits, y)
         if self.lam:
             loss = loss + self.lam * self.nn.l2_penalty(self.model)

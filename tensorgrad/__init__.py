@@ -12,7 +12,9 @@ from . import nn, ops, optim  # noqa: E402
 from .autograd import (
                        GraphFreedError,
                        Tensor,
+                       as_tensor,
                        enable_grad,
+                       from_numpy,
                        grad,
                        inference_mode,
                        is_grad_enabled,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import faults
-from .autograd import Tensor, no_grad
+from .autograd import as_tensor, no_grad
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data.augment import hflip
 from .data.checks import check_finite
@@ -91,9 +91,9 @@ def evaluate(model, x, y, batch_size=1000, l2=0.0, flip_tta=False, normalize=Non
         with no_grad():
             for sl in _batches(x, batch_size):
                 xb, yb = x[sl], y[sl]
-                logits = model(Tensor(xb))
+                logits = model(as_tensor(xb))
                 if flip_tta:
-                    mirrored = model(Tensor(hflip(xb, normalize)))
+                    mirrored = model(as_tensor(hflip(xb, normalize)))
                     scores = F.softmax(logits, axis=1).data + F.softmax(mirrored, axis=1).data
                     rows = np.arange(len(yb))
                     log_p = np.logaddexp(F.log_softmax(logits, axis=1).data[rows, yb],
@@ -344,7 +344,7 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
                 for xb, yb in train_loader:
                     if augment is not None:
                         xb = augment(xb)
-                    logits = model(Tensor(xb))
+                    logits = model(as_tensor(xb))
                     loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
                     cost = loss + l2 * l2_penalty(model) if l2 else loss
                     value = loss.item()

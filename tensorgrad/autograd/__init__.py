@@ -1,4 +1,5 @@
 """Reverse-mode autodiff: the Tensor, grad mode, the graph walk, and how ops are defined."""
+from . import inplace  # noqa: F401  (installs add_, x += y, ... on Tensor)
 from .function import Function, FunctionCtx, Op
 from .grad_mode import (
     enable_grad,
@@ -8,9 +9,9 @@ from .grad_mode import (
     no_grad,
     set_grad_enabled,
 )
-from .tensor import Tensor, tensor
+from .tensor import Tensor, as_tensor, from_numpy, tensor
 from .walk import GraphFreedError, grad
 
-__all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "grad", "GraphFreedError", "inference_mode", "is_inference_mode_enabled", "Function",
-           "FunctionCtx", "Op"]
+__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "no_grad", "enable_grad",
+           "set_grad_enabled", "is_grad_enabled", "grad", "GraphFreedError", "inference_mode",
+           "is_inference_mode_enabled", "Function", "FunctionCtx", "Op"]

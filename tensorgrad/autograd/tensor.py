@@ -2,8 +2,9 @@
 
 A Tensor wraps a numpy array. An op whose inputs require grad records itself on its output
 (`_op`, `_parents`, the input arrays and the op's parameters); the walk (walk.py) goes back
-through those records. `backward` is installed by walk.py; the operators, the op methods and
-`clone` by ops/ (autograd imports no ops).
+through those records. `backward` is installed by walk.py, the in-place methods (`add_`,
+`x += y`, ...) by inplace.py; the operators, the op methods and `clone` by ops/ (autograd
+imports no ops).
 """
 import itertools
 import operator
@@ -12,16 +13,18 @@ import numpy as np
 
 from . import grad_mode as _gm
 
-__all__ = ["Tensor", "tensor", "apply", "attach", "node", "Size"]
+__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "apply", "attach", "node", "Size"]
 
 _FLOAT_KINDS = "f"  # gradients exist for real floating point dtypes only
 
 
 def _to_array(data, dtype):
+    """A new array of data's values (a copy, as torch.tensor makes: an in-place change of the
+    tensor never reaches the caller's array)."""
     if isinstance(data, Tensor):
         data = data.data
     if isinstance(data, np.ndarray) or isinstance(data, np.generic):
-        arr = np.asarray(data, dtype=dtype)
+        arr = np.array(data, dtype=dtype)
     else:  # python scalars, lists: floats default to float32, as in PyTorch
         arr = np.asarray(data, dtype=dtype)
         if dtype is None and arr.dtype == np.float64:
@@ -33,6 +36,7 @@ class Tensor:
     """An n-dimensional array with reverse-mode automatic differentiation.
 
     `.data` is the numpy array; `.grad` is filled by `backward()` for leaves that require grad.
+    `Tensor(data)` copies data's values, as `tg.tensor` does (`tg.as_tensor` shares memory).
     """
 
     __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray * Tensor -> Tensor
@@ -213,8 +217,27 @@ _next_seq = itertools.count().__next__  # creation order of recorded nodes = a t
 
 
 def tensor(data, requires_grad=False, dtype=None):
-    """Create a leaf Tensor. Python floats/lists become float32; numpy arrays keep their dtype."""
+    """Create a leaf Tensor holding a copy of `data` (as torch.tensor does). Python floats/lists
+    become float32; numpy arrays keep their dtype."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def as_tensor(data, dtype=None):
+    """`data` as a Tensor without a copy where possible (torch.as_tensor): a Tensor of that
+    dtype is returned as it is, a numpy array of that dtype is shared (an in-place change of the
+    tensor changes the array); anything else is converted as by `tg.tensor`."""
+    if isinstance(data, Tensor):
+        return data if dtype is None or np.dtype(dtype) == data.dtype else data.astype(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return Tensor._wrap(data)
+    return Tensor(data, dtype=dtype)
+
+
+def from_numpy(array):
+    """A Tensor sharing the memory of numpy array `array`, in its dtype (torch.from_numpy)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray (got {type(array).__name__})")
+    return Tensor._wrap(array)
 
 
 # ------------------------------------------------------------------------------------------------

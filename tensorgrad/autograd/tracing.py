@@ -10,7 +10,8 @@ layers declare here, beside their code, what the tracer needs to know about them
   with an error saying what was done and why a trace cannot record it;
 - `record_nondiff`: how a call without gradient (a comparison, sign, detach) is recorded while a
   trace is active;
-- `random_draw`: a call that draws random numbers, which a trace refuses.
+- `random_draw`: a call that draws random numbers, which a trace refuses;
+- `in_place`: an in-place change of a tensor (`add_`, `x += y`), which a trace refuses.
 
 Nothing here depends on the tracer: it reads the registries and provides the hook's methods.
 """
@@ -21,8 +22,8 @@ import numpy as np
 from .function import Op
 from .tensor import Tensor
 
-__all__ = ["static_read", "value_read", "record_nondiff", "random_draw", "STATIC_READERS",
-           "VALUE_READERS"]
+__all__ = ["static_read", "value_read", "record_nondiff", "random_draw", "in_place",
+           "STATIC_READERS", "VALUE_READERS"]
 
 _t = importlib.import_module(".tensor", __package__)  # the module (its `_tracer` hook)
 
@@ -63,6 +64,14 @@ def random_draw(what):
     tracer = _t._tracer
     if tracer is not None:
         tracer.random_draw(what)
+
+
+def in_place(what):
+    """Called by every in-place change (autograd/inplace.py): an active trace refuses it, since
+    its program would not replay the change."""
+    tracer = _t._tracer
+    if tracer is not None:
+        tracer.in_place(what)
 
 
 _NONDIFF = {}  # (function, number of inputs) -> the Op recording it in a trace

@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .. import mode as _mode
+from . import inplace as _inplace
 from .grad_mode import set_grad_enabled
 from .tensor import Tensor
 
@@ -133,8 +134,10 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     results (accumulate=False, grad: {id(target): gradient}, no `.grad` touched).
     With `targets`, only paths that lead to a target are walked and only targets (and tensors
     that `retain_grad()`) receive gradients. Without retain_graph each node's saved inputs are
-    dropped once used, so a second walk raises GraphFreedError. Under create_graph the vjps run
-    on Tensors with tensorgrad's ops (xp), so the gradients are differentiable themselves.
+    dropped once used, so a second walk raises GraphFreedError. A node recorded before the latest
+    in-place change checks that what it saved was not changed since (inplace.py). Under
+    create_graph the vjps run on Tensors with tensorgrad's ops (xp), so the gradients are
+    differentiable themselves.
     """
     if hooks is None:  # the current mode's (reference mode: REFERENCE)
         hooks = _hooks(accumulate and targets is None and not create_graph)
@@ -153,6 +156,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
         else:
             r._g = r._g + g
     needed = None if tids is None else _needed(roots, tids)  # the nodes on a path to a target
+    changed = _inplace.last_change  # nodes recorded before it may have lost a saved value
     mode = set_grad_enabled(True) if create_graph else None
     if mode is not None:
         mode.__enter__()
@@ -170,6 +174,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
                 need = [i for i in need if id(parents[i]) in needed or id(parents[i]) in tids] \
                     if id(t) in needed else ()
             if need:
+                if t._seq < changed:
+                    _inplace.check_saved(t)
                 op = t._op
                 args, out = (parents, t) if create_graph else (t._raw, t.data)
                 if g.shape != out.shape and not op.elementwise:

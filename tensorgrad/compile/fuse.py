@@ -63,6 +63,25 @@ class _Saved:
         self.program, self.vals, self.mask, self.kw = program, vals, mask, kw
         self.reference = None  # (g, every input's gradient) of the reference walk's last call
 
+    def saved_values(self):
+        """(what, array) for each constant and intermediate value kept for the backward (the
+        inputs' arrays are the node's own): the walk checks that none was changed in place
+        since the node was recorded (autograd/inplace.py). Those a compiled backward reads, or
+        every one kept before it is compiled."""
+        vals, program = self.vals, self.program.program
+        if vals is None:
+            return []
+        reads = self.program.reads.get(self.mask)
+        first = program.first_step
+        out = []
+        for s in range(program.n_in, len(vals)):
+            v = vals[s]
+            if v.__class__ is np.ndarray and (reads is None or s in reads):
+                what = f"the constant v{s} of its program" if s < first else \
+                    f"the value v{s} of its program (step '{program.steps[s - first][0].name}')"
+                out.append((what, v))
+        return out
+
 
 def _fused_vjp_all(fn):
     """The gradients for all inputs of a fused node at once (the engine asks once per node)."""

@@ -192,6 +192,9 @@ class _Traced(Tensor):
                 f"{extra})")
 
 
+_WHY_IN_PLACE = ("tensors do not support in-place changes inside a fused function: the program "
+                 "records values, not changes of them, so it would not replay the change. Build "
+                 "the new value with ops instead (x = x + y rather than x += y)")
 _WHY_GRAD = ("a fused function is differentiated as a whole: take the gradient of its result "
              "outside it")
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # tensorgrad/
@@ -262,6 +265,11 @@ class _Recorder:
                           "recording it would need a generator inside the program: draw "
                           "outside the fused function and pass the result as an argument "
                           "(for dropout: the mask, from F.dropout_mask)")
+
+    def in_place(self, what):
+        """An in-place change inside the trace (autograd/tracing.py's hook): refused."""
+        raise trace_error(self.state.name, f"{what}() changes a tensor in place (an augmented "
+                          f"assignment such as x += y calls it)", _WHY_IN_PLACE)
 
 
 def trace(fn, tensors, kw):

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import Tensor, as_tensor
 from ..autograd.tracing import random_draw, static_read, value_read
 from ..compile.fuse import fuse
 from ..creation import as_generator
@@ -419,7 +419,7 @@ def batch_norm_batch_stats(input, weight=None, bias=None, *, eps=1e-5):
         return _normalize(input, weight, bias, **kw)
     args = (input,) if weight is None else (input, weight, bias)
     if not all(isinstance(a, Tensor) for a in args):
-        args = tuple(a if isinstance(a, Tensor) else Tensor(a) for a in args)
+        args = tuple(map(as_tensor, args))
     return _normalize_fused(*args, **kw)
 
 

@@ -17,7 +17,7 @@ runs the composition of its layers' functions op by op.
 from operator import attrgetter
 
 from .. import mode as _mode
-from ..autograd import Tensor
+from ..autograd import Tensor, as_tensor
 from ..compile.fuse import fuse
 from ..mode import HITS as _HITS
 
@@ -86,7 +86,7 @@ class Chain:
                 x = m(x)
             return x
         if not isinstance(x, Tensor):
-            x = Tensor(x)
+            x = as_tensor(x)
         if not _mode.FAST and "fused_chain" in _mode.OFF:  # the composition, op by op
             out = _run(x, *tensors, spec=spec)
             if updates is None:

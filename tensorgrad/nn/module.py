@@ -301,7 +301,7 @@ class Module:
         for p in self.parameters():
             p.data = p.data.astype(dt, copy=False)
             if p.grad is not None:
-                p.grad = Tensor(p.grad.data.astype(dt, copy=False))
+                p.grad = Tensor._wrap(p.grad.data.astype(dt, copy=False))
         for b in self.buffers():
             if b.data.dtype.kind == "f":
                 b.data = b.data.astype(dt, copy=False)

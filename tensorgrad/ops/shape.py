@@ -6,6 +6,7 @@ flatten, expand and stack are compositions of these.
 """
 import numpy as np
 
+from ..autograd.tensor import as_tensor
 from ..autograd.tracing import value_read
 from ..autograd.xp import compact_count
 from ..autograd.xp import sum_to as _np_sum_to
@@ -62,7 +63,7 @@ def reshape(x, *shape, **kwargs):
     shape = _shape_arg(shape or (kwargs.pop("shape"),))
     old = _shape_of(x)
     if shape == old:
-        return x if isinstance(x, Tensor) else Tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     return _reshape(x, shape=shape)
 
 
@@ -78,7 +79,7 @@ def permute(x, *axes, **kwargs):
                          f"tensor of shape {_shape_of(x)} (to swap two axes use swapaxes)")
     axes = tuple(a % nd for a in axes)
     if axes == tuple(range(nd)):
-        return x if isinstance(x, Tensor) else Tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     return _transpose(x, axes=axes)
 
 
@@ -115,7 +116,7 @@ def broadcast_to(x, shape):
     """Broadcast to `shape` (a read-only view in numpy; the gradient sums it back)."""
     shape = tuple(shape)
     if _shape_of(x) == shape:
-        return x if isinstance(x, Tensor) else Tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     return _broadcast_to(x, shape=shape)
 
 
@@ -132,7 +133,7 @@ def sum_to(x, shape):
     """Sum a broadcast result back down to `shape` (the adjoint of broadcast_to)."""
     shape = tuple(shape)
     if _shape_of(x) == shape:
-        return x if isinstance(x, Tensor) else Tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     return _sum_to(x, shape=shape)
 
 
@@ -222,7 +223,7 @@ def astype(x, dtype, copy=False):
     """Cast to `dtype`; between float dtypes the gradient is cast back."""
     dtype = np.dtype(dtype)
     if not copy and (x.dtype if isinstance(x, Tensor) else np.result_type(x)) == dtype:
-        return x if isinstance(x, Tensor) else Tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     return _astype(x, dtype=dtype, copy=copy)
 
 
@@ -266,7 +267,7 @@ def pad(x, pad_width, mode="constant", value=0.0, *, constant_values=None):
         value = constant_values
     nd = len(_shape_of(x))
     if nd == 0:
-        return x if isinstance(x, Tensor) else Tensor(x)
+        return x if isinstance(x, Tensor) else as_tensor(x)
     pw = np.broadcast_to(np.asarray(pad_width, dtype=int), (nd, 2))
     pw = tuple((int(a), int(b)) for a, b in pw)
     if any(a < 0 or b < 0 for a, b in pw):

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from ..autograd import Tensor, no_grad
+from ..autograd import Tensor, as_tensor, no_grad
 from ..nn.layers import BatchNorm1d
 from ..nn.module import Module
 
@@ -155,7 +155,7 @@ def update_bn(loader: Iterable, model: Module) -> None:
         with no_grad():
             for batch in _chain(first, batches):
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
-                model(x if isinstance(x, Tensor) else Tensor(np.asarray(x)))
+                model(x if isinstance(x, Tensor) else as_tensor(x))
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum

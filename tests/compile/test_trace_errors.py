@@ -414,3 +414,70 @@ def test_a_custom_function_inside_a_trace_raises():
 
     with pytest.raises(tg.TraceError, match="Double.apply\\(x\\)"):
         tg.fuse(lambda x: Double.apply(x))(tg.tensor(A))
+
+
+# ---- in-place changes: one function per in-place method and augmented assignment --------------
+def _iadd(x):
+    y = x * 2.0
+    y += x
+    return y
+
+
+def _isub(x):
+    y = x * 2.0
+    y -= 1.0
+    return y
+
+
+def _imul(x):
+    y = x * 2.0
+    y *= x
+    return y
+
+
+def _itruediv(x):
+    y = x * 2.0
+    y /= 3.0
+    return y
+
+
+IN_PLACE = {  # the function, the user's line named by the error, the method named
+    "add_": (lambda x: (x * 2.0).add_(x, alpha=2.0), "(x * 2.0).add_(x, alpha=2.0)", "add_"),
+    "sub_": (lambda x: (x * 2.0).sub_(1.0), "(x * 2.0).sub_(1.0)", "sub_"),
+    "mul_": (lambda x: (x * 2.0).mul_(x), "(x * 2.0).mul_(x)", "mul_"),
+    "div_": (lambda x: (x * 2.0).div_(3.0), "(x * 2.0).div_(3.0)", "div_"),
+    "zero_": (lambda x: (x * 2.0).zero_(), "(x * 2.0).zero_()", "zero_"),
+    "fill_": (lambda x: (x * 2.0).fill_(1.5), "(x * 2.0).fill_(1.5)", "fill_"),
+    "copy_": (lambda x: (x * 2.0).copy_(x), "(x * 2.0).copy_(x)", "copy_"),
+    "clamp_": (lambda x: (x * 2.0).clamp_(-1.0, 1.0), "(x * 2.0).clamp_(-1.0, 1.0)", "clamp_"),
+    "clip_": (lambda x: (x * 2.0).clip_(max=1.0), "(x * 2.0).clip_(max=1.0)", "clamp_"),
+    "+=": (_iadd, "y += x", "add_"),
+    "-=": (_isub, "y -= 1.0", "sub_"),
+    "*=": (_imul, "y *= x", "mul_"),
+    "/=": (_itruediv, "y /= 3.0", "div_"),
+}
+
+
+@pytest.mark.parametrize("op", list(IN_PLACE))
+def test_each_in_place_method_and_augmented_assignment_raises(op):
+    fn, line, method = IN_PLACE[op]
+    msg = _raises(fn, line=line, name=getattr(fn, "__name__", "<lambda>"),
+                  match=f"{method}() changes a tensor in place")
+    assert "x = x + y rather than x += y" in msg
+
+
+def test_an_in_place_change_of_an_input_or_a_captured_tensor_raises_and_changes_nothing():
+    captured = tg.tensor(np.ones(4))
+
+    def change_input(x):
+        x.mul_(2.0)
+        return x * 1.0
+
+    def change_captured(x):
+        captured.add_(x)
+        return x * 1.0
+
+    _raises(change_input, line="x.mul_(2.0)")
+    _raises(change_captured, line="captured.add_(x)")
+    np.testing.assert_array_equal(captured.data, np.ones(4))
+    assert captured._version == 0
