@@ -22,6 +22,15 @@ def test_readme_python_blocks_run():
         exec(compile(block, str(README), "exec"), {"__name__": "readme"})
 
 
+def test_readme_pytorch_style_loop_runs_on_fixture_data(tiny_cifar, monkeypatch,  # noqa: F811
+                                                        capsys):
+    block, = re.findall(r"```py\n(.*?)```", README.read_text(), flags=re.S)
+    assert len(block.strip().splitlines()) <= 25
+    monkeypatch.setenv("TENSORGRAD_DATA", os.fspath(tiny_cifar))
+    exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out.count("validation accuracy") == 3
+
+
 def test_every_module_the_readme_runs_exists():
     flat = " ".join(README.read_text().split())
     modules = {m.rstrip(".") for m in re.findall(r"python -m ([\w.]+)", flat)} - {"experiments"}
