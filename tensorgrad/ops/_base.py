@@ -9,7 +9,7 @@ from ..autograd.registry import alias, register
 from ..autograd.tracing import record_nondiff, static_read
 
 __all__ = ["Op", "register", "alias", "Tensor", "data_of", "shape_of", "nondiff",
-           "normalize_axis", "reduced_shape"]
+           "axis_or_dim", "normalize_axis", "reduced_shape"]
 
 _t = importlib.import_module("..autograd.tensor", __package__)  # (its `_tracer` hook)
 
@@ -37,6 +37,15 @@ def nondiff(fn, *args, **kwargs):
     return Tensor._wrap(out if out.__class__ is np.ndarray else np.asarray(out))
 
 
+def axis_or_dim(name, axis, dim):
+    """numpy's `axis=` or PyTorch's `dim=`, whichever was given (not both)."""
+    if dim is None:
+        return axis
+    if axis is not None:
+        raise TypeError(f"{name}: pass axis= or dim=, not both")
+    return dim
+
+
 def normalize_axis(name, ndim, axis=None, dim=None):
     """numpy `axis=` or PyTorch `dim=` (int, tuple or None) as a sorted tuple of axes, or None."""
     if dim is None:  # fast paths: all axes, or one valid non-negative axis
@@ -44,10 +53,7 @@ def normalize_axis(name, ndim, axis=None, dim=None):
             return None
         if axis.__class__ is int and 0 <= axis < ndim:
             return (axis,)
-    if dim is not None:
-        if axis is not None:
-            raise TypeError(f"{name}: pass axis= or dim=, not both")
-        axis = dim
+    axis = axis_or_dim(name, axis, dim)
     if axis is None:
         return None
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)

@@ -17,6 +17,7 @@ from ..mode import reference_swap
 from ._base import (
     Op,
     Tensor,
+    axis_or_dim,
     data_of,
     keep,
     nondiff,
@@ -308,10 +309,7 @@ def log_softmax(x, axis=-1, *, dim=None):
 # ---- non-differentiable -------------------------------------------------------------------------
 def _arg_axis(name, x, axis, dim):
     """One axis (an int) or None (over the flattened input), numpy's axis= or torch's dim=."""
-    if dim is not None:
-        if axis is not None:
-            raise TypeError(f"{name}: pass axis= or dim=, not both")
-        axis = dim
+    axis = axis_or_dim(name, axis, dim)
     if axis is None:
         return None
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
