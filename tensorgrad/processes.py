@@ -23,7 +23,7 @@ import traceback
 
 import numpy as np
 
-from .creation import manual_seed
+from .generator import manual_seed
 
 __all__ = ["BLAS_VARIABLES", "blas_threads", "sigint_ignored", "reseed", "start_workers",
            "map_jobs", "WorkerError"]

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from ..creation import child_generator
+from ..generator import child_generator
 from .checks import check_finite
 
 BLOCK_ROWS = 128  # rows converted or normalised at a time, so every step finds them in cache

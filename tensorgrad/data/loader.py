@@ -9,7 +9,7 @@ import threading
 import numpy as np
 
 from .. import mode as _mode
-from ..creation import child_generator
+from ..generator import child_generator
 from .augment import Normalize
 from .checks import check_finite
 from .images import ImageArray
