@@ -89,6 +89,19 @@ softmax.npz -- softmax and log_softmax of fixed logits
     upstream (5, 4)    upstream gradient
     {fn}_axis{a} (5, 4) and {fn}_axis{a}__grad (5, 4) for fn in {"softmax", "log_softmax"},
         a in {0, 1}; __grad = d sum(out * upstream) / d logits
+
+functional.npz -- torch.autograd.functional on small functions of float64 tensors
+    cases       JSON str: {case: {"inputs": [shape of each input], "tuple": bool (the inputs are
+                passed as a tuple; else the one input as a Tensor)}}; the functions are
+                FUNCTIONAL_FNS below (method calls only, so tests write them the same way);
+                "scalar" is 0.5 * the sum of the squares of a function's outputs (the function
+                of hessian, hvp and vhp)
+    {case}__x{k}       input k;  {case}__v_out{i}: v of vjp for output i;  {case}__v_in{k}: v
+                       of jvp, hvp and vhp for input k
+    {case}__structure  JSON str: {call: the result's structure, a tuple as a list and a Tensor as
+                       "T" + its shape}, for call in CALLS
+    {case}__{call}[_i[_j]]   the result's tensors, indexed by their place in the nested tuples
+                       (call in CALLS; vjp, jvp, hvp and vhp return (value, product) pairs)
 """
 
 from __future__ import annotations
@@ -815,6 +828,95 @@ def make_layer_norm() -> dict[str, np.ndarray]:
     return out
 
 
+FUNCTIONAL_CASES = {
+    "elementwise": {"inputs": [[3]], "tuple": False},
+    "matmul": {"inputs": [[2, 3], [3, 2]], "tuple": True},
+    "reduction": {"inputs": [[2, 3]], "tuple": False},
+    "broadcast": {"inputs": [[3, 1], [4]], "tuple": True},
+    "mlp": {"inputs": [[4, 3], [3, 5], [5], [5, 2]], "tuple": True},
+    "multi_output": {"inputs": [[3], [2]], "tuple": True},
+    "scalar_input": {"inputs": [[]], "tuple": False},
+    "unused_input": {"inputs": [[2], [3]], "tuple": True},
+}
+SCALAR_INPUT_C = np.array([0.5, -1.0, 2.0])  # scalar_input's constant
+
+FUNCTIONAL_FNS = {
+    "elementwise": lambda x: x.exp() * x.tanh() + x ** 3,
+    "matmul": lambda a, b: a @ b,
+    "reduction": lambda x: (x ** 2).sum(1) + x.mean(1) ** 2,
+    "broadcast": lambda x, y: x * y + y.exp(),
+    "mlp": lambda x, w1, b1, w2: (x @ w1 + b1).tanh() @ w2,
+    "multi_output": lambda x, y: (x * y.sum(), (x.sum() * y).tanh(), (x ** 2).sum()),
+    "scalar_input": lambda x: x.exp() * torch.from_numpy(SCALAR_INPUT_C) + x ** 2,
+    "unused_input": lambda x, y: (x ** 2, x.sum() * 2),
+}
+CALLS = ("value", "jacobian", "hessian", "vjp", "jvp", "hvp", "vhp")
+
+
+def _scalar_of(fn):
+    """0.5 * the sum of the squares of fn's outputs: the one-element function of hessian, hvp
+    and vhp for a case."""
+    def scalar(*xs):
+        out = fn(*xs)
+        return sum(((o * o).sum() for o in (out if isinstance(out, tuple) else (out,))), 0) * 0.5
+    return scalar
+
+
+def _structure(res):
+    """A result's nesting: a tuple as a list, a Tensor as "T" and its shape."""
+    if isinstance(res, tuple):
+        return [_structure(r) for r in res]
+    return f"T{list(res.shape)}"
+
+
+def _flatten(res, key, out):
+    """Each tensor of a nested result as out[key + its indices]."""
+    if isinstance(res, tuple):
+        for i, r in enumerate(res):
+            _flatten(r, f"{key}_{i}", out)
+    else:
+        out[key] = res.detach().numpy()
+
+
+def make_functional() -> dict[str, np.ndarray]:
+    """jacobian, hessian, vjp, jvp, hvp and vhp of each FUNCTIONAL_CASES function."""
+    from torch.autograd import functional as AF
+    rng = np.random.default_rng(SEED)
+    out = {**_header(), "cases": np.array(json.dumps(FUNCTIONAL_CASES, sort_keys=True))}
+    for name, case in FUNCTIONAL_CASES.items():
+        fn, scalar = FUNCTIONAL_FNS[name], _scalar_of(FUNCTIONAL_FNS[name])
+        xs = [np.asarray(rng.standard_normal(shape) * 0.8) for shape in case["inputs"]]
+        inputs = tuple(torch.from_numpy(x) for x in xs)
+        value = fn(*inputs)
+        values = value if isinstance(value, tuple) else (value,)
+        v_out = [np.asarray(rng.standard_normal(tuple(o.shape))) for o in values]
+        v_in = [np.asarray(rng.standard_normal(x.shape)) for x in xs]
+        for k, x in enumerate(xs):
+            out[f"{name}__x{k}"] = x
+            out[f"{name}__v_in{k}"] = v_in[k]
+        for i, v in enumerate(v_out):
+            out[f"{name}__v_out{i}"] = v
+        arg = inputs if case["tuple"] else inputs[0]
+
+        def pack(vs, is_tuple):
+            ts = tuple(torch.from_numpy(v) for v in vs)
+            return ts if is_tuple else ts[0]
+        results = {
+            "value": value,
+            "jacobian": AF.jacobian(fn, arg),
+            "hessian": AF.hessian(scalar, arg),
+            "vjp": AF.vjp(fn, arg, pack(v_out, isinstance(value, tuple))),
+            "jvp": AF.jvp(fn, arg, pack(v_in, case["tuple"])),
+            "hvp": AF.hvp(scalar, arg, pack(v_in, case["tuple"])),
+            "vhp": AF.vhp(scalar, arg, pack(v_in, case["tuple"])),
+        }
+        out[f"{name}__structure"] = np.array(json.dumps(
+            {call: _structure(res) for call, res in results.items()}, sort_keys=True))
+        for call, res in results.items():
+            _flatten(res, f"{name}__{call}", out)
+    return out
+
+
 def main(out_dir: Path | str = HERE) -> list[Path]:
     """Write all golden files into ``out_dir``; return their paths."""
     torch.set_num_threads(1)
@@ -830,6 +932,7 @@ def main(out_dir: Path | str = HERE) -> list[Path]:
         "losses.npz": make_losses(),
         "activations.npz": make_activations(),
         "layer_norm.npz": make_layer_norm(),
+        "functional.npz": make_functional(),
     }
     paths = []
     for filename, arrays in contents.items():

@@ -17,6 +17,7 @@ GOLDEN_FILES = [
     "losses.npz",
     "activations.npz",
     "layer_norm.npz",
+    "functional.npz",
 ]
 
 
