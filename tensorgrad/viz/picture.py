@@ -194,6 +194,7 @@ def _shade(ax, c, rows, pos, size, cluster, colour):
 
 def _layered(graph, fmt):
     """The picture of a Graph drawn with matplotlib (see the module docstring), as bytes."""
+    from matplotlib import rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
@@ -232,5 +233,6 @@ def _layered(graph, fmt):
                 family="monospace", linespacing=1.25,
                 color="dimgray" if b.kind == CONSTANT else "black", zorder=4)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=min(_DPI, _MAX_PIXELS / max(width, height)))
+    with rc_context({"svg.fonttype": "none"}):  # an SVG's labels stay text: searchable
+        fig.savefig(buffer, format=fmt, dpi=min(_DPI, _MAX_PIXELS / max(width, height)))
     return buffer.getvalue()
