@@ -248,3 +248,30 @@ def test_drawing_leaves_the_graph_and_its_gradients_as_they_were(tmp_path):
     assert len(plain) == len(drawn)
     for a, b in zip(plain, drawn):
         np.testing.assert_array_equal(a, b)
+
+
+MASK = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+@tg.fuse
+def masked_sum(x):
+    return (x * MASK).sum()
+
+
+def test_an_array_a_fused_function_captured_is_a_constant_inside_its_cluster():
+    x = tg.tensor(np.ones((2, 3)), requires_grad=True)
+    boxes, edges, clusters = parse(tg.viz.to_dot(masked_sum(x), {"x": x}))
+    (_, members), = clusters.values()
+    assert [boxes[b][0] for b in members] == [["constant", "(2, 3) float64"],
+                                              ["mul", "(2, 3) float64"], ["sum", "() float64"]]
+    assert "dashed" in boxes[members[0]][1] and (members[0], members[1]) in edges
+    assert (by_label(boxes, "x"), members[1]) in edges
+
+
+def test_an_in_place_change_is_drawn_as_its_op():
+    x = tg.tensor(np.ones(3), requires_grad=True)
+    y = x * 2
+    y.add_(1)
+    boxes, edges, _ = parse(tg.viz.to_dot(y.sum(), {"x": x}))
+    assert [lines[0] for lines, _ in boxes.values()] == ["x", "mul", "add", "sum"]
+    assert edges == [("n0", "n1"), ("n1", "n2"), ("n2", "n3")]
