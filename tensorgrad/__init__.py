@@ -8,7 +8,7 @@ import sys as _sys
 
 import numpy as _np
 
-from . import nn, ops, optim  # noqa: E402
+from . import nn, ops, optim, viz  # noqa: E402
 from .autograd import (
                        GraphFreedError,
                        Tensor,
