@@ -8,15 +8,18 @@ import sys as _sys
 
 import numpy as _np
 
-from . import nn, ops, optim, viz  # noqa: E402
+from . import autograd, nn, ops, optim, viz  # noqa: E402
 from .autograd import (
                        GraphFreedError,
                        Tensor,
                        as_tensor,
+                       detect_anomaly,
                        enable_grad,
                        from_numpy,
                        grad,
                        inference_mode,
+                       is_anomaly_check_nan_enabled,
+                       is_anomaly_enabled,
                        is_grad_enabled,
                        is_inference_mode_enabled,
                        no_grad,

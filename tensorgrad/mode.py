@@ -12,7 +12,8 @@ One path or a few can be switched off alone, to measure what each one pays or to
 one a wrong answer comes from: `set_fast(False, paths=["axpy"])`, `with fast_mode(False,
 paths=[...]):`, or TENSORGRAD_FAST_OFF=axpy,lowering in the environment (read at import).
 Switching a path off switches off the paths that only exist inside it (`PARENT`: the fused
-programs' lowerings, say); switched off, each takes its plain code.
+programs' lowerings, say); switched off, each takes its plain code. A feature that needs the
+plain code holds paths off apart from what the user asked (`hold_off`: detect_anomaly).
 
 A switched-off path costs one check of the global `FAST` (every path on) per backward,
 optimizer step, fused call or layer chain, never one per op: only when it is False are the
@@ -24,7 +25,8 @@ import functools
 import os
 from typing import NamedTuple
 
-__all__ = ["set_fast", "fast_mode", "is_fast", "fast_paths", "FastPath", "PATHS", "PARENT"]
+__all__ = ["set_fast", "fast_mode", "is_fast", "fast_paths", "hold_off", "FastPath", "PATHS",
+           "PARENT"]
 
 # name -> (one-line purpose, what one hit counts)
 PATHS = {
@@ -131,6 +133,7 @@ def _from_environment():
 
 
 _REQUESTED = _from_environment()  # the paths switched off by name (their children follow)
+_HELD = {}  # holder -> the paths it keeps off whatever set_fast says (hold_off)
 OFF = _closure(_REQUESTED)  # every path switched off: read by fast code when FAST is False
 FAST = not OFF  # every path on: the one check fast code makes (`mode.FAST`) per backward, ...
 _SWAPS = []  # (object, attribute, path, fast value, plain value)
@@ -164,10 +167,21 @@ def set_fast(mode, paths=None):
 def _apply(requested):
     global FAST, OFF, _REQUESTED
     _REQUESTED = set(requested)
-    OFF = _closure(_REQUESTED)
+    OFF = _closure(_REQUESTED.union(*_HELD.values()))
     FAST = not OFF
     for obj, attr, path, fast, plain in _SWAPS:
         setattr(obj, attr, plain if path in OFF else fast)
+
+
+def hold_off(holder, paths=()):
+    """Keep `paths` (and the paths inside them) off while `holder` holds them, whatever
+    set_fast and fast_mode say meanwhile (detect_anomaly holds the fused programs off);
+    `hold_off(holder)` releases them. is_fast() reports the paths held off as off."""
+    if paths:
+        _HELD[holder] = _names(paths, "hold_off")
+    else:
+        _HELD.pop(holder, None)
+    _apply(_REQUESTED)
 
 
 class fast_mode:

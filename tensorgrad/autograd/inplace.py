@@ -35,8 +35,8 @@ __all__ = ["modify", "bump", "version", "check_saved", "last_change"]
 last_change = -1  # the creation number (_seq) at the latest in-place change; -1: none yet
 
 # the graph fields of a tensor: what a recorded in-place op moves from the tensor to `old`, and
-# from the new node to the tensor
-_GRAPH = ("requires_grad", "_op", "_parents", "_raw", "_kw", "_need", "_seq")
+# from the new node to the tensor (`_site`: where detect_anomaly saw the op created)
+_GRAPH = ("requires_grad", "_op", "_parents", "_raw", "_kw", "_need", "_seq", "_site")
 
 
 class _Version:

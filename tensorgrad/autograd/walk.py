@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .. import mode as _mode
+from . import anomaly as _anomaly
 from . import inplace as _inplace
 from .grad_mode import set_grad_enabled
 from .tensor import Tensor
@@ -142,6 +143,7 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     if hooks is None:  # the current mode's (reference mode: REFERENCE)
         hooks = _hooks(accumulate and targets is None and not create_graph)
     xp = _namespace(create_graph, fast=hooks is not REFERENCE)
+    hooks = _anomaly.checking(hooks) if _anomaly.ENABLED else hooks  # detect_anomaly()
     gradients, expand, fit = hooks.gradients, hooks.expand, hooks.fit
     tids = None if targets is None else {id(t) for t in targets}
     results = {}

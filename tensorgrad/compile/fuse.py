@@ -87,6 +87,8 @@ def _fused_vjp_all(fn):
     """The gradients for all inputs of a fused node at once (the engine asks once per node)."""
     def vjp_all(xp, g, out, args, retain_graph=True):
         saved, tensors = args[-1], args[:-1]
+        if not _mode.FAST and "fused_program" in _mode.OFF:  # made before: fn op by op
+            return _fused_grads(fn, xp, g, saved, tensors)
         if not isinstance(g, Tensor):  # (the program gives zeros for unreached inputs)
             vals = saved.vals
             if vals is None:  # handed to a last backward that stopped (an error, Ctrl-C)

@@ -10,7 +10,6 @@ did and why. The eager path is untouched: tensors become traced by a class switc
 trace.
 """
 import importlib
-import linecache
 import os
 import sys
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from ..autograd import Tensor
 from ..autograd.function import Function
+from ..autograd.sites import user_line
 from ..autograd.tracing import (
     STATIC_READERS,
     VALUE_READERS,
@@ -50,30 +50,6 @@ class _TraceState:
         self.name, self.active = name, True
 
 
-_SKIPPED = {"tensorgrad", "numpy"}  # packages whose frames are not the user's line
-_STDLIB = os.path.dirname(os.__file__) + os.sep
-
-
-def _not_users(frame):
-    """Whether `frame` runs tensorgrad's, numpy's or the standard library's code (copy,
-    functools, ...)."""
-    top = frame.f_globals.get("__name__", "").partition(".")[0]
-    return top in _SKIPPED or (top in sys.stdlib_module_names and
-                               frame.f_code.co_filename.startswith(_STDLIB))
-
-
-def _user_line():
-    """'file:line' and the source text of the innermost frame outside tensorgrad, numpy and
-    the standard library: the user's line that caused the error."""
-    frame = inner = sys._getframe(1)
-    while frame is not None and _not_users(frame):
-        frame = frame.f_back
-    frame = frame or inner
-    code = frame.f_code
-    text = linecache.getline(code.co_filename, frame.f_lineno).strip()
-    return f"{code.co_filename}:{frame.f_lineno}" + (f": {text}" if text else "")
-
-
 _NO_VALUE = ("inside a fused function a tensor has no value: fuse records the ops once per "
              "input shapes and replays them, so a value read here would stay its first call's "
              "value on every later call. Compute with tensor ops instead (tg.where for a "
@@ -82,7 +58,7 @@ _NO_VALUE = ("inside a fused function a tensor has no value: fuse records the op
 
 def trace_error(name, what, why=_NO_VALUE):
     """The TraceError for `what` done while tracing the function `name`, at the user's line."""
-    return TraceError(f"fuse({name}): {what}\n  at {_user_line()}\n{why[0].upper()}{why[1:]}.")
+    return TraceError(f"fuse({name}): {what}\n  at {user_line()}\n{why[0].upper()}{why[1:]}.")
 
 
 def current_name():

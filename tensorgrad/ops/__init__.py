@@ -12,6 +12,7 @@ import sys as _sys
 
 import numpy as np
 
+from ..autograd import anomaly as _anomaly
 from ..autograd import registry as _registry
 from ..autograd.registry import DIFFERENTIABLE
 from ..autograd.tensor import apply as _apply
@@ -115,6 +116,7 @@ def _install_operators():
 
 
 _install_operators()
+_anomaly.bind(_sys.modules[__name__], "_apply")  # the operators' apply: detect_anomaly swaps it
 
 __all__ = []  # the registry fills it (and this module) with every registered op
 _registry.set_graph_namespace(_sys.modules[__name__])
