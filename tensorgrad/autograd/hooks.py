@@ -13,6 +13,7 @@ import weakref
 
 import numpy as np
 
+from . import tracing as _tracing
 from .tensor import Tensor
 
 __all__ = ["RemovableHandle", "HookDict", "HOOKED_LEAVES"]
@@ -73,6 +74,7 @@ def register_hook(self, hook):
     if not callable(hook):
         raise TypeError(f"register_hook: expected a callable hook(grad), got "
                         f"{type(hook).__name__}")
+    _tracing.callback("register_hook() registers a gradient hook (a Python callback)")
     hooks = self._hooks
     if hooks is None:
         self._hooks = hooks = HookDict()
