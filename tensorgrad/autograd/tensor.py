@@ -170,6 +170,15 @@ class Tensor:
 
     __hash__ = object.__hash__  # == is elementwise, identity stays hashable
 
+    def __getstate__(self):
+        """A copy or pickle leaves the gradient hooks behind (as torch's deepcopy)."""
+        state = self.__dict__
+        if "_hooks" in state:
+            state = {k: v for k, v in state.items() if k not in ("_hooks", "_at_node")}
+            if state.get("_retains_grad"):
+                state["_at_node"] = True
+        return state
+
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4,
                                threshold=50, edgeitems=3)

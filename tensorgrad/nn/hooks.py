@@ -97,7 +97,7 @@ def _raw(g, node):
     """A replacement as the walk holds it: an array, or a Tensor under create_graph."""
     if g is None:
         g = _zeros(node, like=node._g)
-    return g if isinstance(node._g, Tensor) else g.data
+    return g if isinstance(node._g, Tensor) else g.data.copy()
 
 
 def _zeros(node, like):

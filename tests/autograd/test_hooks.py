@@ -1,6 +1,7 @@
 """Tensor.register_hook, with the values torch 2.13 gives for the same programs: leaves and
 intermediates, replacement, order, removal, tg.grad, create_graph, retain_grad, errors; in fast
 and in reference mode, and the walk's choice of hooks when none is registered."""
+import copy
 import gc
 
 import numpy as np
@@ -141,6 +142,16 @@ def test_with_no_hooks_the_walk_is_the_one_chosen_before(monkeypatch):
     assert walk._hooks(True) is chosen
 
 
+def test_a_copy_of_a_tensor_leaves_its_hooks_behind():
+    x = _leaf()
+    x.register_hook(lambda g: g * 10)
+    y = copy.deepcopy(x)
+    y.sum().backward()
+    assert y.grad.tolist() == [1.0, 1.0]  # as torch
+    x.sum().backward()
+    assert x.grad.tolist() == [10.0, 10.0]
+
+
 def test_grad_returns_the_hooked_gradient_of_a_leaf_and_of_an_intermediate():
     x = _leaf()
     x.register_hook(lambda g: g * 10)
@@ -192,6 +203,19 @@ def test_a_hook_argument_is_the_hooks_own():
     (y * 3).sum().backward()
     assert [g.tolist() for g in kept] == [[3.0, 3.0], [3.0, 3.0]]
     assert y.grad.tolist() == [6.0, 6.0]
+
+
+def test_hooks_registered_before_an_in_place_change_see_the_value_before_it():
+    x = _leaf()
+    h = x * 2
+    seen = []
+    h.register_hook(lambda g: seen.append(("before", g.tolist())))
+    h.retain_grad()
+    h.mul_(3)
+    h.register_hook(lambda g: seen.append(("after", g.tolist())))
+    (h * h).sum().backward()
+    assert seen == [("after", [12.0, 24.0]), ("before", [36.0, 72.0])]  # as torch
+    assert h.grad.tolist() == [12.0, 24.0] and x.grad.tolist() == [72.0, 144.0]
 
 
 def test_a_compact_gradient_reaches_a_hook_full_size():
