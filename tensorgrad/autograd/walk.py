@@ -134,8 +134,10 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     turn; a leaf gets it through `accumulate`: into `.grad` (accumulate=True, backward) or the
     results (accumulate=False, grad: {id(target): gradient}, no `.grad` touched).
     With `targets`, only paths that lead to a target are walked and only targets (and tensors
-    that `retain_grad()`) receive gradients. Without retain_graph each node's saved inputs are
-    dropped once used, so a second walk raises GraphFreedError. A node recorded before the latest
+    that `retain_grad()`) receive gradients. A node's gradient hooks run on its complete
+    gradient when it is taken, a leaf's on its total (`_at_node`, hooks.py). Without
+    retain_graph each node's saved inputs are dropped once used, so a second walk raises
+    GraphFreedError. A node recorded before the latest
     in-place change checks that what it saved was not changed since (inplace.py). Under
     create_graph the vjps run on Tensors with tensorgrad's ops (xp), so the gradients are
     differentiable themselves.

@@ -10,6 +10,7 @@ every node created after it has been taken and the group's gradients are all com
 module's hooks run there, once per backward, and their replacements go to the group's nodes.
 """
 import importlib
+import weakref
 
 from ..autograd import Op, Tensor
 from ..autograd import hooks as _th
@@ -64,10 +65,11 @@ def call(module, args, kwargs):
 class _Group:
     """Identity nodes created one after the other; `done(grads)` runs when the walk takes the
     first of them with the gradients of all (None where one gets none) and may return
-    replacements. Once per backward: the nodes it saw holding a gradient are skipped after."""
+    replacements. Once per backward: the nodes it saw holding a gradient are skipped after.
+    It holds its nodes weakly (their hooks hold it)."""
 
     def __init__(self, nodes, done):
-        self.nodes, self.done, self.skip = nodes, done, set()
+        self.nodes, self.done, self.skip = [weakref.ref(n) for n in nodes], done, set()
         for i, node in enumerate(nodes):
             node.register_hook(lambda g, i=i: self.at(i, g))
 
@@ -75,15 +77,15 @@ class _Group:
         if i in self.skip:
             self.skip.discard(i)
             return None
-        grads = [g if j == i else _grad(node) for j, node in enumerate(self.nodes)]
+        nodes = [ref() for ref in self.nodes]
+        grads = [g if j == i else None if n is None else _grad(n) for j, n in enumerate(nodes)]
         self.skip = {j for j, gj in enumerate(grads) if gj is not None and j != i}
         new = self.done(grads)
         if new is None:
             return None
-        for j, node in enumerate(self.nodes):
-            if j != i and j in self.skip:
-                _th.set_pending(node, _raw(new[j], node))
-        return new[i] if new[i] is not None else _zeros(node=self.nodes[i], like=g)
+        for j in self.skip:
+            _th.set_pending(nodes[j], _raw(new[j], nodes[j]))
+        return new[i] if new[i] is not None else _zeros(nodes[i], like=g)
 
 
 def _grad(node):
@@ -113,6 +115,7 @@ class _Backward:
     def __init__(self, module, hooks):
         self.module, self.hooks = module, hooks
         self.n_args, self.positions, self.grad_output = 0, [], None
+        self.n_out, self.out_positions = 1, []
 
     def wrap_inputs(self, args):
         self.n_args = len(args)
@@ -134,7 +137,6 @@ class _Backward:
             raise TypeError(f"{type(self.module).__name__}: a full backward hook needs the "
                             f"module to return a Tensor or a tuple, got {type(out).__name__}")
         self.n_out = len(outs)
-        self.out_positions = []
         nodes = []
         for k, o in enumerate(outs):
             if isinstance(o, Tensor) and o.requires_grad:
@@ -166,7 +168,7 @@ class _Backward:
         final one if any hook replaced it, else None."""
         grad_output = self.grad_output
         if grad_output is None:
-            grad_output = (None,) * getattr(self, "n_out", 1)
+            grad_output = (None,) * self.n_out
         self.grad_output = None
         replaced = False
         for hook in self.hooks:

@@ -269,3 +269,21 @@ def test_a_hooked_layer_in_a_fused_chain_runs_outside_it():
     _same(_run(fused, x), before)
     if tg.is_fast():
         assert tg.fast_paths()["fused_chain"].hits == 1  # one chain again
+
+
+def test_parameter_hooks_in_a_fused_mlp_with_an_l2_term():
+    """A parameter's hook sees the total of its fused-chain gradient and the L2 term's lazy one,
+    as when the layers run one by one."""
+    x = tg.tensor(np.random.default_rng(1).standard_normal((6, 5)))
+    got = {}
+    for fused in (True, False):
+        model = _mlp()
+        seen = []
+        model[3].weight.register_hook(lambda g: seen.append(g.data.copy()) or g * 2)
+        with tg.fast_mode(False, paths=[] if fused else ["fused_chain"]):
+            ((model(x) ** 2).sum() + 0.1 * nn.l2_penalty(model)).backward()
+        assert len(seen) == 1
+        got[fused] = seen[0], model[3].weight.grad.data
+    np.testing.assert_allclose(got[True][0], got[False][0], rtol=1e-12)
+    np.testing.assert_allclose(got[True][1], 2 * got[True][0], rtol=1e-15)
+    np.testing.assert_allclose(got[True][1], got[False][1], rtol=1e-12)
