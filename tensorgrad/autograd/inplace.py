@@ -176,6 +176,9 @@ def _record(self, name, operands, build, casting):
             fields[k] = got[k]
         else:
             fields.pop(k, None)
+    if "_hooks" in fields and old._op is not None:  # hooks registered before the change see
+        old._hooks, old._at_node = fields.pop("_hooks"), True  # the value before it (torch)
+        self._at_node = self._retains_grad
     if self._op is not None:
         self._seq = _t._next_seq()  # after the change: the new node saved nothing it changed
     return self

@@ -2,9 +2,9 @@
 
 A Tensor wraps a numpy array. An op whose inputs require grad records itself on its output
 (`_op`, `_parents`, the input arrays and the op's parameters); the walk (walk.py) goes back
-through those records. `backward` is installed by walk.py, the in-place methods (`add_`,
-`x += y`, ...) by inplace.py; the operators, the op methods and `clone` by ops/ (autograd
-imports no ops).
+through those records. `backward` is installed by walk.py, `register_hook` by hooks.py, the
+in-place methods (`add_`, `x += y`, ...) by inplace.py; the operators, the op methods and
+`clone` by ops/ (autograd imports no ops).
 """
 import itertools
 import operator
@@ -51,6 +51,8 @@ class Tensor:
     _kw = None          # the op's parameters (axis, shape, ...)
     _g = None           # gradient being accumulated during a backward
     _retains_grad = False
+    _hooks = None       # gradient hooks (register_hook, hooks.py): HookDict
+    _at_node = False    # the walk hands this node's gradient out: hooks or retain_grad
     _seq = 0
     _need = ()          # positions of the parents that require grad
     _walk = None        # stamp of the last graph walk that visited this node
@@ -142,7 +144,7 @@ class Tensor:
 
     def retain_grad(self):
         """Keep `.grad` on this non-leaf tensor after backward."""
-        self._retains_grad = True
+        self._retains_grad = self._at_node = True
 
     def __len__(self):
         if self.data.ndim == 0:
@@ -167,6 +169,15 @@ class Tensor:
         return self.data if dtype is None else self.data.astype(dtype)
 
     __hash__ = object.__hash__  # == is elementwise, identity stays hashable
+
+    def __getstate__(self):
+        """A copy or pickle leaves the gradient hooks behind (as torch's deepcopy)."""
+        state = self.__dict__
+        if "_hooks" in state:
+            state = {k: v for k, v in state.items() if k not in ("_hooks", "_at_node")}
+            if state.get("_retains_grad"):
+                state["_at_node"] = True
+        return state
 
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4,

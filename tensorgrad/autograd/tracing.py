@@ -11,7 +11,9 @@ layers declare here, beside their code, what the tracer needs to know about them
 - `record_nondiff`: how a call without gradient (a comparison, sign, detach) is recorded while a
   trace is active;
 - `random_draw`: a call that draws random numbers, which a trace refuses;
-- `in_place`: an in-place change of a tensor (`add_`, `x += y`), which a trace refuses.
+- `in_place`: an in-place change of a tensor (`add_`, `x += y`), which a trace refuses;
+- `callback`: a Python callback on the way (a gradient hook, a module's hooks), which a trace
+  refuses.
 
 Nothing here depends on the tracer: it reads the registries and provides the hook's methods.
 """
@@ -22,7 +24,7 @@ import numpy as np
 from .function import Op
 from .tensor import Tensor
 
-__all__ = ["static_read", "value_read", "record_nondiff", "random_draw", "in_place",
+__all__ = ["static_read", "value_read", "record_nondiff", "random_draw", "in_place", "callback",
            "STATIC_READERS", "VALUE_READERS"]
 
 _t = importlib.import_module(".tensor", __package__)  # the module (its `_tracer` hook)
@@ -72,6 +74,15 @@ def in_place(what):
     tracer = _t._tracer
     if tracer is not None:
         tracer.in_place(what)
+
+
+def callback(what):
+    """Called where Python code would run in the middle of the ops (a gradient hook registered,
+    a module with hooks called): an active trace refuses it, since its program would not call
+    that code again."""
+    tracer = _t._tracer
+    if tracer is not None:
+        tracer.callback(what)
 
 
 _NONDIFF = {}  # (function, number of inputs) -> the Op recording it in a trace

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import mode as _mode
 from . import anomaly as _anomaly
+from . import hooks as _tensor_hooks
 from . import inplace as _inplace
 from .grad_mode import set_grad_enabled
 from .tensor import Tensor
@@ -134,15 +135,17 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     turn; a leaf gets it through `accumulate`: into `.grad` (accumulate=True, backward) or the
     results (accumulate=False, grad: {id(target): gradient}, no `.grad` touched).
     With `targets`, only paths that lead to a target are walked and only targets (and tensors
-    that `retain_grad()`) receive gradients. Without retain_graph each node's saved inputs are
-    dropped once used, so a second walk raises GraphFreedError. A node recorded before the latest
+    that `retain_grad()`) receive gradients. A node's gradient hooks run on its complete
+    gradient when it is taken, a leaf's on its total (`_at_node`, hooks.py). Without
+    retain_graph each node's saved inputs are dropped once used, so a second walk raises
+    GraphFreedError. A node recorded before the latest
     in-place change checks that what it saved was not changed since (inplace.py). Under
     create_graph the vjps run on Tensors with tensorgrad's ops (xp), so the gradients are
     differentiable themselves.
     """
     if hooks is None:  # the current mode's (reference mode: REFERENCE)
         hooks = _hooks(accumulate and targets is None and not create_graph)
-    xp = _namespace(create_graph, fast=hooks is not REFERENCE)
+    xp = _namespace(create_graph, fast=hooks.fit is not _fit)  # (REFERENCE's, hooked or not)
     hooks = _anomaly.checking(hooks) if _anomaly.ENABLED else hooks  # detect_anomaly()
     gradients, expand, fit = hooks.gradients, hooks.expand, hooks.fit
     tids = None if targets is None else {id(t) for t in targets}
@@ -169,8 +172,8 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
             parents = t._parents
             if parents is None:
                 raise _freed(t)
-            if t._retains_grad or (tids is not None and id(t) in tids):
-                add(t, g)
+            if t._at_node or (tids is not None and id(t) in tids):  # hooks, retain_grad
+                g = _at_node(t, g, add, tids)
             need = t._need
             if needed is not None:
                 need = [i for i in need if id(parents[i]) in needed or id(parents[i]) in tids] \
@@ -211,6 +214,17 @@ def _needed(roots, tids):
         if any(isinstance(p, Tensor) and (id(p) in tids or id(p) in needed) for p in t._parents):
             needed.add(id(t))
     return needed
+
+
+def _at_node(t, g, add, tids):
+    """Node t's complete gradient through its hooks (hooks.py), then kept where asked: as its
+    .grad (retain_grad) or a result of grad (a target); the walk goes on with what the hooks
+    returned."""
+    if t._hooks:
+        g = _tensor_hooks.run(t, g)
+    if t._retains_grad or (tids is not None and id(t) in tids):
+        add(t, g)
+    return g
 
 
 # ---- the reference hooks: the textbook walk -----------------------------------------------------
@@ -289,8 +303,10 @@ def install(fast):
 
 def _hooks(training):
     """The hooks of a walk in the current mode; `training`: the ordinary backward (every
-    leaf's .grad, no create_graph), where leaves may keep fresh arrays and lazy products."""
-    key = (_mode.OFF, training)
+    leaf's .grad, no create_graph), where leaves may keep fresh arrays and lazy products.
+    While some leaf has a gradient hook, their variant that runs it (hooks.py `hooked`)."""
+    hooked = bool(_tensor_hooks.HOOKED_LEAVES)  # gradient hooks' one check per backward
+    key = (_mode.OFF, training, hooked)
     hooks = _CHOSEN.get(key)
     if hooks is None:
         off = _mode.OFF
@@ -301,6 +317,8 @@ def _hooks(training):
             hooks = Hooks(gradients=_vjps if "vjp_all" in off else _vjps_all,
                           expand=fast.expand, fit=fast.fit,
                           accumulate=fast.accumulator(off, training))
+        if hooked:
+            hooks = hooks._replace(accumulate=_tensor_hooks.hooked(hooks.accumulate))
         _CHOSEN[key] = hooks
     return hooks
 

@@ -247,6 +247,11 @@ class _Recorder:
         raise trace_error(self.state.name, f"{what}() changes a tensor in place (an augmented "
                           f"assignment such as x += y calls it)", _WHY_IN_PLACE)
 
+    def callback(self, what):
+        """Python code between the ops (autograd/tracing.py's hook): refused."""
+        raise trace_error(self.state.name, what, "a fused program would not call it again: "
+                          "register hooks outside the fused function, or fuse less")
+
 
 def trace(fn, tensors, kw):
     """Run fn on fresh traced leaves (requiring grad like the real inputs) and record its

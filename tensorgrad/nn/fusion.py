@@ -10,9 +10,11 @@ then it applies each layer's update from the program's auxiliary outputs. The ma
 layers' own: gradients are derived from the traced ops, and `forward` runs the same functions.
 
 This module needs nothing from the rest of nn: it asks modules for `fusable`, `parts`,
-`update`, `batched_update` and `_version` by name. In reference mode (`tg.set_fast(False)`, or
-the fused_chain path off) Sequential runs every layer on its own, and a Chain called directly
-runs the composition of its layers' functions op by op.
+`update`, `batched_update`, `_version` and `_module_hooks` by name. A module with hooks
+(nn/hooks.py) runs on its own: a chain holding one splits around it while it has them (its
+`_version` moves when it gets its first hook and loses its last). In reference mode
+(`tg.set_fast(False)`, or the fused_chain path off) Sequential runs every layer on its own,
+and a Chain called directly runs the composition of its layers' functions op by op.
 """
 from operator import attrgetter
 
@@ -66,7 +68,9 @@ class Chain:
 
     def _prepare(self):
         if any("forward" in m.__dict__ for m in self.modules):  # set on an instance: honour it
-            return True, None, None, None
+            return self.modules, None, None, None
+        if not all(map(_unhooked, self.modules)):  # a member has hooks: split around it
+            return plan(self.modules, _unhooked), None, None, None
         spec, tensors, updates = [], [], []
         for m in self.modules:
             fn, ts, params, aux = m.parts()
@@ -74,15 +78,15 @@ class Chain:
             tensors += ts
             if aux:
                 updates.append((m, aux))
-        return False, _Spec(spec), tuple(tensors), _updates(updates)
+        return (), _Spec(spec), tuple(tensors), _updates(updates)
 
     def __call__(self, x):
         versions = tuple(map(_version, self.modules))
         if versions != self._versions:
             self._prepared, self._versions = self._prepare(), versions
-        each, spec, tensors, updates = self._prepared
-        if each:
-            for m in self.modules:
+        steps, spec, tensors, updates = self._prepared
+        if steps:
+            for m in steps:
                 x = m(x)
             return x
         if not isinstance(x, Tensor):
@@ -122,11 +126,20 @@ def _updates(layers):
     return each
 
 
-def plan(modules):
-    """The modules in order, with each run of two or more fusable ones replaced by a Chain."""
+def _fusable(m):
+    return getattr(m, "fusable", False) is True
+
+
+def _unhooked(m):
+    return getattr(m, "_module_hooks", None) is None
+
+
+def plan(modules, fusable=_fusable):
+    """The modules in order, with each run of two or more fusable ones replaced by a Chain
+    (Sequential's plan; a chain whose member has hooks splits with `fusable=_unhooked`)."""
     steps, run = [], []
     for m in list(modules) + [None]:
-        if m is not None and getattr(m, "fusable", False) is True:
+        if m is not None and fusable(m):
             run.append(m)
             continue
         steps += [Chain(run)] if len(run) > 1 else run

@@ -10,13 +10,16 @@ tensors sharing storage), so a saved snapshot never changes when training contin
 holding other state (Dropout's random generator) returns it from `get_extra_state()`; it appears
 in the state dict under `<name>._extra_state`, as in PyTorch.
 """
+import weakref
 from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from .. import mode as _mode
 from ..autograd import Tensor
+from ..autograd import hooks as _th
 from ..compile.flat import SMALL, FlatParams
+from . import hooks as _hooks
 from .fusion import plan as _fusion_plan
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
@@ -444,14 +447,56 @@ class Module:
         state.pop("_fused_plan", None)
         state.pop("_parts", None)
         state.pop("_memo", None)
+        state.pop("_module_hooks", None)
         return state
 
     # ---- calling and printing -------------------------------------------------------------------
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
+    _module_hooks = None  # its hooks (nn/hooks.py); None without any: __call__'s one check
+
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        if self._module_hooks is None:
+            return self.forward(*args, **kwargs)
+        return _hooks.call(self, args, kwargs)
+
+    def _hook_dicts(self):
+        """This module's ModuleHooks, made at the first registration. A module with hooks runs
+        on its own, never inside a fused chain: registering the first and removing the last
+        count as changes (`_version`), on which chains re-plan."""
+        hooks = self.__dict__.get("_module_hooks")
+        if hooks is None:
+            ref = weakref.ref(self)
+
+            def emptied():
+                module = ref()
+                if module is not None:
+                    module.__dict__.pop("_module_hooks", None)
+                    module._changed()
+            hooks = self.__dict__["_module_hooks"] = _hooks.ModuleHooks(emptied)
+            self._changed()
+        return hooks
+
+    def register_forward_pre_hook(self, hook, *, prepend=False):
+        """`hook(module, args)` runs before each forward; it may return new args (a value that
+        is not a tuple becomes a 1-tuple). Returns a handle whose `remove()` takes it out."""
+        return _th.RemovableHandle(self._hook_dicts().pre, _callable(hook, "pre"), prepend)
+
+    def register_forward_hook(self, hook, *, prepend=False):
+        """`hook(module, args, output)` runs after each forward; it may return a new output.
+        Returns a handle whose `remove()` takes it out."""
+        return _th.RemovableHandle(self._hook_dicts().forward, _callable(hook, "forward"),
+                                   prepend)
+
+    def register_full_backward_hook(self, hook, *, prepend=False):
+        """`hook(module, grad_input, grad_output)` runs once per backward through a call of this
+        module, when the gradients with respect to its positional inputs (grad_input, None for
+        one that does not require grad or is no Tensor) are complete; it may return a new
+        grad_input tuple, which flows on instead. grad_output: the gradients of the outputs.
+        Returns a handle whose `remove()` takes it out."""
+        return _th.RemovableHandle(self._hook_dicts().backward, _callable(hook, "full_backward"),
+                                   prepend)
 
     def extra_repr(self):
         """The text inside this module's parentheses in its repr (override in layers)."""
@@ -470,6 +515,12 @@ class Module:
         if len(lines) == 1 and not self._modules:
             return f"{type(self).__name__}({lines[0]})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _callable(hook, kind):
+    if not callable(hook):
+        raise TypeError(f"register_{kind}_hook: expected a callable, got {type(hook).__name__}")
+    return hook
 
 
 def _check_name(module, name):
