@@ -42,6 +42,15 @@ def _run(x, *tensors, spec):
     return (x, *aux) if aux else x
 
 
+def _named(modules):
+    """_run under the members' class names ("Linear+BatchNorm1d+ReLU"): the fused op's name in
+    graph drawings and error messages."""
+    def chain(x, *tensors, spec):
+        return _run(x, *tensors, spec=spec)
+    chain.__name__ = "+".join(type(m).__name__ for m in modules)
+    return chain
+
+
 class _Spec(tuple):
     """A chain's static description (what fuse keys its traces on): hashed once, not per call."""
 
@@ -62,7 +71,7 @@ class Chain:
 
     def __init__(self, modules):
         self.modules = tuple(modules)
-        self.fused = fuse(_run)  # its own trace cache: one program per chain and input shape
+        self.fused = fuse(_named(self.modules))  # its own trace cache: a program per input shape
         self._versions = None  # the members' `_version`s when _prepared was built
         self._prepared = None  # (per-module forward?, spec, tensors, updates)
 

@@ -67,7 +67,8 @@ def test_svg_by_matplotlib_keeps_the_labels_as_text(no_dot, tmp_path):
     tg.viz.draw(loss, path, params)
     text = open(path).read()
     assert text.lstrip().startswith("<?xml") and "<svg" in text
-    for label in ("fc1.weight", "bn1.bias", "fused[_run]", "log_softmax", "(8, 16) float32"):
+    for label in ("fc1.weight", "bn1.bias", "fused[Linear+BatchNorm1d+ReLU+Linear]",
+                  "log_softmax", "(8, 16) float32"):
         assert label in text
 
 
