@@ -138,10 +138,9 @@ def _backward(roots, grad_roots, targets, retain_graph, create_graph, accumulate
     that `retain_grad()`) receive gradients. A node's gradient hooks run on its complete
     gradient when it is taken, a leaf's on its total (`_at_node`, hooks.py). Without
     retain_graph each node's saved inputs are dropped once used, so a second walk raises
-    GraphFreedError. A node recorded before the latest
-    in-place change checks that what it saved was not changed since (inplace.py). Under
-    create_graph the vjps run on Tensors with tensorgrad's ops (xp), so the gradients are
-    differentiable themselves.
+    GraphFreedError. A node recorded before the latest in-place change checks that what it
+    saved was not changed since (inplace.py). Under create_graph the vjps run on Tensors with
+    tensorgrad's ops (xp), so the gradients are differentiable themselves.
     """
     if hooks is None:  # the current mode's (reference mode: REFERENCE)
         hooks = _hooks(accumulate and targets is None and not create_graph)
