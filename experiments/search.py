@@ -200,7 +200,8 @@ def _n_train(o: spec.Spec, data_args: dict) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common.study_parser(NAME, __doc__.split("\n")[0], folder="search_<study-name>")
+    p = common.study_parser(NAME, __doc__.split("\n")[0], folder="search_<study-name>",
+                            resumable=False)  # the storage keeps the trials
     p.add_argument("--space", default="r0_tpe",
                    help=f"a preset ({', '.join(PRESETS)}) or a JSON spec file")
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
