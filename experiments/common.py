@@ -405,15 +405,17 @@ def command_line(name: str, argv, data_flag) -> str:
     return cmd
 
 
-def start(name: str, sid: str, title: str, args, argv) -> Study:
-    """Begin a study: output folder, exact command line, start time; prints a header."""
+def start(name: str, sid: str, title: str, args, argv, resumable: bool | None = None) -> Study:
+    """Begin a study: output folder, exact command line, start time; prints a header. A
+    resumable study (default: one whose parser has --restart) opens its run state in
+    <out>/state/ (experiments/runstate.py), resumed or fresh."""
     argv = list(sys.argv[1:] if argv is None else argv)
     out = output_dir(args, name)
     out.mkdir(parents=True, exist_ok=True)
     study = Study(name, sid, title, args, command_line(name, argv, args.data), out,
                   datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
     print(f"{sid} {title}\n  command: {study.command}\n  output:  {out}", flush=True)
-    if hasattr(args, "restart"):  # a resumable study: its runs are kept in out/state/
+    if resumable if resumable is not None else hasattr(args, "restart"):
         study.state = RunState.open(out / "state", vars(args), study.command, args.restart)
         if study.state.resumed:
             print(f"  resuming from the run state in {study.state.folder} (--restart starts "

@@ -379,9 +379,15 @@ class FittedSchedule:
         return {"epochs": self.epochs, "done": self.done, "inner": self.inner.state_dict()}
 
     def load_state_dict(self, state):
+        """The saved schedule; the optimizer's hyper-parameters (lr, momentum) stay as loaded,
+        though making the inner schedule sets them to its first update's."""
+        groups = self.inner.optimizer.param_groups
+        loaded = [{k: v for k, v in g.items() if k != "params"} for g in groups]
         self.epochs, self.done = state["epochs"], 0
         self.inner = self.make(self.epochs * self.per_epoch)
         self.inner.load_state_dict(state["inner"])
+        for group, values in zip(groups, loaded):
+            group.update(values)
         self.done = state["done"]
 
 
