@@ -19,6 +19,7 @@ import numpy as np
 
 from models.mlp import ACTIVATIONS, INITS, MLP
 from tensorgrad import faults, nn
+from tensorgrad.checkpoint import load_checkpoint
 from tensorgrad.data import (
     ColorJitter,
     Compose,
@@ -508,7 +509,6 @@ def _resume_point(path, updates: int, label: str):
     it; None when there is none."""
     if path is None or not os.path.exists(path):
         return None
-    from tensorgrad.checkpoint import load_checkpoint
     state = load_checkpoint(path)
     step, wall = int(state["step"]), float(state["history"]["wall_time"])
     print(f"  {label}: resumed from update {step} of {updates} ({updates - step} left), "
