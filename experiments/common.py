@@ -30,6 +30,7 @@ from tensorgrad.data import ImageArray, check_finite, find_cifar10, load_cifar10
 from tensorgrad.data.cifar10 import ENV_VAR, resolve_root
 
 from . import interrupts
+from .runstate import ResumeRefused, RunState
 
 EXPERIMENTS = Path(__file__).resolve().parent
 REPO = EXPERIMENTS.parent
@@ -104,10 +105,12 @@ def probability_below_one(text) -> float:
     return _checked(float, text, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
-def study_parser(name: str, description: str, folder: str | None = None
-                 ) -> argparse.ArgumentParser:
-    """The flags every study takes: --data, --out, --seed, --quick, --no-progress. folder: the
-    default output folder's name under runs/ as the help shows it (default: name)."""
+def study_parser(name: str, description: str, folder: str | None = None,
+                 resumable: bool = True) -> argparse.ArgumentParser:
+    """The flags every study takes: --data, --out, --seed, --quick, --no-progress, and, when
+    `resumable` (its runs are kept in a run state), --restart, --checkpoint-every and
+    --checkpoint-seconds. folder: the default output folder's name under runs/ as the help
+    shows it (default: name)."""
     folder = folder or name
     p = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description,
                                 formatter_class=HelpFormatter)
@@ -124,6 +127,14 @@ def study_parser(name: str, description: str, folder: str | None = None
                         f"train/val/test images, n_s={QUICK_N_S}")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar during training")
+    if resumable:
+        p.add_argument("--restart", action="store_true",
+                       help="start over: remove the run state kept in <out>/state/ (by "
+                            "default the same command continues where it stopped)")
+        p.add_argument("--checkpoint-every", type=positive_int, default=500,
+                       help="updates between checkpoints of the run in flight")
+        p.add_argument("--checkpoint-seconds", type=positive_float, default=60.0,
+                       help="seconds between checkpoints of the run in flight, at most")
     return p
 
 
@@ -151,7 +162,7 @@ def run_cli(main, succeeded=lambda results: True, interrupted=None) -> None:
     (experiments/interrupts.py)."""
     try:
         results = interrupts.run(main, interrupted or interrupted_message)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ResumeRefused) as exc:
         sys.exit(f"error: {exc}")
     sys.exit(0 if succeeded(results) else 1)
 
@@ -159,17 +170,30 @@ def run_cli(main, succeeded=lambda results: True, interrupted=None) -> None:
 _started = []  # the Study begun in this process by start(), for interrupted_message
 
 
+def current_state():
+    """The RunState of the study begun by start() in this process and not yet finished."""
+    return _started[-1].state if _started and not _started[-1].finished else None
+
+
+def resume_command(command: str) -> str:
+    """The command that continues a study: the same one, without --restart."""
+    return " ".join(part for part in command.split(" ") if part != "--restart")
+
+
 def interrupted_message(exc) -> str:
-    """What a study stopped by Ctrl-C / SIGTERM kept, and that re-running starts over."""
+    """What a study stopped by Ctrl-C / SIGTERM kept, and the command that resumes it."""
     how = interrupts.signal_name(exc)
     if not _started:
         return f"interrupted ({how}) before the study began; nothing was written."
     study = _started[-1]
-    saved = getattr(exc, "checkpoint", None)
-    saved = f" The training state is saved in {saved}." if saved else ""
-    return (f"interrupted ({how}): {study.name} did not finish. Kept in {study.out}: the plots "
-            f"drawn so far (results.json and table.md are written only at the end).{saved}\n"
-            f"The studies cannot resume yet: re-running `{study.command}` starts over.")
+    if study.state is None:
+        return (f"interrupted ({how}): {study.name} did not finish; re-running "
+                f"`{study.command}` starts over.")
+    step = getattr(exc, "step", None)
+    flight = f", the run in flight at update {step}" if getattr(exc, "checkpoint", None) else ""
+    return (f"interrupted ({how}): {study.name} did not finish; its run state (finished "
+            f"runs{flight}) is kept in {study.state.folder}; the same command resumes it: "
+            f"`{resume_command(study.command)}`")
 
 
 def output_dir(args, name: str) -> Path:
@@ -367,6 +391,8 @@ class Study:
     out: Path
     started: str
     t0: float = field(default_factory=time.perf_counter)
+    state: object = None   # the RunState of its runs (experiments/runstate.py), if resumable
+    finished: bool = False
 
 
 def command_line(name: str, argv, data_flag) -> str:
@@ -379,14 +405,21 @@ def command_line(name: str, argv, data_flag) -> str:
     return cmd
 
 
-def start(name: str, sid: str, title: str, args, argv) -> Study:
-    """Begin a study: output folder, exact command line, start time; prints a header."""
+def start(name: str, sid: str, title: str, args, argv, resumable: bool | None = None) -> Study:
+    """Begin a study: output folder, exact command line, start time; prints a header. A
+    resumable study (default: one whose parser has --restart) opens its run state in
+    <out>/state/ (experiments/runstate.py), resumed or fresh."""
     argv = list(sys.argv[1:] if argv is None else argv)
     out = output_dir(args, name)
     out.mkdir(parents=True, exist_ok=True)
     study = Study(name, sid, title, args, command_line(name, argv, args.data), out,
                   datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
     print(f"{sid} {title}\n  command: {study.command}\n  output:  {out}", flush=True)
+    if resumable if resumable is not None else hasattr(args, "restart"):
+        study.state = RunState.open(out / "state", vars(args), study.command, args.restart)
+        if study.state.resumed:
+            print(f"  resuming from the run state in {study.state.folder} (--restart starts "
+                  f"over)", flush=True)
     _started.append(study)
     return study
 
@@ -424,8 +457,11 @@ def _stored_run(run: dict) -> dict:
 def finish(study: Study, table: str, rows, runs=(), plots=(), data: Data | None = None,
            extra: dict | None = None, summary: str | None = None) -> dict:
     """Write results.json and table.md, print the table, the output paths and `summary` (the
-    headline numbers, printed last); return the results dict."""
-    wall = time.perf_counter() - study.t0
+    headline numbers, printed last); return the results dict. A resumed study's wall time
+    includes its earlier invocations'; its run state stays (the same command then rewrites
+    these outputs from the kept runs)."""
+    wall = (time.perf_counter() - study.t0 if study.state is None
+            else study.state.elapsed())
     results = {
         "study": study.sid, "name": study.name, "title": study.title,
         "command": study.command,
@@ -450,4 +486,5 @@ def finish(study: Study, table: str, rows, runs=(), plots=(), data: Data | None 
         print(f"plot:    {p}")
     if summary:
         print(summary.rstrip())
+    study.finished = True
     return results

@@ -61,7 +61,8 @@ def total_wall_time(root=common.RESULTS_ROOT) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common.study_parser("parallel", __doc__.split("\n")[0])
+    p = common.study_parser("parallel", __doc__.split("\n")[0],
+                            resumable=False)  # a timing: its runs are not kept
     p.add_argument("--speed", action="store_true", help="measure the two ways of running")
     p.add_argument("--total", action="store_true",
                    help="sum the wall times of the published studies (experiments/results/)")

@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "have uncommitted changes")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bars during training")
+    p.add_argument("--restart", action="store_true",
+                   help="start every study it runs over, removing its run state (by default "
+                        "the same command continues where it stopped: finished runs are "
+                        "kept, the run in flight resumes from its checkpoint)")
     return p
 
 
@@ -176,6 +180,8 @@ def study_argv(extra, args, out: Path, default_root: bool, own_folder: bool = Tr
         argv += ["--out", os.fspath(out)]
     if not args.progress:
         argv.append("--no-progress")
+    if args.restart:
+        argv.append("--restart")
     return argv
 
 
@@ -273,15 +279,14 @@ def interrupted_message(exc) -> str:
     if "command" not in _progress:
         return f"interrupted ({how}) before any study began; nothing was written."
     done = ", ".join(_progress["done"]) or "none"
-    command = _progress["command"]
-    if "--reuse" not in shlex.split(command):
-        command += " --reuse"
     running = _progress.get("running")
     where = f" during {running}" if running else ""
-    return (f"interrupted ({how}){where}; RESULTS.md was not written. Finished studies keep "
-            f"their results.json under {_progress['root']} (this run: {done}).\n"
-            f"To go on without running those again: `{command}` (it reuses every results.json "
-            f"found{f'; {running} starts over' if running else ''}).")
+    flight = f", {running} resumes its run in flight" if running else ""
+    command = common.resume_command(_progress["command"])
+    return (f"interrupted ({how}){where}; RESULTS.md was not written. Every study keeps its "
+            f"run state under {_progress['root']}/<study>/state (finished studies this run: "
+            f"{done}); the same command resumes: `{command}` (finished runs are not run "
+            f"again{flight}; --reuse also skips whole finished studies).")
 
 
 EVIDENCE = (".json", ".md", ".png")  # what --publish copies: results, tables, plots
@@ -309,8 +314,9 @@ def benchmark_results(root: Path):
 
 
 def publish(all_results) -> list[str]:
-    """Copy each full study's evidence (EVIDENCE files: never a journal, lock or checkpoint)
-    into experiments/results/<study>/, replacing what was published there before."""
+    """Copy each full study's evidence (EVIDENCE files: never a journal, lock, checkpoint or
+    the run state in state/) into experiments/results/<study>/, replacing what was published
+    there before."""
     published = []
     for name in [*(folder for folder, _, _, _ in STUDIES), "benchmark"]:
         results = all_results.get(name)
@@ -318,7 +324,8 @@ def publish(all_results) -> list[str]:
             continue
         source, target = Path(results["_dir"]), common.RESULTS_ROOT / name
         if source.resolve() != target.resolve():
-            files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix in EVIDENCE)
+            files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix in EVIDENCE
+                           and "state" not in p.relative_to(source).parts[:1])
             if target.exists():
                 shutil.rmtree(target)
             for path in files:
@@ -367,6 +374,8 @@ def main(argv=None) -> dict:
             results = importlib.import_module(f"experiments.{module}").main(study)
             all_results[name] = dict(results, _dir=os.fspath(out))
             _progress["done"].append(name)
+        except common.ResumeRefused:  # another command's state: the user must choose
+            raise
         except Exception as exc:  # one failing study must not lose the others' results
             traceback.print_exc()
             all_results[name] = {"command": common.command_line(module, study, args.data),

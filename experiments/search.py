@@ -29,6 +29,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -51,7 +52,7 @@ from tensorgrad.search import (
     top_table,
 )
 
-from . import common, interrupts, spec
+from . import common, interrupts, runstate, spec
 
 NAME = "search"
 TRAIN_EVAL = 5000   # training accuracy is measured on this many training images (speed)
@@ -200,7 +201,8 @@ def _n_train(o: spec.Spec, data_args: dict) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common.study_parser(NAME, __doc__.split("\n")[0], folder="search_<study-name>")
+    p = common.study_parser(NAME, __doc__.split("\n")[0], folder="search_<study-name>",
+                            resumable=False)  # the storage keeps the trials
     p.add_argument("--space", default="r0_tpe",
                    help=f"a preset ({', '.join(PRESETS)}) or a JSON spec file")
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
@@ -234,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long an unreachable storage (database down or restarting, journal "
                         "file gone) is retried, with backoff, before the search stops with a "
                         "message; the same command then resumes it")
+    p.add_argument("--restart", action="store_true",
+                   help="start the search over: remove its journal (<out>/study.journal) and "
+                        "the final run's checkpoint (<out>/state/); "
+                        "refused with --storage (delete the study there yourself)")
     p.add_argument("--no-final", dest="final", action="store_false",
                    help="skip retraining the best configuration on the larger split")
     p.add_argument("--final-split", choices=["b", "c"], default=None,
@@ -247,10 +253,15 @@ def _quick(fixed: dict) -> dict:
             "epochs": min(fixed.get("epochs", 10), 2)}
 
 
-def final_run(o: spec.Spec, data_args: dict, progress: bool) -> dict:
-    """Retrain o (the best configuration, on its final split) and test it, as the reports do."""
-    run = spec.run(dataclasses.replace(o, label="best configuration, retrained"),
-                   _data(data_args, o), progress=progress)
+def final_run(o: spec.Spec, data_args: dict, progress: bool, state=None) -> dict:
+    """Retrain o (the best configuration, on its final split) and test it, as the reports do;
+    checkpointed in the folder `state` (keyed by its Spec), where a re-run resumes it."""
+    o = dataclasses.replace(o, label="best configuration, retrained")
+    checkpoint = None
+    if state is not None:
+        state.mkdir(parents=True, exist_ok=True)
+        checkpoint = state / f"final-{runstate.spec_key(o)}.ckpt"
+    run = spec.run(o, _data(data_args, o), progress=progress, checkpoint=checkpoint)
     print(f"final run (split {o.split}): {common.accuracy_text(run['final'])} "
           f"({run['wall_time']:.0f} s)", flush=True)
     return run
@@ -331,7 +342,15 @@ def main(argv=None) -> dict:
         check_space_options(space, fixed, refine)
     except ValueError as exc:
         parser.error(f"--space {args.space}: {exc}")
-    study = common.start(NAME, preset["sid"], preset["title"], args, argv)
+    if args.restart and args.storage:
+        parser.error("--restart removes the default journal only; with --storage, delete the "
+                     "study from that storage yourself")
+    study = common.start(NAME, preset["sid"], preset["title"], args, argv, resumable=False)
+    if args.restart:
+        for path in study.out.glob("study.journal*"):
+            path.unlink()
+        shutil.rmtree(study.out / "state", ignore_errors=True)
+        print(f"  --restart: removed the journal in {study.out}", flush=True)
     storage = StorageSpec(args.storage or os.fspath(study.out / "study.journal"),
                           heartbeat=args.heartbeat, grace=4 * args.heartbeat,
                           retry_seconds=args.storage_retry_seconds)
@@ -354,7 +373,8 @@ def main(argv=None) -> dict:
                 {"a": "b", "b": "c"}[o.split]
             if args.quick:
                 final_opts = _quick(final_opts)
-            final = final_run(options(final_opts), data_args, args.progress)
+            final = final_run(options(final_opts), data_args, args.progress,
+                              study.out / "state")
         plots = [] if best is None else [
             plot_params(result.records, space, study.out / "params.png",
                         title=f"{study_name}: validation accuracy per parameter"),

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.mlp import ACTIVATIONS, INITS, MLP
-from tensorgrad import nn
+from tensorgrad import faults, nn
+from tensorgrad.checkpoint import load_checkpoint
 from tensorgrad.data import (
     ColorJitter,
     Compose,
@@ -34,7 +35,7 @@ from tensorgrad.optim.swa_utils import AveragedModel, update_bn
 from tensorgrad.processes import map_jobs
 from tensorgrad.train import StopTraining, TrainingDiverged, evaluate, fit
 
-from . import common
+from . import common, runstate
 
 R0_WIDTHS = [50, 30, 20, 20, 10, 10, 10, 10]   # R0's depth family: the first depth-1 of these
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam, "rmsprop": RMSprop, "adamw": AdamW}
@@ -379,9 +380,15 @@ class FittedSchedule:
         return {"epochs": self.epochs, "done": self.done, "inner": self.inner.state_dict()}
 
     def load_state_dict(self, state):
+        """The saved schedule; the optimizer's hyper-parameters (lr, momentum) stay as loaded,
+        though making the inner schedule sets them to its first update's."""
+        groups = self.inner.optimizer.param_groups
+        loaded = [{k: v for k, v in g.items() if k != "params"} for g in groups]
         self.epochs, self.done = state["epochs"], 0
         self.inner = self.make(self.epochs * self.per_epoch)
         self.inner.load_state_dict(state["inner"])
+        for group, values in zip(groups, loaded):
+            group.update(values)
         self.done = state["done"]
 
 
@@ -494,10 +501,30 @@ def _train_eval(spec: Spec, train):
     return train[0][index], train[1][index]
 
 
+CHECKPOINT_EVERY, CHECKPOINT_SECONDS = 500, 60.0  # a run's checkpoint: updates, seconds
+
+
+def _resume_point(path, updates: int, label: str):
+    """(update, seconds trained) of the checkpoint at path, printing that the run resumes from
+    it; None when there is none."""
+    if path is None or not os.path.exists(path):
+        return None
+    state = load_checkpoint(path)
+    step, wall = int(state["step"]), float(state["history"]["wall_time"])
+    print(f"  {label}: resumed from update {step} of {updates} ({updates - step} left), "
+          f"checkpoint {path}", flush=True)
+    return step, wall
+
+
 def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=True,
-        keep_diverged=True, log=False) -> dict:
+        keep_diverged=True, log=False, checkpoint=None, checkpoint_every=CHECKPOINT_EVERY,
+        checkpoint_seconds=CHECKPOINT_SECONDS) -> dict:
     """Train spec on data.train (measuring on the training images and data.val), then evaluate
     on data.test (unless test=False).
+
+    checkpoint: a path where fit keeps the training state (every checkpoint_every updates and
+    checkpoint_seconds seconds); if the file exists, the run resumes from it, to bitwise the
+    result of an uninterrupted run (unless a time_limit decides when to stop).
 
     Returns {'label', 'config', 'data', 'updates', 'epochs', 'final': {train_/val_/test_ acc,
     loss, cost, ...}, 'history': History.to_dict(), 'diverged', 'wall_time', ...}. A run whose
@@ -533,9 +560,11 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
             if step % per_epoch == 0 and step // per_epoch > planned - spec.average_last:
                 swa.update_parameters(built.model)
         steps.append(average)
+    resumed = _resume_point(checkpoint, updates, spec.label)
     budget = None
-    if spec.time_limit is not None:
-        budget = TimeBudget(spec, built.scheduler, per_epoch, updates, t0)
+    if spec.time_limit is not None:  # a resumed run counts the time trained before
+        budget = TimeBudget(spec, built.scheduler, per_epoch, updates,
+                            t0 - (resumed[1] if resumed else 0.0))
         steps.append(budget)
     val = data.test if spec.test_curve else data.val
     diverged = False
@@ -544,7 +573,9 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
                       scheduler=built.scheduler, l2=spec.lam, augment=built.augment,
                       max_updates=updates, train_eval_data=_train_eval(spec, data.train),
                       callbacks=steps, progress=progress, measure_every=spec.measure_every,
-                      label_smoothing=spec.label_smoothing).to_dict()
+                      label_smoothing=spec.label_smoothing, checkpoint=checkpoint,
+                      checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
+                      state=None if swa is None else {"swa": swa}).to_dict()
     except TrainingDiverged as exc:
         if not keep_diverged:
             raise
@@ -567,7 +598,8 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
               "history": history, "diverged": diverged, "train_time": train_time,
               "eval_time": wall - train_time, "wall_time": wall,
               "cpu_time": time.process_time() - cpu0,
-              "parameters": int(sum(p.data.size for p in built.model.parameters()))}
+              "parameters": int(sum(p.data.size for p in built.model.parameters())),
+              "resumed_from": resumed and resumed[0]}
     if budget is not None:
         result.update(stopped_by_time_limit=budget.stopped, schedule_resized=budget.resized,
                       schedule_epochs=getattr(built.scheduler, "epochs", spec.epochs),
@@ -607,39 +639,75 @@ class Job:
     data_args: dict
     progress: bool = False
     log: bool = False
+    checkpoint: str | None = None   # the run's fit checkpoint (the study's run state)
+    result: str | None = None       # where its finished result is kept
+    checkpoint_every: int = CHECKPOINT_EVERY
+    checkpoint_seconds: float = CHECKPOINT_SECONDS
 
 
 def run_job(job: Job) -> dict:
-    """run(job.spec) on its split (loaded once per process and kept), with where it ran."""
+    """run(job.spec) on its split (loaded once per process and kept), with where it ran; with
+    a run state, checkpointed and its result kept (by the process that ran it)."""
     t0 = time.perf_counter()
     s = job.spec
     data = common.load_data(argparse.Namespace(**job.data_args), s.split, s.n_val, s.val_choice)
     load_time = time.perf_counter() - t0
     if job.progress:
         print(f"{s.label}", flush=True)
-    result = run(s, data, progress=job.progress, log=job.log)
+    result = run(s, data, progress=job.progress, log=job.log, checkpoint=job.checkpoint,
+                 checkpoint_every=job.checkpoint_every,
+                 checkpoint_seconds=job.checkpoint_seconds)
     result["worker"] = {"pid": os.getpid(), "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
                         "data_load_time": load_time}
+    if job.result is not None:
+        runstate.store(job.result, job.checkpoint, result)
     return result
 
 
 def run_all(specs, args, workers: int = 1, threads: int = 1, log: bool = False,
-            report=None, here: bool | None = None) -> list[dict]:
+            report=None, here: bool | None = None, state=None) -> list[dict]:
     """Train every spec on the data args names (--data, --quick, --seed), in this process or
     in `workers` processes with `threads` BLAS threads each (longest runs first), printing each
     result as it ends; report(run) replaces the printed line. here=False runs even a single
-    worker in a process of its own. Returns the runs in the specs' order."""
+    worker in a process of its own. Returns the runs in the specs' order.
+
+    state: the study's RunState (default: that of the study begun by common.start, if any).
+    Each run is then checkpointed (--checkpoint-every / --checkpoint-seconds) and its result
+    kept; a run finished before is not run again, and the run in flight resumes."""
     specs = list(specs)
+    state = state if state is not None else common.current_state()
     data_args = {"data": args.data, "quick": args.quick, "seed": args.seed}
     progress = args.progress and here is not False and (workers <= 1 or len(specs) <= 1)
-    jobs = [Job(s, data_args, progress, log) for s in specs]
-    done = [0]
+    every = dict(checkpoint_every=getattr(args, "checkpoint_every", None) or CHECKPOINT_EVERY,
+                 checkpoint_seconds=getattr(args, "checkpoint_seconds", None)
+                 or CHECKPOINT_SECONDS)
+    results, jobs = [None] * len(specs), []
+    if state is not None:
+        state.check_batch(specs)
+    for i, s in enumerate(specs):
+        results[i] = state and state.result(s)
+        if results[i] is not None:
+            print(f"[{i + 1}/{len(specs)}] {s.label}: finished before, result kept in "
+                  f"{state.paths(s)[1]}: {common.accuracy_text(results[i]['final'])}",
+                  flush=True)
+            continue
+        paths = {} if state is None else dict(zip(("checkpoint", "result"),
+                                                  map(os.fspath, state.paths(s))))
+        jobs.append((i, Job(s, data_args, progress, log, **paths, **every)))
+    done = [len(specs) - len(jobs)]
 
-    def on_done(i, run):
+    def on_done(j, run):
         done[0] += 1
+        if state is not None:  # as a later resume reads it back
+            run = runstate.as_stored(run)
+        results[jobs[j][0]] = run
         text = report(run) if report else (f"{common.accuracy_text(run['final'])} "
                                            f"({run['wall_time']:.0f} s)")
         print(f"[{done[0]}/{len(specs)}] {run['label']}: {text}", flush=True)
-    return map_jobs(run_job, jobs, workers=workers, seed=args.seed, threads=threads,
-                    order=(lambda job: job.spec.cost()) if workers > 1 else None,
-                    on_done=on_done, here=here)
+        if state is not None:
+            state.count_time()
+            faults.at("run")  # tests only: a kill between two runs
+    map_jobs(run_job, [job for _, job in jobs], workers=workers, seed=args.seed,
+             threads=threads, order=(lambda job: job.spec.cost()) if workers > 1 else None,
+             on_done=on_done, here=here)
+    return results

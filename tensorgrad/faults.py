@@ -6,8 +6,10 @@ named point, so tests can kill or interrupt a training subprocess exactly where 
 
 Signals: KILL, INT, TERM. Points: `update:N` (fit, right after update N), `saved:N` (fit, right
 after the checkpoint of update N is on disk), `write:N` (the process's N-th `atomic` file write,
-its temporary file complete and fsynced, not yet renamed). Each fires once. Unset, as always
-outside the tests, a point costs one dict lookup; the training step checks a bool only.
+its temporary file complete and fsynced, not yet renamed), `run:N` (a study, in the process
+that started it, right after its N-th finished run is kept: between two runs). Each fires
+once. Unset, as always outside the tests, a point costs one dict lookup; the training step
+checks a bool only.
 """
 import os
 import signal
@@ -16,7 +18,7 @@ __all__ = ["ENV", "active", "at"]
 
 ENV = "TENSORGRAD_FAULT"
 _SIGNALS = {"KILL": signal.SIGKILL, "INT": signal.SIGINT, "TERM": signal.SIGTERM}
-_POINTS = ("update", "saved", "write")
+_POINTS = ("update", "saved", "write", "run")
 
 
 def _parse(text):
@@ -47,7 +49,7 @@ def active(point):
 
 def at(point, n=None):
     """Send the planned signal if this is its occurrence: the n given (update and saved count
-    the update), else this point's call count in the process (write)."""
+    the update), else this point's call count in the process (write, run)."""
     plan = _PLAN.get(point)
     if not plan:
         return

@@ -77,8 +77,18 @@ def reseed(seed: int, index: int) -> None:
     manual_seed(int(state[2]))
 
 
-def _worker_main(target, index, seed, args):
+def _orphaned(parent: int, poll: float) -> None:
+    """End this process as soon as its parent is gone (killed with SIGKILL, say), so that no
+    worker goes on with jobs nobody waits for, beside the workers of a re-run."""
+    while os.getppid() == parent:
+        threading.Event().wait(poll)
+    os._exit(1)
+
+
+def _worker_main(target, index, seed, args, parent=None):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        threading.Thread(target=_orphaned, args=(parent, 0.5), daemon=True).start()
     reseed(seed, index)
     target(index, *args)
 
@@ -87,12 +97,13 @@ def start_workers(target, args_per_worker, *, seed: int = 0, threads: int = 1,
                   name: str = "worker") -> list:
     """Start one 'spawn' process per entry of args_per_worker, running target(index, *args)
     with `threads` BLAS threads, SIGINT ignored and the global generators reseeded from
-    (seed, index). target must be picklable (a module-level function). Returns the started
-    multiprocessing.Process objects; the caller joins or stops them."""
+    (seed, index); a worker ends itself when this process is gone. target must be picklable
+    (a module-level function). Returns the started multiprocessing.Process objects; the caller
+    joins or stops them."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"start_workers: seed must be an integer >= 0, got {seed!r}")
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(target, i, seed, tuple(args)),
+    procs = [ctx.Process(target=_worker_main, args=(target, i, seed, tuple(args), os.getpid()),
                          name=f"{name}{i}") for i, args in enumerate(args_per_worker)]
     with blas_threads(threads), sigint_ignored():
         for p in procs:

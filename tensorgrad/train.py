@@ -198,11 +198,17 @@ def _check_matches(path, state, model, optimizer, scheduler, augment):
         raise CheckpointError(path, "does not match this run: " + "; ".join(problems))
 
 
-def _restore(path, model, optimizer, scheduler, train_loader, augment):
+def _restore(path, model, optimizer, scheduler, train_loader, augment, extra=None):
     """Load the checkpoint at `path` into the run's objects; return (step, History)."""
     state = load_checkpoint(path)
     try:
         _check_matches(path, state, model, optimizer, scheduler, augment)
+        saved = sorted(state.get("extra", {}))
+        if saved != sorted(extra or {}):
+            raise CheckpointError(path, f"does not match this run: it holds the extra state "
+                                        f"{saved}, this run has {sorted(extra or {})}")
+        for name, obj in (extra or {}).items():
+            obj.load_state_dict(state["extra"][name])
         train_loader.load_state_dict(state["loader"])
         if augment is not None:
             augment.load_state_dict(state["augment"]["state_dict"])
@@ -220,7 +226,7 @@ def _restore(path, model, optimizer, scheduler, train_loader, augment):
 def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None, l2=0.0,
         augment=None, measure_every=None, train_eval_data=None, callbacks=(), checkpoint=None,
         checkpoint_every=None, label_smoothing=0.0, progress=True, eval_batch_size=1000,
-        max_updates=None):
+        max_updates=None, checkpoint_seconds=None, state=None):
     """Train `model` with mini-batches from `train_loader` for `epochs` epochs.
 
     - model(Tensor) returns class scores; the loss is softmax cross-entropy (with
@@ -238,6 +244,10 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
       (default: at each measurement) and at the end, and, if the file exists when fit starts,
       training resumes from it exactly. Its model, optimizer type and parameter groups must
       match this run's (CheckpointError otherwise); hyper-parameters (lr, ...) come from it.
+      With `checkpoint_seconds`, it is also saved after the first update that ends that many
+      seconds or more after the last save (or the start). `state`: {name: object with
+      state_dict() / load_state_dict()}, more state saved and restored with the checkpoint
+      (e.g. an AveragedModel a callback updates).
     - A NaN or infinite loss, parameter, buffer or optimizer state raises TrainingDiverged
       naming the update and the tensor; parameters, buffers and optimizer state are checked at
       every measurement, before every save and at the end, so no checkpoint is ever written
@@ -272,7 +282,7 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
         checkpoint = os.fspath(checkpoint)
         if os.path.exists(checkpoint):
             step, history = _restore(checkpoint, model, optimizer, scheduler, train_loader,
-                                     augment)
+                                     augment, state)
             saved = step
 
     def kept():
@@ -292,7 +302,7 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
         checked = step
 
     def save():
-        nonlocal saved
+        nonlocal saved, last_save
         if checked != step:
             check()
         history.wall_time = time.perf_counter() - t0
@@ -300,8 +310,10 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
             "step": step, "model": model.state_dict(),
             "optimizer": {**_state_of(optimizer), "groups": _group_layout(optimizer)},
             "scheduler": _state_of(scheduler), "loader": train_loader.state_dict(),
-            "augment": _state_of(augment), "history": history.to_dict()})
+            "augment": _state_of(augment), "history": history.to_dict(),
+            "extra": {k: v.state_dict() for k, v in (state or {}).items()}})
         saved = step
+        last_save = time.perf_counter()
 
     def measure():
         check()
@@ -332,6 +344,7 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
 
     bar = _progress(total_updates, step, progress)
     t0 = time.perf_counter() - history.wall_time
+    last_save = time.perf_counter()
     model.train()
     stop = False
     running = None
@@ -375,8 +388,10 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
                         if bar is not None and history.last("val_acc") is not None:
                             bar.set_postfix(loss=f"{running:.3f}",
                                             val_acc=f"{history.last('val_acc'):.3f}")
-                    if checkpoint is not None and (step % checkpoint_every == 0 or stop
-                                                   or step == total_updates):
+                    if checkpoint is not None and (
+                            step % checkpoint_every == 0 or stop or step == total_updates
+                            or (checkpoint_seconds is not None
+                                and time.perf_counter() - last_save >= checkpoint_seconds)):
                         save()
                         if fault:
                             faults.at("saved", step)

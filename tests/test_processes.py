@@ -2,6 +2,10 @@
 import os
 import random
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +19,8 @@ from tensorgrad.processes import (
     reseed,
     start_workers,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _report(item):
@@ -34,6 +40,52 @@ def _fail(item):
 def _write_pid(index, path):
     with open(path, "a") as f:
         f.write(f"{index} {os.environ['OMP_NUM_THREADS']} {np.random.random()}\n")
+
+
+def _sleep_forever(index, path):
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    while True:
+        time.sleep(1)
+
+
+def _running(pid):
+    """Whether pid is a live process (a zombie, ended but not reaped, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_worker_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    path = tmp_path / "pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from tensorgrad.processes import start_workers\n"
+        "from tests.test_processes import _sleep_forever\n"
+        f"start_workers(_sleep_forever, [({os.fspath(path)!r},)])\n"
+        "time.sleep(600)\n")], cwd=REPO)
+    try:
+        for _ in range(600):   # wait for the worker (at most a minute)
+            if path.exists() and path.read_text():
+                break
+            time.sleep(0.1)
+        worker = int(path.read_text())
+        assert _running(worker)
+    finally:
+        parent.kill()   # SIGKILL: the parent cannot stop its workers
+        parent.wait()
+    for _ in range(600):
+        if not _running(worker):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its parent by a minute")
 
 
 def test_blas_threads_sets_and_restores_every_variable(monkeypatch):

@@ -137,6 +137,10 @@ def test_publish_copies_the_evidence_and_rewrites_results_md(fresh):
     published = fresh / "experiments" / "results" / "k_layer_bn"
     old = {p.name for p in published.iterdir()}
     fake_study(fresh / "runs" / "k_layer_bn")
+    state = fresh / "runs" / "k_layer_bn" / "state"   # the run state is never published
+    state.mkdir()
+    (state / "manifest.json").write_text("{}")
+    (state / "0123456789abcdef.json").write_text("{}")
     benchmark = {"command": "python -m benchmarks.benchmark", "rows": []}
     (fresh / "runs" / "benchmark").mkdir()
     (fresh / "runs" / "benchmark" / "results.json").write_text(json.dumps(benchmark))

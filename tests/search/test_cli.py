@@ -181,3 +181,43 @@ def test_sigterm_stops_the_search_and_its_workers_with_exit_143(tiny_cifar, tmp_
     assert err.splitlines()[-2].startswith("stopped (SIGTERM): ")
     assert f"journal file {journal}" in err
     assert not live_workers(load(optuna, journal))     # the workers were stopped too
+
+
+def test_a_killed_one_worker_grid_search_resumes_to_the_same_trials_and_final_run(
+        tiny_cifar, tmp_path, optuna):
+    """Each finished trial equals a fresh run of its parameters and seed: a trial lost to a
+    SIGKILL is run again from its start, so with one worker and a seeded sampler the resumed
+    study is the uninterrupted one; the final run, killed after its checkpoint, resumes."""
+    spec = tmp_path / "grid.json"
+    spec.write_text(json.dumps({
+        "space": {"lam": {"type": "loguniform", "low": 1e-4, "high": 1e-2, "num": 3}},
+        "fixed": {"split": "a", "widths": "16"}, "sampler": "grid", "pruner": "none"}))
+
+    def search(out, fault=""):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                   MPLBACKEND="Agg", TENSORGRAD_FAULT=fault)
+        env.pop(common.ENV_VAR, None)
+        return subprocess.run(
+            [sys.executable, "-m", "experiments.search", "--space", spec, "--workers", "1",
+             "--quick", "--data", tiny_cifar, "--out", out, "--no-progress"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+    def trials(out):
+        results = json.loads((out / "results.json").read_text())
+        final = {k: v for k, v in results["runs"][0].items()
+                 if k not in {"wall_time", "train_time", "eval_time", "cpu_time",
+                              "resumed_from"}}
+        final["history"].pop("wall_time")
+        return {key(t["params"]): t["value"] for t in results["trials"]
+                if t["state"] == "COMPLETE"}, final
+
+    ref = search(tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    out = tmp_path / "out"
+    for fault in ("KILL@update:5", "KILL@saved:20"):   # in the first trial; in the final run
+        proc = search(out, fault)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    last = search(out)
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert "best configuration, retrained: resumed from update 20 of 20 (0 left)" in last.stdout
+    assert trials(out) == trials(tmp_path / "ref") and len(trials(out)[0]) == 3

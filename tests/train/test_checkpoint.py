@@ -283,3 +283,43 @@ def test_nested_state_round_trips_exactly(tmp_path):
     back = load_checkpoint(tmp_path / "s.ckpt")
     assert _same(back, state)
     assert back["state"][0]["buf"].flags.f_contiguous and type(back["scalar"]) is np.float32
+
+
+class _Clock:
+    """A stand-in for fit's `time` module whose clock advances 1 s per reading."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_checkpoint_seconds_saves_by_the_clock_too(tmp_path, monkeypatch):
+    import tensorgrad.train as train
+    saves = []
+    real = train.save_checkpoint
+    monkeypatch.setattr(train, "save_checkpoint",
+                        lambda path, state: saves.append(state["step"]) or real(path, state))
+    _run(tmp_path / "a.ckpt", epochs=3, checkpoint_every=100)   # 12 updates, 4 per epoch
+    assert saves == [12]   # the end only
+    saves.clear()
+    monkeypatch.setattr(train, "time", _Clock())
+    _run(tmp_path / "b.ckpt", epochs=3, checkpoint_every=100, checkpoint_seconds=3)
+    assert len(saves) > 3 and saves[-1] == 12 and saves == sorted(set(saves))
+
+
+def test_extra_state_is_saved_and_must_match(tmp_path):
+    from tensorgrad.checkpoint import CheckpointError
+    from tensorgrad.optim.swa_utils import AveragedModel
+    model = MLP([12, 16, 3], seed=1)
+    swa = AveragedModel(model)
+    swa.update_parameters(model)
+    _run(tmp_path / "run.ckpt", state={"swa": swa})
+    again = AveragedModel(MLP([12, 16, 3], seed=2))
+    _run(tmp_path / "run.ckpt", state={"swa": again})   # finished: restored, nothing to do
+    assert int(again.n_averaged.data) == 1
+    _states_equal(again.state_dict(), swa.state_dict())
+    with pytest.raises(CheckpointError, match=r"extra state \['swa'\], this run has \[\]"):
+        _run(tmp_path / "run.ckpt")
