@@ -12,6 +12,7 @@ attribute "reason", and the worker goes on with the next trial.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -108,21 +109,72 @@ class StageSpec:
     verbose: bool = True
 
 
-def make_sampler(spec: StageSpec, worker_seed: int):
+def make_sampler(spec: StageSpec, worker_seed):
     """Optuna's sampler of spec: the grid order is the study's (spec.seed), so every worker
-    walks the same shuffled grid; random and TPE draw from a seed of their own per worker."""
+    walks the same shuffled grid; random and TPE draw from seeds of their own per worker,
+    renewed for each trial (`per_trial_seed`). worker_seed: an int or a sequence of ints."""
     optuna = import_optuna()
     samplers = optuna.samplers
     if spec.sampler == "grid":
         return samplers.GridSampler(grid_values(spec.space), seed=spec.seed)
     if spec.sampler == "random":
-        return samplers.RandomSampler(seed=worker_seed)
+        return per_trial_seed(lambda seed: samplers.RandomSampler(seed=seed), worker_seed)
     if spec.sampler == "tpe":  # constant_liar: running trials count as bad, so parallel
-        with warnings.catch_warnings():  # workers do not all sample the same point
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return samplers.TPESampler(**{"seed": worker_seed, "constant_liar": True,
-                                          **spec.sampler_options})
+        def tpe(seed):         # workers do not all sample the same point
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return samplers.TPESampler(**{"seed": seed, "constant_liar": True,
+                                              **spec.sampler_options})
+        return per_trial_seed(tpe, worker_seed)
     raise ValueError(f"search: sampler must be one of {SAMPLERS}, got {spec.sampler!r}")
+
+
+@functools.cache
+def _per_trial_seed_class():
+    """PerTrialSeed subclasses Optuna's BaseSampler, which is imported only when a search runs."""
+    optuna = import_optuna()
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+    class PerTrialSeed(optuna.samplers.BaseSampler):
+        """A sampler made afresh for each trial, seeded by (worker seed, the number of trials
+        finished so far): the draws do not depend on how many processes the study took, so a
+        study resumed after a kill samples what the uninterrupted one would have (with one
+        worker: a lost trial is re-queued with its parameters, and the next is drawn from the
+        same seed and the same finished trials)."""
+
+        def __init__(self, make, seed):
+            self._make, self._seed = make, np.atleast_1d(np.asarray(seed, dtype=np.uint64))
+            self._inner = make(self._derived(0))
+
+        def _derived(self, n):
+            return int(np.random.SeedSequence([*self._seed.tolist(), n]).generate_state(1)[0])
+
+        def before_trial(self, study, trial):
+            n = sum(t.state in finished for t in study.get_trials(deepcopy=False))
+            self._inner = self._make(self._derived(n))
+            self._inner.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study, trial):
+            return self._inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self._inner.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study, trial, state, values):
+            self._inner.after_trial(study, trial, state, values)
+
+        def reseed_rng(self):
+            self._inner.reseed_rng()
+
+    return PerTrialSeed
+
+
+def per_trial_seed(make, seed):
+    """make(seed) -> a sampler, made afresh before each trial from (seed, trials finished)."""
+    return _per_trial_seed_class()(make, seed)
 
 
 def make_pruner(name: str, options=None):
@@ -184,11 +236,8 @@ def run_worker(spec: StageSpec, index: int = 0) -> int:
             alive = WorkerLock(spec.storage)
             retrying(alive.acquire, shared=True)
         claim = ClaimLock(spec.storage, spec.study_name, retrying)
-        n_existing = len(optuna.load_study(study_name=spec.study_name, storage=storage).trials)
-        worker_seed = int(np.random.SeedSequence(
-            [spec.seed, spec.stage, index, n_existing]).generate_state(1)[0])
         study = optuna.load_study(study_name=spec.study_name, storage=storage,
-                                  sampler=make_sampler(spec, worker_seed),
+                                  sampler=make_sampler(spec, (spec.seed, spec.stage, index)),
                                   pruner=make_pruner(spec.pruner, spec.pruner_options))
 
         current = {}   # the number of the trial being run

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from experiments import common
 from tensorgrad.search import StorageSpec
 from tensorgrad.search.storage import open_storage
@@ -183,15 +185,19 @@ def test_sigterm_stops_the_search_and_its_workers_with_exit_143(tiny_cifar, tmp_
     assert not live_workers(load(optuna, journal))     # the workers were stopped too
 
 
-def test_a_killed_one_worker_grid_search_resumes_to_the_same_trials_and_final_run(
-        tiny_cifar, tmp_path, optuna):
+@pytest.mark.parametrize("sampler", ["grid", "random", "tpe"])
+def test_a_killed_one_worker_search_resumes_to_the_same_trials_and_final_run(
+        tiny_cifar, tmp_path, optuna, sampler):
     """Each finished trial equals a fresh run of its parameters and seed: a trial lost to a
     SIGKILL is run again from its start, so with one worker and a seeded sampler the resumed
-    study is the uninterrupted one; the final run, killed after its checkpoint, resumes."""
-    spec = tmp_path / "grid.json"
+    study is the uninterrupted one; the final run, killed after its checkpoint, resumes. Random
+    and TPE draw each trial from (seed, trials finished), not from a worker's running state."""
+    spec = tmp_path / "space.json"
+    lam = {"type": "loguniform", "low": 1e-4, "high": 1e-2}
     spec.write_text(json.dumps({
-        "space": {"lam": {"type": "loguniform", "low": 1e-4, "high": 1e-2, "num": 3}},
-        "fixed": {"split": "a", "widths": "16"}, "sampler": "grid", "pruner": "none"}))
+        "space": {"lam": {**lam, "num": 3} if sampler == "grid" else lam},
+        "fixed": {"split": "a", "widths": "16"}, "sampler": sampler, "pruner": "none",
+        **({} if sampler == "grid" else {"trials": 3})}))
 
     def search(out, fault=""):
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
