@@ -117,17 +117,23 @@ class _Backward:
         self.n_args, self.positions, self.grad_output = 0, [], None
         self.n_out, self.out_positions = 1, []
 
+    @staticmethod
+    def _wrap(values, positions, at):
+        """Each Tensor of `values` that requires grad replaced by an identity node (in place),
+        its position noted; `at` runs when the gradients of all of them are complete."""
+        nodes = []
+        for k, v in enumerate(values):
+            if isinstance(v, Tensor) and v.requires_grad:
+                values[k] = _identity(v)
+                positions.append(k)
+                nodes.append(values[k])
+        if nodes:
+            _Group(nodes, at)
+
     def wrap_inputs(self, args):
         self.n_args = len(args)
         args = list(args)
-        nodes = []
-        for k, a in enumerate(args):
-            if isinstance(a, Tensor) and a.requires_grad:
-                args[k] = _identity(a)
-                self.positions.append(k)
-                nodes.append(args[k])
-        if nodes:
-            _Group(nodes, self.at_inputs)
+        self._wrap(args, self.positions, self.at_inputs)
         return tuple(args)
 
     def wrap_outputs(self, out):
@@ -137,14 +143,7 @@ class _Backward:
             raise TypeError(f"{type(self.module).__name__}: a full backward hook needs the "
                             f"module to return a Tensor or a tuple, got {type(out).__name__}")
         self.n_out = len(outs)
-        nodes = []
-        for k, o in enumerate(outs):
-            if isinstance(o, Tensor) and o.requires_grad:
-                outs[k] = _identity(o)
-                self.out_positions.append(k)
-                nodes.append(outs[k])
-        if nodes:
-            _Group(nodes, self.at_outputs)
+        self._wrap(outs, self.out_positions, self.at_outputs)
         return outs[0] if single else tuple(outs)
 
     def at_outputs(self, grads):

@@ -10,7 +10,14 @@ import pytest
 import tensorgrad as tg
 from tensorgrad.autograd import hooks, walk
 
-pytestmark = pytest.mark.usefixtures("each_mode")  # in fast and reference mode
+pytestmark = pytest.mark.usefixtures("each_mode", "no_hooked_leaves")  # in both modes
+
+
+@pytest.fixture
+def no_hooked_leaves():
+    """Hooked leaves of earlier tests left in reference cycles (a model and its hooks) are
+    collected first: tests here count on which leaves have hooks."""
+    gc.collect()
 
 
 def _leaf(values=(1.0, 2.0), dtype=np.float64):
@@ -128,7 +135,6 @@ def test_removing_every_leaf_hook_makes_the_walk_unhooked_again():
 def test_with_no_hooks_the_walk_is_the_one_chosen_before(monkeypatch):
     """No leaf hook anywhere (an intermediate's hooks need none): the walk's hooks are the same
     object as without the feature, and no hooked variant is ever made."""
-    gc.collect()  # a hooked leaf of an earlier test, in a reference cycle, dies only here
     assert not hooks.HOOKED_LEAVES
     chosen = walk._hooks(True)
     monkeypatch.setattr(hooks, "hooked", lambda accumulate: pytest.fail("hooked walk chosen"))
