@@ -187,15 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _estimate_text(names, candidates, args) -> tuple[str, dict]:
-    """What the selection and the final runs should take here, and the estimates."""
-    per_run = [estimate_s(s, _n_train(s, args.quick)) for s in candidates]
-    finals = {n: estimate_s(f, _n_train(f, args.quick))
-              for n in names for f in final_specs(n, [args.seed], args.quick)}
+def _estimate_text(names, args) -> tuple[str, dict]:
+    """What the full selection and final runs of these candidates should take here (also
+    under --quick, whose own runs are tiny), and the estimates."""
+    per_run = [estimate_s(s, _n_train(s, False)) for s in selection_specs(names, args.seed)]
+    finals = {n: estimate_s(f, _n_train(f, False))
+              for n in names for f in final_specs(n, [args.seed])}
     total = sum(per_run)
-    text = (f"  time estimate (one run at a time; rough, scaled by weights x images from the "
+    text = (f"  time estimate of the full runs{' (not this --quick one)' if args.quick else ''}"
+            f" (one run at a time; rough, scaled by weights x images from the "
             f"present recipe's published runs, {min(REFERENCE_S):.0f}-{max(REFERENCE_S):.0f} s "
-            f"for 60 epochs on 50,000 images): selection {len(candidates)} run(s), "
+            f"for 60 epochs on 50,000 images): selection {len(names)} run(s), "
             f"{total / 60:.1f} min (budget {SELECTION_BUDGET_S / 60:.0f} min"
             f"{'' if total <= SELECTION_BUDGET_S else ', OVER BUDGET'}); final {args.seeds} "
             f"run(s) of {min(finals.values()):.0f}-{max(finals.values()):.0f} s each (limit "
@@ -237,7 +239,7 @@ def main(argv=None) -> dict:
         parser.error(f"argument --candidates: {', '.join(twice)} given more than once")
     candidates = selection_specs(names, args.seed, args.quick)
     study = common.start(NAME, SID, TITLE, args, argv)
-    estimate, estimates = _estimate_text(names, candidates, args)
+    estimate, estimates = _estimate_text(names, args)
     print(estimate, flush=True)
     t0 = time.perf_counter()
 

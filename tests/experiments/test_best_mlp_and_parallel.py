@@ -179,7 +179,10 @@ def test_selection_reads_only_split_b_then_the_selected_recipe_is_tested_on_spli
                  "| <= 900 s |", "| mean ± std (2) |", "| 2 of 2 |", "Data caveat",
                  "all 2 run(s) fit the 900 s limit", "1 worker(s)"):
         assert text in table, text
-    assert "time estimate" in out and "selection 2 run(s)" in out and "budget 40 min" in out
+    full = sum(best_mlp.estimate_s(s, 45000)
+               for s in best_mlp.selection_specs(["present", "wide"], 0)) / 60
+    assert "time estimate of the full runs (not this --quick one)" in out
+    assert f"selection 2 run(s), {full:.1f} min (budget 40 min)" in out
     assert f"selected: {chosen}" in out
     assert "best_mlp_selection.png" in results["plots"]
 
