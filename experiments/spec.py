@@ -520,7 +520,7 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
         keep_diverged=True, log=False, checkpoint=None, checkpoint_every=CHECKPOINT_EVERY,
         checkpoint_seconds=CHECKPOINT_SECONDS) -> dict:
     """Train spec on data.train (measuring on the training images and data.val), then evaluate
-    on data.test (unless test=False).
+    on data.test (unless test=False: then no evaluation, plain, TTA or averaged, touches it).
 
     checkpoint: a path where fit keeps the training state (every checkpoint_every updates and
     checkpoint_seconds seconds); if the file exists, the run resumes from it, to bitwise the
@@ -589,7 +589,7 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
     if test:
         for k, v in evaluate(built.model, *data.test, l2=spec.lam).items():
             final[f"test_{k}"] = v
-    final.update(_tta_and_average(spec, built.model, data, swa, diverged, final))
+    final.update(_tta_and_average(spec, built.model, data, swa, diverged, final, test))
     wall = time.perf_counter() - t0
     result = {"label": spec.label, "config": {**dataclasses.asdict(spec), "dims": spec.dims()},
               "data": {"folder": data.folder, "split": data.split, "sizes": data.sizes()},
@@ -607,13 +607,14 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
     return result
 
 
-def _tta_and_average(spec, model, data, swa, diverged, final) -> dict:
+def _tta_and_average(spec, model, data, swa, diverged, final, test=True) -> dict:
     """With spec.tta: val and test accuracy averaging each image's scores with its mirror's
     (the plain ones kept as *_acc_plain); with weight averaging: *_acc_swa of the averaged
     weights (batch-norm statistics recomputed on 10,000 training images, as torch's
-    update_bn, with dropout active)."""
+    update_bn, with dropout active). test=False leaves the test set out."""
     averaged = swa is not None and int(swa.n_averaged.data) and not diverged
-    parts = [(p, xy) for p, xy in (("val", data.val), ("test", data.test)) if xy is not None]
+    parts = [(p, xy) for p, xy in (("val", data.val), ("test", data.test if test else None))
+             if xy is not None]
     out = {}
     if spec.tta:
         for part, xy in parts:
@@ -643,6 +644,7 @@ class Job:
     result: str | None = None       # where its finished result is kept
     checkpoint_every: int = CHECKPOINT_EVERY
     checkpoint_seconds: float = CHECKPOINT_SECONDS
+    test: bool = True               # evaluate on the test set (False: a selection run)
 
 
 def run_job(job: Job) -> dict:
@@ -655,7 +657,7 @@ def run_job(job: Job) -> dict:
     if job.progress:
         print(f"{s.label}", flush=True)
     result = run(s, data, progress=job.progress, log=job.log, checkpoint=job.checkpoint,
-                 checkpoint_every=job.checkpoint_every,
+                 test=job.test, checkpoint_every=job.checkpoint_every,
                  checkpoint_seconds=job.checkpoint_seconds)
     result["worker"] = {"pid": os.getpid(), "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
                         "data_load_time": load_time}
@@ -665,7 +667,7 @@ def run_job(job: Job) -> dict:
 
 
 def run_all(specs, args, workers: int = 1, threads: int = 1, log: bool = False,
-            report=None, here: bool | None = None, state=None) -> list[dict]:
+            report=None, here: bool | None = None, state=None, test: bool = True) -> list[dict]:
     """Train every spec on the data args names (--data, --quick, --seed), in this process or
     in `workers` processes with `threads` BLAS threads each (longest runs first), printing each
     result as it ends; report(run) replaces the printed line. here=False runs even a single
@@ -673,7 +675,10 @@ def run_all(specs, args, workers: int = 1, threads: int = 1, log: bool = False,
 
     state: the study's RunState (default: that of the study begun by common.start, if any).
     Each run is then checkpointed (--checkpoint-every / --checkpoint-seconds) and its result
-    kept; a run finished before is not run again, and the run in flight resumes."""
+    kept; a run finished before is not run again, and the run in flight resumes.
+
+    test=False: no run evaluates on the test set (runs that select a recipe on validation
+    data); their results hold no test_* numbers."""
     specs = list(specs)
     state = state if state is not None else common.current_state()
     data_args = {"data": args.data, "quick": args.quick, "seed": args.seed}
@@ -693,7 +698,7 @@ def run_all(specs, args, workers: int = 1, threads: int = 1, log: bool = False,
             continue
         paths = {} if state is None else dict(zip(("checkpoint", "result"),
                                                   map(os.fspath, state.paths(s))))
-        jobs.append((i, Job(s, data_args, progress, log, **paths, **every)))
+        jobs.append((i, Job(s, data_args, progress, log, **paths, **every, test=test)))
     done = [len(specs) - len(jobs)]
 
     def on_done(j, run):

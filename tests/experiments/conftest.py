@@ -64,7 +64,7 @@ QUICK_FLAGS = {
     "improvements": ["--changes", "dropout", "blur", "--workers", "2"],
     "architectures": ["--workers", "1"],
     "final_r0": [],
-    "best_mlp": ["--seeds", "2", "--average-last", "2"],
+    "best_mlp": ["--seeds", "2", "--candidates", "present", "wide"],
     "parallel": ["--speed"],
 }
 

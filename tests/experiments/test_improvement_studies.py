@@ -19,8 +19,9 @@ EXPECTED = {
                              "| 4-layer | 50-30-20 |", "val 50.6% (R0", "| 64-64 |"],
                       ["r3_grid.png", "r0_depth.png"], 5 + 2 + 2 + 1),
     "final_r0": ("S6", ["| 0 |", "| 52.13 |"], ["final_r0_epochs.png"], 1),
-    "best_mlp": ("S6+", ["| 0 |", "| 1 |", "Mean ± std over 2 seed(s)"],
-                 ["best_mlp_curves.png", "best_mlp_lr.png", "best_mlp_seeds.png"], 2),
+    "best_mlp": ("S6+", ["| 0 |", "| 1 |", "| mean ± std (2) |", "**Selection** on split b"],
+                 ["best_mlp_curves.png", "best_mlp_lr.png", "best_mlp_seeds.png",
+                  "best_mlp_selection.png"], 2),
 }
 
 
@@ -65,15 +66,20 @@ def test_improvements_change_exactly_one_thing(improvement_studies_quick):
     assert len(rows) == 15 and all(r["delta"] is not None for r in rows)
 
 
-def test_best_mlp_records_time_budget_and_averaging(improvement_studies_quick):
-    results = json.loads((improvement_studies_quick["best_mlp"][0] / "results.json").read_text())
+def test_best_mlp_tests_the_recipe_selected_on_split_b_on_split_c(improvement_studies_quick):
+    out, stdout = improvement_studies_quick["best_mlp"]
+    results = json.loads((out / "results.json").read_text())
+    selection = results["selection"]
+    assert [r["config"]["tags"]["recipe"] for r in selection["runs"]] == ["present", "wide"]
+    assert {r["config"]["split"] for r in selection["runs"]} == {"b"}
     for run in results["runs"]:
-        assert run["within_limit"] and not run["stopped_by_time_limit"]
+        assert run["config"]["split"] == "c"
+        assert run["config"]["tags"]["recipe"] == selection["selected"]
         assert run["wall_time"] >= run["train_time"] > 0
-        assert {"test_acc", "test_acc_plain", "test_acc_swa"} <= run["final"].keys()
-        assert run["config"]["average_last"] == 2 and run["schedule_epochs"] == 3
+        assert {"test_acc", "test_acc_plain"} <= run["final"].keys()
     assert [r["config"]["seed"] for r in results["runs"]] == [0, 1]
-    assert results["data_load_s"]
+    assert results["final"]["fits"] == [True, True] and results["data_load_s"]
+    assert "time estimate" in stdout and "selected: " in stdout
 
 
 def test_final_r0_uses_r0_recipe_and_test_curve(improvement_studies_quick):

@@ -18,7 +18,8 @@ from tests.experiments.conftest import REPO
 TIMES = {"wall_time", "train_time", "eval_time", "cpu_time", "worker", "resumed_from"}
 S4 = ["--layers", "3", "--seeds", "1", "--quick", "--no-progress", "--batch-size", "10",
       "--checkpoint-every", "3"]   # two runs of 20 updates, 8 per epoch, a checkpoint every 3
-POOL = ["--seeds", "2", "--workers", "2", "--quick", "--no-progress", "--checkpoint-every", "3"]
+POOL = ["--seeds", "2", "--workers", "2", "--quick", "--no-progress", "--checkpoint-every", "3",
+        "--candidates", "present", "wide"]
 
 
 def run(name, *args, fault=None, commit=None):
@@ -45,6 +46,18 @@ def killed(proc):
     return proc.returncode == -signal.SIGKILL
 
 
+def selected(proc):
+    """The recipe best_mlp selected, as it printed it."""
+    return [line.split(" (")[0] for line in proc.stdout.splitlines()
+            if line.startswith("selected: ")]
+
+
+def untimed(numbers_):
+    """numbers() without best_mlp's wall-time row (its seconds differ between invocations)."""
+    rows, runs = numbers_
+    return [r for r in rows if "wall time" not in r["label"]], runs
+
+
 def test_a_study_killed_mid_epoch_mid_write_and_between_runs_resumes_bitwise(tiny_cifar,
                                                                              tmp_path):
     ref = run("k_layer_bn", *S4, "--data", tiny_cifar, "--out", tmp_path / "ref")
@@ -69,25 +82,38 @@ def test_a_study_killed_mid_epoch_mid_write_and_between_runs_resumes_bitwise(tin
 
 def test_a_pool_study_resumes_after_its_workers_and_then_itself_are_killed(tiny_cifar,
                                                                            tmp_path):
+    """best_mlp on 2 workers: its selection and its final runs each resume, to the same
+    selection and numbers (its wall-time row aside)."""
     ref = run("best_mlp", *POOL, "--data", tiny_cifar, "--out", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr[-3000:]
     out = tmp_path / "out"
     args = [*POOL, "--data", tiny_cifar, "--out", out]
-    workers = run("best_mlp", *args, fault="KILL@update:7")   # each worker, mid-run
-    assert workers.returncode == 1 and "2 job(s) unfinished" in workers.stderr, \
+    # candidate present (12 updates) is killed in its worker, wide (8) finishes
+    workers = run("best_mlp", *args, fault="KILL@update:10")
+    assert workers.returncode == 1 and "1 job(s) unfinished" in workers.stderr, \
         workers.stderr[-3000:]
     main = run("best_mlp", *args, fault="KILL@run:1")         # the study, between runs
     assert killed(main), main.stderr[-3000:]
-    assert "resumed from update 6 of 15 (9 left)" in main.stdout
+    assert "candidate wide, split b, seed 0: finished before" in main.stdout
+    assert "resumed from update 9 of 12 (3 left)" in main.stdout
+    final = run("best_mlp", *args, fault="KILL@run:1")        # after the first final run
+    assert killed(final), final.stderr[-3000:]
+    assert final.stdout.count(": finished before") == 2 and "selected: " in final.stdout
     last = run("best_mlp", *args)
     assert last.returncode == 0, last.stderr[-3000:]
-    labels = [f"3072-32-16-10, 3 epochs, seed {s}" for s in (0, 1)]
-    for label in labels:   # each run finished once: before the study was killed, or now
-        trained = [p.stdout.count(f"] {label}: train") for p in (main, last)]
+    assert selected(last) == selected(ref) and len(selected(ref)) == 1
+    for label in ("candidate present, split b, seed 0", "candidate wide, split b, seed 0"):
+        trained = [p.stdout.count(f"] {label}: train") for p in (workers, main, final, last)]
+        assert sum(trained) == 1 and f"] {label}: finished before" in last.stdout, label
+    name = selected(ref)[0].removeprefix("selected: ")
+    for label in (f"final {name}, split c, seed {s}" for s in (0, 1)):
+        # each final run finished once: before the study was killed (its worker may have
+        # finished it after), or now
+        trained = [p.stdout.count(f"] {label}: train") for p in (final, last)]
         before = last.stdout.count(f"] {label}: finished before")
-        assert sum(trained) <= 1 and trained[1] + before == 1, (label, main.stdout,
+        assert sum(trained) <= 1 and trained[1] + before == 1, (label, final.stdout,
                                                                  last.stdout)
-    assert numbers(out) == numbers(tmp_path / "ref")
+    assert untimed(numbers(out)) == untimed(numbers(tmp_path / "ref"))
 
 
 def test_restart_starts_over_and_another_command_or_commit_is_refused(tiny_cifar, tmp_path):
