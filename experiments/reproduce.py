@@ -379,6 +379,12 @@ def estimate_seconds(quick: dict, full_updates: int) -> float:
     return quick["wall"] - quick["train"] + quick["train"] * full_updates / quick["updates"]
 
 
+def last_full_run(name: str, root: Path) -> dict | None:
+    """The part's last full results: under root, else the published ones (None if neither)."""
+    return next((r for r in (read_results(d / name / "results.json", False)
+                             for d in (root, common.RESULTS_ROOT)) if r), None)
+
+
 def full_argv(extra, args, out: Path) -> list:
     """A part's full (not --quick) flags as reproduce runs it, writing into `out`."""
     return study_argv(extra, argparse.Namespace(**{**vars(args), "quick": False,
@@ -408,10 +414,8 @@ def print_estimate(parts, args, quick_root: Path, run_missing: bool) -> float | 
                 lines.append(f"  {sid} {name}: no quick timing in {quick_root / name}{failed}")
                 continue
             timing = quick_timing(quick)
+            full = last_full_run(name, quick_root.parent)
             if name in UNTRAINED:
-                full = next((r for r in (read_results(d / name / "results.json", False)
-                                         for d in (quick_root.parent, common.RESULTS_ROOT))
-                             if r), None)
                 seconds = timing["wall"] if full is None else wall_seconds(full)
                 total += seconds
                 lines.append(f"  {sid} {name}: no training; "
@@ -427,10 +431,14 @@ def print_estimate(parts, args, quick_root: Path, run_missing: bool) -> float | 
                        f" (at least: counting stopped at {count.get('stopped', 'its end')})")
             scaled = ("" if count["updates"] and timing["updates"] else
                       " (no training to scale: the quick time as it is)")
+            before = ("" if full is None else
+                      f" (its last full run, {len(full.get('runs') or [])} runs of "
+                      f"{(full.get('code') or {}).get('commit', 'older code')[:12]}, took "
+                      f"{minutes(wall_seconds(full))})")
             lines.append(f"  {sid} {name}: {count['runs']} runs, {count['updates']:,} updates"
                          f"{partial}; quick run of {timing['started']}: "
                          f"{timing['wall']:.1f} s, {timing['updates']:,} updates{scaled} -> "
-                         f"about {minutes(seconds)}")
+                         f"about {minutes(seconds)}{before}")
     print(f"Time estimate of the full run ({ESTIMATE_HOW}):", *lines, sep="\n", flush=True)
     if missing:
         ids = " ".join(name for name, _ in missing)
