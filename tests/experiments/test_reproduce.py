@@ -206,3 +206,32 @@ def test_public_command_hides_private_paths():
     assert common.public_command(command) == (
         "TENSORGRAD_DATA=<data> python -m experiments.search --space r0_tpe --data <data> "
         "--out <out> --storage <storage> --out-root=runs")
+
+
+def _quick_results(folder, wall=3.0, train=2.0, updates=60):
+    """A stored quick run's results.json: one run of `updates` updates."""
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({
+        "quick": True, "started": "2026-01-01T00:00:00+00:00", "wall_time_s": wall,
+        "config": {}, "runs": [{"updates_done": updates, "train_time": train}]}))
+
+
+def test_a_plain_run_prints_the_estimate_from_a_stored_quick_timing_first(tmp_path, capsys,
+                                                                           monkeypatch):
+    _quick_results(tmp_path / "quick" / "two_layer_cyclic")
+    ran = []
+
+    def run_part(name, *args, **kwargs):
+        ran.append(name)
+        print("RUNNING", name)
+        return {"command": "python -m experiments.two_layer_cyclic", "error": "not here"}
+    monkeypatch.setattr(reproduce, "run_part", run_part)
+    outcome = reproduce.main(["--only", "S2", "--out-root", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert ran == ["two_layer_cyclic"] and outcome["failed"] == ["two_layer_cyclic"]
+    assert out.index("Time estimate of the full run") < out.index("RUNNING two_layer_cyclic")
+    updates = reproduce.count_updates("two_layer_cyclic", ["--out", str(tmp_path / "dry")])
+    expected = 1.0 + 2.0 * updates["updates"] / 60   # the rest once + training scaled
+    line = next(x for x in out.splitlines() if x.startswith("  S2 two_layer_cyclic: "))
+    assert f"{updates['updates']:,} updates" in line and "quick run of 2026-01-01" in line
+    assert f"-> about {expected / 60:.1f} min" in line
