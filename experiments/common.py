@@ -3,8 +3,8 @@
 A study script builds its parser with `study_parser` (numbers checked by the argparse types
 below), describes its runs as experiments.spec.Spec and trains them with spec.run_all (data
 from `load_data`, the one split loader), and ends with `finish`, which writes results.json
-(config, command line, seed, versions, wall time, numbers) and table.md into runs/<study>/ and
-prints both paths. Nothing here writes into the
+(config, command line, seed, versions, the code's commit and tree hashes, wall time, numbers)
+and table.md into runs/<study>/ and prints both paths. Nothing here writes into the
 repository's tracked files: only `python -m experiments.reproduce --publish` copies results into
 experiments/results/.
 """
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import math
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -392,17 +394,58 @@ class Study:
     started: str
     t0: float = field(default_factory=time.perf_counter)
     state: object = None   # the RunState of its runs (experiments/runstate.py), if resumable
+    code: dict | None = None  # code_trees() when it started
     finished: bool = False
 
 
 def command_line(name: str, argv, data_flag) -> str:
-    """The shell command that reproduces this run (with $TENSORGRAD_DATA if it chose the data)."""
+    """The shell command that reproduces this run (with $TENSORGRAD_DATA if it chose the data).
+    It holds the real paths, so that it can be run again here; `public_command` is the one to
+    show outside this machine."""
     cmd = f"python -m experiments.{name}"
     if argv:
         cmd += " " + shlex.join(argv)
     if data_flag is None and os.environ.get(ENV_VAR):
         cmd = f"{ENV_VAR}={shlex.quote(os.environ[ENV_VAR])} {cmd}"
     return cmd
+
+
+def _public_path(flag: str, value: str, repo: Path) -> str:
+    """A path argument as published: relative to the repository when inside it, else a
+    placeholder named after its flag (<data>, <out>, ...); a URL becomes <storage>."""
+    if "://" in value:
+        return "<storage>"
+    if not (value.startswith(("/", "~")) or os.path.isabs(value)):
+        return value
+    path = Path(os.path.expanduser(value))
+    with_repo = os.path.abspath(path)
+    if flag not in ("--data", ENV_VAR) and (with_repo == os.fspath(repo)
+                                            or with_repo.startswith(os.fspath(repo) + os.sep)):
+        return os.path.relpath(with_repo, repo)
+    return f"<{flag.lstrip('-').lower().replace('tensorgrad_', '')}>"
+
+
+def public_command(command: str, repo: Path = REPO) -> str:
+    """A recorded command as RESULTS.md and table.md show it: no private path (no home folder,
+    no /work/...): `TENSORGRAD_DATA=<data>`, `--data <data>`, other absolute paths relative to
+    the repository or as <flag>, URLs as <storage>."""
+    try:
+        tokens = shlex.split(command)
+    except ValueError:
+        return command
+    out, flag = [], ""
+    for token in tokens:
+        if token.startswith(f"{ENV_VAR}="):
+            out.append(f"{ENV_VAR}=<data>")
+        elif token.startswith("--") and "=" in token:
+            name, value = token.split("=", 1)
+            out.append(f"{name}={_public_path(name, value, repo)}")
+        elif token.startswith("-") and not token.lstrip("-")[:1].isdigit():
+            out.append(token)
+        else:
+            out.append(_public_path(flag, token, repo))
+        flag = token if token.startswith("--") else flag
+    return " ".join(t if "<" in t else shlex.quote(t) for t in out)  # placeholders unquoted
 
 
 def start(name: str, sid: str, title: str, args, argv, resumable: bool | None = None) -> Study:
@@ -414,6 +457,7 @@ def start(name: str, sid: str, title: str, args, argv, resumable: bool | None = 
     out.mkdir(parents=True, exist_ok=True)
     study = Study(name, sid, title, args, command_line(name, argv, args.data), out,
                   datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
+    study.code = code_trees()
     print(f"{sid} {title}\n  command: {study.command}\n  output:  {out}", flush=True)
     if resumable if resumable is not None else hasattr(args, "restart"):
         study.state = RunState.open(out / "state", vars(args), study.command, args.restart)
@@ -424,11 +468,71 @@ def start(name: str, sid: str, title: str, args, argv, resumable: bool | None = 
     return study
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform knows of the processor."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name") and ":" in line:
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def blas_threads() -> str:
+    """BLAS threads numpy's library uses (threadpoolctl if installed; else the limit set in
+    OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, else its default: one per core)."""
+    try:
+        from threadpoolctl import threadpool_info
+        pools = [f"{p.get('internal_api', 'blas')} {p['num_threads']}" for p in threadpool_info()
+                 if p.get("user_api") == "blas"]
+        if pools:
+            return ", ".join(pools)
+    except Exception:  # noqa: BLE001 - any failure: fall back on the environment
+        pass
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(name):
+            return f"{os.environ[name]} ({name})"
+    return f"default (one per core: {os.cpu_count()})"
+
+
 def versions() -> dict:
+    """The software and machine a study ran on, as RESULTS.md reports them."""
     import matplotlib
     return {"python": platform.python_version(), "numpy": np.__version__,
             "matplotlib": matplotlib.__version__, "tensorgrad": tensorgrad.__version__,
-            "platform": platform.platform(), "cpus": os.cpu_count()}
+            "platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu_model(),
+            "blas_threads": blas_threads()}
+
+
+CODE_TREES = ("tensorgrad", "models", "experiments/*.py")  # what a result's code is named by
+
+
+def _git(repo: Path, *args) -> str | None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                              timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def code_trees(repo: Path = REPO) -> dict | None:
+    """The code a result comes from: HEAD's commit, the git tree hashes of tensorgrad/ and
+    models/ and a hash of experiments/*.py (their blob hashes), and the tracked files among
+    them with uncommitted changes (`dirty`). None when git cannot tell (no repository)."""
+    commit = _git(repo, "rev-parse", "HEAD")
+    listing = _git(repo, "ls-tree", "HEAD", "experiments/")
+    if not commit or listing is None:
+        return None
+    trees = {name: _git(repo, "rev-parse", f"HEAD:{name}") for name in CODE_TREES[:2]}
+    blobs = sorted(line for line in listing.splitlines() if line.endswith(".py"))
+    trees["experiments/*.py"] = hashlib.sha1("\n".join(blobs).encode()).hexdigest()
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", "tensorgrad",
+                  "models", ":(glob)experiments/*.py")
+    dirty = None if status is None else [line[3:] for line in status.splitlines()]
+    return {"commit": commit, "trees": trees, "dirty": dirty}
 
 
 def _jsonable(obj):
@@ -454,6 +558,19 @@ def _stored_run(run: dict) -> dict:
     return {**run, "history": history}
 
 
+def _code_of(study: Study) -> dict | None:
+    """The study's code_trees() from its start; if the code changed while it ran, that is
+    recorded among its `dirty` entries (reproduce --publish then refuses it)."""
+    now = code_trees()
+    if study.code is None or now is None:
+        return study.code or now
+    if now["trees"] != study.code["trees"] or now["commit"] != study.code["commit"]:
+        return dict(study.code, dirty=[*(study.code["dirty"] or []),
+                                       f"(the code changed while it ran: commit {now['commit']} "
+                                       f"at the end)"])
+    return study.code
+
+
 def finish(study: Study, table: str, rows, runs=(), plots=(), data: Data | None = None,
            extra: dict | None = None, summary: str | None = None) -> dict:
     """Write results.json and table.md, print the table, the output paths and `summary` (the
@@ -469,14 +586,15 @@ def finish(study: Study, table: str, rows, runs=(), plots=(), data: Data | None 
         "seed": study.args.seed, "quick": bool(study.args.quick),
         "data": None if data is None else {"folder": data.folder, "split": data.split,
                                            "sizes": data.sizes()},
-        "versions": versions(), "started": study.started, "wall_time_s": wall,
+        "versions": versions(), "code": _code_of(study), "started": study.started,
+        "wall_time_s": wall,
         "rows": list(rows), "runs": [_stored_run(r) for r in runs],
         "plots": [os.path.relpath(p, study.out) for p in plots], "table": "table.md",
         **(extra or {}),
     }
     write_text(study.out / "results.json", json.dumps(_jsonable(results), indent=1) + "\n")
     quick = " (--quick: tiny data, not comparable)" if study.args.quick else ""
-    header = (f"# {study.sid}. {study.title}\n\n`{study.command}`  \n"
+    header = (f"# {study.sid}. {study.title}\n\n`{public_command(study.command)}`  \n"
               f"wall time {wall:.0f} s{quick}\n\n")
     write_text(study.out / "table.md", header + table.rstrip() + "\n")
     print("\n" + table.rstrip() + "\n")

@@ -105,16 +105,17 @@ def test_no_journal_or_lock_file_is_tracked():
     assert "/runs/" in (REPO / ".gitignore").read_text().split()
 
 
-def fake_study(folder: Path, test_acc=0.4321) -> dict:
-    """A full run's outputs of S4 as a study writes them, plus the search's journal and locks
-    (which are never evidence)."""
+def fake_study(folder: Path, test_acc=0.4321, repo: Path | None = None) -> dict:
+    """A full run's outputs of S4 as a study writes them (from the code of `repo`, as
+    results.json records it), plus the search's journal and locks (which are never evidence)."""
     folder.mkdir(parents=True)
     row = common.result_row("3-layer with BN (1 seed)", {"train": 0.6, "val": 0.5,
                                                          "test": test_acc}, {"test": 0.532})
     results = {"study": "S4", "name": "k_layer_bn", "title": "Deeper networks",
                "command": "python -m experiments.k_layer_bn --layers 3 --bn --seeds 1",
                "config": {}, "seed": 0, "quick": False, "data": None,
-               "versions": common.versions(), "started": "2026-01-01T00:00:00+00:00",
+               "versions": common.versions(), "code": common.code_trees(repo or REPO),
+               "started": "2026-01-01T00:00:00+00:00",
                "wall_time_s": 61.0, "rows": [row], "runs": [], "plots": ["3layer_bn_curves.png"],
                "table": "table.md"}
     (folder / "results.json").write_text(json.dumps(results))
@@ -133,10 +134,25 @@ def test_reproduce_writes_its_report_under_runs(fresh):
     assert "3-layer with BN (1 seed)" in (fresh / "runs" / "RESULTS.md").read_text()
 
 
+def stamp_published(repo: Path) -> str:
+    """Record the repository's code in every published study's results.json and commit that
+    (as if they had run from it); returns the new HEAD commit."""
+    from experiments.reproduce import STUDIES
+    code = common.code_trees(repo)
+    for name, _, _, _ in STUDIES:
+        path = repo / "experiments" / "results" / name / "results.json"
+        if path.is_file():
+            path.write_text(json.dumps({**json.loads(path.read_text()), "code": code}))
+    git(repo, "commit", "-q", "-am", "published results from this code")
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
 def test_publish_copies_the_evidence_and_rewrites_results_md(fresh):
+    snapshot = git(fresh, "rev-parse", "HEAD").strip()
+    head = stamp_published(fresh)
     published = fresh / "experiments" / "results" / "k_layer_bn"
     old = {p.name for p in published.iterdir()}
-    fake_study(fresh / "runs" / "k_layer_bn")
+    fake_study(fresh / "runs" / "k_layer_bn", repo=fresh)
     state = fresh / "runs" / "k_layer_bn" / "state"   # the run state is never published
     state.mkdir()
     (state / "manifest.json").write_text("{}")
@@ -161,6 +177,10 @@ def test_publish_copies_the_evidence_and_rewrites_results_md(fresh):
     report = (fresh / "experiments" / "RESULTS.md").read_text()
     assert "3-layer with BN (1 seed)" in report and "43.2" in report
     assert "## S1. " in report and "Not run" not in report  # the others: their published runs
+    assert f"from commit {head}." in report   # HEAD, and the commit each part ran from
+    assert f"Commits the parts ran from: commit {snapshot} (" in report
+    assert f"commit {head} (k_layer_bn)" in report
+    assert "/work/" not in report and "/tmp/" not in report  # no private path
 
 
 def test_publish_refuses_quick_runs_and_a_dirty_tree(fresh):
@@ -174,3 +194,29 @@ def test_publish_refuses_quick_runs_and_a_dirty_tree(fresh):
     assert proc.returncode == 2
     assert "uncommitted" in proc.stderr and "README.md" in proc.stderr
     assert status(fresh) == before + " M README.md\n"
+
+
+def test_publish_refuses_parts_that_ran_from_other_code(fresh):
+    before = status(fresh)
+    results_path = fresh / "runs" / "k_layer_bn" / "results.json"
+    results = fake_study(results_path.parent, repo=fresh)
+    # the committed results record no tree hashes (run before they were recorded)
+    proc = run(fresh, "experiments.reproduce", "--reuse", "--only", "S4", "--publish")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "--publish refused" in proc.stderr
+    assert "two_layer_cyclic (experiments/results/two_layer_cyclic/results.json): records no " \
+           "tree hashes" in proc.stderr
+    assert "k_layer_bn (" not in proc.stderr  # this one ran from HEAD's code
+    assert status(fresh) == before + "" and "published" not in proc.stdout
+    stamp_published(fresh)
+    before = status(fresh)
+    # a part that ran from another tensorgrad/ than HEAD's (a commit since changed it)
+    results["code"]["trees"]["tensorgrad"] = "0123456789abcdef" * 2 + "01234567"
+    results_path.write_text(json.dumps(results))
+    proc = run(fresh, "experiments.reproduce", "--reuse", "--only", "S4", "--publish")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert ("k_layer_bn (runs/k_layer_bn/results.json): ran from commit "
+            in proc.stderr), proc.stderr
+    assert "whose code differs from HEAD's: tensorgrad (0123456789ab there, " in proc.stderr
+    assert "models" not in proc.stderr.split("k_layer_bn (")[1]  # only the tree that differs
+    assert status(fresh) == before  # nothing published, RESULTS.md untouched
