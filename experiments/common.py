@@ -409,6 +409,13 @@ def points(delta, std=None, digits=1) -> str:
     return text if std is None else f"{text} ± {100 * std:.{digits}f}"
 
 
+def sizes_text(data) -> str:
+    """A split's training and validation sizes as a table says them: '45,000 train / 5,000 val'
+    (Data, or the sizes dict a run records)."""
+    sizes = data if isinstance(data, dict) else data.sizes()
+    return f"{sizes['train']:,} train / {sizes['val'] or 0:,} val"
+
+
 def seeds_text(seeds) -> str:
     """'seed 0' or 'seeds 0, 1, 2'."""
     seeds = sorted(seeds)

@@ -67,7 +67,9 @@ def main(argv=None) -> dict:
             rep = None if init not in REPORT else REPORT[init][int(bn)]
             row = common.seed_row(f"3-layer, {common.init_name(init)} init, {bn_word(bn)} BN "
                                   f"({common.seeds_text(seeds)})", group,
-                                  None if rep is None else {"test": rep}, keys=("test",))
+                                  None if rep is None else {"test": rep}, keys=("test",),
+                                  report_text=None if rep is None else
+                                  f"test {common.pct(rep)}% (R1)")
             rows.append(row)
             std = (row["std"] or {}).get("test")
             cells[(init, bn)] = f"{common.pct(row['ours']['test'], std, 2)} ({common.pct(rep)})"
@@ -85,7 +87,7 @@ def main(argv=None) -> dict:
     table = (f"Test accuracy in %, ours as mean ± std (ddof=1) over {common.seeds_text(seeds)} "
              f"(the same seeds in every cell), R1's in brackets; with BN minus without BN as "
              f"the mean ± std of the per-seed differences (R1's difference in brackets). "
-             f"3-layer 50-50, lambda {args.lam:g}, split (b): 45,000 train / 5,000 val, n_s "
+             f"3-layer 50-50, lambda {args.lam:g}, split (b): {common.sizes_text(data)}, n_s "
              f"{n_s}, {args.cycles} cycles, batch {args.batch_size}.\n\n"
              + common.markdown_table(heads, [[common.init_name(init)]
                                              + [cells[(init, bn)] for bn in bns]

@@ -111,7 +111,7 @@ def main_specs(args) -> list:
             for layers, bn, kind in configs(args) for seed in common.seed_list(args)]
 
 
-def main_table(args, study):
+def main_table(args, study, data):
     n_s = min(args.n_s, common.QUICK_N_S) if args.quick else args.n_s
     seeds = common.seed_list(args)
     runs, rows, table_rows, plots = spec.run_all(main_specs(args), args), [], [], []
@@ -147,7 +147,7 @@ def main_table(args, study):
                                         f"{common.seeds_text(seeds)})"))
         headline += [f"  {r['label']}: {r['ours_text']}" for r in delta_rows]
     table = (f"Accuracy in %, mean ± std (ddof=1) over {common.seeds_text(seeds)}, the same "
-             f"seeds in every row. Split (b): 45,000 train / 5,000 val, lambda {args.lam:g} "
+             f"seeds in every row. Split (b): {common.sizes_text(data)}, lambda {args.lam:g} "
              f"unless the row says otherwise, n_s {n_s}, {args.cycles} cycles, He init, batch "
              f"{args.batch_size}.\n\n"
              + common.markdown_table(["network", "train", "val", "test", "test per seed",
@@ -247,7 +247,7 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     study = common.start(NAME, SID, TITLE, args, argv)
     data = common.load_data(args, split="b")
-    runs, rows, table, plots, headline = main_table(args, study)
+    runs, rows, table, plots, headline = main_table(args, study, data)
     if args.r4:
         r4_runs, r4_rows, r4_table, r4_plots = r4_curves(args, study, data)
         runs, rows, plots = runs + r4_runs, rows + r4_rows, plots + r4_plots

@@ -186,9 +186,8 @@ def main(argv=None) -> dict:
                            stage=name, lam=done[key]["config"]["lam"]) for key in keys[name]]
         runs += stage_runs
         cfg0, sizes = stage_runs[0]["config"], stage_runs[0]["data"]["sizes"]
-        setting = (f"{st.net()}, split ({st.split}): {sizes['train']:,} train / "
-                   f"{sizes['val']:,} val, batch {cfg0['batch_size']}, n_s {cfg0['n_s']}, "
-                   f"{cfg0['cycles']} cycles")
+        setting = (f"{st.net()}, split ({st.split}): {common.sizes_text(sizes)}, batch "
+                   f"{cfg0['batch_size']}, n_s {cfg0['n_s']}, {cfg0['cycles']} cycles")
         if st.seeds is None:
             section, row = grid_stage(name, st, stage_runs, setting, study, plots, spans)
         else:

@@ -21,8 +21,6 @@ SETTINGS = {
     "b_ns2250": dict(split="b", lam=0.005, n_s=2250, cycles=2,
                      report={"train": 0.612, "val": 0.538, "test": 0.523}, source="R1"),
 }
-SPLIT_TEXT = {"a": "split (a): 10,000 train / 10,000 val", "b": "split (b): 45,000 train / "
-              "5,000 val"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,13 +70,18 @@ def build_specs(args) -> list:
     return specs
 
 
+def split_text(run) -> str:
+    """The split a run trained on, with its sizes: 'split (a): 10,000 train / 10,000 val'."""
+    return f"split ({run['data']['split']}): {common.sizes_text(run['data']['sizes'])}"
+
+
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     study = common.start(NAME, SID, TITLE, args, argv)
     specs = build_specs(args)
     runs, rows, table_rows, plots = spec.run_all(specs, args), [], [], []
     names = list(dict.fromkeys(s.tags["setting"] for s in specs))
-    seeds = common.seed_list(args)
+    seeds, splits = common.seed_list(args), {}
     for name in names:
         s, label = SETTINGS[name], setting_label(name, args)
         group = [r for r in runs if r["config"]["tags"]["setting"] == name]
@@ -87,8 +90,12 @@ def main(argv=None) -> dict:
         first = group[0]
         plots += common.run_plots(first, study.out, name,
                                   title=f"2-layer, {label}, seed {first['config']['seed']}")
+        report_text = ", ".join(f"{k} {common.pct(s['report'][k], digits=2)}"
+                                for k in ("train", "val", "test") if k in s["report"])
         row = common.seed_row(f"2-layer, {label} ({common.seeds_text(seeds)})", group,
-                              s["report"], note=SPLIT_TEXT[s["split"]])
+                              s["report"], report_text=f"{report_text}% ({s['source']})",
+                              note=split_text(first))
+        splits.setdefault(s["split"], split_text(first))
         rows.append(row)
         std = row["std"] or {}
         table_rows.append([label] + [
@@ -100,7 +107,7 @@ def main(argv=None) -> dict:
     table = (f"Accuracy in %, ours as mean ± std (ddof=1) over {common.seeds_text(seeds)} (the "
              f"same seeds in every row), the report's in brackets. 2-layer, {args.hidden} "
              f"hidden, no BN, He init, batch {args.batch_size}, eta "
-             f"{args.eta_min:g}..{args.eta_max:g}; {SPLIT_TEXT['a']}, {SPLIT_TEXT['b']}.\n\n"
+             f"{args.eta_min:g}..{args.eta_max:g}; {', '.join(splits.values())}.\n\n"
              + common.markdown_table(["setting", "train", "val", "test",
                                       "test per seed", "report"], table_rows))
     return common.finish(study, table, rows, runs, plots, data)
