@@ -150,6 +150,19 @@ def add_bn_flag(p: argparse.ArgumentParser) -> None:
                    help="only with (--bn) or only without (--no-bn) batch norm; default both")
 
 
+def add_seeds_flag(p: argparse.ArgumentParser, default: int = 3, what: str = "setting") -> None:
+    """--seeds N: every compared setting runs with seeds --seed, --seed + 1, ..., --seed + N - 1,
+    the same seeds in every arm, so that differences between arms can be paired by seed."""
+    p.add_argument("--seeds", type=positive_int, default=default,
+                   help=f"seeds per {what}: --seed, --seed + 1, ... (the same seeds in every "
+                        f"compared arm: differences are paired by seed)")
+
+
+def seed_list(args) -> list[int]:
+    """The seeds of a study's compared rows: args.seed, args.seed + 1, ..., args.seeds of them."""
+    return [args.seed + i for i in range(args.seeds)]
+
+
 def add_parallel_args(p: argparse.ArgumentParser, workers: int = 2) -> None:
     p.add_argument("--workers", type=positive_int, default=workers,
                    help="parallel training processes (1: run here, one at a time)")
@@ -306,12 +319,27 @@ def accuracy_text(final: dict) -> str:
 
 
 def summarize(runs, keys=("train_acc", "val_acc", "test_acc")) -> dict:
-    """{key: (mean, std)} over runs' final numbers (sample std, ddof=1; 0 for one run)."""
+    """{key: (mean, std)} over runs' final numbers (mean_std: sample std, ddof=1; None for
+    one run)."""
     out = {}
     for k in keys:
         vals = [r["final"][k] for r in runs if r["final"].get(k) is not None]
         if vals:
-            out[k] = (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0)
+            out[k] = mean_std(vals)
+    return out
+
+
+def by_seed(runs, key="test_acc") -> dict:
+    """{seed: final[key]} of runs, one run per seed (ValueError naming a seed run twice); runs
+    without the number are left out."""
+    out = {}
+    for r in runs:
+        seed = r["config"]["seed"]
+        if seed in out:
+            raise ValueError(f"by_seed: seed {seed} appears twice among the runs "
+                             f"({r.get('label')!r}); one run per seed is expected")
+        if r["final"].get(key) is not None:
+            out[seed] = r["final"][key]
     return out
 
 
@@ -337,12 +365,63 @@ def save_plot(fig, path: Path) -> Path:
 # Tables
 # ---------------------------------------------------------------------------------------------
 
+def mean_std(values) -> tuple[float, float | None]:
+    """(mean, sample std with ddof=1) of numbers; the std is None for a single value (one run
+    shows no spread). ValueError for no values."""
+    vals = [float(v) for v in values]
+    if not vals:
+        raise ValueError("mean_std: no values")
+    mean = float(np.mean(vals))
+    return mean, (float(np.std(vals, ddof=1)) if len(vals) > 1 else None)
+
+
+def paired_differences(a_by_seed: dict, b_by_seed: dict) -> dict:
+    """{seed: a[seed] - b[seed]} of two arms run on the same seeds (ValueError naming the seeds
+    that only one arm has: an unpaired difference has no per-seed error bar)."""
+    if set(a_by_seed) != set(b_by_seed):
+        raise ValueError(f"paired_delta: the two arms' seeds differ: "
+                         f"{sorted(a_by_seed)} vs {sorted(b_by_seed)}; a paired difference "
+                         f"needs the same seeds in both")
+    if not a_by_seed:
+        raise ValueError("paired_delta: no seeds")
+    return {s: a_by_seed[s] - b_by_seed[s] for s in sorted(a_by_seed)}
+
+
+def paired_delta(a_by_seed: dict, b_by_seed: dict) -> tuple[float, float | None]:
+    """(mean, std ddof=1) of the per-seed differences a - b: the error bar of a difference
+    between two arms run on the same seeds (what the seed changes in both cancels). The std is
+    None with one seed."""
+    return mean_std(paired_differences(a_by_seed, b_by_seed).values())
+
+
 def pct(value, std=None, digits=1) -> str:
     """A fraction as a percentage ('53.2', '53.2 ± 0.4'); '—' for None."""
     if value is None:
         return "—"
     text = f"{100 * value:.{digits}f}"
     return text if std is None else f"{text} ± {100 * std:.{digits}f}"
+
+
+def points(delta, std=None, digits=1) -> str:
+    """A difference of fractions in signed percentage points ('+1.2', '-0.4 ± 0.3'); '—' for
+    None."""
+    if delta is None:
+        return "—"
+    text = f"{100 * delta:+.{digits}f}"
+    return text if std is None else f"{text} ± {100 * std:.{digits}f}"
+
+
+def sizes_text(data) -> str:
+    """A split's training and validation sizes as a table says them: '45,000 train / 5,000 val'
+    (Data, or the sizes dict a run records)."""
+    sizes = data if isinstance(data, dict) else data.sizes()
+    return f"{sizes['train']:,} train / {sizes['val'] or 0:,} val"
+
+
+def seeds_text(seeds) -> str:
+    """'seed 0' or 'seeds 0, 1, 2'."""
+    seeds = sorted(seeds)
+    return f"seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds))}"
 
 
 def markdown_table(headers, rows) -> str:
@@ -354,14 +433,25 @@ def markdown_table(headers, rows) -> str:
 _SPLITS = ("train", "val", "test")
 
 
-def result_row(label, ours, report=None, report_text=None, std=None, note=None,
-               ours_text=None, compare=None) -> dict:
+def result_row(label, ours=None, report=None, report_text=None, std=None, note=None,
+               ours_text=None, compare=None, per_seed=None) -> dict:
     """One row for RESULTS.md: our numbers beside the report's.
 
     ours / report / std: {'train'|'val'|'test': fraction} (or other named numbers with
-    ours_text). delta (percentage points, ours - report) is taken on `compare`, by default
-    the last of train/val/test that both have.
+    ours_text). per_seed: {split: {seed: fraction}}, the runs behind a mean ± std; it is kept
+    in the row (with `seeds`), and ours and std, when not given, are its mean and std (ddof=1).
+    delta (percentage points, ours - report) is taken on `compare`, by default the last of
+    train/val/test that both have; its error bar `delta_std` is our std there (the report is
+    one number, so the per-seed differences from it spread as ours do); `delta_text` shows
+    both ('+0.4 ± 0.3').
     """
+    if per_seed:
+        stats = {k: mean_std(v.values()) for k, v in per_seed.items() if v}
+        ours = ours if ours is not None else {k: m for k, (m, _) in stats.items()}
+        if std is None:
+            std = {k: s for k, (_, s) in stats.items() if s is not None}
+    if ours is None:
+        raise ValueError(f"result_row {label!r}: give ours or per_seed")
     std = std or {}
 
     def text(values, with_std):
@@ -373,10 +463,63 @@ def result_row(label, ours, report=None, report_text=None, std=None, note=None,
     delta = (100 * (ours[compare] - report[compare])
              if compare and report and ours.get(compare) is not None
              and report.get(compare) is not None else None)
+    delta_std = (100 * std[compare] if delta is not None and std.get(compare) is not None
+                 else None)
+    seeds = sorted({s for v in (per_seed or {}).values() for s in v}) or None
     return {"label": label, "ours": ours, "std": std or None, "report": report,
             "ours_text": ours_text or text(ours, True),
             "report_text": report_text or (text(report, False) if report else "—"),
-            "compare": compare, "delta": delta, "note": note}
+            "compare": compare, "delta": delta, "delta_std": delta_std,
+            "delta_text": (None if delta is None else points(delta / 100, None if delta_std
+                                                             is None else delta_std / 100)),
+            "seeds": seeds, "per_seed": per_seed or None, "note": note}
+
+
+def seed_row(label, runs, report=None, keys=_SPLITS, **kwargs) -> dict:
+    """result_row of runs of one setting over seeds: mean ± std (ddof=1) of each of `keys`
+    (train / val / test), the per-seed values kept in the row."""
+    per_seed = {k: by_seed(runs, f"{k}_acc") for k in keys}
+    return result_row(label, report=report, per_seed={k: v for k, v in per_seed.items() if v},
+                      **kwargs)
+
+
+def delta_row(label, a_by_seed: dict, b_by_seed: dict, report_delta=None, metric="test",
+              report_text=None, note=None) -> dict:
+    """A row of the paired difference a - b of two arms (fractions by seed, the same seeds):
+    ours is the mean ± std (ddof=1) of the per-seed differences (kept as per_seed, in
+    fractions), beside the report's difference of the same two arms if it has one; delta is
+    ours - report in points, with our std as its error bar."""
+    diffs = paired_differences(a_by_seed, b_by_seed)
+    mean, std = mean_std(diffs.values())
+    report = None if report_delta is None else {metric: report_delta}
+    return result_row(label, {metric: mean}, report, std=None if std is None else {metric: std},
+                      ours_text=f"{metric} {points(mean, std)} points ({seeds_text(diffs)})",
+                      report_text=report_text or (f"{metric} {points(report_delta)} points"
+                                                  if report else "—"),
+                      compare=metric, per_seed={metric: diffs}, note=note)
+
+
+def plot_deltas(entries, path: Path, title: str, xlabel: str = "difference (points)") -> Path:
+    """Horizontal bars of differences with error bars: entries are (name, mean, std) in
+    fractions (std None: no bar), drawn in points, the first at the top."""
+    from matplotlib.figure import Figure
+    entries = list(entries)
+    if not entries:
+        raise ValueError("plot_deltas: no differences to plot")
+    names = [e[0] for e in entries]
+    means = [100 * e[1] for e in entries]
+    errors = [0.0 if e[2] is None else 100 * e[2] for e in entries]
+    fig = Figure(figsize=(7, 0.45 * len(entries) + 1.6))
+    ax = fig.subplots()
+    y = list(range(len(entries)))[::-1]
+    ax.barh(y, means, xerr=errors, capsize=4,
+            color=["tab:green" if m > 0 else "tab:red" for m in means])
+    ax.set_yticks(y, names, fontsize="small")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(xlabel + "; bars: ± std of the per-seed differences")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="x")
+    return save_plot(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------

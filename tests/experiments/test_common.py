@@ -61,9 +61,84 @@ def test_summarize_and_tables():
     runs = [{"final": {"test_acc": a}} for a in (0.50, 0.52, 0.54)]
     mean, std = common.summarize(runs, keys=("test_acc",))["test_acc"]
     assert mean == pytest.approx(0.52) and std == pytest.approx(0.02)
-    assert common.summarize(runs[:1], keys=("test_acc",))["test_acc"] == (0.5, 0.0)
+    assert common.summarize(runs[:1], keys=("test_acc",))["test_acc"] == (0.5, None)  # no spread
     assert common.pct(None) == "—" and common.pct(0.5321, 0.0041, 2) == "53.21 ± 0.41"
     assert common.markdown_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_mean_std_is_the_sample_std_ddof_1():
+    # by hand: mean 0.54; squared deviations 0.0016 + 0.0001 + 0.0025 = 0.0042; / (3 - 1) =
+    # 0.0021; sqrt = 0.045826 (ddof=0 would give sqrt(0.0014) = 0.037417)
+    mean, std = common.mean_std([0.50, 0.53, 0.59])
+    assert mean == pytest.approx(0.54) and std == pytest.approx(0.0458258, abs=1e-7)
+    assert common.pct(mean, std, 2) == "54.00 ± 4.58"
+    assert common.mean_std([0.5]) == (0.5, None)
+    with pytest.raises(ValueError, match="mean_std: no values"):
+        common.mean_std([])
+    assert common.seeds_text([2, 0, 1]) == "seeds 0, 1, 2" and common.seeds_text([4]) == "seed 4"
+
+
+def test_paired_delta_is_the_spread_of_the_per_seed_differences():
+    a = {0: 0.55, 1: 0.53, 2: 0.54}
+    b = {0: 0.52, 1: 0.515, 2: 0.50}
+    # by hand: differences 0.03, 0.015, 0.04; mean 0.028333; squared deviations 2.778e-6 +
+    # 1.7778e-4 + 1.3611e-4 = 3.1667e-4; / 2; sqrt = 0.012583 (the arms' own stds, 0.0100
+    # and 0.0104, would give an unpaired 0.0144)
+    mean, std = common.paired_delta(a, b)
+    assert mean == pytest.approx(0.0283333, abs=1e-7) and std == pytest.approx(0.0125831, abs=1e-7)
+    assert common.points(mean, std) == "+2.8 ± 1.3" and common.points(-0.004) == "-0.4"
+    assert common.points(None) == "—"
+    assert common.paired_delta({3: 0.6}, {3: 0.5}) == (pytest.approx(0.1), None)
+    with pytest.raises(ValueError, match=r"seeds differ: \[0, 1\] vs \[0, 2\]"):
+        common.paired_delta({0: 0.5, 1: 0.5}, {0: 0.5, 2: 0.5})
+
+
+def test_result_row_from_seeds_shows_mean_std_and_a_delta_error_bar():
+    row = common.result_row("r", per_seed={"test": {0: 0.50, 1: 0.53, 2: 0.59}},
+                            report={"test": 0.52})
+    assert row["ours"] == {"test": pytest.approx(0.54)}
+    assert row["std"] == {"test": pytest.approx(0.0458258, abs=1e-7)}
+    assert row["ours_text"] == "test 54.0 ± 4.6" and row["seeds"] == [0, 1, 2]
+    assert row["per_seed"] == {"test": {0: 0.50, 1: 0.53, 2: 0.59}}
+    # the report is one number: ours - report spreads as ours does
+    assert row["delta"] == pytest.approx(2.0) and row["delta_std"] == pytest.approx(4.58258)
+    assert row["delta_text"] == "+2.0 ± 4.6"
+    runs = [{"label": f"s{s}", "config": {"seed": s}, "final": {"test_acc": a, "val_acc": a}}
+            for s, a in ((0, 0.50), (1, 0.53), (2, 0.59))]
+    assert common.seed_row("r", runs, {"test": 0.52}, keys=("test",)) == row
+    assert common.by_seed(runs, "val_acc") == {0: 0.50, 1: 0.53, 2: 0.59}
+    with pytest.raises(ValueError, match="seed 0 appears twice"):
+        common.by_seed(runs + runs[:1])
+    with pytest.raises(ValueError, match="give ours or per_seed"):
+        common.result_row("r")
+
+
+def test_delta_row_carries_the_paired_error_bar():
+    a = {0: 0.55, 1: 0.53, 2: 0.54}
+    b = {0: 0.52, 1: 0.515, 2: 0.50}
+    row = common.delta_row("BN - no BN", a, b, report_delta=0.015)
+    assert row["ours"]["test"] == pytest.approx(0.0283333, abs=1e-7)
+    assert row["std"]["test"] == pytest.approx(0.0125831, abs=1e-7)
+    assert row["ours_text"] == "test +2.8 ± 1.3 points (seeds 0, 1, 2)"
+    assert row["report_text"] == "test +1.5 points"
+    assert row["delta"] == pytest.approx(1.33333, abs=1e-4)     # ours - report, in points
+    assert row["delta_std"] == pytest.approx(1.25831, abs=1e-4)
+    assert row["per_seed"]["test"] == pytest.approx({0: 0.03, 1: 0.015, 2: 0.04})
+    assert common.delta_row("d", a, b)["report_text"] == "—"
+
+
+def test_plot_deltas_draws_the_error_bars(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(common, "save_plot", lambda fig, path: figures.append(fig) or path)
+    common.plot_deltas([("a", 0.02, 0.005), ("b", -0.01, None)], tmp_path / "d.png", "t")
+    from matplotlib.container import BarContainer
+    bars = next(c for c in figures[0].axes[0].containers if isinstance(c, BarContainer))
+    segments = bars.errorbar.lines[2][0].get_segments()   # one horizontal bar per difference
+    half_widths = sorted(abs(s[1][0] - s[0][0]) / 2 for s in segments)
+    assert half_widths == pytest.approx([0.0, 0.5])                  # points: 100 x std
+    assert sorted(b.get_width() for b in bars) == pytest.approx([-1.0, 2.0])
+    with pytest.raises(ValueError, match="no differences"):
+        common.plot_deltas([], tmp_path / "e.png", "t")
 
 
 def test_command_line_records_the_data_source(monkeypatch):

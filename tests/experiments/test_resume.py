@@ -16,8 +16,10 @@ from tests.experiments.conftest import REPO
 
 # the bookkeeping of a run that differs between invocations: times, process, resume point
 TIMES = {"wall_time", "train_time", "eval_time", "cpu_time", "worker", "resumed_from"}
-S4 = ["--layers", "3", "--seeds", "1", "--quick", "--no-progress", "--batch-size", "10",
-      "--checkpoint-every", "3"]   # two runs of 20 updates, 8 per epoch, a checkpoint every 3
+S4 = ["--layers", "3", "--seeds", "1", "--r1-lam", "0.005", "--quick", "--no-progress",
+      "--batch-size", "10", "--checkpoint-every", "3"]
+# two runs of 20 updates (--r1-lam at --lam: no third run at R1's lambda), 8 per epoch, a
+# checkpoint every 3
 POOL = ["--seeds", "2", "--workers", "2", "--quick", "--no-progress", "--checkpoint-every", "3",
         "--candidates", "present", "wide"]
 
@@ -118,8 +120,8 @@ def test_a_pool_study_resumes_after_its_workers_and_then_itself_are_killed(tiny_
 
 def test_restart_starts_over_and_another_command_or_commit_is_refused(tiny_cifar, tmp_path):
     out = tmp_path / "out"
-    args = ["--setting", "a_ns500", "--quick", "--no-progress", "--data", tiny_cifar, "--out",
-            out]
+    args = ["--setting", "a_ns500", "--seeds", "1", "--quick", "--no-progress", "--data",
+            tiny_cifar, "--out", out]
     first = run("two_layer_cyclic", *args, commit="commit aaa")
     assert first.returncode == 0, first.stderr[-3000:]
     before = numbers(out)
@@ -130,8 +132,8 @@ def test_restart_starts_over_and_another_command_or_commit_is_refused(tiny_cifar
     assert newer.returncode == 1 and "Traceback" not in newer.stderr
     assert "the code changed: commit aaa then, commit bbb now" in newer.stderr
     same = run("two_layer_cyclic", *args, commit="commit aaa")
-    assert same.returncode == 0 and "[1/1] split (a), lambda 0.01, n_s 5, 1 cycle: finished " \
-                                    "before" in same.stdout
+    assert same.returncode == 0 and "[1/1] split (a), lambda 0.01, n_s 5, 1 cycle, seed 0: " \
+                                    "finished before" in same.stdout
     assert numbers(out) == before   # rewritten from the kept run
     again = run("two_layer_cyclic", *args, "--restart", commit="commit bbb")
     assert again.returncode == 0, again.stderr[-3000:]

@@ -17,16 +17,21 @@ EXPECTED = {
                                 "| split (a), lambda 0.01, n_s 5, 3 cycles |",
                                 "| split (b), lambda 0.005, n_s 5, 2 cycles |"],
                          ["a_ns500_curves.png", "a_ns500_lr.png", "b_ns2250_curves.png"]),
-    "lambda_search": ("S3", [f"### {s}:" for s in ("r2_coarse", "r2_fine", "r1_coarse",
-                                                    "r1_fine", "r1_best", "r2_final")],
-                      ["r2_coarse_search.png", "r1_fine_search.png", "r2_final_curves.png"]),
+    "lambda_search": ("S3", [f"### {s}:" for s in ("r2_coarse_45k", "r2_coarse_10k", "r2_fine",
+                                                    "r1_coarse", "r1_fine", "r1_best",
+                                                    "r2_final")]
+                      + ["### Which reading of R2's coarse stage matches", "| mean ± std |"],
+                      ["r2_coarse_45k_search.png", "r2_coarse_10k_search.png",
+                       "r1_fine_search.png", "r2_final_curves.png", "r1_best_curves.png"]),
     "k_layer_bn": ("S4", [f"| {k}-layer {w} BN |" for k in (3, 9) for w in ("with", "without")]
-                   + ["| 3-layer | 0.01 | He |", "| 3-layer | 0.01 | sigma 0.01 |",
+                   + ["| 3-layer without BN, lambda 0.0134 (R1's setting) |", "| 9-layer | ",
+                      "| 3-layer | 0.01 | He |", "| 3-layer | 0.01 | sigma 0.01 |",
                       "| 2-layer | 0.0002 | He |", "| 2-layer | 0.05 | He |"],
-                   ["3layer_bn_curves.png", "9layer_nobn_lr.png", "r4_3layer_eta0.01.png",
-                    "r4_3layer_eta0.01_sigma0.01.png", "r4_2layer_loss.png"]),
+                   ["3layer_bn_curves.png", "9layer_nobn_lr.png", "3layer_nobn_r1lam_curves.png",
+                    "bn_deltas.png", "r4_3layer_eta0.01.png", "r4_3layer_eta0.01_sigma0.01.png",
+                    "r4_2layer_loss.png"]),
     "init_sensitivity": ("S5", ["| sigma 0.1 |", "| sigma 0.001 |", "| sigma 0.0001 |", "| He |"],
-                         ["loss_curves.png", "lr.png"]),
+                         ["loss_curves.png", "lr.png", "bn_deltas.png"]),
 }
 
 
@@ -81,7 +86,8 @@ def test_reproduce_writes_results_md_beside_quick_results_only(quick_run):
     for sid in ("S1", "S2", "S3", "S4", "S5"):
         assert f"\n## {sid}. " in text
     assert "`python -m experiments.k_layer_bn --r4 " in text
-    assert "| 3-layer with BN (3 seeds) |" in text and "Total wall time of the studies" in text
+    assert "| 3-layer with BN (seeds 0, 1, 2) |" in text
+    assert "Total wall time of the studies" in text
 
 
 def test_reproduce_reuse_reads_finished_results_without_training(quick_run, tiny_cifar,
@@ -101,10 +107,15 @@ def test_main_command_prints_progress_test_accuracy_and_plot_paths(tiny_cifar, t
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "upd/s" in proc.stderr  # fit's tqdm bar
     out = proc.stdout.rstrip().splitlines()
-    assert out[-3] == "Test accuracy:" and out[-2].startswith("  3-layer with BN: ")
-    assert out[-1].startswith("  3-layer without BN: ")
+    assert out[-5] == "Test accuracy (mean ± std over seeds 0, 1, 2):"
+    assert out[-4].startswith("  3-layer with BN: ") and " ± " in out[-4]
+    assert out[-3].startswith("  3-layer without BN: ")
+    assert out[-2].startswith("  3-layer without BN, lambda 0.0134 (R1's setting): ")
+    assert out[-1].startswith("  3-layer: with BN − without BN, lambda 0.005 (seeds 0, 1, 2): "
+                              "test ") and out[-1].endswith(" points (seeds 0, 1, 2)")
     assert any(line.startswith("plot:") and line.endswith("3layer_bn_curves.png") for line in out)
     assert (tmp_path / "3layer_bn_curves.png").stat().st_size > 5000
+    assert (tmp_path / "bn_deltas.png").stat().st_size > 5000
 
 
 def test_missing_data_fails_with_a_clear_message(tmp_path):
