@@ -29,7 +29,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import common, spec
-from .improvements import by_seed, describe, points, seeds_text, spec_of, stats
+from .improvements import (
+    describe,
+    per_seed_text,
+    points_text,
+    seed_values,
+    spec_of,
+    stats,
+    with_seeds,
+)
 
 NAME, SID, TITLE = "architectures", "S6", "Architectures: R3's widths, R0's depths, wider nets"
 
@@ -161,17 +169,17 @@ def r3_tables(runs):
     if four:
         four_lines = []
         for h, group in four.items():
-            test = by_seed(group)
+            test = seed_values(group)
             t, t_sd = stats(test)
             r3 = REPORT["r3_four"][h]
-            four_lines.append([", ".join(map(str, h)), common.pct(t, t_sd, 2), seeds_text(test),
-                               common.pct(r3, digits=2), points(None if t is None else t - r3)])
+            four_lines.append([", ".join(map(str, h)), common.pct(t, t_sd, 2),
+                               per_seed_text(test), common.pct(r3, digits=2),
+                               points_text(None if t is None else t - r3)])
             row = common.result_row(
                 f"S6 R3 4-layer {h}; ran {describe(spec_of(group[0]))} ({_seeds(group)})",
                 {"test": t}, {"test": r3}, std={"test": t_sd},
                 report_text=f"test {common.pct(r3, digits=2)}% (R3)")
-            row.update(seeds={"test": test})
-            rows.append(row)
+            rows.append(with_seeds(row, test=test))
         group = next(iter(four.values()))
         tables.append(
             f"R3's 4-layer nets, {_seeds(group)} each, test accuracy in %, mean ± std "
@@ -211,20 +219,19 @@ def r0_table(runs, part):
                      and r["config"]["tags"]["lam"] == lam]
             if not group:
                 continue
-            val, test = by_seed(group, "val_acc"), by_seed(group)
+            val, test = seed_values(group, "val_acc"), seed_values(group)
             (v, v_sd), (t, t_sd) = stats(val), stats(test)
             trial_lines.append([f"{k}-layer", f"{lam:g}", common.pct(v, v_sd, 2),
-                                seeds_text(val), common.pct(t, t_sd, 2),
+                                per_seed_text(val), common.pct(t, t_sd, 2),
                                 f"{common.pct(rep, digits=1)} ({which})",
-                                points(None if v is None else v - rep)])
+                                points_text(None if v is None else v - rep)])
             row = common.result_row(
                 f"S6 R0 {k}-layer, R0 recipe at lambda {lam:g} ({which}); ran "
                 f"{describe(spec_of(group[0]))} ({_seeds(group)})",
                 {"val": v, "test": t}, {"val": rep}, std={"val": v_sd, "test": t_sd},
                 report_text=f"val {common.pct(rep, digits=1)}% ({which}, lambda {lam:g})",
                 compare="val")
-            row.update(seeds={"val": val, "test": test})
-            rows.append(row)
+            rows.append(with_seeds(row, val=val, test=test))
         if trial_lines:
             group = [r for r in runs if r["config"]["tags"]["layers"] == 3
                      and r["config"]["tags"]["lam"] == R0_LAM]
@@ -299,7 +306,7 @@ def plot_depth(parts, path):
                 group = [r for r in runs if r["config"]["tags"]["layers"] == k
                          and r["config"]["tags"]["lam"] == lam]
                 if group:
-                    m, s = stats(by_seed(group, "val_acc"))
+                    m, s = stats(seed_values(group, "val_acc"))
                     ax.errorbar([k + 0.1], [100 * (m if m is not None else np.nan)],
                                 yerr=[100 * (s or 0.0)], fmt="s", color="tab:red", capsize=3,
                                 label="R0's recipe at R0's trial's lambda (mean ± std)"

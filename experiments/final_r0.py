@@ -17,7 +17,7 @@ import argparse
 from matplotlib.figure import Figure
 
 from . import common, spec
-from .improvements import by_seed, describe, points, seeds_text, stats
+from .improvements import describe, per_seed_text, points_text, seed_values, stats, with_seeds
 
 NAME, SID, TITLE = "final_r0", "S6", "R0's final recipe on all 50,000 images"
 REPORT = {"test": 0.5213}   # R0's final test accuracy (../shared/STUDIES.md, S6)
@@ -77,7 +77,7 @@ def main(argv=None) -> dict:
     per_epoch = -(-len(data.train[1]) // 100)
     variants = [recipe(args, args.seed + s, per_epoch) for s in range(args.seeds)]
     runs = spec.run_all(variants, args, args.workers, args.threads)
-    train, test = by_seed(runs, "train_acc"), by_seed(runs)
+    train, test = seed_values(runs, "train_acc"), seed_values(runs)
     (tr, tr_sd), (te, te_sd) = stats(train), stats(test)
     rep = REPORT["test"]
     seeds = ", ".join(str(r["config"]["seed"]) for r in runs)
@@ -89,18 +89,18 @@ def main(argv=None) -> dict:
                   common.pct(te, te_sd, 2), ""])
     table = (f"{setting}; accuracy in %, std with ddof=1. R0: test "
              f"{common.pct(rep, digits=2)}%; ours − R0: "
-             f"{points(None if te is None else te - rep, te_sd)} points.\n\n"
+             f"{points_text(None if te is None else te - rep, te_sd)} points.\n\n"
              + common.markdown_table(["seed", "train", "test", "wall s"], lines))
     row = common.result_row(
         f"S6 R0 final recipe; ran {setting}, seeds {seeds}", {"train": tr, "test": te},
         {"test": rep}, std={"train": tr_sd, "test": te_sd},
         report_text=f"test {common.pct(rep, digits=2)}% (R0)")
-    row.update(seeds={"train": train, "test": test})
+    with_seeds(row, train=train, test=test)
     plots = [plot_epochs(runs[0], study.out / "final_r0_epochs.png",
                          f"R0's final recipe, seed {runs[0]['config']['seed']}")]
     return common.finish(study, table, [row], runs, plots, data,
                          summary=f"Test accuracy {common.pct(te, te_sd, 2)}% over seeds {seeds} "
-                                 f"({seeds_text(test)}; R0: {common.pct(rep, digits=2)}%)")
+                                 f"({per_seed_text(test)}; R0: {common.pct(rep, digits=2)}%)")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def paired_delta(a_by_seed: dict, b_by_seed: dict):
     return mean_std([a_by_seed[s] - b_by_seed[s] for s in sorted(a_by_seed)])
 
 
-def by_seed(runs, key="test_acc") -> dict:
+def seed_values(runs, key="test_acc") -> dict:
     """{seed: final[key]} of runs, None for a run that diverged (or has no such number)."""
     return {r["config"]["seed"]: (None if r["diverged"] else r["final"].get(key)) for r in runs}
 
@@ -115,14 +115,24 @@ def paired(a_by_seed: dict, b_by_seed: dict):
     return paired_delta({s: a_by_seed[s] for s in both}, {s: b_by_seed[s] for s in both})
 
 
-def points(delta, std=None) -> str:
+def with_seeds(row: dict, **values_by_seed) -> dict:
+    """row with the per-seed numbers behind its mean ± std, as common.result_row keeps them
+    (branch course22): per_seed {split: {seed: fraction}} (a diverged run left out) and seeds
+    (every seed that ran)."""
+    row["per_seed"] = {k: {s: v for s, v in d.items() if v is not None}
+                       for k, d in values_by_seed.items()}
+    row["seeds"] = sorted({s for d in values_by_seed.values() for s in d})
+    return row
+
+
+def points_text(delta, std=None) -> str:
     """A difference of fractions in percentage points: '+0.42 ± 0.31'; '—' for None."""
     if delta is None:
         return "—"
     return f"{100 * delta:+.2f}" + ("" if std is None else f" ± {100 * std:.2f}")
 
 
-def seeds_text(values_by_seed: dict) -> str:
+def per_seed_text(values_by_seed: dict) -> str:
     """Per-seed percentages: '53.10 / 52.88 / 53.41' (seeds in order; 'diverged' for None)."""
     return " / ".join("diverged" if values_by_seed[s] is None
                       else f"{100 * values_by_seed[s]:.2f}" for s in sorted(values_by_seed))
@@ -284,10 +294,10 @@ def s4_table(args, runs):
     groups = _groups(runs, lambda t: t["change"])
     base_runs = groups["baseline"]
     base_spec = spec_of(base_runs[0])
-    base_test = by_seed(base_runs)
+    base_test = seed_values(base_runs)
     lines, rows, deltas = [], [], {}
     for key, group in groups.items():
-        test, val = by_seed(group), by_seed(group, "val_acc")
+        test, val = seed_values(group), seed_values(group, "val_acc")
         (t, t_sd), (v, v_sd) = stats(test), stats(val)
         d, d_sd = (None, None) if key == "baseline" else paired(test, base_test)
         deltas[key] = (d, d_sd)
@@ -295,18 +305,17 @@ def s4_table(args, runs):
         ran = spec_of(group[0])
         lines.append([desc, differences(ran, base_spec) if key != "baseline" else "—",
                       common.pct(v, v_sd, 2), common.pct(t, t_sd, 2),
-                      "—" if key == "baseline" else points(d, d_sd), seeds_text(test)])
+                      "—" if key == "baseline" else points_text(d, d_sd), per_seed_text(test)])
         row = common.result_row(
             f"S6 S4 settings: {desc}; ran {describe(ran)} ({_seed_note(group)})",
             {"val": v, "test": t}, None, std={"val": v_sd, "test": t_sd},
             report_text=("R0 used it without an isolated number" if key in R0_ONLY else "—"),
             note=None if key == "baseline" else
-            f"{points(d, d_sd)} points of test accuracy vs the baseline, paired over "
+            f"{points_text(d, d_sd)} points of test accuracy vs the baseline, paired over "
             f"{_seed_note(group)}")
-        row.update(seeds={"test": test, "val": val},
-                   paired=None if key == "baseline" else
-                   {"against": "baseline", "mean": d, "std": d_sd})
-        rows.append(row)
+        row["paired"] = (None if key == "baseline" else
+                         {"against": "baseline", "mean": d, "std": d_sd})
+        rows.append(with_seeds(row, test=test, val=val))
     table = (f"Part s4: each change alone against the baseline, every configuration run with "
              f"the same {_seed_note(base_runs)}; accuracy in %, mean ± std (ddof=1); the change's "
              f"effect is the mean ± std of its per-seed test differences from the baseline. "
@@ -324,7 +333,7 @@ def r3_table(args, runs):
     lines, rows = [], []
     for (eta, lam) in baseline_settings():
         base = cells[("baseline", eta, lam)]
-        base_test = by_seed(base)
+        base_test = seed_values(base)
         b, b_sd = stats(base_test)
         ran = spec_of(base[0])
         lines.append([CHANGES["baseline"][0], f"{eta:g}", f"{lam:g}", common.pct(b, b_sd, 2),
@@ -333,20 +342,19 @@ def r3_table(args, runs):
             f"S6 R3 settings (eta {eta:g}, lambda {lam:g}): {CHANGES['baseline'][0]}; ran "
             f"{describe(ran)} ({_seed_note(base)})", {"test": b}, None, std={"test": b_sd},
             report_text="— (R3 gives no baseline at this setting)")
-        row.update(seeds={"test": base_test})
-        rows.append(row)
+        rows.append(with_seeds(row, test=base_test))
         for key in R3_CHANGES:
             settings = r3_settings(key)
             if (eta, lam) not in settings:
                 continue
             group = cells[(key, eta, lam)]
-            test = by_seed(group)
+            test = seed_values(group)
             t, t_sd = stats(test)
             d, d_sd = paired(test, base_test)
             rep = REPORT["r3_changes"][key][settings.index((eta, lam))]
             lines.append([CHANGES[key][0], f"{eta:g}", f"{lam:g}", common.pct(t, t_sd, 2),
-                          points(d, d_sd), common.pct(rep, digits=2),
-                          points(None if t is None else t - rep)])
+                          points_text(d, d_sd), common.pct(rep, digits=2),
+                          points_text(None if t is None else t - rep)])
             ran = spec_of(group[0])
             row = common.result_row(
                 f"S6 R3 settings (eta {eta:g}, lambda {lam:g}): {CHANGES[key][0]}; ran "
@@ -354,12 +362,10 @@ def r3_table(args, runs):
                 std={"test": t_sd},
                 report_text=f"test {common.pct(rep, digits=2)}% (R3; R3 gives no baseline at "
                             f"this setting)",
-                note=f"{points(d, d_sd)} points vs our baseline at the same setting, paired "
+                note=f"{points_text(d, d_sd)} points vs our baseline at the same setting, paired "
                      f"over {_seed_note(group)}")
-            row.update(seeds={"test": test},
-                       paired={"against": "baseline at the same setting", "mean": d,
-                               "std": d_sd})
-            rows.append(row)
+            row["paired"] = {"against": "baseline at the same setting", "mean": d, "std": d_sd}
+            rows.append(with_seeds(row, test=test))
     some = cells[("baseline", *baseline_settings()[0])]
     table = (f"Part r3, R3's changes: each at the (eta, lambda) settings R3 tried it at, beside "
              f"our baseline at the same setting and seeds ({_seed_note(some)}). Baseline: "
@@ -376,19 +382,18 @@ def r3_table(args, runs):
         top_lines = []
         for rank, group in _groups(top, lambda t: t["rank"]).items():
             (eta, lam), rep = REPORT["r3_top3"][rank - 1]
-            test = by_seed(group)
+            test = seed_values(group)
             t, t_sd = stats(test)
             top_lines.append([rank, f"{eta:g}", f"{lam:g}", common.pct(t, t_sd, 2),
-                              seeds_text(test), common.pct(rep, digits=2),
-                              points(None if t is None else t - rep)])
+                              per_seed_text(test), common.pct(rep, digits=2),
+                              points_text(None if t is None else t - rep)])
             ran = spec_of(group[0])
             row = common.result_row(
                 f"S6 R3 random-search #{rank} retrained (eta {eta:g}, lambda {lam:g}): "
                 f"{CHANGES['baseline'][0]}; ran {describe(ran)} ({_seed_note(group)})",
                 {"test": t}, {"test": rep}, std={"test": t_sd},
                 report_text=f"test {common.pct(rep, digits=2)}% (R3's #{rank}, retrained)")
-            row.update(seeds={"test": test})
-            rows.append(row)
+            rows.append(with_seeds(row, test=test))
         ran = spec_of(top[0])
         table += (f"\n\nPart r3, R3's random-search top three, retrained at their own (eta, "
                   f"lambda): {describe(ran, eta_lam=False)} (the whole training set, as R3), "
@@ -436,7 +441,7 @@ def plot_r3(runs, path):
     keys = ["baseline"] + R3_CHANGES
     width = 0.8 / len(keys)
     for j, key in enumerate(keys):
-        got = [stats(by_seed(cells.get((key, i), []))) for i in range(3)]
+        got = [stats(seed_values(cells.get((key, i), []))) for i in range(3)]
         xs = np.arange(3) + (j - len(keys) / 2 + 0.5) * width
         ax.bar(xs, [100 * (m if m is not None else np.nan) for m, _ in got], width,
                yerr=[100 * (s or 0.0) for _, s in got], capsize=2,
@@ -453,7 +458,7 @@ def plot_r3(runs, path):
     ax.set_title("R3's changes at R3's settings (ours: mean ± std; black: R3)")
     ax.grid(alpha=0.3, axis="y")
     ranks = sorted(top)
-    got = [stats(by_seed(top[k])) for k in ranks]
+    got = [stats(seed_values(top[k])) for k in ranks]
     ax2.bar(np.arange(len(ranks)), [100 * (m if m is not None else np.nan) for m, _ in got],
             0.6, yerr=[100 * (s or 0.0) for _, s in got], capsize=3, label="ours")
     ax2.scatter(np.arange(len(ranks)), [100 * REPORT["r3_top3"][k - 1][1] for k in ranks],
@@ -490,7 +495,7 @@ def main(argv=None) -> dict:
                    key=lambda k: deltas[k][0], default=None)
         if best:
             summary.append(f"best single change at S4 settings: {CHANGES[best][0]} "
-                           f"({points(*deltas[best])} points, paired over {_seed_note(base)})")
+                           f"({points_text(*deltas[best])} points, paired over {_seed_note(base)})")
     if r3:
         table, r3_rows = r3_table(args, r3)
         tables.append(table)

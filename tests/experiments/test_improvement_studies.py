@@ -92,7 +92,8 @@ def test_compared_arms_share_their_seeds(improvement_studies_quick):
                                      t.get("eta"), t.get("lam")))
     assert len(arms) == 3 + 16 + 3 and set(map(tuple, arms.values())) == {(0, 1, 2)}
     for row in results["rows"]:
-        assert sorted(map(int, row["seeds"]["test"])) == [0, 1, 2], row["label"]
+        assert row["seeds"] == [0, 1, 2], row["label"]
+        assert sorted(map(int, row["per_seed"]["test"])) == [0, 1, 2], row["label"]
         assert "(0, 1, 2)" in row["label"] and " ± " in row["ours_text"], row["label"]
     paired = [r for r in results["rows"] if r.get("paired")]
     assert len(paired) == 2 + 12 and all(r["paired"]["std"] is not None for r in paired)
@@ -147,7 +148,7 @@ def test_final_r0_uses_r0_recipe_and_test_curve(improvement_studies_quick):
     row = results["rows"][0]
     tests = [r["final"]["test_acc"] for r in results["runs"]]
     assert row["ours"]["test"] == pytest.approx(sum(tests) / 3)
-    assert row["seeds"]["test"] == {str(r["config"]["seed"]): r["final"]["test_acc"]
+    assert row["per_seed"]["test"] == {str(r["config"]["seed"]): r["final"]["test_acc"]
                                     for r in results["runs"]}
 
 
