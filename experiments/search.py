@@ -8,12 +8,15 @@
 --trials is the total over all workers and machines. The study lives in --storage (default
 <out>/study.journal); running the same command again continues it, and on other machines the
 same command with the same postgresql:// storage joins it. After the search the best
-configuration is retrained on the larger split (a -> b, b -> c) and tested.
+configurations (--final-top; the preset's, R4's top three for r4_grid) are retrained on the
+larger split (a -> b, b -> c) and tested: the rows compare test accuracy with the report's
+test accuracy and validation with validation. A search runs one seed (--seed) and says so.
 
 A spec file is JSON: either a bare space {"lam": {"type": "loguniform", "low": 1e-3, "high":
 1e-1}, "depth": {"type": "int", "low": 2, "high": 5}} or a preset-like object {"space": ...,
 "fixed": {training options}, "sampler": ..., "trials": ..., "pruner": ..., "refine": {"trials":
-.., "sampler": .., "factor": .., "fix": [..], "space": {..}}, "final": {training options}}.
+.., "sampler": .., "factor": .., "fix": [..], "space": {..}}, "final": {training options},
+"final_top": N}.
 Searchable and fixed training options are the fields of experiments.spec.Spec.
 
 Ctrl-C (or SIGTERM) stops the search with one message: where its finished trials are kept and
@@ -31,6 +34,7 @@ import math
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from tensorgrad.search import (
@@ -87,17 +91,19 @@ def objective(params, trial, fixed, data_args, progress=False):
 
 PRESETS = {
     # S7 (R4): 3-layer BN, constant eta, 10 epochs; 14 x 14 log grid, then 20 eta values at the
-    # best lambda. Split (a) (STUDIES.md does not say which split R4 used).
+    # best lambda, on split (a); R4 does not state its split, so the top three are retrained on
+    # split (b) and tested (STUDIES.md), their test against R4's test.
     "r4_grid": dict(
         sid="S7", title="R4's grid search of (lambda, eta)",
         space={"lam": LogUniform(1e-8, 1e-4, num=14), "eta": LogUniform(1e-6, 1e-2, num=14)},
         fixed=dict(split="a", widths="50-50", batch_norm=True, epochs=10, init="he"),
         sampler="grid", trials=None, pruner="none",
         refine=Refine(sampler="grid", fix=("lam",), space={"eta": LogUniform(0.02, 0.1, num=20)}),
-        final=dict(split="b"),
-        report={"top": [0.418, 0.4157, 0.412],
-                "text": "top three 41.8 / 41.57 / 41.2% at (eta, lambda) = (0.02785, 2.03e-8), "
-                        "(0.02, 2.03e-8), (0.02, 2e-7); 196 runs in about 7 hours"}),
+        final=dict(split="b"), final_top=3,
+        report={"who": "R4", "split_stated": False, "runs": 196, "hours": 7,
+                "top": ({"eta": 0.02785, "lam": 2.03e-8, "test": 0.418},
+                        {"eta": 0.02, "lam": 2.03e-8, "test": 0.4157},
+                        {"eta": 0.02, "lam": 2e-7, "test": 0.412})}),
     # S6 (R0): TPE over lambda and depth of the r0 family, ~20 trials; AdaGrad on the cyclical
     # schedule, dropout 0.1, flip 20% + blur 50% sigma U(0, 0.5), "Xavier" = lecun init.
     "r0_tpe": dict(
@@ -106,10 +112,10 @@ PRESETS = {
         fixed=dict(split="b", widths="r0", batch_norm=True, dropout=0.1, optimizer="adagrad",
                    n_s=2250, cycles=2, init="lecun", flip=0.2, blur=0.5, blur_sigma=0.5),
         sampler="tpe", trials=20, pruner="median", refine=None,
-        final=dict(split="c", cycles=4, n_s=2500),
-        report={"best_val": 0.506, "final_test": 0.5213,
-                "text": "best val 50.6% (3 layers, lambda 0.014); ~20 trials",
-                "final_text": "test 52.13% (50,000 images, 4 cycles n_s 2500)"}),
+        final=dict(split="c", cycles=4, n_s=2500), final_top=1,
+        report={"who": "R0", "trials": 20, "val_choice": "random",
+                "best": {"lam": 0.014, "depth": 3, "val": 0.506},
+                "final": {"test": 0.5213, "split": "c", "cycles": 4, "n_s": 2500}}),
 }
 
 
@@ -125,9 +131,9 @@ def load_preset(name: str) -> dict:
     if "space" not in raw:
         return dict(sid="search", title=f"search over {path.name}", space=load_space(path),
                     fixed={}, sampler=None, trials=None, pruner=None, refine=None, final={},
-                    report=None, name=path.stem)
+                    final_top=1, report=None, name=path.stem)
     unknown = set(raw) - {"space", "fixed", "sampler", "trials", "pruner", "refine", "final",
-                          "title"}
+                          "final_top", "title"}
     if unknown:
         raise ValueError(f"--space {name}: unknown keys {sorted(unknown)}")
     refine = raw.get("refine")
@@ -139,7 +145,8 @@ def load_preset(name: str) -> dict:
                 space=space_from_dict(raw["space"], who=f"--space {name}"),
                 fixed=raw.get("fixed", {}), sampler=raw.get("sampler"),
                 trials=raw.get("trials"), pruner=raw.get("pruner"), refine=refine,
-                final=raw.get("final", {}), report=None, name=path.stem)
+                final=raw.get("final", {}), final_top=raw.get("final_top", 1), report=None,
+                name=path.stem)
 
 
 def _probes(param) -> list:
@@ -241,9 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "the final run's checkpoint (<out>/state/); "
                         "refused with --storage (delete the study there yourself)")
     p.add_argument("--no-final", dest="final", action="store_false",
-                   help="skip retraining the best configuration on the larger split")
+                   help="skip retraining the best configurations on the larger split")
     p.add_argument("--final-split", choices=["b", "c"], default=None,
-                   help="split of the final run (default: the preset's, else a->b, b->c)")
+                   help="split of the final runs (default: the preset's, else a->b, b->c)")
+    p.add_argument("--final-top", type=common.positive_int, default=None,
+                   help="how many of the best configurations are retrained and tested "
+                        "(default: the preset's: 3 for r4_grid, 1 for r0_tpe and files)")
     return p
 
 
@@ -253,50 +263,144 @@ def _quick(fixed: dict) -> dict:
             "epochs": min(fixed.get("epochs", 10), 2)}
 
 
-def final_run(o: spec.Spec, data_args: dict, progress: bool, state=None) -> dict:
-    """Retrain o (the best configuration, on its final split) and test it, as the reports do;
-    checkpointed in the folder `state` (keyed by its Spec), where a re-run resumes it."""
-    o = dataclasses.replace(o, label="best configuration, retrained")
+def final_run(o: spec.Spec, data_args: dict, progress: bool, state=None, rank: int = 1) -> dict:
+    """Retrain o (the search's rank-th configuration, on its final split) and test it, as the
+    reports do; checkpointed in the folder `state` (keyed by its Spec), where a re-run resumes
+    it."""
+    o = dataclasses.replace(o, label="best configuration, retrained" if rank == 1 else
+                            f"configuration #{rank} of the search, retrained")
     checkpoint = None
     if state is not None:
         state.mkdir(parents=True, exist_ok=True)
         checkpoint = state / f"final-{runstate.spec_key(o)}.ckpt"
     run = spec.run(o, _data(data_args, o), progress=progress, checkpoint=checkpoint)
-    print(f"final run (split {o.split}): {common.accuracy_text(run['final'])} "
+    print(f"final run #{rank} (split {o.split}): {common.accuracy_text(run['final'])} "
           f"({run['wall_time']:.0f} s)", flush=True)
     return run
 
 
-def _rows(preset, result, final) -> list[dict]:
+def ranked(records, k: int) -> list[dict]:
+    """The k best completed trials of distinct parameters, best first (ties: earlier stage,
+    then earlier trial, as top_table orders them)."""
+    out = []
+    for r in sorted((r for r in records if r["state"] == "COMPLETE" and r["value"] is not None),
+                    key=lambda r: (-r["value"], r["stage"], r["number"])):
+        if len(out) < k and all(r["params"] != o["params"] for o in out):
+            out.append(r)
+    return out
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in params.items())
+
+
+def _rows(preset, result, finals, search_split, seed) -> list[dict]:
+    """The rows against the report: the best trial's validation accuracy where the report
+    gives a validation number, and each retrained configuration's test accuracy against the
+    report's test accuracy of the same rank (never validation against test)."""
     rep = preset.get("report") or {}
-    done = sorted((r for r in result.records if r["state"] == "COMPLETE"),
-                  key=lambda r: -r["value"])
-    best = result.best
+    who, best = rep.get("who", "report"), result.best
     rows = []
-    if "top" in rep and done:
-        top = done[:3]
-        ours = " / ".join(f"{100 * r['value']:.2f}" for r in top)
-        where = "; ".join(f"(eta {r['params'].get('eta', float('nan')):.4g}, lambda "
-                          f"{r['params'].get('lam', float('nan')):.3g})" for r in top)
+    if "best" in rep and best:
+        b = rep["best"]
+        where = _params_text({k: v for k, v in b.items() if k != "val"})
         rows.append(common.result_row(
-            f"{preset['sid']} {preset['name']}: top three", {"val": top[0]["value"]},
-            {"val": rep["top"][0]}, ours_text=f"val {ours}% at {where}",
-            report_text=rep["text"], compare="val"))
-    if "best_val" in rep and best:
-        params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                           for k, v in best["params"].items())
+            f"{preset['sid']} {preset['name']}: best trial of the search (one run, seed "
+            f"{seed}), val on split {search_split}",
+            {"val": best["value"]}, {"val": b["val"]},
+            ours_text=f"val {common.pct(best['value'], digits=2)}% "
+                      f"({_params_text(best['params'])})",
+            report_text=f"val {common.pct(b['val'], digits=1)}% ({where}; {who}'s best of "
+                        f"~{rep['trials']} trials)", compare="val"))
+    top = rep.get("top", ())
+    for rank, run in enumerate(finals, 1):
+        params = run["params"]
+        test = run["final"].get("test_acc")
+        report, report_text = None, "—"
+        if rank <= len(top):
+            t = top[rank - 1]
+            report = {"test": t["test"]}
+            report_text = (f"test {common.pct(t['test'], digits=2)}% ({who}'s #{rank}, at "
+                           f"{_params_text({k: v for k, v in t.items() if k != 'test'})}"
+                           + ("; split not stated" if rep.get("split_stated") is False
+                              else "") + ")")
+        elif rank == 1 and "final" in rep:
+            f = rep["final"]
+            report = {"test": f["test"]}
+            report_text = (f"test {common.pct(f['test'], digits=2)}% ({who}'s best retrained: "
+                           f"{_params_text({k: v for k, v in f.items() if k != 'test'})})")
         rows.append(common.result_row(
-            f"{preset['sid']} {preset['name']}: best trial", {"val": best["value"]},
-            {"val": rep["best_val"]}, ours_text=f"val {common.pct(best['value'], digits=2)}% "
-            f"({params})", report_text=rep["text"], compare="val"))
-    if final is not None:
-        test = final["final"].get("test_acc")
-        report = {"test": rep["final_test"]} if "final_test" in rep else None
-        rows.append(common.result_row(
-            f"{preset['sid']} {preset['name']}: best retrained on split {final['data']['split']}",
-            {"test": test}, report, ours_text=common.accuracy_text(final["final"]),
-            report_text=rep.get("final_text", "—"), compare="test"))
+            f"{preset['sid']} {preset['name']}: #{rank} of the search ({_params_text(params)}; "
+            f"val {common.pct(run['search_value'], digits=2)}% on split {search_split}), "
+            f"retrained on split {run['data']['split']} (one run, seed {run['config']['seed']})",
+            {"test": test}, report, ours_text=common.accuracy_text(run["final"]),
+            report_text=report_text, compare="test"))
     return rows
+
+
+_PRUNERS = {
+    "none": "none: every trial runs to its end",
+    "median": "median (Optuna's MedianPruner): a trial stops when its validation accuracy at a "
+              "measurement is below the median of the earlier trials' at the same update",
+    "halving": "successive halving (Optuna's SuccessiveHalvingPruner)",
+}
+
+
+def _param_text(name, p) -> str:
+    """A search parameter in words, its lowest value (the floor) first."""
+    kind = type(p).__name__
+    if kind in ("LogUniform", "Uniform"):
+        how = "log-uniform" if kind == "LogUniform" else "uniform"
+        grid = f", {p.num} grid points" if p.num else ""
+        return f"{name} {how} from {p.low:g} (the floor) to {p.high:g}{grid}"
+    if kind == "Int":
+        return f"{name} integers {p.low}..{p.high}" + (f" step {p.step}" if p.step > 1 else "")
+    return f"{name} one of {list(p.values)}"
+
+
+def _validation_text(o: spec.Spec) -> str:
+    if o.split == "a":
+        return "split a: trained on data_batch_1 (10,000), validated on data_batch_2 (10,000)"
+    where = "the last" if o.val_choice == "last" else "a random draw of"
+    return (f"split b: validated on {where} {o.n_val:,} training images, trained on the "
+            f"other {50000 - o.n_val:,}")
+
+
+def setting_text(preset, space, fixed, sampler, pruner, pruner_opts, refine, top,
+                 final_split) -> str:
+    """What the search ran, from its settings: one seed, the space (with each floor), the
+    second stage, the pruner, the validation split, the fixed options and the retraining."""
+    o = options(fixed)
+    parts = [f"One seed ({o.seed}): a search, each configuration run once. Searched "
+             f"({sampler}): " + "; ".join(_param_text(k, p) for k, p in space.items()) + "."]
+    if refine is not None:
+        fine = ", ".join(_param_text(k, p) for k, p in refine.space.items())
+        parts.append(f"Then {refine.trials or 'all'} {refine.sampler or sampler} trials"
+                     + (f" with {', '.join(refine.fix)} fixed at the best" if refine.fix else "")
+                     + (f", {fine}" if fine else "") + ".")
+    warm = pruner_opts.get("n_warmup_steps")
+    parts.append(f"Pruner: {_PRUNERS.get(pruner, pruner)}"
+                 + (f", not before update {warm}" if warm else "") + ".")
+    parts.append(f"Validation: {_validation_text(o)}.")
+    rep = preset.get("report") or {}
+    if o.split == "b" and rep.get("val_choice") and rep["val_choice"] != o.val_choice:
+        parts.append(f"{rep['who']}'s validation images were the {rep['val_choice']} "
+                     f"{o.n_val:,}, ours the {o.val_choice} {o.n_val:,} (val_choice).")
+    parts.append("Fixed options: " + ", ".join(f"{k}={v!r}" for k, v in fixed.items())
+                 + " (the others at experiments.spec.Spec's defaults).")
+    final = {**(preset.get("final") or {}), "split": final_split}
+    if top:
+        parts.append(f"The best {top} configuration{'s' * (top > 1)} by validation accuracy "
+                     f"{'are' if top > 1 else 'is'} retrained (one run each, the same seed) with "
+                     + ", ".join(f"{k}={v!r}" for k, v in final.items()) + " and tested once.")
+    if rep.get("split_stated") is False:
+        parts.append(f"{rep['who']} does not state its split: we search on split {o.split} "
+                     f"and compare the configurations retrained on split {final_split}: their "
+                     f"test accuracy against {rep['who']}'s.")
+    if "runs" in rep:
+        parts.append(f"{rep['who']}: {rep['runs']} runs in about {rep['hours']} hours.")
+    return " ".join(parts)
 
 
 def _checked(parser, func, *args):
@@ -331,6 +435,9 @@ def main(argv=None) -> dict:
         options(fixed)
     except (ValueError, TypeError) as exc:
         parser.error(f"fixed training options {fixed}: {exc}")
+    top = preset.get("final_top", 1)
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        parser.error(f"--space {args.space}: final_top must be a positive integer, got {top!r}")
     sampler = args.sampler or preset["sampler"] or "tpe"
     pruner = args.pruner or preset["pruner"] or "median"
     trials = args.trials if args.trials is not None else preset["trials"]
@@ -357,43 +464,53 @@ def main(argv=None) -> dict:
     with _resumable(study, storage):
         data_args = {"data": args.data, "quick": args.quick}
         o = options(fixed)
+        pruner_opts = pruner_options(pruner, o, space, _n_train(o, data_args))
         print(f"  workers: {args.workers}, sampler {sampler}, pruner {pruner}, storage "
               f"{storage.describe()}", flush=True)
         result = run_search(
             objective, space, storage=storage, study_name=study_name, trials=trials,
             sampler=sampler, workers=args.workers, pruner=pruner,
-            pruner_options=pruner_options(pruner, o, space, _n_train(o, data_args)), seed=args.seed,
+            pruner_options=pruner_opts, seed=args.seed,
             refine=refine, objective_kwargs={"fixed": fixed, "data_args": data_args,
                                              "progress": args.progress and args.workers == 1})
         best = result.best
-        final = None
-        if best is not None and args.final:
-            final_opts = {**fixed, **preset["final"], **best["params"]}
-            final_opts["split"] = args.final_split or preset["final"].get("split") or \
-                {"a": "b", "b": "c"}[o.split]
+        final_split = args.final_split or preset["final"].get("split") or \
+            {"a": "b", "b": "c"}[o.split]
+        top = (args.final_top or preset.get("final_top") or 1) if args.final else 0
+        finals = []
+        for rank, record in enumerate(ranked(result.records, top), 1):
+            final_opts = {**fixed, **preset["final"], **record["params"], "split": final_split}
             if args.quick:
                 final_opts = _quick(final_opts)
-            final = final_run(options(final_opts), data_args, args.progress,
-                              study.out / "state")
+            run = final_run(options(final_opts), data_args, args.progress,
+                            study.out / "state", rank)
+            finals.append({**run, "rank": rank, "params": record["params"],
+                           "search_value": record["value"]})
         plots = [] if best is None else [
             plot_params(result.records, space, study.out / "params.png",
                         title=f"{study_name}: validation accuracy per parameter"),
             plot_best_so_far(result.records, study.out / "best_so_far.png",
                              title=f"{study_name}: best so far")]
-        if final is not None:
-            plots += common.run_plots(final, study.out, "final", title="best configuration")
+        if finals:
+            plots += common.run_plots(finals[0], study.out, "final", title="best configuration")
         states = {}
         for r in result.records:
             states[r["state"]] = states.get(r["state"], 0) + 1
-        rows = _rows(preset, result, final)
+        rows = _rows(preset, result, finals, o.split, o.seed)
         span = span_seconds(result.records) or 0.0
         busy = sum(r["duration_s"] or 0.0 for r in result.records)
+        retrain = sum(f["wall_time"] for f in finals)
+        # a resumed search ran its earlier trials in earlier invocations: count them too
+        total = max(time.perf_counter() - study.t0, span + retrain)
         table = "\n\n".join([
             f"Search: {sampler}, {len(result.records)} trials "
             f"({', '.join(f'{v} {k.lower()}' for k, v in sorted(states.items()))}), "
             f"{args.workers} worker(s) here; search wall time {result.wall_time:.0f} s in this "
             f"run, {span:.0f} s from the first trial's start to the last one's end (a resumed "
-            f"study counts its earlier runs too); {busy:.0f} s of trials in all.",
+            f"study counts its earlier runs too); {busy:.0f} s of trials in all; "
+            f"{retrain:.0f} s of retraining; {total:.0f} s in all, trials included.",
+            setting_text(preset, space, fixed, sampler, pruner, pruner_opts, refine, top,
+                         final_split),
             "Top 10 (validation accuracy in %):\n\n" + top_table(
                 result.records, 10, "val %", lambda v: f"{100 * v:.2f}"),
             "Against the report:\n\n" + common.markdown_table(
@@ -407,13 +524,13 @@ def main(argv=None) -> dict:
                             "sampler": sampler, "pruner": pruner, "workers": args.workers,
                             "fixed": fixed, "stages": result.stages,
                             "wall_time_s": result.wall_time, "span_s": span,
-                            "trial_seconds": busy},
+                            "trial_seconds": busy, "retrain_seconds": retrain,
+                            "total_wall_s": total},
                  "trials": result.records, "best": best}
         summary = (f"best: {best['params']} val {100 * best['value']:.2f}%" if best else
                    f"no trial completed ({states.get('FAIL', 0)} failed, "
                    f"{states.get('PRUNED', 0)} pruned): see the reasons above")
-        return common.finish(study, table, rows, [final] if final else [], plots,
-                             extra=extra, summary=summary)
+        return common.finish(study, table, rows, finals, plots, extra=extra, summary=summary)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from experiments import common
+from experiments import common, search
 from tensorgrad.search import StorageSpec
 from tensorgrad.search.storage import open_storage
 from tests.experiments.conftest import REPO, run_module
@@ -92,6 +92,47 @@ def test_a_search_whose_every_trial_failed_exits_non_zero(tiny_cifar, tmp_path, 
     assert "no trial completed" in last and "2 failed" in last, last
     results = json.loads((out / "results.json").read_text())
     assert results["best"] is None and [t["state"] for t in results["trials"]] == ["FAIL"] * 2
+
+
+def test_r4_grid_retrains_its_top_three_and_compares_test_with_test(tiny_cifar, tmp_path,
+                                                                   optuna):
+    """S7: the three best configurations of the search (on split a) are retrained on split b
+    and tested; each row sets that test accuracy against R4's test accuracy of the same rank."""
+    out = tmp_path / "r4"
+    proc = run_module("search", "--space", "r4_grid", "--quick", "--trials", "4",
+                      "--fine-trials", "0", "--data", tiny_cifar, "--out", out, "--no-progress")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    best = sorted((t for t in results["trials"] if t["state"] == "COMPLETE"),
+                  key=lambda t: (-t["value"], t["stage"], t["number"]))[:3]
+    finals = results["runs"]
+    assert [f["rank"] for f in finals] == [1, 2, 3]
+    assert [f["params"] for f in finals] == [t["params"] for t in best]
+    for f, t in zip(finals, best):
+        assert f["data"]["split"] == "b" and 0 <= f["final"]["test_acc"] <= 1
+        assert (f["config"]["eta"], f["config"]["lam"]) == (t["params"]["eta"], t["params"]["lam"])
+    rows = results["rows"]
+    assert [r["compare"] for r in rows] == ["test"] * 3
+    assert [r["report"] for r in rows] == [{"test": 0.418}, {"test": 0.4157}, {"test": 0.412}]
+    assert [r["ours"]["test"] for r in rows] == [f["final"]["test_acc"] for f in finals]
+    assert all("retrained on split b" in r["label"] and "split not stated" in r["report_text"]
+               for r in rows)
+    table = (out / "table.md").read_text()
+    assert "One seed (0)" in table and "R4 does not state its split" in table
+
+
+def test_r0_tpe_table_states_its_pruner_lambda_floor_and_validation_split():
+    preset = search.load_preset("r0_tpe")
+    fixed = {**preset["fixed"], "seed": 0}
+    o = search.options(fixed)
+    opts = search.pruner_options("median", o, preset["space"], 45000)
+    text = search.setting_text(preset, preset["space"], fixed, "tpe", "median", opts, None, 1,
+                               "c")
+    assert "Pruner: median (Optuna's MedianPruner)" in text and "not before update 4500" in text
+    assert "lam log-uniform from 0.01 (the floor) to 0.08" in text
+    assert "validated on the last 5,000 training images" in text
+    assert "R0's validation images were the random 5,000, ours the last 5,000" in text
+    assert text.startswith("One seed (0): a search")
 
 
 def start_module(name, *args):
