@@ -48,7 +48,7 @@ def test_reproduce_stopped_by_ctrl_c_names_the_same_command_which_resumes(
     root = tmp_path / "root"
     args = ["--quick", "--only", "S1", "S2", "--data", tiny_cifar, "--out-root", root,
             "--no-progress"]
-    proc = run("reproduce", "INT@update:12", *args)   # in S2's second run
+    proc = run("reproduce", "INT@update:12", *args)   # in S2's 4th run: 30 updates
     assert proc.returncode == 130, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr + proc.stdout
     message = proc.stderr.strip()
@@ -60,6 +60,8 @@ def test_reproduce_stopped_by_ctrl_c_names_the_same_command_which_resumes(
     assert not (root / "RESULTS.md").exists() and not _no_temporaries(root)
     again = run("reproduce", "", *args)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "[1/3] split (a), lambda 0.01, n_s 5, 1 cycle: finished before" in again.stdout
-    assert "split (a), lambda 0.01, n_s 5, 3 cycles: resumed from update 12" in again.stdout
+    # S2 runs each setting on seeds 0, 1, 2: the 4th run (3 cycles, seed 0) was in flight
+    assert "[1/9] split (a), lambda 0.01, n_s 5, 1 cycle, seed 0: finished before" in again.stdout
+    assert "split (a), lambda 0.01, n_s 5, 3 cycles, seed 0: resumed from update 12" in \
+        again.stdout
     assert (root / "RESULTS.md").exists()
