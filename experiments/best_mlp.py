@@ -136,14 +136,6 @@ def select(runs) -> int:
     return max(range(len(runs)), key=lambda i: -1.0 if scores[i] is None else scores[i])
 
 
-def _mean_std(values):
-    """(mean, sample std with ddof=1; None for one value): a private stand-in for
-    common.mean_std."""
-    values = [float(v) for v in values]
-    return (float(np.mean(values)),
-            float(np.std(values, ddof=1)) if len(values) > 1 else None)
-
-
 def _std(mean_std):
     """result_row's std of a test accuracy (None for one seed: nothing to show)."""
     return None if mean_std[1] is None else {"test": mean_std[1]}
@@ -261,8 +253,9 @@ def main(argv=None) -> dict:
 
     load = {i: r["worker"]["data_load_time"] for i, r in enumerate(runs)}
     data = common.load_data(args, "c") if args.workers <= 1 else None
-    tta = _mean_std([r["final"]["test_acc"] for r in runs])
-    plain = _mean_std([r["final"].get("test_acc_plain", r["final"]["test_acc"]) for r in runs])
+    tta = common.mean_std([r["final"]["test_acc"] for r in runs])
+    plain = common.mean_std([r["final"].get("test_acc_plain", r["final"]["test_acc"])
+                             for r in runs])
     walls = [run_seconds(r) for r in runs]
     fits = [w <= args.time_limit for w in walls]
     threads = {str(r["worker"]["blas_threads"] or "default") for r in runs}

@@ -72,26 +72,8 @@ R0_ONLY = ("dropout", "flip20", "blur", "adagrad", "lecun")  # R0 gives no numbe
 
 
 # ---------------------------------------------------------------------------------------------
-# Statistics over seeds. mean_std and paired_delta stand in for common.mean_std and
-# common.paired_delta (branch course22, same names and signatures) until that is merged.
+# Statistics over seeds (common.mean_std and common.paired_delta)
 # ---------------------------------------------------------------------------------------------
-
-def mean_std(values):
-    """(mean, std with ddof=1) of values; the std is None for a single value."""
-    values = [float(v) for v in values]
-    if not values:
-        raise ValueError("mean_std: no values")
-    return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
-
-
-def paired_delta(a_by_seed: dict, b_by_seed: dict):
-    """(mean, std with ddof=1) of a - b seed by seed: the effect of a change over a baseline
-    run with the same seeds, and its spread (ValueError if the two ran different seeds)."""
-    if set(a_by_seed) != set(b_by_seed):
-        raise ValueError(f"paired_delta: the two arms ran different seeds: "
-                         f"{sorted(a_by_seed)} and {sorted(b_by_seed)}")
-    return mean_std([a_by_seed[s] - b_by_seed[s] for s in sorted(a_by_seed)])
-
 
 def seed_values(runs, key="test_acc") -> dict:
     """{seed: final[key]} of runs, None for a run that diverged (or has no such number)."""
@@ -101,7 +83,7 @@ def seed_values(runs, key="test_acc") -> dict:
 def stats(values_by_seed: dict):
     """(mean, std) over the seeds with a number; (None, None) if none has one."""
     values = [v for v in values_by_seed.values() if v is not None]
-    return mean_std(values) if values else (None, None)
+    return common.mean_std(values) if values else (None, None)
 
 
 def paired(a_by_seed: dict, b_by_seed: dict):
@@ -112,7 +94,8 @@ def paired(a_by_seed: dict, b_by_seed: dict):
     both = [s for s in a_by_seed if a_by_seed[s] is not None and b_by_seed[s] is not None]
     if not both:
         return None, None
-    return paired_delta({s: a_by_seed[s] for s in both}, {s: b_by_seed[s] for s in both})
+    return common.paired_delta({s: a_by_seed[s] for s in both},
+                               {s: b_by_seed[s] for s in both})
 
 
 def with_seeds(row: dict, **values_by_seed) -> dict:

@@ -102,10 +102,6 @@ class Note:
 # wins) -> Note. A row more than THRESHOLD points from its report without a note, or whose
 # note's backing rows are missing, is marked unexplained in RESULTS.md.
 NOTES = {
-    ("k_layer_bn", "3-layer without BN"): Note(
-        "R1's number is at lambda 0.0134 and ours at S4's lambda; at R1's lambda, S5's "
-        "network without BN from He init gets {0.test}%",
-        (("init_sensitivity", "He, without BN"),)),
     ("k_layer_bn", "R4 3-layer, constant eta 0.01, He init"): Note(
         "from He init both networks learn in the first epoch; from N(0, 0.01^2) the picture is "
         "R4's: {0}",
@@ -585,7 +581,8 @@ def fmt_delta(row):
         return "—"
     mark = " (!)" if abs(d) > THRESHOLD else ""
     on = row.get("compare")
-    return f"{d:+.1f}{mark}" + (f" ({on})" if on not in (None, "test") else "")
+    text = row.get("delta_text") or f"{d:+.1f}"  # with its error bar when the row has seeds
+    return f"{text}{mark}" + (f" ({on})" if on not in (None, "test") else "")
 
 
 def section(sid, name, results, where: Path, all_results: dict):

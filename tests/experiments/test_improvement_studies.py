@@ -239,14 +239,7 @@ def test_full_studies_run_every_compared_configuration_with_seeds_0_1_2():
     assert final_r0.build_parser().parse_args([]).seeds == 3
 
 
-def test_mean_std_and_paired_delta():
-    assert improvements.mean_std([0.5, 0.6, 0.7]) == pytest.approx((0.6, 0.1))
-    assert improvements.mean_std([0.5]) == (0.5, None)
-    mean, std = improvements.paired_delta({0: 0.52, 1: 0.55, 2: 0.50},
-                                          {0: 0.50, 1: 0.52, 2: 0.49})
-    assert (mean, std) == pytest.approx((0.02, 0.01))
-    with pytest.raises(ValueError, match="different seeds"):
-        improvements.paired_delta({0: 0.5, 1: 0.5}, {0: 0.5, 2: 0.5})
+def test_stats_drop_a_diverged_seed_from_both_arms():
     # a diverged run (None) drops its seed from both arms
     assert improvements.paired({0: 0.5, 1: None}, {0: 0.4, 1: 0.4}) == pytest.approx((0.1, None))
     assert improvements.stats({0: None}) == (None, None)

@@ -191,6 +191,7 @@ def test_a_flagged_row_is_explained_only_by_a_note_whose_backing_row_exists(tmp_
                                   "reproduce", False, 1.0).read_text()
     assert "| -2.7 (!) | explained |" in text
     assert "- 3-layer without BN (3 seeds): at R1's lambda S5 gets 50.30 ± 0.20%." in text
+    assert "| test 50.3 ± 0.2 | test 51.7 | -1.4 ± 0.2 | within 1.5 |" in text  # its error bar
 
 
 def test_notes_type_no_accuracy_by_hand_and_name_their_backing_rows():
