@@ -18,6 +18,7 @@ import time
 from tensorgrad.atomic import write_text
 
 from . import common, spec
+from .reproduce import wall_seconds
 
 # ---------------------------------------------------------------------------------------------
 # Speed measurement and total wall time
@@ -51,12 +52,13 @@ def speed(args) -> dict:
 
 
 def total_wall_time(root=common.RESULTS_ROOT) -> dict:
-    """{study name: wall_time_s} of every full-run results.json under root, and their sum."""
+    """{study name: wall time} of every full-run results.json under root, and their sum; a
+    search counts its trials by their own times, over every invocation (reproduce's)."""
     times = {}
     for path in sorted(root.glob("*/results.json")):
         results = json.loads(path.read_text())
         if not results.get("quick") and results.get("wall_time_s") is not None:
-            times[path.parent.name] = float(results["wall_time_s"])
+            times[path.parent.name] = wall_seconds(results)
     return {"studies": times, "total_s": sum(times.values())}
 
 

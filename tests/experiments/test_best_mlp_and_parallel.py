@@ -22,6 +22,17 @@ def test_total_wall_time_skips_quick_results(tmp_path):
     assert total == {"studies": {"a": 10.0, "c": 5.5}, "total_s": 15.5}
 
 
+def test_total_wall_time_counts_a_search_s_trials_of_every_invocation(tmp_path):
+    """A search's results.json times only its last invocation (here 60 s, whose trials took
+    100 s); its trials, 1000 s and 100 s by their own start and end, are its wall time."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "results.json").write_text(json.dumps({
+        "quick": False, "wall_time_s": 70.0, "search": {"wall_time_s": 60.0},
+        "trials": [{"started": "2026-12-07T10:00:00", "finished": "2026-12-07T10:16:40"},
+                   {"started": "2026-12-07T11:00:00", "finished": "2026-12-07T11:01:40"}]}))
+    assert parallel.total_wall_time(tmp_path) == {"studies": {"s": 1110.0}, "total_s": 1110.0}
+
+
 # --- the candidates and the selection rule ---------------------------------------------------
 
 def test_candidates_change_one_stated_thing_and_fit_the_budget():
