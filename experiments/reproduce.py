@@ -257,15 +257,22 @@ def _dry_data(args, split: str = "b", n_val: int = 5000, val_choice: str = "last
                        split=split)
 
 
-def _dry_run_result(s, n_train: int) -> dict:
+def _dry_sizes(s) -> dict:
+    """A full run's split sizes, as a run records them (Data.sizes)."""
+    n_val = {"a": 10000, "b": s.n_val, "c": None}[s.split]
+    return {"train": _n_train(s), "val": n_val, "test": 10000}
+
+
+def _dry_run_result(s, n_train: int, test: bool = True) -> dict:
     """What spec.run returns, for a run that is counted and not trained (every accuracy 0.1)."""
     updates = s.updates(n_train)
     per_epoch = s.per_epoch(n_train)
     epochs = math.ceil(updates / per_epoch)
-    metrics = {f"{p}_{m}": [0.1] for p in ("train", "val", "test") for m in ("acc", "loss",
-                                                                             "cost")}
+    parts = ("train", "val", "test") if test else ("train", "val")  # spec.run(test=False)
+    metrics = {f"{p}_{m}": [0.1] for p in parts for m in ("acc", "loss", "cost")}
     return {"label": s.label, "config": {**dataclasses.asdict(s), "dims": s.dims()},
-            "data": {"folder": "(dry run)", "split": s.split, "sizes": {}}, "updates": updates,
+            "data": {"folder": "(dry run)", "split": s.split, "sizes": _dry_sizes(s)},
+            "updates": updates,
             "epochs": epochs, "updates_done": updates, "epochs_done": epochs,
             "final": {k: v[-1] for k, v in metrics.items()},
             "history": {"lr": [s.eta or s.eta_max], "steps": [updates], "epochs": [epochs],
@@ -303,15 +310,15 @@ def count_updates(module: str, argv: list) -> dict:
         counted["runs"] += count
         counted["updates"] += count * s.updates(_n_train(s))
 
-    def run_all(specs, args, *a, **k):
+    def run_all(specs, args, *a, test=True, **k):
         specs = list(specs)
         for s in specs:
             add(s)
-        return [_dry_run_result(s, _n_train(s)) for s in specs]
+        return [_dry_run_result(s, _n_train(s), test) for s in specs]
 
-    def run(s, data, *a, **k):
+    def run(s, data, *a, test=True, **k):
         add(s)
-        return _dry_run_result(s, len(data.train[1]))
+        return _dry_run_result(s, len(data.train[1]), test)
 
     def run_search(objective, space, *, trials=None, refine=None, objective_kwargs=None,
                    study_name="search", **k):

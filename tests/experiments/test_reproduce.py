@@ -56,6 +56,17 @@ def test_updates_are_counted_from_the_studys_specs_without_training(tmp_path):
     assert not list((tmp_path / "k").glob("*.png"))  # nothing drawn to disk, nothing trained
 
 
+@pytest.mark.parametrize("part", [name for name, _, sid, _ in reproduce.STUDIES if sid != "S1"])
+def test_every_part_is_counted_to_its_end(tmp_path, part):
+    """The dry run of each part's full invocation, as reproduce runs it, reaches the study's
+    end (a study reading a field the placeholder results lack would stop it early)."""
+    _, module, _, extra = next(s for s in reproduce.STUDIES if s[0] == part)
+    args = reproduce.build_parser().parse_args([])
+    count = reproduce.count_updates(module, reproduce.full_argv(extra, args, tmp_path / part))
+    assert count["complete"] and "stopped" not in count, count
+    assert count["runs"] > 0 and count["updates"] > 0
+
+
 def test_a_searchs_trials_and_final_run_are_counted(tmp_path):
     space = tmp_path / "space.json"
     space.write_text(json.dumps({
