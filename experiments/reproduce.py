@@ -235,11 +235,11 @@ def minutes(seconds: float) -> str:
 ESTIMATE_HOW = (
     "an estimate, not a measurement: each part's --quick run time is split into training (its "
     "runs' and trials' own times, over its workers) and the rest (start, data, evaluation, "
-    "plots); the training part is scaled by the ratio of the full run's updates to the quick "
-    "run's (the full updates counted from the part's Specs, built by its study without "
-    "training; a search's trials all counted in full, pruned or not), the rest is counted "
-    "once. Quick runs measure accuracy after nearly every update, so the training part is "
-    "likely overestimated; loading the full data set is not in it")
+    "plots); the training part's updates are scaled by the ratio of the full run's updates to "
+    "the quick run's, its measurements by the ratio of the images they evaluate (both counted "
+    "from the part's Specs, built by its study without training; a search's trials are timed "
+    "whole and all counted in full, pruned or not), the rest is counted once; loading the full "
+    "data set is not in it")
 
 
 def _n_train(s) -> int:
@@ -294,8 +294,26 @@ def _replaced(obj, name, value):
         setattr(obj, name, old)
 
 
+def _measured_images(s) -> int:
+    """Images a full run of s evaluates in its measurements (fit's): the training images it
+    measures and the validation (or, with test_curve, test) images, at every measurement."""
+    from tensorgrad.train import default_measure_every
+
+    from . import spec
+    n_train, sizes = _n_train(s), _dry_sizes(s)
+    per_epoch = s.per_epoch(n_train)
+    updates = s.updates(n_train)
+    every = s.measure_every or default_measure_every(
+        spec.build_training(s, per_epoch)[2], per_epoch)
+    measurements = -(-updates // every)  # at every `every` updates and at the last
+    train_eval = n_train if s.eval_train is None else min(s.eval_train, n_train)
+    other = sizes["test"] if s.test_curve else (sizes["val"] or 0)
+    return measurements * (train_eval + other)
+
+
 def count_updates(module: str, argv: list) -> dict:
-    """{'runs', 'updates', 'complete'} of a full invocation `python -m experiments.<module>
+    """{'runs', 'updates', 'measured_images', 'complete'} of a full invocation
+    `python -m experiments.<module>
     argv`, counted without training: the study is run with spec.run_all and spec.run (and a
     search's run_search) replaced by ones that only count the Specs they are given and return
     placeholder results, data of the full sizes without images, and no plot written.
@@ -304,11 +322,13 @@ def count_updates(module: str, argv: list) -> dict:
     from tensorgrad.search import Refine, fine_space, grid_size
 
     from . import search, spec
-    counted = {"runs": 0, "updates": 0, "complete": False}
+    counted = {"runs": 0, "updates": 0, "measured_images": 0, "complete": False}
 
-    def add(s, count=1):
+    def add(s, count=1, measured=True):
         counted["runs"] += count
         counted["updates"] += count * s.updates(_n_train(s))
+        if measured:  # (a search's trials are timed whole)
+            counted["measured_images"] += count * _measured_images(s)
 
     def run_all(specs, args, *a, test=True, **k):
         specs = list(specs)
@@ -332,7 +352,7 @@ def count_updates(module: str, argv: list) -> dict:
             n = grid_size(current) if n is None else n
             probes = {name: search._probes(p) for name, p in current.items()}
             points = [{k: v[i % len(v)] for k, v in probes.items()} for i in range(n)]
-            add(search.options(fixed, points[0]), n)
+            add(search.options(fixed, points[0]), n, measured=False)
             records += [{"study": study_name, "stage": stage, "number": i, "state": "COMPLETE",
                          "value": 0.1, "params": points[i], "duration_s": 0.0, "started": None,
                          "finished": None, "reason": None, "retry_of": None, "retried_as": None,
@@ -363,25 +383,33 @@ def count_updates(module: str, argv: list) -> dict:
 
 
 def quick_timing(results: dict) -> dict:
-    """A quick run's seconds and updates: {'wall', 'train' (its training share of the wall
-    time), 'updates', 'started'}."""
+    """A quick run's seconds and counts: {'wall', 'train' (its training share of the wall
+    time, measurements included), 'measure' (the measurements' share), 'updates',
+    'measured_images', 'started'}; a search's trials count whole as training."""
     runs = [r for r in results.get("runs") or [] if r]
     updates = sum(r.get("updates_done") or r.get("updates") or 0 for r in runs)
     train = sum(r.get("train_time") or 0.0 for r in runs)
+    measure = sum(r.get("measure_time") or 0.0 for r in runs)
+    images = sum(r.get("measured_images") or 0 for r in runs)
     for t in results.get("trials") or []:
         updates += (t.get("user_attrs") or {}).get("updates") or t.get("last_step") or 0
         train += t.get("duration_s") or 0.0
     workers = max(1, int((results.get("config") or {}).get("workers") or 1))
     wall = wall_seconds(results)
-    return {"wall": wall, "train": min(wall, train / workers), "updates": updates,
-            "started": results.get("started")}
+    train = min(wall, train / workers)
+    return {"wall": wall, "train": train, "measure": min(train, measure / workers),
+            "updates": updates, "measured_images": images, "started": results.get("started")}
 
 
-def estimate_seconds(quick: dict, full_updates: int) -> float:
-    """The rest of the quick run once, plus its training share scaled by the updates."""
+def estimate_seconds(quick: dict, full_updates: int, full_images: int = 0) -> float:
+    """The rest of the quick run once, plus its updates' time scaled by the updates and its
+    measurements' time by the images they evaluate."""
     if not quick["updates"]:
         return quick["wall"]
-    return quick["wall"] - quick["train"] + quick["train"] * full_updates / quick["updates"]
+    measure = quick.get("measure", 0.0) if quick.get("measured_images") else 0.0
+    updates = quick["train"] - measure
+    return (quick["wall"] - quick["train"] + updates * full_updates / quick["updates"]
+            + (measure * full_images / quick["measured_images"] if measure else 0.0))
 
 
 def last_full_run(name: str, root: Path) -> dict | None:
@@ -430,7 +458,7 @@ def print_estimate(parts, args, quick_root: Path, run_missing: bool) -> float | 
                              + f" -> about {minutes(seconds)}")
                 continue
             count = count_updates(module, full_argv(extra, args, Path(tmp) / name))
-            seconds = estimate_seconds(timing, count["updates"])
+            seconds = estimate_seconds(timing, count["updates"], count["measured_images"])
             total += seconds
             partial = ("" if count["complete"] else
                        f" (at least: counting stopped at {count.get('stopped', 'its end')})")

@@ -430,6 +430,11 @@ def build_augment(spec: Spec, norm=None):
 def build(spec: Spec, per_epoch: int | None = None, norm=None) -> Built:
     """The model, optimizer, scheduler and augmentation of spec. per_epoch (updates per epoch)
     is needed by the onecycle and cosine schedules, norm (a Normalize) by augmentation."""
+    return Built(*build_training(spec, per_epoch), build_augment(spec, norm))
+
+
+def build_training(spec: Spec, per_epoch: int | None = None) -> tuple:
+    """(model, optimizer, scheduler) of spec: build without the augmentation."""
     model = build_model(spec)
     params = (nn.l2_param_groups(model, spec.weight_decay) if spec.weight_decay
               else model.parameters())
@@ -455,7 +460,7 @@ def build(spec: Spec, per_epoch: int | None = None, norm=None) -> Built:
                 group["lr"] = spec.eta_max
             return CosineAnnealingLR(optimizer, T_max=total)
         scheduler = FittedSchedule(make, per_epoch, spec.epochs)
-    return Built(model, optimizer, scheduler, build_augment(spec, norm))
+    return model, optimizer, scheduler
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,18 +574,19 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
     val = data.test if spec.test_curve else data.val
     diverged = False
     try:
-        history = fit(built.model, built.optimizer, loader, val_data=val, epochs=epochs,
-                      scheduler=built.scheduler, l2=spec.lam, augment=built.augment,
-                      max_updates=updates, train_eval_data=_train_eval(spec, data.train),
-                      callbacks=steps, progress=progress, measure_every=spec.measure_every,
-                      label_smoothing=spec.label_smoothing, checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
-                      state=None if swa is None else {"swa": swa}).to_dict()
+        fitted = fit(built.model, built.optimizer, loader, val_data=val, epochs=epochs,
+                     scheduler=built.scheduler, l2=spec.lam, augment=built.augment,
+                     max_updates=updates, train_eval_data=_train_eval(spec, data.train),
+                     callbacks=steps, progress=progress, measure_every=spec.measure_every,
+                     label_smoothing=spec.label_smoothing, checkpoint=checkpoint,
+                     checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
+                     state=None if swa is None else {"swa": swa})
     except TrainingDiverged as exc:
         if not keep_diverged:
             raise
         print(f"  {spec.label}: {exc}", flush=True)
-        diverged, history = True, exc.history.to_dict()
+        diverged, fitted = True, exc.history
+    history = fitted.to_dict()
     if spec.test_curve:
         history["metrics"] = {k.replace("val_", "test_", 1): v
                               for k, v in history["metrics"].items()}
@@ -597,6 +603,7 @@ def run(spec: Spec, data: common.Data, *, progress=False, callbacks=(), test=Tru
               "epochs_done": len(history["lr"]) / per_epoch, "final": final,
               "history": history, "diverged": diverged, "train_time": train_time,
               "eval_time": wall - train_time, "wall_time": wall,
+              "measure_time": fitted.measure_time, "measured_images": fitted.measured_images,
               "cpu_time": time.process_time() - cpu0,
               "parameters": int(sum(p.data.size for p in built.model.parameters())),
               "resumed_from": resumed and resumed[0]}

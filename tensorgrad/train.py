@@ -54,6 +54,9 @@ class History:
     metrics: dict = field(default_factory=dict)       # name -> list, e.g. 'val_acc'
     stopped_early: bool = False
     wall_time: float = 0.0
+    # what the measurements cost in this process (not saved: timing, for time estimates)
+    measure_time: float = field(default=0.0, compare=False)
+    measured_images: int = field(default=0, compare=False)
 
     def record(self, step, epoch, values):
         self.steps.append(step)
@@ -110,7 +113,8 @@ def evaluate(model, x, y, batch_size=1000, l2=0.0, flip_tta=False, normalize=Non
     return {"loss": loss, "cost": loss + l2 * penalty, "acc": correct / len(x)}
 
 
-def _default_measure_every(scheduler, updates_per_epoch):
+def default_measure_every(scheduler, updates_per_epoch):
+    """fit's interval between measurements when none is given."""
     cycle = getattr(scheduler, "total_size", None)  # CyclicLR: updates per cycle
     if cycle:  # 10 points per cycle of a cyclical schedule, as the reports plot
         return max(1, int(round(cycle / 10)))
@@ -262,7 +266,7 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
     total_updates = epochs * updates_per_epoch
     if max_updates is not None:
         total_updates = min(total_updates, max_updates)
-    measure_every = measure_every or _default_measure_every(scheduler, updates_per_epoch)
+    measure_every = measure_every or default_measure_every(scheduler, updates_per_epoch)
     plateau = isinstance(scheduler, ReduceLROnPlateau)
     if plateau and val_data is None:
         raise ValueError("fit: a ReduceLROnPlateau scheduler is stepped with the validation loss "
@@ -317,13 +321,17 @@ def fit(model, optimizer, train_loader, val_data=None, epochs=1, scheduler=None,
 
     def measure():
         check()
+        started = time.perf_counter()
         values = {}
         if train_eval_data is not None:
             for k, v in evaluate(model, *train_eval_data, eval_batch_size, l2).items():
                 values[f"train_{k}"] = v
+            history.measured_images += len(train_eval_data[1])
         if val_data is not None:
             for k, v in evaluate(model, *val_data, eval_batch_size, l2).items():
                 values[f"val_{k}"] = v
+            history.measured_images += len(val_data[1])
+        history.measure_time += time.perf_counter() - started
         for k, v in values.items():  # finite weights whose outputs overflow: diverged as well
             if not math.isfinite(v):
                 raise TrainingDiverged(

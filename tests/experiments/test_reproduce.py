@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from experiments import common, reproduce, spec
+from experiments import common, reproduce, search, spec
 from tests.experiments.conftest import run_module
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +52,9 @@ def test_updates_are_counted_from_the_studys_specs_without_training(tmp_path):
     count = reproduce.count_updates("k_layer_bn", ["--layers", "3", "--bn", "--seeds", "2",
                                                    "--out", str(tmp_path / "k")])
     per_run = spec.Spec(n_s=2250, cycles=2).updates(45000)
-    assert count == {"runs": 2, "updates": 2 * per_run, "complete": True}
+    # 20 measurements a run (every 450 updates: 10 a cycle) of 45,000 + 5,000 images
+    assert count == {"runs": 2, "updates": 2 * per_run, "measured_images": 2 * 20 * 50000,
+                     "complete": True}
     assert not list((tmp_path / "k").glob("*.png"))  # nothing drawn to disk, nothing trained
 
 
@@ -76,7 +78,10 @@ def test_a_searchs_trials_and_final_run_are_counted(tmp_path):
     count = reproduce.count_updates("search", ["--space", str(space), "--out",
                                                str(tmp_path / "s")])
     # 3 trials of 2 epochs on split a (100 updates each), then the best retrained on split b
-    assert count == {"runs": 4, "updates": 3 * 2 * 100 + 2 * 450, "complete": True}
+    # the trials are timed whole; the final run measures once an epoch (constant eta) its
+    # search.TRAIN_EVAL training images and the 5,000 validation images
+    assert count == {"runs": 4, "updates": 3 * 2 * 100 + 2 * 450,
+                     "measured_images": 2 * (search.TRAIN_EVAL + 5000), "complete": True}
     assert not (tmp_path / "s" / "study.journal").exists()
 
 
@@ -85,6 +90,18 @@ def test_estimate_scales_the_training_share_of_the_quick_run():
     assert reproduce.estimate_seconds(quick, 100) == 10.0
     assert reproduce.estimate_seconds(quick, 1000) == pytest.approx(6.0 + 40.0)
     assert reproduce.estimate_seconds(dict(quick, updates=0), 1000) == 10.0  # no training
+    # 3 of the 4 training seconds measured 600 images: the updates (1 s) scale by the updates,
+    # the measurements by the images, and the rest (6 s) is counted once
+    measured = dict(quick, measure=3.0, measured_images=600)
+    assert reproduce.estimate_seconds(measured, 1000, 60000) == pytest.approx(6.0 + 10.0 + 300.0)
+
+
+def test_a_quick_run_s_measurements_are_timed_apart_from_its_updates():
+    runs = [{"updates_done": 50, "train_time": 2.0, "measure_time": 1.5, "measured_images": 300},
+            {"updates_done": 50, "train_time": 2.0, "measure_time": 1.5, "measured_images": 300}]
+    timing = reproduce.quick_timing({"runs": runs, "wall_time_s": 10.0, "config": {}})
+    assert (timing["train"], timing["measure"], timing["updates"],
+            timing["measured_images"]) == (4.0, 3.0, 100, 600)
 
 
 def test_a_plain_run_says_when_no_quick_timing_is_available(tmp_path, capsys):

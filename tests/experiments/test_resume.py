@@ -15,7 +15,8 @@ from experiments.spec import Spec
 from tests.experiments.conftest import REPO
 
 # the bookkeeping of a run that differs between invocations: times, process, resume point
-TIMES = {"wall_time", "train_time", "eval_time", "cpu_time", "worker", "resumed_from"}
+TIMES = {"wall_time", "train_time", "eval_time", "cpu_time", "worker", "resumed_from",
+         "measure_time", "measured_images"}  # timing, and what this process measured
 S4 = ["--layers", "3", "--seeds", "1", "--r1-lam", "0.005", "--quick", "--no-progress",
       "--batch-size", "10", "--checkpoint-every", "3"]
 # two runs of 20 updates (--r1-lam at --lam: no third run at R1's lambda), 8 per epoch, a

@@ -253,7 +253,7 @@ def test_a_killed_one_worker_search_resumes_to_the_same_trials_and_final_run(
         results = json.loads((out / "results.json").read_text())
         final = {k: v for k, v in results["runs"][0].items()
                  if k not in {"wall_time", "train_time", "eval_time", "cpu_time",
-                              "resumed_from"}}
+                              "resumed_from", "measure_time", "measured_images"}}
         final["history"].pop("wall_time")
         return {key(t["params"]): t["value"] for t in results["trials"]
                 if t["state"] == "COMPLETE"}, final

@@ -40,6 +40,19 @@ def test_fit_records_lr_per_update_and_metrics_per_measurement():
     assert all(c > loss for c, loss in zip(h.metrics["train_cost"], h.metrics["train_loss"]))
 
 
+def test_fit_counts_the_images_its_measurements_evaluate_and_keeps_that_out_of_the_history():
+    """For time estimates: what the measurements cost is kept on the History, never in its
+    dict (a checkpoint's, a study's results), which must not depend on timing."""
+    model, opt, _, loader, _, val = _setup()
+    x, y = _data()
+    h = fit(model, opt, loader, val_data=val, epochs=1, train_eval_data=(x[:40], y[:40]),
+            measure_every=4, progress=False)
+    assert len(h.steps) == -(-len(loader) // 4)  # every 4 updates and at the last
+    assert h.measured_images == len(h.steps) * (40 + 100)
+    assert 0 < h.measure_time <= h.wall_time
+    assert "measure_time" not in h.to_dict() and "measured_images" not in h.to_dict()
+
+
 def test_resume_after_interruption_mid_epoch_is_bitwise_identical(tmp_path):
     model, opt, sched, loader, aug, val = _setup()
     ref = fit(model, opt, loader, val_data=val, epochs=3, scheduler=sched, augment=aug, l2=1e-3,
