@@ -67,8 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = common.study_parser(NAME, __doc__.split("\n")[0])
     p.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS,
                    help="parts of the study to run")
-    p.add_argument("--seeds", type=common.positive_int, default=3,
-                   help="seeds (--seed onwards) of each row compared with a report's number")
+    common.add_seeds_flag(p, what="row compared with a report's number")
     common.add_parallel_args(p)
     return p
 
@@ -82,7 +81,7 @@ def variants_of(args, part):
     needs is the same run)."""
     quick = args.quick
     n_s = common.QUICK_N_S if quick else 2250
-    seeds = [args.seed + i for i in range(args.seeds)]
+    seeds = common.seed_list(args)
     if part == "r3":
         eta, lam = REPORT["r3_setting"]
         epochs = 2 if quick else REPORT["r3_epochs"]

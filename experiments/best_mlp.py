@@ -170,8 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="NAME",
                    help=f"the candidate recipes to select from, of {', '.join(CANDIDATES)} "
                         f"(default: all)")
-    p.add_argument("--seeds", type=common.positive_int, default=3,
-                   help="final runs of the selected recipe, seeds --seed onwards")
+    common.add_seeds_flag(p, what="final run of the selected recipe")
     p.add_argument("--time-limit", type=common.positive_float, default=TIME_LIMIT_S,
                    help="seconds each run's wall time is reported against (not enforced: "
                         "every run trains its whole schedule)")
@@ -240,7 +239,7 @@ def main(argv=None) -> dict:
                              report=_report, test=False)
     chosen = select(selection)
     name, picked = names[chosen], selection[chosen]
-    seeds = list(range(args.seed, args.seed + args.seeds))
+    seeds = common.seed_list(args)
     finals = final_specs(name, seeds, args.quick)
     scale = _n_train(finals[0], args.quick) / _n_train(candidates[chosen], args.quick)
     print(f"selected: {name} (validation accuracy without TTA "

@@ -31,8 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CyclicLR step_size_up (updates per half cycle)")
     p.add_argument("--cycles", type=common.positive_int, default=4,
                    help="number of cycles (2 n_s updates each)")
-    p.add_argument("--seeds", type=common.positive_int, default=3,
-                   help="seeds to train (--seed onwards)")
+    common.add_seeds_flag(p, what="run of the recipe")
     common.add_parallel_args(p)
     return p
 
@@ -75,7 +74,7 @@ def main(argv=None) -> dict:
     study = common.start(NAME, SID, TITLE, args, argv)
     data = common.load_data(args, "c")
     per_epoch = -(-len(data.train[1]) // 100)
-    variants = [recipe(args, args.seed + s, per_epoch) for s in range(args.seeds)]
+    variants = [recipe(args, seed, per_epoch) for seed in common.seed_list(args)]
     runs = spec.run_all(variants, args, args.workers, args.threads)
     train, test = seed_values(runs, "train_acc"), seed_values(runs)
     (tr, tr_sd), (te, te_sd) = stats(train), stats(test)

@@ -184,15 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="s4: each change at S4's settings; r3: R3's settings; both")
     p.add_argument("--changes", nargs="+", choices=list(CHANGES), default=list(CHANGES),
                    help="changes of part s4 (the baseline always runs)")
-    p.add_argument("--seeds", type=common.positive_int, default=SEEDS,
-                   help="seeds per configuration, the same for every one (--seed onwards)")
+    common.add_seeds_flag(p, default=SEEDS, what="configuration")
     common.add_parallel_args(p)
     return p
-
-
-def seed_list(args) -> list[int]:
-    """The seeds every configuration runs with: --seed, --seed + 1, ..."""
-    return [args.seed + i for i in range(args.seeds)]
 
 
 def s4_variants(args):
@@ -204,7 +198,7 @@ def s4_variants(args):
         desc, over = CHANGES[key]
         if args.quick and "epochs" in over:
             over = {**over, "epochs": 2}
-        for seed in seed_list(args):
+        for seed in common.seed_list(args):
             out.append(spec.Spec(lam=0.005, n_s=n_s, cycles=2, seed=seed,
                                  label=f"S4 settings: {desc}, seed {seed}",
                                  tags={"part": "s4", "change": key}, **over))
@@ -233,14 +227,14 @@ def r3_variants(args):
     out = []
     for key, i, (eta, lam) in cells:
         desc, over = CHANGES[key]
-        for seed in seed_list(args):
+        for seed in common.seed_list(args):
             out.append(spec.Spec(
                 lam=lam, eta=eta, epochs=epochs, seed=seed,
                 label=f"R3 (eta {eta:g}, lambda {lam:g}): {desc}, seed {seed}",
                 tags={"part": "r3", "change": key, "setting": i, "eta": eta, "lam": lam},
                 **over))
     for i, ((eta, lam), _) in enumerate(REPORT["r3_top3"]):
-        for seed in seed_list(args):
+        for seed in common.seed_list(args):
             out.append(spec.Spec(
                 split="c", lam=lam, eta=eta, epochs=epochs, seed=seed,
                 label=f"R3 random-search #{i + 1} (eta {eta:g}, lambda {lam:g}) retrained, "
