@@ -182,10 +182,15 @@ def checking(hooks):
         finally:
             _in_vjp.pop()
         if _check_nan:
+            finite_in = None  # the incoming gradient and the inputs: scanned once, if needed
             for i in need:
                 kind = _nonfinite(grads[i])
-                if kind is not None and _nonfinite(g) is None and \
-                        all(_nonfinite(a) is None for a in args):
+                if kind is None:
+                    continue
+                if finite_in is None:
+                    finite_in = _nonfinite(g) is None and all(_nonfinite(a) is None
+                                                              for a in args)
+                if finite_in:
                     raise _backward_error(t, i, kind, grads[i])
         return grads
 

@@ -75,16 +75,14 @@ def register_hook(self, hook):
         raise TypeError(f"register_hook: expected a callable hook(grad), got "
                         f"{type(hook).__name__}")
     _tracing.callback("register_hook() registers a gradient hook (a Python callback)")
-    hooks = self._hooks
+    hooks, key = self._hooks, id(self)
     if hooks is None:
         self._hooks = hooks = HookDict()
         if self._op is None:
-            key = id(self)
             hooks.emptied = lambda: HOOKED_LEAVES.pop(key, None)
         else:
             self._at_node = True
-    if self._op is None and id(self) not in HOOKED_LEAVES:
-        key = id(self)
+    if self._op is None and key not in HOOKED_LEAVES:  # (again, after its hooks were removed)
         HOOKED_LEAVES[key] = weakref.ref(self, lambda _: HOOKED_LEAVES.pop(key, None))
     return RemovableHandle(hooks, hook)
 
@@ -101,8 +99,7 @@ def run(t, g):
     t's hooks in order. The hooks see a full-size gradient of their own (a copy: changing it in
     place reaches no other gradient); what they return is checked and copied likewise."""
     graph = isinstance(g, Tensor)
-    if g.shape != t.shape:  # a compact gradient (fast walk): the hooks see the full one
-        g = _graph_ns().broadcast_to(g, t.shape) if graph else np.broadcast_to(g, t.shape)
+    g = _full(g, t.shape)
     mine = g if graph else Tensor._wrap(np.array(g, dtype=t.dtype))
     out = mine
     for hook in list(t._hooks.values()):
@@ -124,9 +121,15 @@ def run(t, g):
     return out.data if out is mine else np.array(out.data)
 
 
-def _graph_ns():
-    from .registry import graph_namespace
-    return graph_namespace()
+def _full(g, shape):
+    """g broadcast to `shape` if it is a compact gradient (the fast walk keeps a reduction's
+    size-1 axes): hooks and module hooks see full-size gradients."""
+    if g.shape == shape:
+        return g
+    if isinstance(g, Tensor):
+        from .registry import graph_namespace
+        return graph_namespace().broadcast_to(g, shape)
+    return np.broadcast_to(g, shape)
 
 
 def hooked(accumulate):
@@ -161,14 +164,7 @@ def pending(t):
     """The gradient the walk holds for node `t` so far (complete once every node created after
     it was taken), full-size, or None: what a module's backward hook reads of the other inputs
     of its group (nn/hooks.py)."""
-    g = t._g
-    if g is None:
-        return None
-    if g.shape != t.shape:
-        if isinstance(g, Tensor):
-            return _graph_ns().broadcast_to(g, t.shape)
-        return np.broadcast_to(g, t.shape)
-    return g
+    return None if t._g is None else _full(t._g, t.shape)
 
 
 def set_pending(t, g):

@@ -147,19 +147,13 @@ class _Backward:
         return outs[0] if single else tuple(outs)
 
     def at_outputs(self, grads):
-        grad_output = [None] * self.n_out
-        for k, g in zip(self.out_positions, grads):
-            grad_output[k] = g
-        self.grad_output = tuple(grad_output)
+        self.grad_output = _placed(self.n_out, self.out_positions, grads)
         if not self.positions:  # no input requires grad: the hooks run here
             self.run((None,) * self.n_args)
         return None
 
     def at_inputs(self, grads):
-        grad_input = [None] * self.n_args
-        for k, g in zip(self.positions, grads):
-            grad_input[k] = g
-        new = self.run(tuple(grad_input))
+        new = self.run(_placed(self.n_args, self.positions, grads))
         return None if new is None else [new[k] for k in self.positions]
 
     def run(self, grad_input):
@@ -189,6 +183,15 @@ class _Backward:
                         f"{old.dtype}")
             grad_input, replaced = new, True
         return grad_input if replaced else None
+
+
+def _placed(n, positions, grads):
+    """A tuple of n, grads[j] at positions[j] and None elsewhere (a group's gradients in the
+    call's argument or output order)."""
+    out = [None] * n
+    for k, g in zip(positions, grads):
+        out[k] = g
+    return tuple(out)
 
 
 def _what(g):
