@@ -242,25 +242,27 @@ ESTIMATE_HOW = (
     "data set is not in it")
 
 
+def _split_sizes(split: str, n_val: int) -> dict:
+    """A full split's sizes, as a run records them (Data.sizes): split a trains on
+    data_batch_1 and validates on data_batch_2, b keeps the last n_val for validation, c has
+    none."""
+    n_train, n_v = {"a": (10000, 10000), "b": (50000 - n_val, n_val), "c": (50000, None)}[split]
+    return {"train": n_train, "val": n_v, "test": 10000}
+
+
 def _n_train(s) -> int:
     """Training images of a Spec's split in a full run."""
-    return {"a": 10000, "b": 50000 - s.n_val, "c": 50000}[s.split]
+    return _split_sizes(s.split, s.n_val)["train"]
 
 
 def _dry_data(args, split: str = "b", n_val: int = 5000, val_choice: str = "last"):
     """common.Data with the full split's sizes and no pixels (no image is read)."""
-    n_train, n_v = {"a": (10000, 10000), "b": (50000 - n_val, n_val), "c": (50000, None)}[split]
+    sizes = _split_sizes(split, n_val)
 
     def part(n):
         return None if n is None else (np.zeros((n, 0), np.float32), np.zeros(n, np.int64))
-    return common.Data(train=part(n_train), val=part(n_v), test=part(10000), folder="(dry run)",
-                       split=split)
-
-
-def _dry_sizes(s) -> dict:
-    """A full run's split sizes, as a run records them (Data.sizes)."""
-    n_val = {"a": 10000, "b": s.n_val, "c": None}[s.split]
-    return {"train": _n_train(s), "val": n_val, "test": 10000}
+    return common.Data(train=part(sizes["train"]), val=part(sizes["val"]),
+                       test=part(sizes["test"]), folder="(dry run)", split=split)
 
 
 def _dry_run_result(s, n_train: int, test: bool = True) -> dict:
@@ -271,8 +273,8 @@ def _dry_run_result(s, n_train: int, test: bool = True) -> dict:
     parts = ("train", "val", "test") if test else ("train", "val")  # spec.run(test=False)
     metrics = {f"{p}_{m}": [0.1] for p in parts for m in ("acc", "loss", "cost")}
     return {"label": s.label, "config": {**dataclasses.asdict(s), "dims": s.dims()},
-            "data": {"folder": "(dry run)", "split": s.split, "sizes": _dry_sizes(s)},
-            "updates": updates,
+            "data": {"folder": "(dry run)", "split": s.split,
+                     "sizes": _split_sizes(s.split, s.n_val)}, "updates": updates,
             "epochs": epochs, "updates_done": updates, "epochs_done": epochs,
             "final": {k: v[-1] for k, v in metrics.items()},
             "history": {"lr": [s.eta or s.eta_max], "steps": [updates], "epochs": [epochs],
@@ -300,7 +302,8 @@ def _measured_images(s) -> int:
     from tensorgrad.train import default_measure_every
 
     from . import spec
-    n_train, sizes = _n_train(s), _dry_sizes(s)
+    sizes = _split_sizes(s.split, s.n_val)
+    n_train = sizes["train"]
     per_epoch = s.per_epoch(n_train)
     updates = s.updates(n_train)
     every = s.measure_every or default_measure_every(
