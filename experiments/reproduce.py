@@ -22,6 +22,8 @@ every part it would list ran from HEAD's code (the tree hashes of tensorgrad/ an
 hash of experiments/*.py, recorded in each results.json), it copies each part's evidence
 (results.json, table.md, plots; never a journal, lock or run-state file) into the tracked
 experiments/results/ and rewrites experiments/RESULTS.md from everything published there.
+The reasons for gaps are data (gap_notes.json): written after the runs, they change no part's
+code hash.
 """
 from __future__ import annotations
 
@@ -98,29 +100,20 @@ class Note:
     backing: tuple = ()
 
 
-# (results folder, regular expression matched at the start of the row label; the first match
-# wins) -> Note. A row more than THRESHOLD points from its report without a note, or whose
-# note's backing rows are missing, is marked unexplained in RESULTS.md.
-NOTES = {
-    ("k_layer_bn", "R4 3-layer, constant eta 0.01, He init"): Note(
-        "from He init both networks learn in the first epoch; from N(0, 0.01^2) the picture is "
-        "R4's: {0}",
-        (("k_layer_bn", r"R4 3-layer, constant eta 0\.01, sigma 0\.01 init"),)),
-    ("k_layer_bn", "R4 2-layer"): Note(
-        "with one hidden layer BN changes little at a constant lr: the curves "
-        "(results/k_layer_bn/r4_2layer_loss.png) nearly coincide at each eta",
-        (("k_layer_bn", "R4 2-layer"),)),
-    ("architectures_r0", "R0 depth family 3-layer, R0 recipe"): Note(
-        "R0's number is the best of about 20 TPE trials; our TPE search over the same space "
-        "(search_r0_tpe) gives {0}",
-        (("search_r0_tpe", "S6 r0_tpe: best trial"),)),
-    ("best_mlp", "best"): Note(
-        "beyond the reports on purpose: a wider and deeper net with augmentation, label "
-        "smoothing and one-cycle Nesterov SGD, its recipe selected on split b's validation "
-        "images from a stated set of candidates (table.md), then trained on all 50,000 images; "
-        "the wall-time row says whether each run fits the 15 minutes",
-        (("best_mlp", "best"),)),
-}
+NOTES_FILE = Path(__file__).with_name("gap_notes.json")
+
+
+def load_notes(path: Path = NOTES_FILE) -> dict:
+    """(results folder, regular expression matched at the start of a row label; the first match
+    wins) -> Note, from gap_notes.json. A row more than THRESHOLD points from its report without
+    a note, or whose note's backing rows are missing, is marked unexplained in RESULTS.md. The
+    notes are data, not code: written after the runs they explain, they change no part's code
+    hash."""
+    return {(n["folder"], n["label"]): Note(n["text"], tuple(map(tuple, n["backing"])))
+            for n in json.loads(path.read_text())}
+
+
+NOTES = load_notes()
 
 
 class Cited:

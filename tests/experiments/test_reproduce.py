@@ -264,3 +264,12 @@ def test_a_plain_run_prints_the_estimate_from_a_stored_quick_timing_first(tmp_pa
     line = next(x for x in out.splitlines() if x.startswith("  S2 two_layer_cyclic: "))
     assert f"{updates['updates']:,} updates" in line and "quick run of 2026-01-01" in line
     assert f"-> about {expected / 60:.1f} min" in line
+
+
+def test_notes_are_read_from_their_data_file(tmp_path):
+    path = tmp_path / "notes.json"
+    path.write_text(json.dumps([{"folder": "k_layer_bn", "label": "R4 2-layer", "text": "see {0}",
+                                 "backing": [["k_layer_bn", "R4 2-layer"]]}]))
+    assert reproduce.load_notes(path) == {("k_layer_bn", "R4 2-layer"): reproduce.Note(
+        "see {0}", (("k_layer_bn", "R4 2-layer"),))}
+    assert reproduce.NOTES == reproduce.load_notes()  # the tracked file, loaded at import
