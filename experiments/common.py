@@ -246,6 +246,12 @@ class Data:
 _cache: dict = {}
 
 
+def data_args(args) -> dict:
+    """What load_data reads from a study's args, as a picklable dict for worker processes and
+    search trials: the folder, --quick and --seed (split b's random validation choice)."""
+    return {"data": args.data, "quick": args.quick, "seed": args.seed}
+
+
 def load_data(args, split: str = "b", n_val: int = 5000, val_choice: str = "last") -> Data:
     """CIFAR-10 in the given split, standardised with the training part's mean and std.
 

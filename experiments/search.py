@@ -67,17 +67,13 @@ def options(fixed: dict, params: dict | None = None) -> spec.Spec:
     return spec.Spec.of({"eval_train": TRAIN_EVAL, **fixed, **(params or {})})
 
 
-def _data(data_args: dict, o: spec.Spec) -> common.Data:
-    return common.load_data(argparse.Namespace(**data_args), o.split, o.n_val, o.val_choice)
-
-
 def objective(params, trial, fixed, data_args, progress=False):
     """The search objective: final validation accuracy of one training run (pruned by the
     trial's pruner on the validation accuracy at each measurement)."""
     o = options(fixed, params)
     if o.split == "c":
         raise ValueError("the search needs validation data: split 'c' has none")
-    run = spec.run(o, _data(data_args, o), callbacks=[trial.pruning_callback("val_acc")],
+    run = spec.run(o, spec.load_for(o, data_args), callbacks=[trial.pruning_callback("val_acc")],
                    progress=progress, test=False, keep_diverged=False)
     history = run["history"]
     trial.set_user_attr("train_acc", run["final"].get("train_acc"))
@@ -203,7 +199,7 @@ def pruner_options(name: str, o: spec.Spec, space: dict, n_train: int) -> dict:
 
 def _n_train(o: spec.Spec, data_args: dict) -> int:
     if data_args["quick"]:  # tiny data: look
-        return len(_data(data_args, o).train[1])
+        return len(spec.load_for(o, data_args).train[1])
     return {"a": 10000, "b": 50000 - o.n_val, "c": 50000}[o.split]
 
 
@@ -273,7 +269,7 @@ def final_run(o: spec.Spec, data_args: dict, progress: bool, state=None, rank: i
     if state is not None:
         state.mkdir(parents=True, exist_ok=True)
         checkpoint = state / f"final-{runstate.spec_key(o)}.ckpt"
-    run = spec.run(o, _data(data_args, o), progress=progress, checkpoint=checkpoint)
+    run = spec.run(o, spec.load_for(o, data_args), progress=progress, checkpoint=checkpoint)
     print(f"final run #{rank} (split {o.split}): {common.accuracy_text(run['final'])} "
           f"({run['wall_time']:.0f} s)", flush=True)
     return run
@@ -462,7 +458,7 @@ def main(argv=None) -> dict:
                           heartbeat=args.heartbeat, grace=4 * args.heartbeat,
                           retry_seconds=args.storage_retry_seconds)
     with _resumable(study, storage):
-        data_args = {"data": args.data, "quick": args.quick}
+        data_args = common.data_args(args)
         o = options(fixed)
         pruner_opts = pruner_options(pruner, o, space, _n_train(o, data_args))
         print(f"  workers: {args.workers}, sampler {sampler}, pruner {pruner}, storage "

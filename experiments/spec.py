@@ -654,12 +654,18 @@ class Job:
     test: bool = True               # evaluate on the test set (False: a selection run)
 
 
+def load_for(s: Spec, data_args: dict) -> common.Data:
+    """The data s trains on (its split, validation size and choice), loaded from
+    common.data_args: in a worker process, or in a search trial."""
+    return common.load_data(argparse.Namespace(**data_args), s.split, s.n_val, s.val_choice)
+
+
 def run_job(job: Job) -> dict:
     """run(job.spec) on its split (loaded once per process and kept), with where it ran; with
     a run state, checkpointed and its result kept (by the process that ran it)."""
     t0 = time.perf_counter()
     s = job.spec
-    data = common.load_data(argparse.Namespace(**job.data_args), s.split, s.n_val, s.val_choice)
+    data = load_for(s, job.data_args)
     load_time = time.perf_counter() - t0
     if job.progress:
         print(f"{s.label}", flush=True)
@@ -688,7 +694,7 @@ def run_all(specs, args, workers: int = 1, threads: int = 1, log: bool = False,
     data); their results hold no test_* numbers."""
     specs = list(specs)
     state = state if state is not None else common.current_state()
-    data_args = {"data": args.data, "quick": args.quick, "seed": args.seed}
+    data_args = common.data_args(args)
     progress = args.progress and here is not False and (workers <= 1 or len(specs) <= 1)
     every = dict(checkpoint_every=getattr(args, "checkpoint_every", None) or CHECKPOINT_EVERY,
                  checkpoint_seconds=getattr(args, "checkpoint_seconds", None)

@@ -273,3 +273,13 @@ def test_study_scripts_leave_building_and_running_to_spec():
                 if name in forbidden:
                     found.append(f"{path.name}:{node.lineno} {name}")
     assert not found, found
+
+
+@pytest.mark.parametrize("val_choice", ["last", "random"])
+def test_load_for_reads_a_specs_split_outside_quick(tiny_cifar, val_choice):
+    """The full runs' path, as worker processes and search trials take it (common.data_args
+    carries --seed, which split b's random validation choice draws with)."""
+    args = argparse.Namespace(data=os.fspath(tiny_cifar), quick=False, seed=3)
+    s = spec.Spec.of({"split": "b", "n_val": 20, "val_choice": val_choice, "seed": 3})
+    data = spec.load_for(s, common.data_args(args))
+    assert (len(data.train[1]), len(data.val[1])) == (80, 20)

@@ -54,6 +54,24 @@ def test_search_command_runs_two_workers_writes_outputs_and_continues(tiny_cifar
     assert len(json.loads((out / "results.json").read_text())["trials"]) == 6
 
 
+def test_a_search_without_quick_loads_its_data_as_full_runs_do(tiny_cifar, tmp_path, optuna):
+    """The path every full search takes: trials and final run read the data with --seed (R0's
+    random validation choice) through common.data_args; --quick never reached it."""
+    spec = tmp_path / "lam.json"
+    spec.write_text(json.dumps({
+        "space": {"lam": {"type": "loguniform", "low": 1e-4, "high": 1e-1}},
+        "fixed": {"split": "b", "n_val": 20, "val_choice": "random", "widths": "16",
+                  "batch_size": 20, "n_s": 4, "cycles": 1},
+        "final": {"split": "b"}, "sampler": "random", "trials": 2}))
+    out = tmp_path / "out"
+    proc = run_module("search", "--space", spec, "--workers", "1", "--data", tiny_cifar, "--out",
+                      out, "--no-progress", "--pruner", "none")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert [t["state"] for t in results["trials"]] == ["COMPLETE"] * 2
+    assert "test_acc" in results["runs"][0]["final"]
+
+
 def test_search_command_rejects_unknown_options(tiny_cifar, tmp_path, optuna):
     spec = tmp_path / "bad.json"
     spec.write_text(json.dumps({"learning_rate": {"type": "loguniform", "low": 1e-3,
