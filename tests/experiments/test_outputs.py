@@ -200,7 +200,12 @@ def test_publish_refuses_parts_that_ran_from_other_code(fresh):
     before = status(fresh)
     results_path = fresh / "runs" / "k_layer_bn" / "results.json"
     results = fake_study(results_path.parent, repo=fresh)
-    # the committed results record no tree hashes (run before they were recorded)
+    # a published part that records no tree hashes (run before they were recorded)
+    published = fresh / "experiments" / "results" / "two_layer_cyclic" / "results.json"
+    published.write_text(json.dumps({k: v for k, v in json.loads(published.read_text()).items()
+                                     if k != "code"}))
+    git(fresh, "commit", "-q", "-am", "a published part from before tree hashes")
+    before = status(fresh)
     proc = run(fresh, "experiments.reproduce", "--reuse", "--only", "S4", "--publish")
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "--publish refused" in proc.stderr
