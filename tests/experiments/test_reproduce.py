@@ -273,3 +273,13 @@ def test_notes_are_read_from_their_data_file(tmp_path):
     assert reproduce.load_notes(path) == {("k_layer_bn", "R4 2-layer"): reproduce.Note(
         "see {0}", (("k_layer_bn", "R4 2-layer"),))}
     assert reproduce.NOTES == reproduce.load_notes()  # the tracked file, loaded at import
+
+
+def test_every_gap_note_names_rows_of_the_published_results():
+    """A note whose row or backing row is gone explains nothing (its row reads unexplained):
+    each one names rows of the published results, experiments/results/."""
+    published = reproduce.published_results()
+    for (folder, label), note in reproduce.NOTES.items():
+        assert reproduce.find_row(published, folder, label), (folder, label)
+        for backing in note.backing:
+            assert reproduce.find_row(published, *backing), ((folder, label), backing)
