@@ -197,7 +197,6 @@ def test_publish_refuses_quick_runs_and_a_dirty_tree(fresh):
 
 
 def test_publish_refuses_parts_that_ran_from_other_code(fresh):
-    before = status(fresh)
     results_path = fresh / "runs" / "k_layer_bn" / "results.json"
     results = fake_study(results_path.parent, repo=fresh)
     # a published part that records no tree hashes (run before they were recorded)
